@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian machine: system packages, then the locked npm tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(dataset-fashion-mnist)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+
+# tfjs-node is optional: its install script downloads libtensorflow, which fails offline; npm
+# then drops it and the wasm backend is used.
+npm ci --no-audit --no-fund
+npm run build
