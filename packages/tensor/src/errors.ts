@@ -1,0 +1,45 @@
+// Error catalog of @fedclr/tensor: stable codes, grouped by concern, with HTTP status attached.
+import createError from '@fastify/error';
+
+// Backend selection
+export const BackendUnknownError = createError(
+  'FEDCLR_TENSOR_BACKEND_UNKNOWN',
+  "Unknown tfjs backend '%s' in FEDCLR_BACKEND; use one of: node, wasm, cpu",
+  500,
+);
+export const BackendUnavailableError = createError(
+  'FEDCLR_TENSOR_BACKEND_UNAVAILABLE',
+  "The tfjs backend '%s' was requested but could not start: %s",
+  500,
+);
+
+// Weights and manifests
+export const ManifestMismatchError = createError(
+  'FEDCLR_TENSOR_MANIFEST_MISMATCH',
+  'Weights do not match the model: %s',
+  400,
+);
+export const WeightLengthError = createError(
+  'FEDCLR_TENSOR_WEIGHT_LENGTH',
+  'Flat weight vector has %d values but the manifest describes %d',
+  400,
+);
+export const UnsupportedDtypeError = createError(
+  'FEDCLR_TENSOR_UNSUPPORTED_DTYPE',
+  "Weight '%s' has dtype '%s'; only float32 and int32 weights can be flattened",
+  400,
+);
+
+// Model files
+export const ModelFileError = createError(
+  'FEDCLR_TENSOR_MODEL_FILE',
+  'Cannot read the tfjs model at %s: %s',
+  400,
+);
+
+// Kernels
+export const KernelShapeError = createError(
+  'FEDCLR_TENSOR_KERNEL_SHAPE',
+  'Kernel %s cannot handle these shapes: %s',
+  500,
+);

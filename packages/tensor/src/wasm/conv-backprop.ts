@@ -1,0 +1,206 @@
+// Convolution gradients for the wasm backend, built from its fast XNNPACK kernels plus tight
+// typed-array loops on the wasm heap. The stock backend has no Conv2DBackpropFilter and a
+// Conv2DBackpropInput that runs 10x slower than the forward convolution.
+import { backend_util, type Conv2DBackpropFilterAttrs, type Conv2DBackpropInputAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
+import { KernelShapeError } from '../errors.js';
+import { heapView, reshaped, type KernelInvoker, type WasmBackend } from './heap.js';
+
+type Shape4 = [number, number, number, number];
+
+function convInfoFor(
+  kernel: string,
+  xShape: number[],
+  filterShape: number[],
+  strides: number | [number, number],
+  pad: Conv2DBackpropFilterAttrs['pad'],
+  dimRoundingMode: Conv2DBackpropFilterAttrs['dimRoundingMode'],
+  dataFormat: 'NHWC' | 'NCHW',
+): backend_util.Conv2DInfo {
+  if (dataFormat !== 'NHWC') throw new KernelShapeError(kernel, `dataFormat ${dataFormat}; the wasm backend runs NHWC only`);
+  if (xShape.length !== 4 || filterShape.length !== 4) {
+    throw new KernelShapeError(kernel, `input ${JSON.stringify(xShape)}, filter ${JSON.stringify(filterShape)}`);
+  }
+  return backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+}
+
+// Scratch tile reused across calls: K rows by TILE columns of the transposed patch matrix.
+const TILE = 128;
+let tileBuffer = new Float32Array(0);
+
+/**
+ * dW = patches^T · dy, where patches^T [KH·KW·CI, N·OH·OW] is written tile by tile straight into
+ * wasm memory, so the one big product runs in XNNPACK without any transposed operand.
+ */
+export function conv2dBackpropFilter(
+  backend: WasmBackend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  attrs: Conv2DBackpropFilterAttrs,
+  matMul: KernelInvoker,
+): TensorInfo {
+  const c = convInfoFor('Conv2DBackpropFilter', x.shape, attrs.filterShape, attrs.strides, attrs.pad, attrs.dimRoundingMode, attrs.dataFormat);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outHeight: OH, outWidth: OW, outChannels: CO } = c;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW, dilationHeight: DH, dilationWidth: DW } = c;
+  const padTop = c.padInfo.top;
+  const padLeft = c.padInfo.left;
+  const M = N * OH * OW;
+  const K = KH * KW * CI;
+  if (dy.shape[0] !== N || dy.shape[1] !== OH || dy.shape[2] !== OW || dy.shape[3] !== CO) {
+    throw new KernelShapeError('Conv2DBackpropFilter', `dy ${JSON.stringify(dy.shape)} does not match output [${N},${OH},${OW},${CO}]`);
+  }
+
+  const cols = backend.makeOutput([K, M], 'float32');
+  const X = heapView(backend, x);
+  const P = heapView(backend, cols);
+  if (tileBuffer.length < K * TILE) tileBuffer = new Float32Array(K * TILE);
+  const tile = tileBuffer;
+
+  let n = 0;
+  let oh = 0;
+  let ow = 0;
+  for (let m0 = 0; m0 < M; m0 += TILE) {
+    const width = Math.min(TILE, M - m0);
+    for (let j = 0; j < width; j++) {
+      const ihBase = oh * SH - padTop;
+      const iwBase = ow * SW - padLeft;
+      for (let kh = 0; kh < KH; kh++) {
+        const ih = ihBase + kh * DH;
+        const rowInside = ih >= 0 && ih < H;
+        for (let kw = 0; kw < KW; kw++) {
+          const iw = iwBase + kw * DW;
+          let r = ((kh * KW + kw) * CI) * TILE + j;
+          if (rowInside && iw >= 0 && iw < W) {
+            let src = ((n * H + ih) * W + iw) * CI;
+            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = X[src++] as number;
+          } else {
+            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = 0;
+          }
+        }
+      }
+      if (++ow === OW) {
+        ow = 0;
+        if (++oh === OH) {
+          oh = 0;
+          n++;
+        }
+      }
+    }
+    for (let r = 0; r < K; r++) P.set(tile.subarray(r * TILE, r * TILE + width), r * M + m0);
+  }
+
+  const product = matMul({ a: reshaped(cols, [1, K, M]), b: reshaped(dy, [1, M, CO]) }, { transposeA: false, transposeB: false });
+  backend.disposeData(cols.dataId);
+  return reshaped(product, [KH, KW, CI, CO]);
+}
+
+interface Phase {
+  rh: number;
+  rw: number;
+  jh: number;
+  jw: number;
+  m0: number;
+  q0: number;
+  lh: number;
+  lw: number;
+  pad: [number, number, number, number];
+}
+
+/** Splits a strided transposed convolution into stride² dense convolutions (polyphase form). */
+function phasesOf(c: backend_util.Conv2DInfo): Phase[] | null {
+  const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, filterHeight: KH, filterWidth: KW } = c;
+  const { strideHeight: SH, strideWidth: SW } = c;
+  const pT = c.padInfo.top;
+  const pL = c.padInfo.left;
+  const phases: Phase[] = [];
+  for (let rh = 0; rh < SH; rh++) {
+    for (let rw = 0; rw < SW; rw++) {
+      const jh = rh < KH ? Math.ceil((KH - rh) / SH) : 0;
+      const jw = rw < KW ? Math.ceil((KW - rw) / SW) : 0;
+      const m0 = Math.ceil((pT - rh) / SH);
+      const m1 = Math.floor((H - 1 + pT - rh) / SH);
+      const q0 = Math.ceil((pL - rw) / SW);
+      const q1 = Math.floor((W - 1 + pL - rw) / SW);
+      const lh = m1 - m0 + 1;
+      const lw = q1 - q0 + 1;
+      if (lh <= 0 || lw <= 0) continue;
+      const top = jh - 1 - m0;
+      const bottom = lh - 1 + jh - OH - top;
+      const left = jw - 1 - q0;
+      const right = lw - 1 + jw - OW - left;
+      if (jh > 0 && jw > 0 && (top < 0 || bottom < 0 || left < 0 || right < 0)) return null;
+      phases.push({ rh, rw, jh, jw, m0, q0, lh, lw, pad: [top, bottom, left, right] });
+    }
+  }
+  return phases;
+}
+
+/**
+ * dX as stride² ordinary convolutions of dy with re-ordered, flipped taps of W, interleaved
+ * back into place. Same multiply count as the forward convolution, all of it in XNNPACK.
+ * Returns null for layouts it does not cover (dilation, crop-needing pads); the caller falls back.
+ */
+export function conv2dBackpropInput(
+  backend: WasmBackend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  attrs: Conv2DBackpropInputAttrs,
+  conv2d: KernelInvoker,
+): TensorInfo | null {
+  const c = convInfoFor('Conv2DBackpropInput', attrs.inputShape, filter.shape, attrs.strides, attrs.pad, attrs.dimRoundingMode, attrs.dataFormat);
+  if (c.dilationHeight !== 1 || c.dilationWidth !== 1) return null;
+  const phases = phasesOf(c);
+  if (phases === null) return null;
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outChannels: CO, filterHeight: KH, filterWidth: KW } = c;
+  const { strideHeight: SH, strideWidth: SW } = c;
+  const pT = c.padInfo.top;
+  const pL = c.padInfo.left;
+
+  // Stride 1 is one phase whose output is dX itself; otherwise phases interleave into dX.
+  const dx = SH === 1 && SW === 1 ? null : backend.makeOutput([N, H, W, CI], 'float32');
+  if (dx !== null && phases.some((p) => p.jh === 0 || p.jw === 0)) heapView(backend, dx).fill(0);
+
+  for (const p of phases) {
+    if (p.jh === 0 || p.jw === 0) continue;
+    // W'[a, b, co, ci] = W[rh + SH·(jh-1-a), rw + SW·(jw-1-b), ci, co]
+    const taps = backend.makeOutput([p.jh, p.jw, CO, CI], 'float32');
+    const Wt = heapView(backend, filter);
+    const T = heapView(backend, taps);
+    for (let a = 0; a < p.jh; a++) {
+      const kh = p.rh + SH * (p.jh - 1 - a);
+      for (let b = 0; b < p.jw; b++) {
+        const kw = p.rw + SW * (p.jw - 1 - b);
+        const src = (kh * KW + kw) * CI * CO;
+        const dst = (a * p.jw + b) * CO * CI;
+        for (let ci = 0; ci < CI; ci++) {
+          for (let co = 0; co < CO; co++) T[dst + co * CI + ci] = Wt[src + ci * CO + co] as number;
+        }
+      }
+    }
+    const [top, bottom, left, right] = p.pad;
+    const out = conv2d(
+      { x: dy, filter: taps },
+      { strides: [1, 1], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined } as unknown as Record<string, never>,
+    );
+    backend.disposeData(taps.dataId);
+    if (dx === null) return out;
+    if (out.shape[1] !== p.lh || out.shape[2] !== p.lw) {
+      throw new KernelShapeError('Conv2DBackpropInput', `phase output ${JSON.stringify(out.shape)} expected ${p.lh}x${p.lw}`);
+    }
+    const O = heapView(backend, out);
+    const D = heapView(backend, dx);
+    for (let n = 0; n < N; n++) {
+      for (let a = 0; a < p.lh; a++) {
+        const i = SH * (p.m0 + a) + p.rh - pT;
+        let src = ((n * p.lh + a) * p.lw) * CI;
+        let dst = ((n * H + i) * W + SW * p.q0 + p.rw - pL) * CI;
+        const dstStep = SW * CI;
+        for (let b = 0; b < p.lw; b++, src += CI, dst += dstStep) {
+          for (let ci = 0; ci < CI; ci++) D[dst + ci] = O[src + ci] as number;
+        }
+      }
+    }
+    backend.disposeData(out.dataId);
+  }
+  if (dx === null) throw new KernelShapeError('Conv2DBackpropInput', 'no phase produced output');
+  return dx;
+}
