@@ -2,3 +2,16 @@ export { initBackend, currentBackend, type BackendChoice, type BackendName } fro
 export { installFastWasmKernels } from './wasm/register.js';
 export { getLogger, setLogger, type Logger } from './log.js';
 export * from './errors.js';
+export { Network, inferShapes, weightSpecs, type GraphSpec, type NodeSpec, type Weight, type WeightSpec } from './nn/graph.js';
+export { batchNormInfer, batchNormTrain, channelMeans, globalAveragePool, type BatchStats } from './nn/ops.js';
+export {
+  assertSameManifest,
+  flattenWeights,
+  loadFlatWeights,
+  manifestOf,
+  segmentsOf,
+  sizeOf,
+  totalSize,
+  type Segment,
+  type WeightManifest,
+} from './weights.js';
