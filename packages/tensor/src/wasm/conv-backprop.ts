@@ -150,7 +150,7 @@ export function conv2dBackpropInput(
   if (c.dilationHeight !== 1 || c.dilationWidth !== 1) return null;
   const phases = phasesOf(c);
   if (phases === null) return null;
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outChannels: CO, filterHeight: KH, filterWidth: KW } = c;
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outChannels: CO, filterWidth: KW } = c;
   const { strideHeight: SH, strideWidth: SW } = c;
   const pT = c.padInfo.top;
   const pL = c.padInfo.left;
