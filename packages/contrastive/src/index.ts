@@ -1,1 +1,5 @@
-export {};
+export * from './losses/index.js';
+export * from './augment/index.js';
+export * from './encoders/index.js';
+export * from './train/index.js';
+export * from './errors.js';

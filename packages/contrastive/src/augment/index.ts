@@ -1,0 +1,40 @@
+// Batched, seeded image augmentations on NHWC float32 tensors in [0, 1].
+export { createSeededRandom, fillStandardNormal, shuffled, type RandomSource } from './random.js';
+export {
+  addGaussianNoise,
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  cropAndResizeBoxes,
+  flipHorizontal,
+  gaussianBlurPerImage,
+  gaussianKernel1d,
+  grayscaleWhere,
+  luminance,
+  LUMA_WEIGHTS,
+} from './ops.js';
+export {
+  augmentTwoViews,
+  createAugmentPipeline,
+  createPresetPipeline,
+  defaultBlurKernelSize,
+  gray28Config,
+  resolveAugmentConfig,
+  sampleCropBox,
+  simclrRgbConfig,
+  type AugmentConfig,
+  type AugmentPipeline,
+  type AugmentPresetName,
+  type BlurConfig,
+  type ColorJitterConfig,
+  type CropConfig,
+  type FlipConfig,
+  type Gray28Options,
+  type GrayscaleConfig,
+  type NoiseConfig,
+  type AugmentRange,
+  type ResolvedAugmentConfig,
+  type SimclrRgbOptions,
+} from './pipeline.js';
+export { measureAugmentCost, type MeasureAugmentOptions } from './bench.js';

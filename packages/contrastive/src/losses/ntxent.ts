@@ -1,0 +1,97 @@
+// NT-Xent (SimCLR, Chen et al. 2020) and InfoNCE against an explicit set of negatives (MoCo,
+// He et al. 2020; van den Oord et al. 2018).
+import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError } from '../errors.js';
+import { checkEmbeddings, checkPositive, checkSameShape, l2Normalize, LOGIT_MASK_VALUE } from './common.js';
+
+export interface NtXentOptions {
+  /** Softmax temperature tau > 0. Default 0.5 (SimCLR's CIFAR-10 setting; 0.1 for ImageNet). */
+  temperature?: number;
+  /** L2-normalise the rows first, so logits are cosine similarities / tau. Default true. */
+  normalize?: boolean;
+}
+
+/**
+ * Symmetric NT-Xent loss of two views z1, z2 [N, D] (row i of z1 and row i of z2 come from the
+ * same image).
+ *
+ * The 2N rows z = [z1; z2] are all anchors. Anchor k's positive is its other view; its
+ * negatives are the other 2N - 2 rows. With s_kj = <z_k, z_j> / tau (after L2 normalisation):
+ *
+ *   loss = 1/(2N) * sum_k [ -s_k,pos(k) + log sum_{j != k} exp(s_kj) ]
+ *
+ * The self-similarity s_kk is excluded by adding a large finite negative before a stable
+ * log-sum-exp. Returns a scalar; differentiable w.r.t. z1 and z2. N = 1 gives 0 (no negatives).
+ */
+export function ntXentLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, options: NtXentOptions = {}): tf.Scalar {
+  const temperature = options.temperature ?? 0.5;
+  const normalize = options.normalize ?? true;
+  checkEmbeddings(z1, 'z1');
+  checkEmbeddings(z2, 'z2');
+  checkSameShape(z1, 'z1', z2, 'z2');
+  checkPositive(temperature, 'temperature');
+  return tf.tidy(() => {
+    const n = z1.shape[0];
+    const a = normalize ? l2Normalize(z1) : z1;
+    const b = normalize ? l2Normalize(z2) : z2;
+    const z = tf.concat([a, b], 0); // [2N, D]
+    const logits = tf.div(tf.matMul(z, z, false, true), temperature); // [2N, 2N]
+    const selfMask = tf.mul(tf.eye(2 * n), LOGIT_MASK_VALUE);
+    const lse = tf.logSumExp(tf.add(logits, selfMask), 1); // [2N]
+    // The positive logit of anchor k and of anchor k + N is the same <a_k, b_k> / tau, so the
+    // mean over 2N anchors of the positive term equals the mean over the N pairs.
+    const positive = tf.div(tf.sum(tf.mul(a, b), 1), temperature); // [N]
+    return tf.sub(tf.mean(lse), tf.mean(positive)) as tf.Scalar;
+  });
+}
+
+export interface InfoNceOptions {
+  /** Softmax temperature tau > 0. Default 0.07 (MoCo v1/v2; SimCLR-style use 0.1-0.5). */
+  temperature?: number;
+  /** L2-normalise query, keys and negatives first. Default true. */
+  normalize?: boolean;
+}
+
+/**
+ * InfoNCE of queries q [N, D] against their positive keys k [N, D] and a shared set of
+ * negatives [K, D] (a MoCo queue, or a memory bank):
+ *
+ *   loss = 1/N * sum_i [ -<q_i, k_i>/tau + log( exp(<q_i, k_i>/tau) + sum_j exp(<q_i, n_j>/tau) ) ]
+ *
+ * i.e. cross-entropy with the positive as class 0 of K + 1 logits. Gradients flow into every
+ * input that is a function of the differentiated variables; MoCo treats keys and queue as
+ * constants, which in tfjs means computing them outside the function given to tf.grad /
+ * optimizer.minimize (or from non-trainable weights). K = 0 is allowed and gives 0.
+ */
+export function infoNceLoss(
+  query: tf.Tensor2D,
+  positiveKey: tf.Tensor2D,
+  negatives: tf.Tensor2D,
+  options: InfoNceOptions = {},
+): tf.Scalar {
+  const temperature = options.temperature ?? 0.07;
+  const normalize = options.normalize ?? true;
+  checkEmbeddings(query, 'query');
+  checkEmbeddings(positiveKey, 'positiveKey');
+  checkSameShape(query, 'query', positiveKey, 'positiveKey');
+  if (!(negatives instanceof tf.Tensor) || negatives.rank !== 2 || negatives.dtype !== 'float32') {
+    throw new ShapeError('negatives', 'expected a float32 tensor of rank 2 [K, D]');
+  }
+  if (negatives.shape[1] !== query.shape[1]) {
+    throw new ShapeError('negatives', `feature size ${negatives.shape[1]} differs from query's ${query.shape[1]}`);
+  }
+  checkPositive(temperature, 'temperature');
+  return tf.tidy(() => {
+    const q = normalize ? l2Normalize(query) : query;
+    const k = normalize ? l2Normalize(positiveKey) : positiveKey;
+    const positive = tf.div(tf.sum(tf.mul(q, k), 1, true), temperature); // [N, 1]
+    let logits = positive; // K = 0: a single logit per row, loss 0 (with a zero gradient).
+    if (negatives.shape[0] > 0) {
+      const neg = normalize ? l2Normalize(negatives) : negatives;
+      const negLogits = tf.div(tf.matMul(q, neg, false, true), temperature); // [N, K]
+      logits = tf.concat([positive, negLogits], 1); // [N, 1 + K]
+    }
+    const lse = tf.logSumExp(logits, 1); // [N]
+    return tf.sub(tf.mean(lse), tf.mean(positive)) as tf.Scalar;
+  });
+}

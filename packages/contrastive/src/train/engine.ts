@@ -1,0 +1,166 @@
+// A step engine owns the master copy of the weights and the optimiser, and turns a batch of
+// source images into one optimiser step. The local engine computes gradients in-process; the
+// parallel engine (parallel.ts) splits the batch over worker threads, one wasm backend each.
+import { Network, manifestOf, totalSize, type GraphSpec, type WeightManifest, flattenWeights } from '@fedclr/tensor';
+import type { AugmentConfig } from '../augment/index.js';
+import { InvalidTrainingConfigError } from '../errors.js';
+import { pairLossGradient, type PairLoss } from './loss.js';
+import { FlatOptimizer, type OptimizerConfig } from './optimizer.js';
+import { Replica } from './replica.js';
+
+export interface StepEngineConfig {
+  spec: GraphSpec;
+  augment: AugmentConfig | null;
+  loss: PairLoss;
+  optimizer: OptimizerConfig;
+  /** Seed of the initial weights (ignored when `initialWeights` is given). */
+  seed?: number;
+  initialWeights?: Float32Array;
+  /** Worker threads; 0 computes in-process. */
+  workers?: number;
+  /** Largest batch (source images) a step may get; sizes the workers' shared buffers. */
+  maxBatch?: number;
+}
+
+export interface StepResult {
+  loss: number;
+}
+
+export interface StepEngine {
+  readonly manifest: WeightManifest;
+  readonly workers: number;
+  readonly optimizer: FlatOptimizer;
+  /** The master weights (all of them, manifest order). Mutating it changes the model. */
+  readonly params: Float32Array;
+  /** One optimiser step on `count` source images (NHWC float32 in [0, 1]); augmentation seeded by `seed`. */
+  step(images: Float32Array, count: number, learningRate: number, seed: number): Promise<StepResult>;
+  /** Training-mode forward of both views without gradients (for benchmarks). */
+  forward(images: Float32Array, count: number, seed: number): Promise<void>;
+  /** Inference-mode representations [count, dim] of a batch. */
+  embed(images: Float32Array, count: number, output?: string): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/** The initial flat weights and manifest of a spec. */
+export function initialState(spec: GraphSpec, seed: number): { manifest: WeightManifest; params: Float32Array } {
+  const network = new Network(spec, seed);
+  try {
+    return { manifest: manifestOf(network), params: flattenWeights(network) };
+  } finally {
+    network.dispose();
+  }
+}
+
+export function checkBatch(images: Float32Array, count: number, pixels: number, maxBatch: number): void {
+  if (!Number.isInteger(count) || count < 2) throw new InvalidTrainingConfigError('batch', `needs at least 2 images for negatives, got ${count}`);
+  if (count > maxBatch) throw new InvalidTrainingConfigError('batch', `${count} images exceed the engine's maxBatch ${maxBatch}`);
+  if (images.length < count * pixels) throw new InvalidTrainingConfigError('images', `${images.length} values cannot hold ${count} images of ${pixels}`);
+}
+
+/** Splits gathered embeddings [v1 rows; v2 rows] of several replicas into aligned z1, z2. */
+export function lossOverReplicas(
+  loss: PairLoss,
+  parts: { z: Float32Array; count: number }[],
+  dim: number,
+): { loss: number; dz: Float32Array[] } {
+  const n = parts.reduce((a, p) => a + p.count, 0);
+  const z1 = new Float32Array(n * dim);
+  const z2 = new Float32Array(n * dim);
+  let row = 0;
+  for (const p of parts) {
+    z1.set(p.z.subarray(0, p.count * dim), row * dim);
+    z2.set(p.z.subarray(p.count * dim, 2 * p.count * dim), row * dim);
+    row += p.count;
+  }
+  const result = pairLossGradient(loss, z1, z2, n, dim);
+  row = 0;
+  const dz = parts.map((p) => {
+    const out = new Float32Array(2 * p.count * dim);
+    out.set(result.dz1.subarray(row * dim, (row + p.count) * dim), 0);
+    out.set(result.dz2.subarray(row * dim, (row + p.count) * dim), p.count * dim);
+    row += p.count;
+    return out;
+  });
+  return { loss: result.loss, dz };
+}
+
+export class LocalStepEngine implements StepEngine {
+  readonly manifest: WeightManifest;
+  readonly workers = 0;
+  readonly optimizer: FlatOptimizer;
+  readonly params: Float32Array;
+  private readonly replica: Replica;
+  private readonly loss: PairLoss;
+  private readonly gradients: Float32Array;
+  private readonly stats: Float32Array;
+  private readonly statsOffsets: { offset: number; size: number }[];
+  private readonly maxBatch: number;
+  private readonly pixels: number;
+
+  constructor(config: StepEngineConfig) {
+    const init = initialState(config.spec, config.seed ?? 0);
+    this.manifest = init.manifest;
+    this.params = config.initialWeights ? Float32Array.from(config.initialWeights) : init.params;
+    if (this.params.length !== totalSize(this.manifest)) {
+      throw new InvalidTrainingConfigError('initialWeights', `${this.params.length} values, the model has ${totalSize(this.manifest)}`);
+    }
+    this.replica = new Replica({ spec: config.spec, augment: config.augment });
+    this.loss = config.loss;
+    this.optimizer = new FlatOptimizer(this.manifest, config.optimizer);
+    this.gradients = new Float32Array(this.replica.gradientSize);
+    this.stats = new Float32Array(this.replica.statsSize);
+    this.statsOffsets = statsSegments(this.manifest);
+    this.maxBatch = config.maxBatch ?? 1024;
+    const { height, width, channels } = config.spec.input;
+    this.pixels = height * width * channels;
+  }
+
+  async step(images: Float32Array, count: number, learningRate: number, seed: number): Promise<StepResult> {
+    checkBatch(images, count, this.pixels, this.maxBatch);
+    this.replica.load(this.params);
+    let lossValue = Number.NaN;
+    this.replica.gradients(images, count, seed, (z, _rows, dim) => {
+      const { loss, dz } = lossOverReplicas(this.loss, [{ z, count }], dim);
+      lossValue = loss;
+      return dz[0] as Float32Array;
+    }, this.gradients, this.stats);
+    this.optimizer.apply(this.params, this.gradients, learningRate);
+    scatterStats(this.params, this.stats, this.statsOffsets);
+    return { loss: lossValue };
+  }
+
+  async forward(images: Float32Array, count: number, seed: number): Promise<void> {
+    checkBatch(images, count, this.pixels, this.maxBatch);
+    this.replica.load(this.params);
+    this.replica.forward(images, count, seed);
+  }
+
+  async embed(images: Float32Array, count: number, output?: string): Promise<Float32Array> {
+    this.replica.load(this.params);
+    return this.replica.embed(images, count, output);
+  }
+
+  async dispose(): Promise<void> {
+    this.replica.dispose();
+  }
+}
+
+/** Where the non-trainable tensors (BatchNorm statistics) sit in the flat vector. */
+export function statsSegments(manifest: WeightManifest): { offset: number; size: number }[] {
+  const out: { offset: number; size: number }[] = [];
+  let offset = 0;
+  for (const t of manifest.tensors) {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    if (!t.trainable) out.push({ offset, size });
+    offset += size;
+  }
+  return out;
+}
+
+export function scatterStats(params: Float32Array, stats: Float32Array, segments: { offset: number; size: number }[]): void {
+  let at = 0;
+  for (const s of segments) {
+    params.set(stats.subarray(at, at + s.size), s.offset);
+    at += s.size;
+  }
+}

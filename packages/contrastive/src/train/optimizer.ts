@@ -1,0 +1,123 @@
+// Optimisers over the flat weight vector. Keeping the update in plain typed arrays (not tfjs
+// optimiser variables) makes the state trivially checkpointable and identical on every backend,
+// and lets data-parallel workers share one master copy of the weights.
+import type { Segment, WeightManifest } from '@fedclr/tensor';
+import { segmentsOf } from '@fedclr/tensor';
+import { InvalidTrainingConfigError } from '../errors.js';
+
+export type OptimizerConfig =
+  | { kind: 'adam'; beta1?: number; beta2?: number; epsilon?: number; weightDecay?: number }
+  | { kind: 'sgd'; momentum?: number; nesterov?: boolean; weightDecay?: number };
+
+export interface OptimizerState {
+  kind: OptimizerConfig['kind'];
+  step: number;
+  /** First moment (Adam) or velocity (SGD), over trainable values in manifest order. */
+  m: Float32Array;
+  /** Second moment (Adam only; empty for SGD). */
+  v: Float32Array;
+}
+
+/** Trainable segments of a manifest and the size of their concatenation (the gradient vector). */
+export function trainableSegments(manifest: WeightManifest): { segments: Segment[]; size: number } {
+  const segments = segmentsOf(manifest).filter((s) => s.spec.trainable);
+  return { segments, size: segments.reduce((a, s) => a + s.size, 0) };
+}
+
+function checkRange(value: number, name: string, lo: number, hi: number): void {
+  if (!Number.isFinite(value) || value < lo || value >= hi) {
+    throw new InvalidTrainingConfigError(`optimizer.${name}`, `expected a number in [${lo}, ${hi}), got ${String(value)}`);
+  }
+}
+
+export class FlatOptimizer {
+  readonly config: Required<Extract<OptimizerConfig, { kind: 'adam' }>> | Required<Extract<OptimizerConfig, { kind: 'sgd' }>>;
+  readonly state: OptimizerState;
+  private readonly segments: Segment[];
+
+  constructor(manifest: WeightManifest, config: OptimizerConfig) {
+    const { segments, size } = trainableSegments(manifest);
+    this.segments = segments;
+    if (config.kind === 'adam') {
+      this.config = { kind: 'adam', beta1: config.beta1 ?? 0.9, beta2: config.beta2 ?? 0.999, epsilon: config.epsilon ?? 1e-8, weightDecay: config.weightDecay ?? 0 };
+      checkRange(this.config.beta1, 'beta1', 0, 1);
+      checkRange(this.config.beta2, 'beta2', 0, 1);
+      checkRange(this.config.epsilon, 'epsilon', 0, 1);
+      this.state = { kind: 'adam', step: 0, m: new Float32Array(size), v: new Float32Array(size) };
+    } else {
+      this.config = { kind: 'sgd', momentum: config.momentum ?? 0.9, nesterov: config.nesterov ?? false, weightDecay: config.weightDecay ?? 0 };
+      checkRange(this.config.momentum, 'momentum', 0, 1);
+      this.state = { kind: 'sgd', step: 0, m: new Float32Array(size), v: new Float32Array(0) };
+    }
+    checkRange(this.config.weightDecay, 'weightDecay', 0, 1);
+  }
+
+  /** Restores a checkpointed state (sizes must match). */
+  restore(state: OptimizerState): void {
+    if (state.kind !== this.state.kind || state.m.length !== this.state.m.length || state.v.length !== this.state.v.length) {
+      throw new InvalidTrainingConfigError('optimizer state', `a ${state.kind} state of ${state.m.length} values does not fit this ${this.state.kind} optimiser of ${this.state.m.length}`);
+    }
+    this.state.step = state.step;
+    this.state.m.set(state.m);
+    this.state.v.set(state.v);
+  }
+
+  /** One update of the trainable values of `params` (all weights, manifest order) with gradient `grads`. */
+  apply(params: Float32Array, grads: Float32Array, learningRate: number): void {
+    const s = this.state;
+    s.step++;
+    const wd = this.config.weightDecay;
+    let g = 0;
+    if (this.config.kind === 'adam') {
+      const { beta1, beta2, epsilon } = this.config;
+      const c1 = 1 - Math.pow(beta1, s.step);
+      const c2 = 1 - Math.pow(beta2, s.step);
+      const stepSize = learningRate / c1;
+      for (const seg of this.segments) {
+        // Decoupled weight decay (AdamW) on kernels only, not on BatchNorm scales or biases.
+        const decay = seg.spec.shape.length > 1 ? wd * learningRate : 0;
+        for (let i = seg.offset, end = seg.offset + seg.size; i < end; i++, g++) {
+          const grad = grads[g] as number;
+          const m = beta1 * (s.m[g] as number) + (1 - beta1) * grad;
+          const v = beta2 * (s.v[g] as number) + (1 - beta2) * grad * grad;
+          s.m[g] = m;
+          s.v[g] = v;
+          params[i] = (params[i] as number) * (1 - decay) - (stepSize * m) / (Math.sqrt(v / c2) + epsilon);
+        }
+      }
+    } else {
+      const { momentum, nesterov } = this.config;
+      for (const seg of this.segments) {
+        const decay = seg.spec.shape.length > 1 ? wd : 0;
+        for (let i = seg.offset, end = seg.offset + seg.size; i < end; i++, g++) {
+          const grad = (grads[g] as number) + decay * (params[i] as number);
+          const v = momentum * (s.m[g] as number) + grad;
+          s.m[g] = v;
+          params[i] = (params[i] as number) - learningRate * (nesterov ? grad + momentum * v : v);
+        }
+      }
+    }
+  }
+}
+
+export interface ScheduleConfig {
+  /** Peak learning rate. */
+  learningRate: number;
+  /** Linear warm-up steps from 0 to the peak. */
+  warmupSteps?: number;
+  /** Total steps of the cosine decay (after warm-up the rate follows a half cosine to `finalFraction`·peak). */
+  totalSteps?: number;
+  finalFraction?: number;
+}
+
+/** Learning rate at a step: linear warm-up, then cosine decay (or constant without totalSteps). */
+export function learningRateAt(step: number, schedule: ScheduleConfig): number {
+  const peak = schedule.learningRate;
+  const warmup = schedule.warmupSteps ?? 0;
+  if (step < warmup) return (peak * (step + 1)) / warmup;
+  if (schedule.totalSteps === undefined) return peak;
+  const span = Math.max(1, schedule.totalSteps - warmup);
+  const progress = Math.min(1, (step - warmup) / span);
+  const floor = peak * (schedule.finalFraction ?? 0);
+  return floor + 0.5 * (peak - floor) * (1 + Math.cos(Math.PI * progress));
+}

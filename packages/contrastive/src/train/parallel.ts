@@ -1,0 +1,263 @@
+// Data-parallel step engine: the batch is split over worker threads (each with its own wasm
+// backend, since tfjs runs wasm single-threaded in Node), the loss runs here on the gathered
+// embeddings, and the summed gradient updates the one master copy of the weights.
+import { Worker } from 'node:worker_threads';
+import { currentBackend, inferShapes, totalSize, type WeightManifest } from '@fedclr/tensor';
+import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
+import type { PairLoss } from './loss.js';
+import { checkBatch, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
+import { FlatOptimizer } from './optimizer.js';
+import { CELL, CELLS_PER_WORKER, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
+
+// Atomics.waitAsync is in Node 20 (V8 8.7+) but only in TypeScript's ES2024 lib.
+const waitAsync = (Atomics as unknown as {
+  waitAsync(array: Int32Array, index: number, value: number, timeoutMs: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}).waitAsync;
+
+interface WorkerSlot {
+  worker: Worker;
+  input: Float32Array;
+  z: Float32Array;
+  dz: Float32Array;
+  gradients: Float32Array;
+  error: string | undefined;
+  exited: boolean;
+}
+
+function sharedFloats(count: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(Math.max(1, count) * Float32Array.BYTES_PER_ELEMENT);
+}
+
+/** Splits `count` images into `parts` contiguous runs as evenly as possible. */
+export function splitBatch(count: number, parts: number): { start: number; count: number }[] {
+  const out: { start: number; count: number }[] = [];
+  let start = 0;
+  for (let i = 0; i < parts; i++) {
+    const size = Math.floor(count / parts) + (i < count % parts ? 1 : 0);
+    out.push({ start, count: size });
+    start += size;
+  }
+  return out;
+}
+
+export class ParallelStepEngine implements StepEngine {
+  readonly manifest: WeightManifest;
+  readonly workers: number;
+  readonly optimizer: FlatOptimizer;
+  readonly params: Float32Array;
+  private readonly slots: WorkerSlot[];
+  private readonly control: Int32Array;
+  private readonly sharedWeights: Float32Array;
+  private readonly loss: PairLoss;
+  private readonly statsOffsets: { offset: number; size: number }[];
+  private readonly gradientSize: number;
+  private readonly statsSize: number;
+  private readonly pixels: number;
+  private readonly maxBatch: number;
+  private readonly widths: Map<string, number>;
+  private readonly outputName: string;
+  private seq = 0;
+  private busy = false;
+
+  private constructor(config: StepEngineConfig, manifest: WeightManifest, params: Float32Array, slots: WorkerSlot[], control: Int32Array, weights: Float32Array, sizes: { gradientSize: number; statsSize: number }) {
+    this.manifest = manifest;
+    this.params = params;
+    this.workers = slots.length;
+    this.slots = slots;
+    this.control = control;
+    this.sharedWeights = weights;
+    this.loss = config.loss;
+    this.optimizer = new FlatOptimizer(manifest, config.optimizer);
+    this.statsOffsets = statsSegments(manifest);
+    this.gradientSize = sizes.gradientSize;
+    this.statsSize = sizes.statsSize;
+    const { height, width, channels } = config.spec.input;
+    this.pixels = height * width * channels;
+    this.maxBatch = config.maxBatch ?? 1024;
+    this.widths = new Map([...inferShapes(config.spec)].filter(([, s]) => s.length === 1).map(([name, s]) => [name, s[0] as number]));
+    this.outputName = config.spec.output;
+  }
+
+  static async create(config: StepEngineConfig): Promise<ParallelStepEngine> {
+    const workers = config.workers ?? 2;
+    if (!Number.isInteger(workers) || workers < 1) throw new InvalidTrainingConfigError('workers', `expected a positive integer, got ${workers}`);
+    const init = initialState(config.spec, config.seed ?? 0);
+    const params = config.initialWeights ? Float32Array.from(config.initialWeights) : init.params;
+    if (params.length !== totalSize(init.manifest)) {
+      throw new InvalidTrainingConfigError('initialWeights', `${params.length} values, the model has ${totalSize(init.manifest)}`);
+    }
+    const maxBatch = config.maxBatch ?? 1024;
+    const perWorker = Math.ceil(maxBatch / workers);
+    const { height, width, channels } = config.spec.input;
+    const widest = Math.max(...[...inferShapes(config.spec).values()].filter((s) => s.length === 1).map((s) => s[0] as number));
+    const control = new SharedArrayBuffer(workers * CELLS_PER_WORKER * Int32Array.BYTES_PER_ELEMENT);
+    const weights = sharedFloats(params.length);
+    const backend = currentBackend()?.name;
+
+    const slots: WorkerSlot[] = [];
+    const ready: Promise<{ gradientSize: number; statsSize: number }>[] = [];
+    for (let index = 0; index < workers; index++) {
+      const buffers: WorkerBuffers = {
+        control,
+        weights,
+        input: sharedFloats(perWorker * height * width * channels),
+        z: sharedFloats(2 * perWorker * widest),
+        dz: sharedFloats(2 * perWorker * widest),
+        gradients: sharedFloats(params.length),
+      };
+      const worker = new Worker(new URL('./worker.js', import.meta.url));
+      const slot: WorkerSlot = {
+        worker,
+        input: new Float32Array(buffers.input),
+        z: new Float32Array(buffers.z),
+        dz: new Float32Array(buffers.dz),
+        gradients: new Float32Array(buffers.gradients),
+        error: undefined,
+        exited: false,
+      };
+      slots.push(slot);
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.once('message', (reply: WorkerReply) => {
+            if (reply.type === 'ready') resolve(reply);
+            else reject(new TrainingWorkerError(index, reply.message));
+          });
+          worker.once('error', (err) => reject(new TrainingWorkerError(index, err.message)));
+        }),
+      );
+      worker.on('message', (reply: WorkerReply) => {
+        if (reply.type === 'error') slot.error = reply.message;
+      });
+      worker.on('error', (err) => {
+        slot.error = err.message;
+      });
+      worker.on('exit', () => {
+        slot.exited = true;
+      });
+      const command: WorkerCommand = { type: 'init', index, backend, spec: config.spec, augment: config.augment, buffers };
+      worker.postMessage(command);
+    }
+    let sizes: { gradientSize: number; statsSize: number }[];
+    try {
+      sizes = await Promise.all(ready);
+    } catch (err) {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+      throw err;
+    }
+    const engine = new ParallelStepEngine(config, init.manifest, params, slots, new Int32Array(control), new Float32Array(weights), sizes[0] as { gradientSize: number; statsSize: number });
+    return engine;
+  }
+
+  private cell(worker: number, cell: number): number {
+    return worker * CELLS_PER_WORKER + cell;
+  }
+
+  private async waitFor(worker: number, cell: number, seq: number): Promise<void> {
+    const index = this.cell(worker, cell);
+    const slot = this.slots[worker] as WorkerSlot;
+    for (;;) {
+      const value = Atomics.load(this.control, index);
+      if (value === seq) return;
+      if (value === -seq || Atomics.load(this.control, this.cell(worker, CELL.failed)) === seq || slot.exited) {
+        // The error text comes by message, a moment after the failure cell flips.
+        for (let i = 0; i < 50 && slot.error === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+        throw new TrainingWorkerError(worker, slot.error ?? (slot.exited ? 'the worker exited' : 'unknown failure'));
+      }
+      const wait = waitAsync(this.control, index, value, 1000);
+      if (wait.async) await wait.value;
+    }
+  }
+
+  private abortStep(seq: number): void {
+    this.slots.forEach((_, w) => {
+      Atomics.store(this.control, this.cell(w, CELL.dzReady), -seq);
+      Atomics.notify(this.control, this.cell(w, CELL.dzReady));
+    });
+  }
+
+  private async run<T>(body: (seq: number) => Promise<T>): Promise<T> {
+    if (this.busy) throw new InvalidTrainingConfigError('engine', 'one command at a time: await the previous step');
+    this.busy = true;
+    try {
+      return await body(++this.seq);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private dispatch(images: Float32Array, count: number, make: (part: { count: number }, worker: number) => WorkerCommand): { start: number; count: number }[] {
+    const active = Math.min(this.workers, count);
+    const parts = splitBatch(count, active);
+    this.sharedWeights.set(this.params);
+    parts.forEach((part, w) => {
+      const slot = this.slots[w] as WorkerSlot;
+      slot.input.set(images.subarray(part.start * this.pixels, (part.start + part.count) * this.pixels));
+      slot.worker.postMessage(make(part, w));
+    });
+    return parts;
+  }
+
+  step(images: Float32Array, count: number, learningRate: number, seed: number): Promise<StepResult> {
+    checkBatch(images, count, this.pixels, this.maxBatch);
+    return this.run(async (seq) => {
+      const parts = this.dispatch(images, count, (part, w) => ({ type: 'step', seq, count: part.count, seed: seed * 131 + w }));
+      const dim = this.widths.get(this.outputName) as number;
+      try {
+        await Promise.all(parts.map((_, w) => this.waitFor(w, CELL.zReady, seq)));
+      } catch (err) {
+        this.abortStep(seq);
+        throw err;
+      }
+      const { loss, dz } = lossOverReplicas(
+        this.loss,
+        parts.map((p, w) => ({ z: (this.slots[w] as WorkerSlot).z, count: p.count })),
+        dim,
+      );
+      dz.forEach((values, w) => {
+        (this.slots[w] as WorkerSlot).dz.set(values);
+        Atomics.store(this.control, this.cell(w, CELL.dzReady), seq);
+        Atomics.notify(this.control, this.cell(w, CELL.dzReady));
+      });
+      await Promise.all(parts.map((_, w) => this.waitFor(w, CELL.done, seq)));
+
+      // Sum gradients in worker order (deterministic); average BatchNorm statistics by rows.
+      const gradients = new Float32Array(this.gradientSize);
+      const stats = new Float32Array(this.statsSize);
+      parts.forEach((part, w) => {
+        const buffer = (this.slots[w] as WorkerSlot).gradients;
+        for (let i = 0; i < this.gradientSize; i++) gradients[i] = (gradients[i] as number) + (buffer[i] as number);
+        const weight = part.count / count;
+        for (let i = 0; i < this.statsSize; i++) stats[i] = (stats[i] as number) + weight * (buffer[this.gradientSize + i] as number);
+      });
+      this.optimizer.apply(this.params, gradients, learningRate);
+      scatterStats(this.params, stats, this.statsOffsets);
+      return { loss };
+    });
+  }
+
+  forward(images: Float32Array, count: number, seed: number): Promise<void> {
+    checkBatch(images, count, this.pixels, this.maxBatch);
+    return this.run(async (seq) => {
+      const parts = this.dispatch(images, count, (part, w) => ({ type: 'forward', seq, count: part.count, seed: seed * 131 + w }));
+      await Promise.all(parts.map((_, w) => this.waitFor(w, CELL.done, seq)));
+    });
+  }
+
+  embed(images: Float32Array, count: number, output?: string): Promise<Float32Array> {
+    const name = output ?? this.outputName;
+    const dim = this.widths.get(name);
+    if (dim === undefined) throw new InvalidTrainingConfigError('output', `'${name}' is not a vector-valued node of the model`);
+    if (count < 1 || count > this.maxBatch) throw new InvalidTrainingConfigError('batch', `embed takes 1..${this.maxBatch} images, got ${count}`);
+    return this.run(async (seq) => {
+      const parts = this.dispatch(images, count, (part) => ({ type: 'embed', seq, count: part.count, output: name }));
+      await Promise.all(parts.map((_, w) => this.waitFor(w, CELL.done, seq)));
+      const out = new Float32Array(count * dim);
+      parts.forEach((part, w) => out.set((this.slots[w] as WorkerSlot).z.subarray(0, part.count * dim), part.start * dim));
+      return out;
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

@@ -1,0 +1,124 @@
+// One copy of the model that turns a batch of source images into gradients. A replica runs
+// in-process or inside a worker thread; the contrastive loss itself is computed elsewhere (it
+// needs every replica's embeddings), reached through the `lossGradient` callback.
+import * as tf from '@tensorflow/tfjs-core';
+import { Network, manifestOf, sizeOf, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
+import { augmentTwoViews, createAugmentPipeline, createSeededRandom, type AugmentConfig, type AugmentPipeline } from '../augment/index.js';
+import { InvalidTrainingConfigError } from '../errors.js';
+
+export interface ReplicaConfig {
+  spec: GraphSpec;
+  /** Augmentation for the two views; null feeds the source images as both views. */
+  augment: AugmentConfig | null;
+}
+
+/** Given the embeddings [rows, dim] of both views, returns dLoss/dEmbeddings of the same size. */
+export type LossGradient = (z: Float32Array, rows: number, dim: number) => Float32Array;
+
+export class Replica {
+  readonly network: Network;
+  readonly manifest: WeightManifest;
+  readonly gradientSize: number;
+  readonly statsSize: number;
+  private readonly pipeline: AugmentPipeline | null;
+  private readonly trainable: tf.Variable[];
+  private readonly pixels: number;
+
+  constructor(config: ReplicaConfig) {
+    this.network = new Network(config.spec);
+    this.manifest = manifestOf(this.network);
+    this.pipeline = config.augment === null ? null : createAugmentPipeline(config.augment);
+    this.trainable = this.network.trainableVariables();
+    const sizes = this.network.weights.map((w) => ({ trainable: w.trainable, size: sizeOf(w.shape) }));
+    this.gradientSize = sizes.filter((s) => s.trainable).reduce((a, s) => a + s.size, 0);
+    this.statsSize = sizes.filter((s) => !s.trainable).reduce((a, s) => a + s.size, 0);
+    const { height, width, channels } = config.spec.input;
+    this.pixels = height * width * channels;
+  }
+
+  /** Overwrites every weight from a flat vector in manifest order (no manifest check: hot path). */
+  load(params: Float32Array): void {
+    let offset = 0;
+    tf.tidy(() => {
+      for (const w of this.network.weights) {
+        const size = sizeOf(w.shape);
+        w.variable.assign(tf.tensor(params.subarray(offset, offset + size), w.shape, 'float32'));
+        offset += size;
+      }
+    });
+  }
+
+  private batch(images: Float32Array, count: number): tf.Tensor4D {
+    if (images.length < count * this.pixels) {
+      throw new InvalidTrainingConfigError('images', `${images.length} values cannot hold ${count} images of ${this.pixels}`);
+    }
+    const { height, width, channels } = this.network.spec.input;
+    return tf.tensor4d(images.subarray(0, count * this.pixels), [count, height, width, channels]);
+  }
+
+  /** Both augmented views, stacked as [view 1 of every image; view 2 of every image]. */
+  views(images: Float32Array, count: number, seed: number): tf.Tensor4D {
+    return tf.tidy(() => {
+      const source = this.batch(images, count);
+      if (this.pipeline === null) return tf.concat([source, source], 0);
+      const [a, b] = augmentTwoViews(this.pipeline, source, createSeededRandom(seed));
+      return tf.concat([a, b], 0);
+    });
+  }
+
+  /** Training-mode forward of both views (BatchNorm on batch statistics); returns the embeddings. */
+  forward(images: Float32Array, count: number, seed: number): Float32Array {
+    const views = this.views(images, count, seed);
+    try {
+      const z = this.network.apply(views, true);
+      const values = z.dataSync() as Float32Array;
+      z.dispose();
+      return values;
+    } finally {
+      views.dispose();
+    }
+  }
+
+  /** Inference-mode output of a node (default: the representation) for a batch of images. */
+  embed(images: Float32Array, count: number, output?: string): Float32Array {
+    return tf.tidy(() => this.network.apply(this.batch(images, count), false, output).dataSync() as Float32Array);
+  }
+
+  /**
+   * Gradients of the loss w.r.t. every trainable weight (concatenated in manifest order) into
+   * `gradients`, and the updated BatchNorm moving statistics into `stats`.
+   */
+  gradients(images: Float32Array, count: number, seed: number, lossGradient: LossGradient, gradients: Float32Array, stats: Float32Array): void {
+    const views = this.views(images, count, seed);
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const z = this.network.apply(views, true) as tf.Tensor2D;
+        const [rows, dim] = z.shape;
+        const dz = lossGradient(z.dataSync() as Float32Array, rows, dim);
+        // d/dθ of <z, dz> is exactly the chain rule through the embeddings.
+        return tf.sum(tf.mul(z, tf.tensor2d(dz, [rows, dim])));
+      }, this.trainable);
+      value.dispose();
+      let offset = 0;
+      for (const v of this.trainable) {
+        const g = grads[v.name] as tf.Tensor;
+        gradients.set(g.dataSync() as Float32Array, offset);
+        offset += g.size;
+      }
+      tf.dispose(grads);
+      offset = 0;
+      for (const w of this.network.weights) {
+        if (w.trainable) continue;
+        const values = w.variable.dataSync() as Float32Array;
+        stats.set(values, offset);
+        offset += values.length;
+      }
+    } finally {
+      views.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.network.dispose();
+  }
+}

@@ -1,0 +1,39 @@
+// Shared-memory layout between the parallel engine and its workers. Commands travel by
+// postMessage; the per-step handshakes (embeddings ready, loss gradient ready, done) travel
+// through Atomics on shared cells, so a worker can wait for the loss gradient synchronously
+// in the middle of its gradient tape.
+import type { GraphSpec } from '@fedclr/tensor';
+import type { AugmentConfig } from '../augment/index.js';
+
+export const CELL = { zReady: 0, dzReady: 1, done: 2, failed: 3 } as const;
+export const CELLS_PER_WORKER = 4;
+
+export interface WorkerBuffers {
+  control: SharedArrayBuffer;
+  weights: SharedArrayBuffer;
+  input: SharedArrayBuffer;
+  z: SharedArrayBuffer;
+  dz: SharedArrayBuffer;
+  gradients: SharedArrayBuffer;
+}
+
+export interface WorkerInit {
+  type: 'init';
+  index: number;
+  backend: string | undefined;
+  spec: GraphSpec;
+  augment: AugmentConfig | null;
+  buffers: WorkerBuffers;
+}
+
+export type WorkerCommand =
+  | WorkerInit
+  | { type: 'step'; seq: number; count: number; seed: number }
+  | { type: 'forward'; seq: number; count: number; seed: number }
+  | { type: 'embed'; seq: number; count: number; output: string | undefined }
+  | { type: 'close' };
+
+export type WorkerReply = { type: 'ready'; gradientSize: number; statsSize: number } | { type: 'error'; seq: number; message: string };
+
+/** Longest a worker waits for the loss gradient before giving up (the main thread died or hung). */
+export const DZ_TIMEOUT_MS = 10 * 60 * 1000;

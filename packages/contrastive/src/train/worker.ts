@@ -1,0 +1,95 @@
+// Worker thread of the parallel step engine: one replica, one tfjs backend.
+import { parentPort } from 'node:worker_threads';
+import { initBackend, type BackendName } from '@fedclr/tensor';
+import { Replica } from './replica.js';
+import { CELL, CELLS_PER_WORKER, DZ_TIMEOUT_MS, type WorkerCommand, type WorkerReply } from './shared.js';
+
+if (parentPort === null) throw new Error('train/worker.js must run in a worker thread');
+const port = parentPort;
+
+let replica: Replica | undefined;
+let control: Int32Array;
+let weights: Float32Array;
+let input: Float32Array;
+let zBuffer: Float32Array;
+let dzBuffer: Float32Array;
+let gradBuffer: Float32Array;
+let base = 0;
+
+function signal(cell: number, seq: number): void {
+  Atomics.store(control, base + cell, seq);
+  Atomics.notify(control, base + cell);
+}
+
+function waitForLossGradient(seq: number): void {
+  const deadline = Date.now() + DZ_TIMEOUT_MS;
+  for (;;) {
+    const value = Atomics.load(control, base + CELL.dzReady);
+    if (value === seq) return;
+    if (value < 0) throw new Error('the engine aborted the step');
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error(`no loss gradient after ${DZ_TIMEOUT_MS} ms`);
+    Atomics.wait(control, base + CELL.dzReady, value, left);
+  }
+}
+
+function reply(message: WorkerReply): void {
+  port.postMessage(message);
+}
+
+async function handle(command: WorkerCommand): Promise<void> {
+  if (command.type === 'init') {
+    await initBackend(command.backend ? { prefer: command.backend as BackendName } : {});
+    const b = command.buffers;
+    control = new Int32Array(b.control);
+    weights = new Float32Array(b.weights);
+    input = new Float32Array(b.input);
+    zBuffer = new Float32Array(b.z);
+    dzBuffer = new Float32Array(b.dz);
+    gradBuffer = new Float32Array(b.gradients);
+    base = command.index * CELLS_PER_WORKER;
+    replica = new Replica({ spec: command.spec, augment: command.augment });
+    reply({ type: 'ready', gradientSize: replica.gradientSize, statsSize: replica.statsSize });
+    return;
+  }
+  if (command.type === 'close') {
+    replica?.dispose();
+    port.close();
+    return;
+  }
+  const r = replica;
+  if (r === undefined) throw new Error('worker used before init');
+  const { seq } = command;
+  try {
+    if (command.type === 'step') {
+      r.load(weights);
+      const grads = gradBuffer.subarray(0, r.gradientSize);
+      const stats = gradBuffer.subarray(r.gradientSize, r.gradientSize + r.statsSize);
+      r.gradients(input, command.count, command.seed, (z, rows, dim) => {
+        zBuffer.set(z);
+        signal(CELL.zReady, seq);
+        waitForLossGradient(seq);
+        return dzBuffer.slice(0, rows * dim);
+      }, grads, stats);
+    } else if (command.type === 'forward') {
+      r.load(weights);
+      r.forward(input, command.count, command.seed);
+    } else {
+      r.load(weights);
+      zBuffer.set(r.embed(input, command.count, command.output));
+    }
+    signal(CELL.done, seq);
+  } catch (err) {
+    const message = err instanceof Error ? err.stack ?? err.message : String(err);
+    reply({ type: 'error', seq, message });
+    signal(CELL.failed, seq);
+    signal(CELL.zReady, -seq);
+    signal(CELL.done, -seq);
+  }
+}
+
+port.on('message', (command: WorkerCommand) => {
+  handle(command).catch((err: unknown) => {
+    reply({ type: 'error', seq: 0, message: err instanceof Error ? err.stack ?? err.message : String(err) });
+  });
+});

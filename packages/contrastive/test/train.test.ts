@@ -1,0 +1,168 @@
+// Step engines: the data-parallel engine must compute the same update as the in-process one,
+// training must not leak tensors, and the flat optimisers must do textbook updates.
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
+import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, ntXentPairLoss, splitBatch } from '../src/index.js';
+
+function images(count: number, pixels: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(count * pixels);
+  for (let i = 0; i < out.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 4294967296;
+  }
+  return out;
+}
+
+// No BatchNorm: per-worker batch statistics would (rightly) make the two engines differ.
+const noBatchNorm: GraphSpec = {
+  name: 'plain-cnn',
+  input: { height: 8, width: 8, channels: 1 },
+  nodes: [
+    { op: 'conv', name: 'c1', input: 'input', filters: 4, kernel: 3, stride: 1 },
+    { op: 'relu', name: 'r1', input: 'c1' },
+    { op: 'conv', name: 'c2', input: 'r1', filters: 8, kernel: 3, stride: 2 },
+    { op: 'relu', name: 'r2', input: 'c2' },
+    { op: 'gap', name: 'representation', input: 'r2' },
+    { op: 'dense', name: 'projection', input: 'representation', units: 6 },
+  ],
+  output: 'projection',
+};
+
+describe('step engines', () => {
+  before(async () => {
+    await initBackend({ prefer: 'wasm' });
+  });
+
+  it('splits a batch into near-equal contiguous parts', () => {
+    assert.deepEqual(splitBatch(7, 3), [{ start: 0, count: 3 }, { start: 3, count: 2 }, { start: 5, count: 2 }]);
+    assert.deepEqual(splitBatch(4, 2), [{ start: 0, count: 2 }, { start: 2, count: 2 }]);
+  });
+
+  it('two worker threads produce the same weights as the in-process engine', async () => {
+    const config = { spec: noBatchNorm, augment: null, loss: ntXentPairLoss({ temperature: 0.5 }), optimizer: { kind: 'adam' as const }, seed: 3, maxBatch: 16 };
+    const local = await createStepEngine({ ...config, workers: 0 });
+    const parallel = await createStepEngine({ ...config, workers: 2 });
+    try {
+      assert.deepEqual(parallel.params, local.params, 'same seed, same initial weights');
+      const batch = images(10, 64, 9);
+      for (let step = 0; step < 3; step++) {
+        const a = await local.step(batch, 10, 0.01, step);
+        const b = await parallel.step(batch, 10, 0.01, step);
+        assert.ok(Math.abs(a.loss - b.loss) < 1e-5, `loss ${a.loss} vs ${b.loss}`);
+      }
+      let maxDiff = 0;
+      for (let i = 0; i < local.params.length; i++) maxDiff = Math.max(maxDiff, Math.abs((local.params[i] as number) - (parallel.params[i] as number)));
+      assert.ok(maxDiff < 1e-4, `weights differ by ${maxDiff}`);
+      const ea = await local.embed(batch, 10, 'representation');
+      const eb = await parallel.embed(batch, 10, 'representation');
+      assert.equal(ea.length, 10 * 8);
+      for (let i = 0; i < ea.length; i++) assert.ok(Math.abs((ea[i] as number) - (eb[i] as number)) < 1e-4);
+    } finally {
+      await local.dispose();
+      await parallel.dispose();
+    }
+  });
+
+  it('the loss falls when training convnet-s on a fixed batch', async () => {
+    const engine = await createStepEngine({
+      spec: contrastiveModel('convnet-s', { height: 28, width: 28, channels: 1 }),
+      augment: { flip: { p: 0.5 } },
+      loss: ntXentPairLoss({ temperature: 0.5 }),
+      optimizer: { kind: 'adam' },
+      seed: 1,
+      workers: 0,
+      maxBatch: 32,
+    });
+    try {
+      const batch = images(32, 784, 5);
+      const first = (await engine.step(batch, 32, 3e-3, 0)).loss;
+      let last = first;
+      for (let step = 1; step < 15; step++) last = (await engine.step(batch, 32, 3e-3, step)).loss;
+      assert.ok(Number.isFinite(first) && last < first - 0.2, `loss ${first} -> ${last}`);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('100 training steps do not grow tf.memory().numTensors after warm-up', async () => {
+    const engine = await createStepEngine({
+      spec: contrastiveModel('convnet-s', { height: 28, width: 28, channels: 1 }),
+      augment: gray28Config(),
+      loss: ntXentPairLoss(),
+      optimizer: { kind: 'adam' },
+      workers: 0,
+      maxBatch: 8,
+    });
+    try {
+      const batch = images(8, 784, 6);
+      for (let step = 0; step < 3; step++) await engine.step(batch, 8, 1e-3, step);
+      const before = tf.memory().numTensors;
+      for (let step = 3; step < 103; step++) await engine.step(batch, 8, 1e-3, step);
+      assert.equal(tf.memory().numTensors, before);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('refuses a batch larger than maxBatch or smaller than 2', async () => {
+    const engine = await createStepEngine({ spec: noBatchNorm, augment: null, loss: ntXentPairLoss(), optimizer: { kind: 'sgd' }, workers: 0, maxBatch: 4 });
+    try {
+      await assert.rejects(engine.step(images(5, 64, 1), 5, 0.1, 0), { code: 'FEDCLR_CONTRASTIVE_INVALID_TRAINING' });
+      await assert.rejects(engine.step(images(1, 64, 1), 1, 0.1, 0), { code: 'FEDCLR_CONTRASTIVE_INVALID_TRAINING' });
+    } finally {
+      await engine.dispose();
+    }
+  });
+});
+
+describe('flat optimisers and schedule', () => {
+  const manifest: WeightManifest = {
+    architecture: 't',
+    tensors: [
+      { name: 'w/kernel', shape: [2, 1], dtype: 'float32', trainable: true },
+      { name: 'bn/moving_mean', shape: [1], dtype: 'float32', trainable: false },
+      { name: 'b/bias', shape: [1], dtype: 'float32', trainable: true },
+    ],
+  };
+
+  it('Adam: first step moves each weight by lr·sign(g); statistics are left alone', () => {
+    const opt = new FlatOptimizer(manifest, { kind: 'adam' });
+    const params = Float32Array.from([1, 2, 5, 3]);
+    opt.apply(params, Float32Array.from([0.5, -2, 4]), 0.1);
+    // m̂ = g, v̂ = g², so the step is lr·g/(|g|+eps)
+    assert.ok(Math.abs((params[0] as number) - 0.9) < 1e-6);
+    assert.ok(Math.abs((params[1] as number) - 2.1) < 1e-6);
+    assert.equal(params[2], 5);
+    assert.ok(Math.abs((params[3] as number) - 2.9) < 1e-6);
+  });
+
+  it('SGD with momentum accumulates velocity; weight decay skips biases', () => {
+    const opt = new FlatOptimizer(manifest, { kind: 'sgd', momentum: 0.5, weightDecay: 0.1 });
+    const params = Float32Array.from([1, 0, 0, 1]);
+    opt.apply(params, Float32Array.from([1, 0, 1]), 1);
+    // kernel: g' = 1 + 0.1·1 = 1.1 → 1 - 1.1 = -0.1; bias: no decay → 1 - 1 = 0
+    assert.ok(Math.abs((params[0] as number) + 0.1) < 1e-6);
+    assert.ok(Math.abs((params[3] as number) - 0) < 1e-6);
+    opt.apply(params, Float32Array.from([0, 0, 0]), 1);
+    // bias velocity 0.5·1 = 0.5 → 0 - 0.5
+    assert.ok(Math.abs((params[3] as number) + 0.5) < 1e-6);
+  });
+
+  it('cosine schedule with warm-up', () => {
+    const s = { learningRate: 1, warmupSteps: 10, totalSteps: 110 };
+    assert.ok(Math.abs(learningRateAt(0, s) - 0.1) < 1e-12);
+    assert.ok(Math.abs(learningRateAt(9, s) - 1) < 1e-12);
+    assert.ok(Math.abs(learningRateAt(10, s) - 1) < 1e-12);
+    assert.ok(Math.abs(learningRateAt(60, s) - 0.5) < 1e-12);
+    assert.ok(Math.abs(learningRateAt(110, s)) < 1e-12);
+    assert.equal(learningRateAt(500, { learningRate: 0.3 }), 0.3);
+  });
+
+  it('rejects out-of-range hyper-parameters', () => {
+    assert.throws(() => new FlatOptimizer(manifest, { kind: 'adam', beta1: 1 }), { code: 'FEDCLR_CONTRASTIVE_INVALID_TRAINING' });
+    assert.throws(() => new FlatOptimizer(manifest, { kind: 'sgd', momentum: -0.1 }), { code: 'FEDCLR_CONTRASTIVE_INVALID_TRAINING' });
+  });
+});
