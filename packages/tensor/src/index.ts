@@ -9,9 +9,11 @@ export {
   flattenWeights,
   loadFlatWeights,
   manifestOf,
+  manifestOfSpec,
   segmentsOf,
   sizeOf,
   totalSize,
   type Segment,
   type WeightManifest,
 } from './weights.js';
+export { MODEL_FILE, WEIGHTS_FILE, loadModel, saveModel, toLayersModel, type FedclrModelMetadata, type LoadedModel } from './model-io.js';

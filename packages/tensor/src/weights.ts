@@ -3,7 +3,7 @@
 // sides agree on what each number means.
 import * as tf from '@tensorflow/tfjs-core';
 import { ManifestMismatchError, WeightLengthError } from './errors.js';
-import type { Network, WeightSpec } from './nn/graph.js';
+import { weightSpecs, type GraphSpec, type Network, type WeightSpec } from './nn/graph.js';
 
 export interface WeightManifest {
   /** Architecture id (GraphSpec.name). */
@@ -22,7 +22,12 @@ export function sizeOf(shape: readonly number[]): number {
 }
 
 export function manifestOf(network: Network): WeightManifest {
-  return { architecture: network.spec.name, tensors: network.weights.map(({ name, shape, dtype, trainable }) => ({ name, shape: [...shape], dtype, trainable })) };
+  return manifestOfSpec(network.spec);
+}
+
+/** The manifest a graph spec implies, without building the network. */
+export function manifestOfSpec(spec: GraphSpec): WeightManifest {
+  return { architecture: spec.name, tensors: weightSpecs(spec) };
 }
 
 export function segmentsOf(manifest: WeightManifest): Segment[] {
