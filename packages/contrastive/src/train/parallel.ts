@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { currentBackend, inferShapes, totalSize, type WeightManifest } from '@fedclr/tensor';
 import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
 import type { PairLoss } from './loss.js';
-import { checkBatch, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
+import { LocalStepEngine, checkBatch, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
 import { FlatOptimizer } from './optimizer.js';
 import { CELL, CELLS_PER_WORKER, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
 
@@ -260,4 +260,9 @@ export class ParallelStepEngine implements StepEngine {
   async dispose(): Promise<void> {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+}
+
+/** A parallel engine when `workers` >= 1, else in-process. */
+export async function createStepEngine(config: StepEngineConfig): Promise<StepEngine> {
+  return (config.workers ?? 0) >= 1 ? ParallelStepEngine.create(config) : new LocalStepEngine(config);
 }
