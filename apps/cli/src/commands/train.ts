@@ -1,0 +1,97 @@
+// fedclr train: centralised contrastive training on a dataset or an image folder; writes a tfjs model.
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { contrastiveModel, gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive, type EncoderName } from '@fedclr/contrastive';
+import { initBackend, saveModel } from '@fedclr/tensor';
+import { defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
+import { UsageError } from '../errors.js';
+import { createProgress } from '../progress.js';
+
+export const trainHelp = `fedclr train [options]
+  --dataset fashion-mnist | --data DIR   training images (labels are never used)
+  --size N --channels 1|3                image size and channels for --data (default 32, 3)
+  --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
+  --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
+  --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd --weight-decay 0
+  --strength S                           colour-jitter strength of the augmentation
+  --workers N                            training threads (default min(2, cores))
+  --seed 0 --out DIR --checkpoint DIR --resume --json`;
+
+export async function trainCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dataset: { type: 'string' },
+      data: { type: 'string' },
+      size: { type: 'string' },
+      channels: { type: 'string' },
+      encoder: { type: 'string' },
+      minutes: { type: 'string' },
+      epochs: { type: 'string' },
+      steps: { type: 'string' },
+      batch: { type: 'string' },
+      lr: { type: 'string' },
+      temperature: { type: 'string' },
+      optimizer: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      strength: { type: 'string' },
+      workers: { type: 'string' },
+      seed: { type: 'string' },
+      out: { type: 'string' },
+      checkpoint: { type: 'string' },
+      resume: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const channels = values.channels === undefined ? undefined : intOption(values, 'channels', 3);
+  if (channels !== undefined && channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
+  const backend = await initBackend();
+  const dataset = await loadImages({ dataset: values.dataset, data: values.data, size: values.size === undefined ? undefined : intOption(values, 'size', 32), channels }, 'train', log);
+  const encoder = (values.encoder ?? (dataset.channels === 1 ? 'convnet-s' : 'resnet-s')) as EncoderName;
+  if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${values.encoder}'`);
+  const optimizer = values.optimizer ?? 'adam';
+  if (optimizer !== 'adam' && optimizer !== 'sgd') throw new UsageError(`--optimizer must be adam or sgd, got '${optimizer}'`);
+  const minutes = numberOption(values, 'minutes', undefined);
+  const epochs = numberOption(values, 'epochs', undefined);
+  const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
+  if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
+  const spec = contrastiveModel(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels });
+  const strength = numberOption(values, 'strength', undefined);
+  const augment = dataset.channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ ...(strength === undefined ? { strength: 0.5 } : { strength }), blur: false });
+  const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
+  const weightDecay = numberOption(values, 'weight-decay', 0, -1) ?? 0;
+  const progress = createProgress('train');
+  const result = await trainContrastive(dataset, {
+    spec,
+    augment,
+    loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', 0.5) as number }),
+    optimizer: optimizer === 'adam' ? { kind: 'adam', weightDecay } : { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay },
+    learningRate: numberOption(values, 'lr', optimizer === 'adam' ? 2e-3 : 0.3) as number,
+    batchSize: intOption(values, 'batch', 256, 2),
+    ...(minutes !== undefined ? { minutes } : {}),
+    ...(epochs !== undefined ? { epochs } : {}),
+    ...(maxSteps !== undefined ? { maxSteps } : {}),
+    workers: intOption(values, 'workers', defaultWorkers(), 0),
+    seed: intOption(values, 'seed', 0, 0),
+    ...(values.checkpoint !== undefined ? { checkpointDir: values.checkpoint, resume: values.resume } : {}),
+    onProgress: (p) => progress.update(p.fraction, { step: p.step, epoch: p.epoch, loss: p.loss, lr: p.learningRate, 'img/s': Math.round(p.imagesPerSec) }),
+  });
+  progress.done();
+  await saveModel(outDir, spec, result.weights, { steps: result.steps, epochs: result.epochsCompleted, imagesSeen: result.imagesSeen });
+  const summary = {
+    model: outDir,
+    encoder,
+    backend: backend.name,
+    steps: result.steps,
+    epochs: result.epochsCompleted,
+    imagesSeen: result.imagesSeen,
+    elapsedMs: Math.round(result.elapsedMs),
+    imagesPerSec: Math.round((result.imagesSeen * 1000) / Math.max(1, result.elapsedMs)),
+    epochLosses: result.epochLosses.map((l) => Math.round(l * 1e4) / 1e4),
+    stoppedBy: result.stoppedBy,
+  };
+  if (values.json) out(JSON.stringify(summary));
+  else out(`trained ${encoder} for ${summary.steps} steps (${summary.epochs} epochs, ${summary.imagesPerSec} img/s); model written to ${outDir}`);
+  return 0;
+}
