@@ -1,1 +1,73 @@
-export {};
+// @fedclr/secagg: SecAgg+ secure aggregation, pure and transport-free. See README.md.
+export * from './errors.js';
+export {
+  encodeCanonical,
+  decodeCanonical,
+  canonicalDigest,
+  canonicalLength,
+  type CanonicalValue,
+} from './canonical.js';
+export {
+  generateSigningKeyPair,
+  generateBoxKeyPair,
+  signDetached,
+  verifyDetached,
+  x25519,
+  boxBefore,
+  defaultRandomBytes,
+  type RandomBytes,
+  type SigningKeyPair,
+  type BoxKeyPair,
+} from './crypto.js';
+export {
+  addPrg,
+  applyMasks,
+  prgWords,
+  seededRandomWords,
+  uniformInt,
+  PRG_ALGORITHMS,
+  DEFAULT_PRG,
+  PRG_KEY_LENGTH,
+  PRG_NONCE_LENGTH,
+  type PrgAlgorithm,
+  type MaskTerm,
+  type RandomWords,
+} from './prg.js';
+export {
+  deriveSecAggParams,
+  log2HypergeometricTail,
+  DEFAULT_SECURITY_BITS,
+  DEFAULT_CORRECTNESS_BITS,
+  COMPLETE_GRAPH_MAX_COHORT,
+  MAX_SHARES,
+  type SecAggParams,
+  type SecAggParamsRequest,
+} from './params.js';
+export { buildNeighbourGraph, sortAgents, seededShuffle, type NeighbourGraph } from './graph.js';
+export {
+  deriveFixedPoint,
+  encodeFixedPoint,
+  decodeFixedPointSum,
+  weightedMean,
+  preQuantized,
+  cryptoRandomWords,
+  type FixedPointRequest,
+  type FixedPointParams,
+  type DecodedSum,
+  type WeightedMean,
+} from './encoding.js';
+export { maskNonce, selfMaskKey, pairwiseMaskKey, pairwiseSign, seedCommitment } from './masks.js';
+export * from './messages.js';
+export { SecAggAgent, type AgentOptions, type AgentPolicy, type AgentState } from './agent.js';
+export {
+  SecAggServer,
+  type ServerOptions,
+  type ServerStage,
+  type ServerStatus,
+  type ServerStep,
+  type AbortInfo,
+  type AbortReason,
+  type AggregationResult,
+  type StageDropouts,
+} from './server.js';
+export { runInProcess, type SimulationOptions, type SimulationOutcome, type TimingEvent, type DropPoint } from './simulate.js';

@@ -1,0 +1,59 @@
+// Key derivations shared by agents and the coordinator. Every PRG key and nonce is bound to the
+// protocol id and the session id (domain separation): a mask from one round never reappears in
+// another, even if an agent reused its keys.
+import { createHash } from 'node:crypto';
+import { canonicalDigest } from './canonical.js';
+import { hkdf, x25519 } from './crypto.js';
+import { PROTOCOL_ID } from './messages.js';
+import { PRG_NONCE_LENGTH } from './prg.js';
+
+function sessionSalt(session: string): Uint8Array {
+  return canonicalDigest(['fedclr/secagg+ salt', PROTOCOL_ID, session]);
+}
+
+/** Nonce of every mask stream of a session (keys are already unique per session and pair). */
+export function maskNonce(session: string): Uint8Array {
+  return canonicalDigest(['fedclr/secagg+ mask nonce', PROTOCOL_ID, session]).subarray(0, PRG_NONCE_LENGTH);
+}
+
+/** PRG key of agent `owner`'s self mask, from its 32-byte seed b_u. */
+export function selfMaskKey(seed: Uint8Array, session: string, owner: string): Uint8Array {
+  return hkdf(seed, sessionSalt(session), canonicalDigest(['self-mask', owner]));
+}
+
+/** +1 if `self` adds PRG(s_uv) for neighbour `peer`, -1 if it subtracts (lower id adds). */
+export function pairwiseSign(self: string, peer: string): 1 | -1 {
+  return self < peer ? 1 : -1;
+}
+
+/**
+ * s_uv: HKDF of the X25519 point between u's mask secret key and v's mask public key, bound to
+ * both ids and both public keys (ordered by id) so u and v derive the same key.
+ */
+export function pairwiseMaskKey(
+  session: string,
+  self: string,
+  selfPublicKey: Uint8Array,
+  selfSecretKey: Uint8Array,
+  peer: string,
+  peerPublicKey: Uint8Array,
+): Uint8Array {
+  const point = x25519(selfSecretKey, peerPublicKey, peer);
+  const [a, pa, b, pb] =
+    self < peer ? [self, selfPublicKey, peer, peerPublicKey] : [peer, peerPublicKey, self, selfPublicKey];
+  return hkdf(point, sessionSalt(session), canonicalDigest(['pairwise-mask', a, pa, b, pb]));
+}
+
+/** Binding commitment to the self-mask seed, so a bad reconstruction is detected. */
+export function seedCommitment(session: string, owner: string, seed: Uint8Array): Uint8Array {
+  return new Uint8Array(
+    createHash('sha256')
+      .update(canonicalDigest(['fedclr/secagg+ seed commitment', PROTOCOL_ID, session, owner]))
+      .update(seed)
+      .digest(),
+  );
+}
+
+export const SEED_LENGTH = 32;
+/** shamir-secret-sharing shares are the secret length plus one x-coordinate byte. */
+export const SHARE_LENGTH = SEED_LENGTH + 1;
