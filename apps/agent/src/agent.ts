@@ -1,0 +1,613 @@
+// The edge agent: connect, prove its identity, train when picked, upload the update, repeat.
+//
+//   connect ─> hello {agentId, Ed25519 publicKey} ─> welcome {sessionId} ─> ready (signed)
+//   round-start: decode + verify the weights frame (hash = modelVersion, finite) -> LocalTrainer
+//                (aborted at the deadline, on round-end 'aborted', on disconnect or close)
+//             -> update {delta = local - global, exampleCount, scalar metrics} (signed)
+//   round-end / update-rejected: logged and emitted
+//   shutdown: 'completed' / 'stopping' / 'evicted' end the agent; 'restarting' reconnects later
+//   connection lost or refused (retryable): reconnect with exponential backoff and jitter
+//
+// Everything sent goes through sendSigned(), whose type only admits hello, ready, update,
+// error and heartbeat messages; the only tensor it can carry is the update frame built by
+// buildUpdate() from weights. No image or feature ever reaches this module.
+import { EventEmitter } from 'node:events';
+import { pino, type Logger } from 'pino';
+import { io as ioClient } from 'socket.io-client';
+import nacl from 'tweetnacl';
+import {
+  COORDINATOR_TO_AGENT,
+  PROTOCOL_VERSION,
+  acceptWelcome,
+  createProtocol,
+  openRoundStart,
+  signingPayload,
+} from '@fedclr/protocol';
+import type {
+  ErrorMessage,
+  HeartbeatMessage,
+  HelloMessage,
+  Manifest,
+  Protocol,
+  ProtocolLimits,
+  ReadyMessage,
+  RejectMessage,
+  RoundEndMessage,
+  RoundStartMessage,
+  ShutdownMessage,
+  UpdateMessage,
+  UpdateRejectedMessage,
+  WelcomeMessage,
+} from '@fedclr/protocol';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import {
+  AgentConfigError,
+  GaveUpError,
+  RoundAbortedError,
+  RoundUnsupportedError,
+  TrainingFailedError,
+} from './errors.js';
+import { loadOrCreateIdentity, type AgentIdentity } from './identity.js';
+import type { LocalTrainer } from './trainer.js';
+import { buildUpdate } from './update.js';
+
+/** The only messages an agent can send. */
+export type AgentOutbound = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage;
+
+/** A connection to the coordinator (socket.io by default; tests may inject their own). */
+export interface AgentSocket {
+  readonly connected: boolean;
+  onConnect(listener: () => void): void;
+  onConnectError(listener: (err: Error) => void): void;
+  onDisconnect(listener: (reason: string) => void): void;
+  onMessage(listener: (raw: unknown) => void): void;
+  send(message: AgentOutbound): void;
+  close(): void;
+}
+
+export type Connector = (url: string) => AgentSocket;
+
+/** The default connector: socket.io-client, websocket transport, no built-in reconnection. */
+export function socketIoConnector(options: { connectTimeoutMs?: number; transports?: ('websocket' | 'polling')[] } = {}): Connector {
+  return (url) => {
+    const s = ioClient(url, {
+      reconnection: false,
+      forceNew: true,
+      transports: options.transports ?? ['websocket'],
+      timeout: options.connectTimeoutMs ?? 10_000,
+    });
+    return {
+      get connected() {
+        return s.connected;
+      },
+      onConnect: (l) => void s.on('connect', l),
+      onConnectError: (l) => void s.on('connect_error', l),
+      onDisconnect: (l) => void s.on('disconnect', (reason) => l(String(reason))),
+      onMessage: (l) => void s.on('message', l),
+      send: (m) => void s.emit('message', m),
+      close: () => void s.disconnect(),
+    };
+  };
+}
+
+export interface AgentOptions {
+  /** e.g. http://127.0.0.1:8080 */
+  readonly coordinatorUrl: string;
+  /** Holds identity.json (Ed25519 key pair, mode 0600). */
+  readonly stateDir: string;
+  readonly trainer: LocalTrainer;
+  /** Default: the id stored with the key, derived from the public key on first run. */
+  readonly agentId?: string;
+  /** Advertised in hello (informational). */
+  readonly exampleCount?: number;
+  readonly capabilities?: readonly string[];
+  readonly logger?: Logger;
+  readonly reconnect?: BackoffOptions;
+  readonly connectTimeoutMs?: number;
+  /** Stop training this long before the round deadline, to leave time for the upload. */
+  readonly uploadMarginMs?: number;
+  readonly limits?: Partial<ProtocolLimits>;
+  /** Override the transport (tests). */
+  readonly connector?: Connector;
+}
+
+export type AgentExitReason = 'completed' | 'stopping' | 'evicted' | 'closed' | 'rejected' | 'gave-up';
+
+export interface AgentExit {
+  readonly reason: AgentExitReason;
+  readonly message?: string;
+  readonly error?: Error;
+}
+
+export interface AgentEvents {
+  connected: [];
+  welcome: [WelcomeMessage];
+  'round-start': [{ roundId: number; modelVersion: string; parameters: number }];
+  'update-sent': [{ roundId: number; exampleCount: number; bytes: number; deltaNorm: number; clipped: boolean }];
+  'round-end': [RoundEndMessage];
+  'update-rejected': [UpdateRejectedMessage];
+  'training-error': [{ roundId: number; error: Error }];
+  shutdown: [ShutdownMessage];
+  disconnected: [string];
+  reconnecting: [{ attempt: number; delayMs: number }];
+  exit: [AgentExit];
+}
+
+export type AgentState = 'connecting' | 'handshake' | 'idle' | 'training' | 'uploading' | 'stopped';
+
+export interface AgentHandle {
+  readonly agentId: string;
+  /** Hex Ed25519 public key (to put on an allow-list). */
+  readonly publicKey: string;
+  readonly events: EventEmitter<AgentEvents>;
+  /** Resolves when the agent stops for good. */
+  readonly done: Promise<AgentExit>;
+  state(): AgentState;
+  close(): Promise<AgentExit>;
+}
+
+type AbortKind = 'deadline' | 'coordinator' | 'disconnected' | 'closing' | 'superseded';
+
+interface RoundTask {
+  readonly roundId: number;
+  readonly controller: AbortController;
+  kind?: AbortKind;
+  progress?: number;
+}
+
+type SessionOutcome =
+  | { kind: 'lost'; welcomed: boolean; lastedMs: number; reason: string }
+  | { kind: 'retry-later'; reason: string }
+  | { kind: 'fatal'; error: Error }
+  | { kind: 'shutdown'; message: ShutdownMessage };
+
+const RETRYABLE_REJECTS = new Set(['capacity', 'shutting-down', 'duplicate-session']);
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+const STABLE_SESSION_MS = 5000;
+
+class Agent {
+  readonly events = new EventEmitter<AgentEvents>();
+  readonly done: Promise<AgentExit>;
+  private resolveDone: (e: AgentExit) => void = () => undefined;
+  private readonly o: AgentOptions;
+  private readonly id: AgentIdentity;
+  private readonly log: Logger;
+  private readonly protocol: Protocol;
+  private readonly connector: Connector;
+  private readonly backoff: Backoff;
+  private readonly lifetime = new AbortController();
+  private readonly uploadMarginMs: number;
+  private socket: AgentSocket | undefined;
+  private session: { id: string; maxFrameBytes: number } | undefined;
+  private endOutcome: SessionOutcome | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private task: RoundTask | undefined;
+  private stateValue: AgentState = 'connecting';
+  private closing = false;
+
+  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger) {
+    this.o = options;
+    this.id = identity;
+    this.log = logger;
+    this.protocol = createProtocol(options.limits === undefined ? {} : { limits: options.limits });
+    this.connector = options.connector ?? socketIoConnector(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs });
+    this.backoff = new Backoff(options.reconnect);
+    this.uploadMarginMs = options.uploadMarginMs ?? 250;
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  get state(): AgentState {
+    return this.stateValue;
+  }
+
+  start(): void {
+    void this.loop().then(
+      (exit) => this.finish(exit),
+      (err: unknown) => {
+        this.log.error({ err }, 'agent loop failed');
+        this.finish({ reason: 'closed', error: err as Error, message: (err as Error).message });
+      },
+    );
+  }
+
+  async close(): Promise<AgentExit> {
+    if (!this.closing) {
+      this.closing = true;
+      this.lifetime.abort();
+      this.abortTask('closing');
+      this.socket?.close();
+    }
+    return this.done;
+  }
+
+  private finish(exit: AgentExit): void {
+    this.stateValue = 'stopped';
+    this.stopHeartbeat();
+    this.log.info({ reason: exit.reason, detail: exit.message }, 'agent stopped');
+    this.events.emit('exit', exit);
+    this.resolveDone(exit);
+  }
+
+  // ---- connection loop ------------------------------------------------------------------------
+
+  private async loop(): Promise<AgentExit> {
+    for (;;) {
+      if (this.closing) return { reason: 'closed' };
+      const outcome = await this.runSession();
+      if (this.closing) return { reason: 'closed' };
+      let delay: number;
+      switch (outcome.kind) {
+        case 'fatal':
+          return { reason: 'rejected', error: outcome.error, message: outcome.error.message };
+        case 'shutdown': {
+          const m = outcome.message;
+          if (m.reason === 'completed') return { reason: 'completed', message: m.message ?? 'the run is complete' };
+          if (m.reason === 'evicted') return { reason: 'evicted', message: m.message ?? 'evicted by the coordinator' };
+          if (m.reconnectAfterMs === undefined) return { reason: 'stopping', message: m.message ?? 'the coordinator stopped' };
+          this.backoff.reset();
+          delay = m.reconnectAfterMs + Math.round(Math.random() * Math.min(1000, m.reconnectAfterMs));
+          break;
+        }
+        case 'lost':
+          // Only a session that lasted counts as a success: a coordinator that drops agents
+          // right after the welcome must not pull them into a tight reconnect loop.
+          if (outcome.welcomed && outcome.lastedMs >= STABLE_SESSION_MS) this.backoff.reset();
+          if (this.backoff.exhausted) {
+            const error = new GaveUpError(this.backoff.attempts, outcome.reason);
+            return { reason: 'gave-up', error, message: error.message };
+          }
+          delay = this.backoff.next();
+          break;
+        case 'retry-later':
+          if (this.backoff.exhausted) {
+            const error = new GaveUpError(this.backoff.attempts, outcome.reason);
+            return { reason: 'gave-up', error, message: error.message };
+          }
+          delay = this.backoff.next();
+          break;
+      }
+      this.log.info({ delayMs: delay, attempt: this.backoff.attempts }, 'reconnecting');
+      this.events.emit('reconnecting', { attempt: this.backoff.attempts, delayMs: delay });
+      await sleep(delay, this.lifetime.signal);
+    }
+  }
+
+  private runSession(): Promise<SessionOutcome> {
+    return new Promise((resolve) => {
+      this.stateValue = 'connecting';
+      this.endOutcome = undefined;
+      this.session = undefined;
+      let settled = false;
+      let welcomed = false;
+      let welcomedAt = 0;
+      const settle = (o: SessionOutcome): void => {
+        if (settled) return;
+        settled = true;
+        this.stopHeartbeat();
+        this.abortTask('disconnected');
+        this.session = undefined;
+        this.socket = undefined;
+        resolve(o);
+      };
+      const sock = this.connector(this.o.coordinatorUrl);
+      this.socket = sock;
+      sock.onConnect(() => {
+        this.stateValue = 'handshake';
+        this.events.emit('connected');
+        const hello: HelloMessage = {
+          type: 'hello',
+          protocolVersion: PROTOCOL_VERSION,
+          agentId: this.id.agentId,
+          publicKey: this.id.publicKey,
+          capabilities: [...(this.o.capabilities ?? ['fedprox', 'dp'])],
+        };
+        if (this.o.exampleCount !== undefined) hello.exampleCount = this.o.exampleCount;
+        sock.send(hello);
+      });
+      sock.onConnectError((err) => {
+        this.log.debug({ err: err.message }, 'connection failed');
+        settle({ kind: 'lost', welcomed: false, lastedMs: 0, reason: err.message });
+      });
+      sock.onDisconnect((reason) => {
+        this.events.emit('disconnected', reason);
+        this.log.info({ reason }, 'disconnected');
+        settle(this.endOutcome ?? { kind: 'lost', welcomed, lastedMs: welcomed ? Date.now() - welcomedAt : 0, reason });
+      });
+      sock.onMessage((raw) => {
+        if (settled) return;
+        const before = this.session;
+        this.onMessage(raw);
+        if (before === undefined && this.session !== undefined) {
+          welcomed = true;
+          welcomedAt = Date.now();
+        }
+      });
+      if (this.closing) sock.close();
+    });
+  }
+
+  /** Ends the current connection with an outcome (the disconnect handler settles the session). */
+  private endSession(outcome: SessionOutcome): void {
+    this.endOutcome = outcome;
+    this.abortTask('disconnected');
+    this.socket?.close();
+  }
+
+  // ---- messages from the coordinator ----------------------------------------------------------
+
+  private onMessage(raw: unknown): void {
+    const v = this.protocol.validate(COORDINATOR_TO_AGENT, raw);
+    if (!v.ok) {
+      this.log.warn({ code: v.error.code, err: v.error.message }, 'invalid message from the coordinator: ignored');
+      return;
+    }
+    const msg = v.message;
+    switch (msg.type) {
+      case 'welcome':
+      case 'reject':
+        this.onHandshakeReply(msg);
+        return;
+      case 'round-start':
+        if (this.session === undefined) return;
+        this.onRoundStart(msg);
+        return;
+      case 'round-end':
+        if (this.task !== undefined && this.task.roundId === msg.roundId && msg.outcome === 'aborted') this.abortTask('coordinator');
+        this.log.info({ roundId: msg.roundId, outcome: msg.outcome, included: msg.included, reason: msg.reason }, 'round ended');
+        this.events.emit('round-end', msg);
+        return;
+      case 'update-rejected':
+        this.log.warn({ roundId: msg.roundId, reason: msg.reason, code: msg.code, detail: msg.message }, 'update rejected by the coordinator');
+        this.events.emit('update-rejected', msg);
+        return;
+      case 'shutdown':
+        this.log.info({ reason: msg.reason, reconnectAfterMs: msg.reconnectAfterMs }, 'coordinator sent shutdown');
+        this.events.emit('shutdown', msg);
+        this.endSession({ kind: 'shutdown', message: msg });
+        return;
+      case 'secagg':
+        this.log.warn({ roundId: msg.roundId, stage: msg.stage }, 'secure aggregation is not supported by this agent yet: message ignored');
+        return;
+    }
+  }
+
+  private onHandshakeReply(reply: WelcomeMessage | RejectMessage): void {
+    // A reject may also come after the welcome: the coordinator refuses the signed 'ready'
+    // (key proof) with reason 'bad-signature' or 'not-enrolled'.
+    if (reply.type === 'welcome' && this.session !== undefined) {
+      this.log.warn('second welcome on an established session: ignored');
+      return;
+    }
+    if (reply.type === 'reject') {
+      if (RETRYABLE_REJECTS.has(reply.reason)) {
+        this.log.warn({ reason: reply.reason, detail: reply.message }, 'coordinator asked us to come back later');
+        this.endSession({ kind: 'retry-later', reason: `${reply.reason}: ${reply.message}` });
+      } else {
+        this.log.error({ reason: reply.reason, detail: reply.message }, 'coordinator refused this agent');
+        let error: Error = new Error(`rejected: ${reply.reason}`);
+        try {
+          acceptWelcome(reply); // throws the catalogued error: VERSION_INCOMPATIBLE or HANDSHAKE_REJECTED
+        } catch (err) {
+          error = err as Error;
+        }
+        this.endSession({ kind: 'fatal', error });
+      }
+      return;
+    }
+    let welcome: WelcomeMessage;
+    try {
+      welcome = acceptWelcome(reply);
+    } catch (err) {
+      this.endSession({ kind: 'fatal', error: err as Error });
+      return;
+    }
+    this.session = { id: welcome.sessionId, maxFrameBytes: Math.min(welcome.limits.maxFrameBytes, this.protocol.limits.maxFrameBytes) };
+    this.stateValue = 'idle';
+    this.sendSigned({ type: 'ready' });
+    this.startHeartbeat(welcome.heartbeatIntervalMs);
+    this.log.info({ sessionId: welcome.sessionId, protocolVersion: welcome.protocolVersion }, 'welcomed by the coordinator');
+    this.events.emit('welcome', welcome);
+  }
+
+  // ---- rounds ---------------------------------------------------------------------------------
+
+  private onRoundStart(msg: RoundStartMessage): void {
+    if (this.task !== undefined) this.abortTask('superseded');
+    const roundId = msg.roundId;
+    let manifest: Manifest;
+    let global: Float32Array;
+    try {
+      if (msg.config.aggregation !== 'plain') {
+        throw new RoundUnsupportedError(roundId, `aggregation '${msg.config.aggregation}' is not available in this agent build yet`);
+      }
+      const decoded = openRoundStart(msg, { copy: true, limits: this.protocol.limits });
+      const other = decoded.manifest.find((t) => t.dtype !== 'float32');
+      if (other !== undefined) throw new RoundUnsupportedError(roundId, `tensor '${other.name}' is ${other.dtype}; only float32 models are trained`);
+      manifest = decoded.manifest;
+      global = new Float32Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength / 4);
+    } catch (err) {
+      this.log.error({ err, roundId }, 'cannot take part in this round');
+      this.sendError(roundId, err as Error);
+      return;
+    }
+    const task: RoundTask = { roundId, controller: new AbortController() };
+    this.task = task;
+    const budget = Math.max(0, msg.config.deadlineMs - this.uploadMarginMs);
+    const timer = setTimeout(() => this.abortTask('deadline', task), budget);
+    this.log.info({ roundId, parameters: global.length, modelVersion: msg.modelVersion }, 'round started: training');
+    this.events.emit('round-start', { roundId, modelVersion: msg.modelVersion, parameters: global.length });
+    void this.runRound(task, msg, manifest, global)
+      .catch((err: unknown) => this.log.error({ err, roundId }, 'round task failed'))
+      .finally(() => {
+        clearTimeout(timer);
+        if (this.task === task) {
+          this.task = undefined;
+          if (this.stateValue === 'training' || this.stateValue === 'uploading') this.stateValue = 'idle';
+        }
+      });
+  }
+
+  private async runRound(task: RoundTask, msg: RoundStartMessage, manifest: Manifest, global: Float32Array): Promise<void> {
+    const roundId = msg.roundId;
+    const started = Date.now();
+    this.stateValue = 'training';
+    let output;
+    try {
+      const signal = task.controller.signal;
+      const training = this.o.trainer.train(
+        { round: roundId, globalWeights: global.slice(), manifest, config: msg.config },
+        signal,
+        (fraction) => {
+          task.progress = Math.min(1, Math.max(0, fraction));
+        },
+      );
+      // Do not depend on the trainer honouring the signal: an abort ends the round here at once,
+      // and whatever the trainer returns later is dropped (and its failure logged).
+      training.catch((err: unknown) => {
+        if (signal.aborted) this.log.debug({ err, roundId }, 'aborted trainer settled');
+      });
+      const aborted = new Promise<never>((_, reject) => {
+        const fire = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        if (signal.aborted) fire();
+        else signal.addEventListener('abort', fire, { once: true });
+      });
+      aborted.catch(() => undefined);
+      output = await Promise.race([training, aborted]);
+    } catch (err) {
+      if (task.controller.signal.aborted) {
+        this.log.info({ roundId, why: task.kind }, 'training aborted');
+        if (task.kind === 'deadline') this.sendError(roundId, new RoundAbortedError(roundId, 'the round deadline passed before training finished'));
+        return;
+      }
+      const error = new TrainingFailedError(roundId, (err as Error).message ?? String(err));
+      this.log.error({ err, roundId }, 'local training failed');
+      this.events.emit('training-error', { roundId, error });
+      this.sendError(roundId, error);
+      return;
+    }
+    if (task.controller.signal.aborted) {
+      this.log.info({ roundId, why: task.kind }, 'training finished after the round was aborted: update dropped');
+      return;
+    }
+    let built;
+    try {
+      built = buildUpdate({
+        roundId,
+        modelVersion: msg.modelVersion,
+        manifest,
+        global,
+        output,
+        config: msg.config,
+        durationMs: Date.now() - started,
+        limits: { maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes, maxMetrics: this.protocol.limits.maxMetrics },
+      });
+    } catch (err) {
+      this.log.error({ err, roundId }, 'cannot build the update');
+      this.events.emit('training-error', { roundId, error: err as Error });
+      this.sendError(roundId, err as Error);
+      return;
+    }
+    this.stateValue = 'uploading';
+    if (!this.sendSigned(built.message)) {
+      this.log.warn({ roundId }, 'connection lost before the upload');
+      return;
+    }
+    const info = { roundId, exampleCount: output.exampleCount, bytes: built.message.frame.byteLength, deltaNorm: built.deltaNorm, clipped: built.clipped };
+    this.log.info(info, 'update sent');
+    this.events.emit('update-sent', info);
+  }
+
+  private abortTask(kind: AbortKind, only?: RoundTask): void {
+    const t = this.task;
+    if (t === undefined || (only !== undefined && t !== only) || t.controller.signal.aborted) return;
+    t.kind = kind;
+    t.controller.abort(new RoundAbortedError(t.roundId, kind));
+  }
+
+  // ---- sending --------------------------------------------------------------------------------
+
+  private sendSigned(message: Exclude<AgentOutbound, HelloMessage>): boolean {
+    const sock = this.socket;
+    const session = this.session;
+    if (sock === undefined || session === undefined || !sock.connected) return false;
+    const sig = nacl.sign.detached(signingPayload(message, session.id), this.id.secretKey);
+    const signed: Exclude<AgentOutbound, HelloMessage> = { ...message, sig };
+    sock.send(signed);
+    return true;
+  }
+
+  private sendError(roundId: number, err: Error): void {
+    const code = (err as { code?: unknown }).code;
+    const msg: ErrorMessage = {
+      type: 'error',
+      code: typeof code === 'string' && ERROR_CODE.test(code) ? code : 'FEDCLR_AGENT_TRAINING_FAILED',
+      message: err.message.slice(0, this.protocol.limits.maxTextLength),
+      roundId,
+    };
+    this.sendSigned(msg);
+  }
+
+  private startHeartbeat(intervalMs: number): void {
+    this.stopHeartbeat();
+    this.heartbeat = setInterval(() => {
+      const state = this.stateValue === 'training' || this.stateValue === 'uploading' ? this.stateValue : 'idle';
+      const hb: HeartbeatMessage = { type: 'heartbeat', sentAt: Date.now(), state };
+      if (this.task !== undefined) {
+        hb.roundId = this.task.roundId;
+        if (this.task.progress !== undefined) hb.progress = this.task.progress;
+      }
+      this.sendSigned(hb);
+    }, intervalMs);
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Starts an agent: loads or creates its identity, then connects (and reconnects) in the background. */
+export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
+  if (typeof options.coordinatorUrl !== 'string' || !/^(https?|wss?):\/\//.test(options.coordinatorUrl)) {
+    throw new AgentConfigError('coordinatorUrl', 'an http(s):// or ws(s):// URL', JSON.stringify(options.coordinatorUrl));
+  }
+  if (typeof options.stateDir !== 'string' || options.stateDir.length === 0) {
+    throw new AgentConfigError('stateDir', 'a directory path', JSON.stringify(options.stateDir));
+  }
+  if (options.trainer === null || typeof options.trainer !== 'object' || typeof options.trainer.train !== 'function') {
+    throw new AgentConfigError('trainer', 'a LocalTrainer (an object with train())', typeof options.trainer);
+  }
+  const identity = await loadOrCreateIdentity(options.stateDir, options.agentId);
+  const base = options.logger ?? pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'info', base: { svc: 'agent' } });
+  const logger = base.child({ agentId: identity.agentId });
+  if (identity.created) logger.info({ path: identity.path }, 'created a new Ed25519 identity');
+  const agent = new Agent(options, identity, logger);
+  agent.start();
+  return {
+    agentId: identity.agentId,
+    publicKey: Buffer.from(identity.publicKey).toString('hex'),
+    events: agent.events,
+    done: agent.done,
+    state: () => agent.state,
+    close: () => agent.close(),
+  };
+}

@@ -1,0 +1,169 @@
+// Aggregation: turning the cohort's updates into one aggregate, the only thing a strategy sees.
+//
+// An AggregationSession lives for one round. The round engine feeds it validated updates (and,
+// for secure aggregation, `secagg` envelopes) and asks it to close; it answers with steps:
+// messages to relay to agents plus a status. The plain implementation adds each weighted delta
+// into a Float64 running sum and forgets it, so it exposes nothing but the weighted sum and the
+// total weight at the end, which is also all a SecAgg+ session can reveal. A secure session
+// (packages/secagg's SecAggServer behind this interface) would:
+//   start()     -> the signed setup broadcast,
+//   receive()   -> advertise / share-keys / unmask envelopes, relaying ciphertexts,
+//   addUpdate() -> the masked fixed-point vector (update frame of uint32, `updateManifest`),
+//   close()     -> end of masked-input: the unmask request (status 'finishing'); a second close()
+//                  (the engine's aggregation deadline) ends the unmask stage,
+//   and reports 'done' with the decoded weighted sum and weight, or 'aborted' with a reason.
+import type { AggregationMode, DecodedFrame, Manifest, SecaggMessage } from '@fedclr/protocol';
+import { AggregationInputError, AggregationStateError } from './errors.js';
+
+/** What a round's aggregation reveals: the sum of weighted deltas, never a single update. */
+export interface Aggregate {
+  /** Sum over included agents of w_i * (local_i - global), in float64. */
+  readonly weightedSum: Float64Array;
+  /** Sum of the weights w_i (example counts in plain mode). */
+  readonly totalWeight: number;
+  /** Agents whose updates are in the sum. */
+  readonly contributors: readonly string[];
+}
+
+export type AggregationStatus =
+  | { readonly kind: 'collecting' }
+  /** Collection is closed but more messages are needed (secure aggregation's unmask stage). */
+  | { readonly kind: 'finishing'; readonly waitingFor: readonly string[] }
+  | { readonly kind: 'done'; readonly aggregate: Aggregate }
+  | { readonly kind: 'aborted'; readonly reason: string };
+
+/** A secagg envelope to deliver to one or more agents. */
+export interface OutboundSecagg {
+  readonly to: readonly string[];
+  readonly message: SecaggMessage;
+}
+
+export interface AggregationStep {
+  readonly messages: readonly OutboundSecagg[];
+  readonly status: AggregationStatus;
+}
+
+/** What a session knows about its round. */
+export interface AggregationRound {
+  readonly roundId: number;
+  readonly modelVersion: string;
+  /** Sorted agent ids of the cohort. */
+  readonly cohort: readonly string[];
+  /** The model manifest (all float32). */
+  readonly manifest: Manifest;
+  /** Number of model parameters. */
+  readonly dimension: number;
+}
+
+/** A validated update, ready to be summed. */
+export interface UpdateContribution {
+  /** The decoded update frame; it already matched `updateManifest`, hash and NaN/Inf checks. */
+  readonly frame: DecodedFrame;
+  /** The weight: present in plain mode, absent in secure mode. */
+  readonly exampleCount: number | undefined;
+}
+
+export interface AggregationSession {
+  readonly mode: AggregationMode;
+  /** The layout an update frame must have (plain: the model manifest; secure: the masked vector). */
+  readonly updateManifest: Manifest;
+  /** Round start: messages to send along with round-start (none in plain mode). */
+  start(): AggregationStep;
+  /** A validated update from a cohort member. Throws a catalogued error if it cannot be summed. */
+  addUpdate(agentId: string, update: UpdateContribution): AggregationStep;
+  /** A secagg envelope from a cohort member. */
+  receive(agentId: string, message: SecaggMessage): AggregationStep;
+  /** The agent will not contribute (disconnected, failed, rejected). */
+  drop(agentId: string): AggregationStep;
+  /** Ends the current collection stage with whoever answered (all answered, or a deadline). */
+  close(): AggregationStep;
+}
+
+/** Opens one session per round. */
+export interface AggregatorFactory {
+  readonly mode: AggregationMode;
+  open(round: AggregationRound): AggregationSession;
+}
+
+// ---- plain (unmasked) aggregation ----------------------------------------------------------
+
+const NONE: readonly OutboundSecagg[] = Object.freeze([]);
+
+/**
+ * Plain aggregation: sum_i w_i * delta_i accumulated in float64 as updates arrive. Float64 has
+ * 29 more mantissa bits than the float32 inputs, so for any realistic cohort (up to millions of
+ * agents) the accumulated rounding error stays far below one float32 ulp of the result.
+ */
+export class PlainAggregationSession implements AggregationSession {
+  readonly mode = 'plain' as const;
+  readonly updateManifest: Manifest;
+  private readonly round: AggregationRound;
+  private sum: Float64Array | undefined;
+  private weight = 0;
+  private readonly contributors: string[] = [];
+  private readonly cohort: ReadonlySet<string>;
+  private closed = false;
+
+  constructor(round: AggregationRound) {
+    this.round = round;
+    this.updateManifest = round.manifest;
+    this.cohort = new Set(round.cohort);
+    this.sum = new Float64Array(round.dimension);
+  }
+
+  start(): AggregationStep {
+    return { messages: NONE, status: { kind: 'collecting' } };
+  }
+
+  addUpdate(agentId: string, update: UpdateContribution): AggregationStep {
+    if (this.closed || this.sum === undefined) throw new AggregationStateError('addUpdate', 'closed');
+    if (!this.cohort.has(agentId)) throw new AggregationInputError(`agent '${agentId}' is not in round ${this.round.roundId}'s cohort`);
+    if (this.contributors.includes(agentId)) throw new AggregationInputError(`agent '${agentId}' already contributed`);
+    const w = update.exampleCount;
+    if (w === undefined || !Number.isSafeInteger(w) || w < 1) {
+      throw new AggregationInputError(`plain aggregation needs a positive integer exampleCount; got ${String(w)}`);
+    }
+    const data = update.frame.data;
+    if (data.byteLength !== this.round.dimension * 4 || (data.byteOffset & 3) !== 0) {
+      throw new AggregationInputError(
+        `update data is ${data.byteLength} bytes at offset ${data.byteOffset}; expected ${this.round.dimension * 4} aligned bytes`,
+      );
+    }
+    for (const t of update.frame.tensors) {
+      if (t.dtype !== 'float32') throw new AggregationInputError(`tensor '${t.name}' is ${t.dtype}; plain updates are float32`);
+    }
+    const delta = new Float32Array(data.buffer, data.byteOffset, this.round.dimension);
+    const sum = this.sum;
+    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + w * (delta[i] as number);
+    this.weight += w;
+    this.contributors.push(agentId);
+    return { messages: NONE, status: { kind: 'collecting' } };
+  }
+
+  receive(_agentId: string, message: SecaggMessage): AggregationStep {
+    throw new AggregationInputError(`a plain round takes no secagg messages (got stage '${message.stage}')`);
+  }
+
+  drop(_agentId: string): AggregationStep {
+    return { messages: NONE, status: this.closed ? this.doneStatus() : { kind: 'collecting' } };
+  }
+
+  close(): AggregationStep {
+    if (this.closed) throw new AggregationStateError('close', 'already closed');
+    this.closed = true;
+    return { messages: NONE, status: this.doneStatus() };
+  }
+
+  private doneStatus(): AggregationStatus {
+    if (this.contributors.length === 0 || this.sum === undefined) return { kind: 'aborted', reason: 'no updates to aggregate' };
+    return {
+      kind: 'done',
+      aggregate: { weightedSum: this.sum, totalWeight: this.weight, contributors: [...this.contributors] },
+    };
+  }
+}
+
+export const plainAggregator: AggregatorFactory = {
+  mode: 'plain',
+  open: (round) => new PlainAggregationSession(round),
+};

@@ -1,0 +1,291 @@
+// Coordinator configuration: what a caller may set, the defaults, and validation that names
+// the offending field. `resolveConfig` returns a frozen, fully populated copy.
+import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, resolveLimits } from '@fedclr/protocol';
+import type { DpConfig, LossName, Optimizer, ProtocolLimits } from '@fedclr/protocol';
+import { ConfigInvalidError } from './errors.js';
+import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
+
+export type EnrolmentPolicy =
+  /** Any key may enrol; an agent id stays bound to the first key that proved possession of it. */
+  | { mode: 'open' }
+  /** Only these Ed25519 public keys (32 bytes, hex or base64) are admitted. */
+  | { mode: 'allow-list'; publicKeys: readonly string[] };
+
+/** Local training settings sent to agents in each round's config. */
+export interface TrainingConfig {
+  batchSize?: number;
+  learningRate?: number;
+  optimizer?: Optimizer;
+  loss?: LossName;
+  temperature?: number;
+  /** FedProx proximal coefficient mu (0: plain local SGD). */
+  fedproxMu?: number;
+  /** L2 clip of each agent's delta (0: off). */
+  clipNorm?: number;
+  dp?: DpConfig;
+}
+
+export interface QuorumConfig {
+  /** Fraction of the cohort whose updates must arrive for a round to complete. */
+  fraction?: number;
+  /** And at least this many updates. */
+  minCount?: number;
+}
+
+export interface ShutdownConfig {
+  /** 'abort': abort a running round at once; 'finish': let it complete (bounded by timeoutMs). */
+  mode?: 'abort' | 'finish';
+  timeoutMs?: number;
+}
+
+export interface CoordinatorConfig {
+  /** Directory for the SQLite database and checkpoints (created if missing). */
+  stateDir: string;
+  host?: string;
+  /** TCP port; 0 picks a free one (see the handle's `url`). */
+  port?: number;
+  coordinatorId?: string;
+  /** Completed rounds to run; then agents are told the run is complete. */
+  rounds?: number;
+  /** Agents needed before a round starts. */
+  minCohort?: number;
+  /** Most agents sampled into a round. */
+  maxCohort?: number;
+  /** Once minCohort is reached, wait up to this long for maxCohort before starting. */
+  cohortWaitMs?: number;
+  localEpochs?: number;
+  training?: TrainingConfig;
+  strategy?: StrategySpec;
+  /** Agents' time budget for train + upload (config.deadlineMs on the wire; at least 1000). */
+  deadlineMs?: number;
+  /** Extra time the coordinator waits beyond deadlineMs (network, clock skew). */
+  deadlineGraceMs?: number;
+  /** Budget for secure aggregation's stages after collection closes. */
+  aggregationDeadlineMs?: number;
+  quorum?: QuorumConfig;
+  /** Pause before retrying a failed round. */
+  retryDelayMs?: number;
+  /** Checkpoints kept on disk (the newest K completed rounds). */
+  keepLastK?: number;
+  /** Seed of cohort sampling and of the per-round agent seeds. */
+  seed?: number;
+  enrolment?: EnrolmentPolicy;
+  /** Require a valid Ed25519 signature on every agent message after the welcome. */
+  requireSignatures?: boolean;
+  maxAgents?: number;
+  /** Largest exampleCount accepted in an update (bounds one agent's weight). */
+  maxExampleCount?: number;
+  heartbeatIntervalMs?: number;
+  /** Time a new connection has to send a valid hello and prove its key. */
+  handshakeTimeoutMs?: number;
+  /** Protocol limits; maxFrameBytes defaults to twice the model's frame (at least 1 MiB). */
+  limits?: Partial<ProtocolLimits>;
+  shutdown?: ShutdownConfig;
+  /** Install a SIGTERM/SIGINT handler that closes the coordinator gracefully. */
+  handleSignals?: boolean;
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface ResolvedConfig {
+  readonly stateDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly coordinatorId: string;
+  readonly rounds: number;
+  readonly minCohort: number;
+  readonly maxCohort: number;
+  readonly cohortWaitMs: number;
+  readonly localEpochs: number;
+  readonly training: Readonly<Required<Omit<TrainingConfig, 'dp'>> & { dp?: DpConfig }>;
+  readonly strategy: StrategySpec;
+  readonly deadlineMs: number;
+  readonly deadlineGraceMs: number;
+  readonly aggregationDeadlineMs: number;
+  readonly quorum: Readonly<Required<QuorumConfig>>;
+  readonly retryDelayMs: number;
+  readonly keepLastK: number;
+  readonly seed: number;
+  readonly enrolment: EnrolmentPolicy;
+  readonly requireSignatures: boolean;
+  readonly maxAgents: number;
+  readonly maxExampleCount: number;
+  readonly heartbeatIntervalMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly limits: Partial<ProtocolLimits>;
+  readonly shutdown: Readonly<Required<ShutdownConfig>>;
+  readonly handleSignals: boolean;
+  readonly logLevel: NonNullable<CoordinatorConfig['logLevel']>;
+}
+
+const KNOWN_KEYS = new Set<string>([
+  'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
+  'training', 'strategy', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
+  'keepLastK', 'seed', 'enrolment', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
+  'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
+]);
+
+const describe = (v: unknown): string => {
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
+  if (v === undefined || v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return Array.isArray(v) ? 'an array' : typeof v;
+};
+
+function int(field: string, v: unknown, def: number, min: number, max: number): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new ConfigInvalidError(field, `an integer in [${min}, ${max}]`, describe(v));
+  }
+  return v;
+}
+
+function num(field: string, v: unknown, def: number, min: number, max: number, exclusiveMin = false): number {
+  if (v === undefined) return def;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v > max || (exclusiveMin ? v <= min : v < min)) {
+    throw new ConfigInvalidError(field, `a number in ${exclusiveMin ? '(' : '['}${min}, ${max}]`, describe(v));
+  }
+  return v;
+}
+
+function oneOf<T extends string>(field: string, v: unknown, def: T, allowed: readonly T[]): T {
+  if (v === undefined) return def;
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw new ConfigInvalidError(field, `one of ${allowed.join(', ')}`, describe(v));
+  }
+  return v as T;
+}
+
+function bool(field: string, v: unknown, def: boolean): boolean {
+  if (v === undefined) return def;
+  if (typeof v !== 'boolean') throw new ConfigInvalidError(field, 'a boolean', describe(v));
+  return v;
+}
+
+function obj(field: string, v: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigInvalidError(field, 'an object', describe(v));
+  for (const k of Object.keys(v)) {
+    if (!keys.includes(k)) throw new ConfigInvalidError(`${field}.${k}`, `absent (known keys: ${keys.join(', ')})`, 'a value');
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Validates a configuration and fills in defaults. Throws FEDCLR_COORD_CONFIG_INVALID naming the field. */
+export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
+  if (typeof input !== 'object' || input === null) throw new ConfigInvalidError('(config)', 'an object', describe(input));
+  for (const k of Object.keys(input)) {
+    if (!KNOWN_KEYS.has(k)) throw new ConfigInvalidError(k, 'absent: unknown configuration key', 'a value');
+  }
+  const c = input as unknown as Record<string, unknown>;
+  if (typeof c['stateDir'] !== 'string' || c['stateDir'].length === 0) {
+    throw new ConfigInvalidError('stateDir', 'a non-empty directory path', describe(c['stateDir']));
+  }
+  const host = c['host'] === undefined ? '127.0.0.1' : c['host'];
+  if (typeof host !== 'string' || host.length === 0) throw new ConfigInvalidError('host', 'a host name or address', describe(host));
+  const coordinatorId = c['coordinatorId'] === undefined ? 'coordinator' : c['coordinatorId'];
+  if (typeof coordinatorId !== 'string' || !new RegExp(AGENT_ID_PATTERN).test(coordinatorId)) {
+    throw new ConfigInvalidError('coordinatorId', `a string matching /${AGENT_ID_PATTERN}/`, describe(coordinatorId));
+  }
+
+  const minCohort = int('minCohort', c['minCohort'], 2, 1, 1_000_000);
+  const maxCohort = int('maxCohort', c['maxCohort'], Math.max(100, minCohort), 1, 1_000_000);
+  if (maxCohort < minCohort) throw new ConfigInvalidError('maxCohort', `>= minCohort (${minCohort})`, String(maxCohort));
+
+  const q = obj('quorum', c['quorum'], ['fraction', 'minCount']);
+  const quorum = {
+    fraction: num('quorum.fraction', q['fraction'], 0.5, 0, 1),
+    minCount: int('quorum.minCount', q['minCount'], 1, 1, 1_000_000),
+  };
+  if (quorum.minCount > minCohort) {
+    throw new ConfigInvalidError('quorum.minCount', `<= minCohort (${minCohort}), or no minimal cohort could ever complete`, String(quorum.minCount));
+  }
+
+  const t = obj('training', c['training'], [
+    'batchSize', 'learningRate', 'optimizer', 'loss', 'temperature', 'fedproxMu', 'clipNorm', 'dp',
+  ]);
+  const training: ResolvedConfig['training'] = {
+    batchSize: int('training.batchSize', t['batchSize'], 64, 2, 65536),
+    learningRate: num('training.learningRate', t['learningRate'], 0.01, 0, 10, true),
+    optimizer: oneOf('training.optimizer', t['optimizer'], 'adam', OPTIMIZERS),
+    loss: oneOf('training.loss', t['loss'], 'ntxent', LOSSES),
+    temperature: num('training.temperature', t['temperature'], 0.5, 0, 100, true),
+    fedproxMu: num('training.fedproxMu', t['fedproxMu'], 0, 0, 1000),
+    clipNorm: num('training.clipNorm', t['clipNorm'], 0, 0, 1e6),
+  };
+  if (t['dp'] !== undefined) {
+    const dp = obj('training.dp', t['dp'], ['noiseMultiplier', 'cohortSize']);
+    (training as { dp?: DpConfig }).dp = {
+      noiseMultiplier: num('training.dp.noiseMultiplier', dp['noiseMultiplier'], Number.NaN, 0, 1000),
+      cohortSize: int('training.dp.cohortSize', dp['cohortSize'], -1, 1, 1_000_000),
+    };
+    if (training.clipNorm === 0) throw new ConfigInvalidError('training.clipNorm', '> 0 when training.dp is set', '0');
+  }
+
+  const s = obj('strategy', c['strategy'], ['name', 'lr', 'momentum', 'beta1', 'beta2', 'tau']);
+  const name = oneOf('strategy.name', s['name'], 'fedavg', STRATEGY_NAMES);
+  const strategy = { name } as Record<string, unknown>;
+  for (const [key, def] of Object.entries(STRATEGY_DEFAULTS[name])) {
+    const isUnit = key === 'momentum' || key.startsWith('beta');
+    strategy[key] = isUnit ? num(`strategy.${key}`, s[key], def, 0, 0.999999) : num(`strategy.${key}`, s[key], def, 0, 1e6, true);
+  }
+  for (const key of Object.keys(s)) {
+    if (key !== 'name' && !(key in STRATEGY_DEFAULTS[name])) {
+      throw new ConfigInvalidError(`strategy.${key}`, `absent: not a parameter of '${name}'`, describe(s[key]));
+    }
+  }
+
+  let enrolment: EnrolmentPolicy = { mode: 'open' };
+  if (c['enrolment'] !== undefined) {
+    const e = obj('enrolment', c['enrolment'], ['mode', 'publicKeys']);
+    const mode = oneOf('enrolment.mode', e['mode'], 'open', ['open', 'allow-list'] as const);
+    if (mode === 'allow-list') {
+      const keys = e['publicKeys'];
+      if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
+        throw new ConfigInvalidError('enrolment.publicKeys', 'an array of strings (hex or base64 Ed25519 keys)', describe(keys));
+      }
+      enrolment = { mode, publicKeys: [...(keys as string[])] };
+    }
+  }
+
+  const sd = obj('shutdown', c['shutdown'], ['mode', 'timeoutMs']);
+  const limits = c['limits'] === undefined ? {} : (c['limits'] as Partial<ProtocolLimits>);
+  try {
+    resolveLimits(limits);
+  } catch (err) {
+    throw new ConfigInvalidError('limits', 'valid ProtocolLimits', (err as Error).message);
+  }
+
+  const resolved: ResolvedConfig = {
+    stateDir: c['stateDir'],
+    host,
+    port: int('port', c['port'], 8080, 0, 65535),
+    coordinatorId,
+    rounds: int('rounds', c['rounds'], 10, 1, 10_000_000),
+    minCohort,
+    maxCohort,
+    cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
+    localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
+    training: Object.freeze(training),
+    strategy: Object.freeze(strategy) as unknown as StrategySpec,
+    deadlineMs: int('deadlineMs', c['deadlineMs'], 600_000, 1000, 7 * 24 * 3600 * 1000),
+    deadlineGraceMs: int('deadlineGraceMs', c['deadlineGraceMs'], 2000, 0, 3_600_000),
+    aggregationDeadlineMs: int('aggregationDeadlineMs', c['aggregationDeadlineMs'], 30_000, 1, 3_600_000),
+    quorum: Object.freeze(quorum),
+    retryDelayMs: int('retryDelayMs', c['retryDelayMs'], 1000, 0, 3_600_000),
+    keepLastK: int('keepLastK', c['keepLastK'], 5, 1, 1_000_000),
+    seed: int('seed', c['seed'], 0, 0, 2 ** 32 - 1),
+    enrolment,
+    requireSignatures: bool('requireSignatures', c['requireSignatures'], true),
+    maxAgents: int('maxAgents', c['maxAgents'], 10_000, 1, 10_000_000),
+    maxExampleCount: int('maxExampleCount', c['maxExampleCount'], 1_000_000_000, 1, Number.MAX_SAFE_INTEGER),
+    heartbeatIntervalMs: int('heartbeatIntervalMs', c['heartbeatIntervalMs'], 10_000, 100, 3_600_000),
+    handshakeTimeoutMs: int('handshakeTimeoutMs', c['handshakeTimeoutMs'], 10_000, 10, 3_600_000),
+    limits: Object.freeze({ ...limits }),
+    shutdown: Object.freeze({
+      mode: oneOf('shutdown.mode', sd['mode'], 'abort', ['abort', 'finish'] as const),
+      timeoutMs: int('shutdown.timeoutMs', sd['timeoutMs'], 10_000, 0, 3_600_000),
+    }),
+    handleSignals: bool('handleSignals', c['handleSignals'], false),
+    logLevel: oneOf('logLevel', c['logLevel'], 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+  };
+  return Object.freeze(resolved);
+}

@@ -1,0 +1,493 @@
+// startCoordinator: wires the pure round engine to its edges (fastify HTTP + socket.io on the
+// same server, SQLite, checkpoint files, timers, logs, metrics) and runs its actions.
+//
+// The driver is a tiny event loop: `dispatch(event)` queues the event; events are handed to
+// the engine one at a time and its actions are carried out in order. A commit is the one
+// asynchronous action: checkpoint files first, then the DB transaction, then 'commit-done' (or
+// 'commit-failed') goes back to the engine. A completed round is therefore on disk before any
+// agent hears about it, and a crash at any point loses nothing that completed.
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import Fastify, { LogController, type FastifyError } from 'fastify';
+import { pino, type Logger } from 'pino';
+import { Server } from 'socket.io';
+import { canonicalManifest, createProtocol, elementCount, FRAME_HEADER_BYTES } from '@fedclr/protocol';
+import type { Manifest, ProtocolLimits, UpdateRejectReason } from '@fedclr/protocol';
+import { plainAggregator, type AggregatorFactory } from './aggregation.js';
+import { EnrolmentGate } from './auth.js';
+import { resolveConfig, type CoordinatorConfig, type ResolvedConfig } from './config.js';
+import { StateDb } from './db.js';
+import {
+  RoundEngine,
+  type CommitRecord,
+  type EngineAction,
+  type EngineEvent,
+  type EngineStatus,
+  type GlobalModel,
+  type RoundStartedRecord,
+  type RoundSummary,
+  type TimerName,
+} from './engine.js';
+import { ModelMismatchError, ModelMissingError } from './errors.js';
+import { Gateway, MESSAGE_EVENT } from './gateway.js';
+import { httpRoutes } from './http.js';
+import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
+import { checkpointDirName, FileModelStore, type Checkpoint, type CheckpointExporter, type ModelStore } from './model-store.js';
+import { createStrategy } from './strategy.js';
+
+/** The model a fresh run starts from. */
+export interface InitialModel {
+  /** Architecture id (e.g. 'resnet-mini-v1'); a resumed run must have the same. */
+  readonly architecture: string;
+  readonly manifest: Manifest;
+  readonly weights: Float32Array;
+}
+
+export interface CoordinatorDeps {
+  /** Required for a fresh state dir; on resume it is checked against the checkpoint (architecture, manifest). */
+  readonly initialModel?: InitialModel;
+  /** Default: FileModelStore in <stateDir>/checkpoints. */
+  readonly modelStore?: ModelStore;
+  /** Extra writers for the default store (e.g. tfjs layers format). */
+  readonly exporters?: readonly CheckpointExporter[];
+  /** Default: plain aggregation. */
+  readonly aggregator?: AggregatorFactory;
+  readonly logger?: Logger;
+}
+
+export interface CloseOptions {
+  /** What agents are told: 'stopping' (do not reconnect) or 'restarting' (reconnect later). */
+  readonly reason?: 'stopping' | 'restarting';
+  /** Override config.shutdown.mode. */
+  readonly mode?: 'abort' | 'finish';
+}
+
+export interface CoordinatorEvents {
+  'round-started': [RoundStartedRecord];
+  'round-completed': [RoundSummary];
+  'round-failed': [RoundSummary];
+  'update-rejected': [{ roundId: number; agentId: string; reason: UpdateRejectReason; message: string }];
+  finished: [number];
+  closed: [];
+}
+
+export interface CoordinatorHandle {
+  /** http://host:port (the bound port when config.port was 0). */
+  readonly url: string;
+  readonly port: number;
+  readonly config: ResolvedConfig;
+  readonly events: EventEmitter<CoordinatorEvents>;
+  readonly logger: Logger;
+  readonly metrics: CoordinatorMetrics;
+  status(): EngineStatus;
+  globalModel(): GlobalModel;
+  /** Resolves when the configured number of rounds has completed. */
+  readonly finished: Promise<number>;
+  /** Graceful shutdown: stop accepting, end the round (config.shutdown), tell agents, close everything. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+/** Protocol limits: maxFrameBytes defaults to twice the model frame (at least 1 MiB). */
+function limitsFor(config: ResolvedConfig, manifest: Manifest): Partial<ProtocolLimits> {
+  const n = manifest.reduce((s, t) => s + elementCount(t.shape), 0);
+  const frameBytes = FRAME_HEADER_BYTES + Buffer.byteLength(canonicalManifest(manifest)) + 64 + n * 4;
+  const maxFrameBytes = Math.max(MiB, 2 * frameBytes);
+  return { maxFrameBytes, ...config.limits };
+}
+
+function sameManifest(a: Manifest, b: Manifest): boolean {
+  return canonicalManifest(a) === canonicalManifest(b);
+}
+
+export async function startCoordinator(input: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<CoordinatorHandle> {
+  const config = resolveConfig(input);
+  const logger = deps.logger ?? pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? config.logLevel, base: { svc: 'coordinator' } });
+  await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
+
+  // ---- state: database, checkpoints, resume ----------------------------------------------------
+  const db = new StateDb(join(config.stateDir, 'coordinator.db'));
+  let started = false;
+  try {
+    const interrupted = db.markInterrupted(Date.now());
+    if (interrupted.length > 0) logger.warn({ rounds: interrupted }, 'rounds interrupted by the previous stop were marked interrupted');
+    const store = deps.modelStore ?? new FileModelStore({ dir: join(config.stateDir, 'checkpoints'), ...(deps.exporters === undefined ? {} : { exporters: deps.exporters }) });
+    await store.sweep();
+    const committed = new Set(db.completedRoundIds());
+    for (const id of await store.list()) {
+      if (!committed.has(id)) {
+        logger.warn({ roundId: id }, 'removing a checkpoint without a committed round (crash between files and commit)');
+        await store.remove(id);
+      }
+    }
+    const latestRow = db.latestCompleted();
+    const checkpoint = await store.loadLatest(
+      (id) => committed.has(id),
+      (id, err) => logger.error({ roundId: id, err }, 'checkpoint unreadable; trying an older one'),
+    );
+    if (latestRow !== undefined && (checkpoint === undefined || checkpoint.roundId !== latestRow.id)) {
+      logger.error(
+        { lastCompleted: latestRow.id, restoredFrom: checkpoint?.roundId },
+        'the checkpoint of the last completed round is missing or corrupt; resuming from an older one',
+      );
+    }
+    if (checkpoint !== undefined) {
+      const row = db.getRound(checkpoint.roundId);
+      if (row?.modelVersion !== checkpoint.modelVersion) {
+        throw new ModelMismatchError(`checkpoint of round ${checkpoint.roundId} has model ${checkpoint.modelVersion}; its row says ${row?.modelVersion}`);
+      }
+    }
+    const init = deps.initialModel;
+    if (checkpoint !== undefined && init !== undefined) {
+      if (init.architecture !== checkpoint.architecture) {
+        throw new ModelMismatchError(`the run in ${config.stateDir} trains architecture '${checkpoint.architecture}', not '${init.architecture}'`);
+      }
+      if (!sameManifest(init.manifest, checkpoint.manifest)) {
+        throw new ModelMismatchError(`the initial model's manifest differs from the checkpoint of round ${checkpoint.roundId}`);
+      }
+    }
+    if (checkpoint === undefined && init === undefined) throw new ModelMissingError(config.stateDir);
+    const model: Checkpoint | (InitialModel & { roundId: number; completedRounds: number }) =
+      checkpoint ?? { ...(init as InitialModel), roundId: 0, completedRounds: 0 };
+    const architectureMeta = db.getMeta('architecture');
+    if (architectureMeta !== undefined && architectureMeta !== model.architecture) {
+      throw new ModelMismatchError(`the state dir's run trains '${architectureMeta}', not '${model.architecture}'`);
+    }
+    db.setMeta('architecture', model.architecture);
+    db.setMeta('manifest', canonicalManifest(model.manifest));
+
+    const protocol = createProtocol({ limits: limitsFor(config, model.manifest) });
+    const strategy = createStrategy(config.strategy);
+    let strategyState = checkpoint?.strategyState;
+    if (strategyState !== undefined && strategyState.strategy !== strategy.name) {
+      logger.warn({ from: strategyState.strategy, to: strategy.name }, 'strategy changed since the checkpoint; its server state starts fresh');
+      strategyState = undefined;
+    }
+    const aggregator = deps.aggregator ?? plainAggregator;
+    const engine = new RoundEngine({
+      settings: {
+        rounds: config.rounds,
+        minCohort: config.minCohort,
+        maxCohort: config.maxCohort,
+        cohortWaitMs: config.cohortWaitMs,
+        roundConfig: { ...config.training, localEpochs: config.localEpochs, deadlineMs: config.deadlineMs },
+        deadlineGraceMs: config.deadlineGraceMs,
+        aggregationDeadlineMs: config.aggregationDeadlineMs,
+        quorum: config.quorum,
+        retryDelayMs: config.retryDelayMs,
+        seed: config.seed,
+        maxExampleCount: config.maxExampleCount,
+        limits: protocol.limits,
+      },
+      strategy,
+      aggregator,
+      model: {
+        architecture: model.architecture,
+        manifest: model.manifest,
+        weights: model.weights,
+        roundId: model.roundId,
+        completedRounds: model.completedRounds,
+      },
+      ...(strategyState === undefined ? {} : { strategyState }),
+      nextRoundId: Math.max(db.nextRoundId(), model.roundId + 1),
+    });
+    logger.info(
+      {
+        stateDir: config.stateDir,
+        resumedFrom: checkpoint?.roundId ?? null,
+        completedRounds: model.completedRounds,
+        modelVersion: engine.globalModel.modelVersion,
+        parameters: model.weights.length,
+        strategy: strategy.name,
+        aggregation: aggregator.mode,
+      },
+      checkpoint === undefined ? 'starting a fresh run' : 'resuming from the last completed round',
+    );
+
+    // ---- servers -----------------------------------------------------------------------------
+    const app = Fastify({
+      loggerInstance: logger,
+      logController: new LogController({ disableRequestLogging: true }),
+      forceCloseConnections: true,
+    });
+    const io = new Server(app.server, {
+      serveClient: false,
+      // Transport limit above the protocol's: a slightly oversize frame still arrives and is
+      // rejected with a reason ('too-large'); only grossly oversize packets drop the connection.
+      maxHttpBufferSize: protocol.limits.maxFrameBytes + 4 * MiB,
+      pingInterval: Math.min(25_000, config.heartbeatIntervalMs * 2),
+      pingTimeout: 20_000,
+      transports: ['websocket', 'polling'],
+    });
+
+    const events = new EventEmitter<CoordinatorEvents>();
+    let finishedResolve: (n: number) => void = () => undefined;
+    const finished = new Promise<number>((resolve) => {
+      finishedResolve = resolve;
+    });
+    let stoppedResolve: () => void = () => undefined;
+    const stopped = new Promise<void>((resolve) => {
+      stoppedResolve = resolve;
+    });
+
+    // The gateway (declared below) and the driver refer to each other through closures.
+    const metrics = createCoordinatorMetrics({
+      connected: () => gateway.connected,
+      ready: () => engine.status().readyAgents,
+      active: () => engine.status().activeAgents,
+      round: () => engine.status().round?.roundId ?? engine.globalModel.roundId,
+    });
+
+    // ---- the driver ----------------------------------------------------------------------------
+    const timers = new Map<TimerName, NodeJS.Timeout>();
+    const queue: EngineEvent[] = [];
+    let draining = false;
+    let failed: Error | undefined;
+
+    const dispatch = (event: EngineEvent): void => {
+      queue.push(event);
+      if (draining) return;
+      draining = true;
+      try {
+        for (let ev = queue.shift(); ev !== undefined; ev = queue.shift()) {
+          let actions: EngineAction[];
+          try {
+            actions = engine.handle(ev, Date.now());
+          } catch (err) {
+            failed = err as Error;
+            logger.fatal({ err, event: ev.type }, 'round engine failed; shutting down');
+            void handle.close({ mode: 'abort' });
+            return;
+          }
+          for (const a of actions) run(a);
+        }
+      } finally {
+        draining = false;
+      }
+    };
+
+    const run = (a: EngineAction): void => {
+      switch (a.type) {
+        case 'send':
+          gateway.send(a.to, a.message);
+          if (a.message.type === 'shutdown') {
+            const id = a.to;
+            setTimeout(() => gateway.disconnect(id), 200).unref();
+          }
+          return;
+        case 'set-timer': {
+          const old = timers.get(a.timer);
+          if (old !== undefined) clearTimeout(old);
+          const t = setTimeout(() => {
+            timers.delete(a.timer);
+            dispatch({ type: 'timer', timer: a.timer, roundId: a.roundId });
+          }, a.delayMs);
+          timers.set(a.timer, t);
+          return;
+        }
+        case 'clear-timer': {
+          const t = timers.get(a.timer);
+          if (t !== undefined) clearTimeout(t);
+          timers.delete(a.timer);
+          return;
+        }
+        case 'round-started':
+          try {
+            db.roundStarted(a.record);
+          } catch (err) {
+            logger.error({ err, roundId: a.record.roundId }, 'could not record the round start');
+          }
+          events.emit('round-started', a.record);
+          return;
+        case 'commit':
+          void commit(a.roundId, a.record);
+          return;
+        case 'round-failed':
+          metrics.roundsFailed.inc({ status: a.summary.status });
+          try {
+            db.failRound(a.summary);
+          } catch (err) {
+            logger.error({ err, roundId: a.summary.roundId }, 'could not record the failed round');
+          }
+          events.emit('round-failed', a.summary);
+          return;
+        case 'update-accepted':
+          metrics.updatesAccepted.inc();
+          return;
+        case 'update-rejected':
+          metrics.updatesRejected.inc({ reason: a.reason });
+          logger.warn({ roundId: a.roundId, agentId: a.agentId, reason: a.reason, detail: a.message }, 'update rejected');
+          if (a.late) {
+            try {
+              db.markLate(a.roundId, a.agentId);
+            } catch (err) {
+              logger.error({ err, roundId: a.roundId, agentId: a.agentId }, 'could not mark a late participant');
+            }
+          }
+          events.emit('update-rejected', { roundId: a.roundId, agentId: a.agentId, reason: a.reason, message: a.message });
+          return;
+        case 'finished':
+          logger.info({ completedRounds: a.completedRounds }, 'all rounds completed');
+          finishedResolve(a.completedRounds);
+          events.emit('finished', a.completedRounds);
+          return;
+        case 'stopped':
+          stoppedResolve();
+          return;
+        case 'log':
+          logger[a.level](a.data ?? {}, a.msg);
+          return;
+      }
+    };
+
+    const commit = async (roundId: number, record: CommitRecord): Promise<void> => {
+      const { model: m, summary } = record;
+      try {
+        await store.save({
+          roundId,
+          completedRounds: m.completedRounds,
+          architecture: m.architecture,
+          manifest: m.manifest,
+          weights: m.weights,
+          modelVersion: m.modelVersion,
+          strategyState: record.strategyState,
+        });
+        db.commitRound(summary, m.completedRounds, checkpointDirName(roundId));
+      } catch (err) {
+        logger.error({ err, roundId }, 'commit failed');
+        dispatch({ type: 'commit-failed', roundId, error: (err as Error).message });
+        return;
+      }
+      try {
+        const keep = new Set(db.completedRoundIds().slice(-config.keepLastK));
+        for (const id of await store.list()) if (!keep.has(id)) await store.remove(id);
+      } catch (err) {
+        logger.error({ err }, 'pruning old checkpoints failed');
+      }
+      metrics.roundsCompleted.inc();
+      metrics.roundDuration.observe(summary.durationMs / 1000);
+      events.emit('round-completed', summary);
+      dispatch({ type: 'commit-done', roundId });
+    };
+
+    const gateway: Gateway = new Gateway({
+      io,
+      protocol,
+      logger,
+      db,
+      enrolment: new EnrolmentGate(config.enrolment, { boundKey: (id) => db.getEnrolment(id)?.publicKey }),
+      metrics,
+      coordinatorId: config.coordinatorId,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      requireSignatures: config.requireSignatures,
+      maxAgents: config.maxAgents,
+      dispatch,
+      modelVersion: () => engine.globalModel.modelVersion,
+    });
+
+    app.setErrorHandler((err: FastifyError, req, reply) => {
+      const status = err.statusCode ?? 500;
+      if (status >= 500) req.log.error({ err }, 'request failed');
+      void reply.status(status).send({ statusCode: status, code: err.code, error: err.name, message: err.message });
+    });
+    await app.register(
+      httpRoutes({
+        db,
+        status: () => engine.status(),
+        model: () => engine.globalModel,
+        agents: () => ({ connected: gateway.connected, authenticated: gateway.authenticated, list: gateway.agents() }),
+        metrics: metrics.registry,
+        startedAt: Date.now(),
+        coordinatorId: config.coordinatorId,
+        strategy: { name: strategy.name, params: strategy.params },
+        aggregation: aggregator.mode,
+      }),
+    );
+
+    const address = await app.listen({ port: config.port, host: config.host });
+    const bound = app.server.address();
+    const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
+    const url = address.startsWith('http') ? address.replace(/:\d+$/, `:${port}`) : `http://${config.host}:${port}`;
+    started = true;
+    logger.info({ url }, 'coordinator listening');
+
+    // ---- shutdown ------------------------------------------------------------------------------
+    let closing: Promise<void> | undefined;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'signal received; shutting down gracefully');
+      handle.close({ reason: 'restarting' }).then(
+        () => process.exit(failed === undefined ? 0 : 1),
+        (err: unknown) => {
+          logger.fatal({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    };
+    if (config.handleSignals) {
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    }
+
+    const close = async (options: CloseOptions = {}): Promise<void> => {
+      const mode = options.mode ?? config.shutdown.mode;
+      gateway.stopAccepting();
+      const notice = options.reason === 'restarting' ? { reason: 'restarting' as const, reconnectAfterMs: 2000 } : { reason: 'stopping' as const };
+      dispatch({ type: 'shutdown', mode, notice });
+      if (engine.phase !== 'stopped') {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), config.shutdown.timeoutMs);
+        });
+        const outcome = await Promise.race([stopped.then(() => 'stopped' as const), timeout]);
+        if (timer !== undefined) clearTimeout(timer);
+        if (outcome === 'timeout') {
+          logger.warn({ timeoutMs: config.shutdown.timeoutMs }, 'the round did not finish in time; aborting it');
+          dispatch({ type: 'shutdown', mode: 'abort' });
+          await stopped;
+        }
+      }
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // let the last messages flush
+      gateway.disconnectAll();
+      io.removeAllListeners();
+      await new Promise<void>((resolve) => {
+        void io.close(() => resolve());
+      });
+      await app.close();
+      db.close();
+      if (config.handleSignals) {
+        process.removeListener('SIGTERM', onSignal);
+        process.removeListener('SIGINT', onSignal);
+      }
+      logger.info('coordinator closed');
+      events.emit('closed');
+    };
+
+    const handle: CoordinatorHandle = {
+      url,
+      port,
+      config,
+      events,
+      logger,
+      metrics,
+      status: () => engine.status(),
+      globalModel: () => engine.globalModel,
+      finished,
+      close: (options) => {
+        closing ??= close(options);
+        return closing;
+      },
+    };
+
+    dispatch({ type: 'start' });
+    return handle;
+  } finally {
+    if (!started) db.close();
+  }
+}
+
+export { MESSAGE_EVENT };

@@ -1,0 +1,412 @@
+// The coordinator's SQLite state (better-sqlite3, synchronous): rounds, participants per round,
+// round metrics, enrolments and run metadata. WAL mode with synchronous=FULL, so a committed
+// round survives a crash or power loss. Schema changes are numbered migrations recorded in
+// schema_migrations; each runs in its own transaction, and a database written by a newer build
+// is refused rather than guessed at.
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import type { ParticipantRecord, RoundStartedRecord, RoundSummary } from './engine.js';
+import { DatabaseError, SchemaTooNewError } from './errors.js';
+
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE run_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      );
+      CREATE TABLE rounds (
+        id                 INTEGER PRIMARY KEY,
+        status             TEXT NOT NULL CHECK (status IN ('running', 'completed', 'failed', 'aborted', 'interrupted')),
+        started_at         INTEGER NOT NULL,
+        ended_at           INTEGER,
+        duration_ms        INTEGER,
+        base_model_version TEXT NOT NULL,
+        model_version      TEXT,
+        completed_rounds   INTEGER,
+        cohort_size        INTEGER NOT NULL,
+        required           INTEGER NOT NULL,
+        included           INTEGER,
+        total_weight       REAL,
+        reason             TEXT,
+        config_json        TEXT NOT NULL,
+        checkpoint         TEXT
+      );
+      CREATE INDEX rounds_status ON rounds (status, id);
+      CREATE TABLE participants (
+        round_id      INTEGER NOT NULL REFERENCES rounds (id) ON DELETE CASCADE,
+        agent_id      TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        example_count INTEGER,
+        loss          REAL,
+        bytes         INTEGER,
+        reason        TEXT,
+        metrics_json  TEXT,
+        PRIMARY KEY (round_id, agent_id)
+      );
+      CREATE INDEX participants_agent ON participants (agent_id, round_id);
+      CREATE TABLE round_metrics (
+        round_id INTEGER NOT NULL REFERENCES rounds (id) ON DELETE CASCADE,
+        name     TEXT NOT NULL,
+        value    REAL NOT NULL,
+        PRIMARY KEY (round_id, name)
+      );
+      CREATE TABLE enrolments (
+        agent_id   TEXT PRIMARY KEY,
+        public_key BLOB NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        sessions   INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX enrolments_key ON enrolments (public_key);
+    `,
+  },
+];
+
+export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted' | 'interrupted';
+
+export interface RoundRow {
+  readonly id: number;
+  readonly status: RoundStatus;
+  readonly startedAt: number;
+  readonly endedAt: number | null;
+  readonly durationMs: number | null;
+  readonly baseModelVersion: string;
+  readonly modelVersion: string | null;
+  readonly completedRounds: number | null;
+  readonly cohortSize: number;
+  readonly required: number;
+  readonly included: number | null;
+  readonly totalWeight: number | null;
+  readonly reason: string | null;
+  readonly checkpoint: string | null;
+  readonly metrics: Record<string, number>;
+}
+
+export interface ParticipantRow {
+  readonly agentId: string;
+  readonly status: string;
+  readonly exampleCount: number | null;
+  readonly loss: number | null;
+  readonly bytes: number | null;
+  readonly reason: string | null;
+}
+
+export interface EnrolmentRow {
+  readonly agentId: string;
+  readonly publicKey: Buffer;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+  readonly sessions: number;
+}
+
+interface RawRound {
+  id: number;
+  status: RoundStatus;
+  started_at: number;
+  ended_at: number | null;
+  duration_ms: number | null;
+  base_model_version: string;
+  model_version: string | null;
+  completed_rounds: number | null;
+  cohort_size: number;
+  required: number;
+  included: number | null;
+  total_weight: number | null;
+  reason: string | null;
+  checkpoint: string | null;
+}
+
+export class StateDb {
+  readonly path: string;
+  private readonly db: Db;
+  private readonly stmts: {
+    insertRound: Statement;
+    completeRound: Statement;
+    failRound: Statement;
+    insertParticipant: Statement;
+    insertMetric: Statement;
+    markLate: Statement;
+    getRound: Statement;
+    listRounds: Statement;
+    countRounds: Statement;
+    participants: Statement;
+    metrics: Statement;
+    getEnrolment: Statement;
+    upsertEnrolment: Statement;
+    touchEnrolment: Statement;
+  };
+
+  constructor(path: string) {
+    this.path = path;
+    try {
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+    } catch (err) {
+      throw new DatabaseError(path, `cannot open: ${(err as Error).message}`);
+    }
+    this.migrate();
+    const db = this.db;
+    this.stmts = {
+      insertRound: db.prepare(
+        `INSERT INTO rounds (id, status, started_at, base_model_version, cohort_size, required, config_json)
+         VALUES (@id, 'running', @startedAt, @baseModelVersion, @cohortSize, @required, @config)`,
+      ),
+      completeRound: db.prepare(
+        `UPDATE rounds SET status = 'completed', ended_at = @endedAt, duration_ms = @durationMs, model_version = @modelVersion,
+           completed_rounds = @completedRounds, included = @included, total_weight = @totalWeight, reason = NULL,
+           checkpoint = @checkpoint
+         WHERE id = @id AND status = 'running'`,
+      ),
+      failRound: db.prepare(
+        `UPDATE rounds SET status = @status, ended_at = @endedAt, duration_ms = @durationMs, included = @included, reason = @reason
+         WHERE id = @id AND status = 'running'`,
+      ),
+      insertParticipant: db.prepare(
+        `INSERT OR REPLACE INTO participants (round_id, agent_id, status, example_count, loss, bytes, reason, metrics_json)
+         VALUES (@roundId, @agentId, @status, @exampleCount, @loss, @bytes, @reason, @metrics)`,
+      ),
+      insertMetric: db.prepare(`INSERT OR REPLACE INTO round_metrics (round_id, name, value) VALUES (?, ?, ?)`),
+      markLate: db.prepare(`UPDATE participants SET status = 'late' WHERE round_id = ? AND agent_id = ? AND status = 'timeout'`),
+      getRound: db.prepare(`SELECT * FROM rounds WHERE id = ?`),
+      listRounds: db.prepare(`SELECT * FROM rounds ORDER BY id DESC LIMIT ? OFFSET ?`),
+      countRounds: db.prepare(`SELECT COUNT(*) AS n FROM rounds`),
+      participants: db.prepare(
+        `SELECT agent_id, status, example_count, loss, bytes, reason FROM participants WHERE round_id = ? ORDER BY agent_id`,
+      ),
+      metrics: db.prepare(`SELECT name, value FROM round_metrics WHERE round_id = ?`),
+      getEnrolment: db.prepare(`SELECT * FROM enrolments WHERE agent_id = ?`),
+      upsertEnrolment: db.prepare(
+        `INSERT INTO enrolments (agent_id, public_key, first_seen, last_seen, sessions) VALUES (?, ?, ?, ?, 1)
+         ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, sessions = sessions + 1`,
+      ),
+      touchEnrolment: db.prepare(`UPDATE enrolments SET last_seen = ? WHERE agent_id = ?`),
+    };
+  }
+
+  private migrate(): void {
+    const db = this.db;
+    const supported = MIGRATIONS.reduce((m, x) => Math.max(m, x.version), 0);
+    try {
+      db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+      const row = db.prepare(`SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations`).get() as { v: number };
+      if (row.v > supported) throw new SchemaTooNewError(row.v, supported);
+      for (const m of MIGRATIONS) {
+        if (m.version <= row.v) continue;
+        db.transaction(() => {
+          db.exec(m.sql);
+          db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, Date.now());
+        })();
+      }
+    } catch (err) {
+      if (err instanceof SchemaTooNewError) throw err;
+      throw new DatabaseError(this.path, `migration failed: ${(err as Error).message}`);
+    }
+  }
+
+  schemaVersion(): number {
+    return (this.db.prepare(`SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations`).get() as { v: number }).v;
+  }
+
+  // ---- run metadata ---------------------------------------------------------------------------
+
+  getMeta(key: string): string | undefined {
+    const row = this.db.prepare(`SELECT value FROM run_meta WHERE key = ?`).get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare(`INSERT INTO run_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(key, value);
+  }
+
+  // ---- rounds ---------------------------------------------------------------------------------
+
+  /** Marks rounds left 'running' by a crash as 'interrupted'; returns their ids. */
+  markInterrupted(now: number): number[] {
+    const ids = (this.db.prepare(`SELECT id FROM rounds WHERE status = 'running'`).all() as { id: number }[]).map((r) => r.id);
+    this.db.prepare(`UPDATE rounds SET status = 'interrupted', ended_at = ?, reason = 'coordinator stopped during the round' WHERE status = 'running'`).run(now);
+    return ids;
+  }
+
+  /** One more than the largest round id ever used (1 for a fresh run). */
+  nextRoundId(): number {
+    return (this.db.prepare(`SELECT COALESCE(MAX(id), 0) + 1 AS n FROM rounds`).get() as { n: number }).n;
+  }
+
+  /** Ids of committed (completed) rounds, ascending. */
+  completedRoundIds(): number[] {
+    return (this.db.prepare(`SELECT id FROM rounds WHERE status = 'completed' ORDER BY id`).all() as { id: number }[]).map((r) => r.id);
+  }
+
+  countCompleted(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM rounds WHERE status = 'completed'`).get() as { n: number }).n;
+  }
+
+  roundStarted(r: RoundStartedRecord): void {
+    this.stmts.insertRound.run({
+      id: r.roundId,
+      startedAt: r.startedAt,
+      baseModelVersion: r.baseModelVersion,
+      cohortSize: r.cohort.length,
+      required: r.required,
+      config: JSON.stringify(r.config),
+    });
+  }
+
+  private writeParticipants(roundId: number, participants: readonly ParticipantRecord[]): void {
+    for (const p of participants) {
+      this.stmts.insertParticipant.run({
+        roundId,
+        agentId: p.agentId,
+        status: p.status,
+        exampleCount: p.exampleCount ?? null,
+        loss: p.loss ?? null,
+        bytes: p.bytes ?? null,
+        reason: p.reason ?? null,
+        metrics: p.metrics === undefined ? null : JSON.stringify(p.metrics),
+      });
+    }
+  }
+
+  private writeMetrics(roundId: number, metrics: Readonly<Record<string, number>>): void {
+    for (const [name, value] of Object.entries(metrics)) {
+      if (Number.isFinite(value)) this.stmts.insertMetric.run(roundId, name, value);
+    }
+  }
+
+  /** Commits a completed round (call after its checkpoint files are in place). One transaction. */
+  commitRound(summary: RoundSummary, completedRounds: number, checkpoint: string): void {
+    this.db.transaction(() => {
+      const res = this.stmts.completeRound.run({
+        id: summary.roundId,
+        endedAt: summary.endedAt,
+        durationMs: summary.durationMs,
+        modelVersion: summary.modelVersion ?? null,
+        completedRounds,
+        included: summary.metrics['included'] ?? null,
+        totalWeight: summary.totalWeight ?? null,
+        checkpoint,
+      });
+      if (res.changes !== 1) throw new DatabaseError(this.path, `round ${summary.roundId} is not a running round; cannot commit it`);
+      this.writeParticipants(summary.roundId, summary.participants);
+      this.writeMetrics(summary.roundId, summary.metrics);
+    })();
+  }
+
+  /** Records a failed or aborted round. One transaction. */
+  failRound(summary: RoundSummary): void {
+    this.db.transaction(() => {
+      this.stmts.failRound.run({
+        id: summary.roundId,
+        status: summary.status,
+        endedAt: summary.endedAt,
+        durationMs: summary.durationMs,
+        included: summary.metrics['included'] ?? null,
+        reason: summary.reason ?? null,
+      });
+      this.writeParticipants(summary.roundId, summary.participants);
+      this.writeMetrics(summary.roundId, summary.metrics);
+    })();
+  }
+
+  markLate(roundId: number, agentId: string): void {
+    this.stmts.markLate.run(roundId, agentId);
+  }
+
+  getRound(id: number): RoundRow | undefined {
+    const raw = this.stmts.getRound.get(id) as RawRound | undefined;
+    return raw === undefined ? undefined : this.toRow(raw);
+  }
+
+  latestCompleted(): RoundRow | undefined {
+    const raw = this.db.prepare(`SELECT * FROM rounds WHERE status = 'completed' ORDER BY id DESC LIMIT 1`).get() as RawRound | undefined;
+    return raw === undefined ? undefined : this.toRow(raw);
+  }
+
+  listRounds(limit: number, offset: number): { total: number; items: RoundRow[] } {
+    const total = (this.stmts.countRounds.get() as { n: number }).n;
+    const items = (this.stmts.listRounds.all(limit, offset) as RawRound[]).map((r) => this.toRow(r));
+    return { total, items };
+  }
+
+  participants(roundId: number): ParticipantRow[] {
+    return (
+      this.stmts.participants.all(roundId) as {
+        agent_id: string;
+        status: string;
+        example_count: number | null;
+        loss: number | null;
+        bytes: number | null;
+        reason: string | null;
+      }[]
+    ).map((p) => ({
+      agentId: p.agent_id,
+      status: p.status,
+      exampleCount: p.example_count,
+      loss: p.loss,
+      bytes: p.bytes,
+      reason: p.reason,
+    }));
+  }
+
+  private toRow(r: RawRound): RoundRow {
+    const metrics: Record<string, number> = {};
+    for (const m of this.stmts.metrics.all(r.id) as { name: string; value: number }[]) metrics[m.name] = m.value;
+    return {
+      id: r.id,
+      status: r.status,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      durationMs: r.duration_ms,
+      baseModelVersion: r.base_model_version,
+      modelVersion: r.model_version,
+      completedRounds: r.completed_rounds,
+      cohortSize: r.cohort_size,
+      required: r.required,
+      included: r.included,
+      totalWeight: r.total_weight,
+      reason: r.reason,
+      checkpoint: r.checkpoint,
+      metrics,
+    };
+  }
+
+  // ---- enrolments -----------------------------------------------------------------------------
+
+  getEnrolment(agentId: string): EnrolmentRow | undefined {
+    const r = this.stmts.getEnrolment.get(agentId) as
+      | { agent_id: string; public_key: Buffer; first_seen: number; last_seen: number; sessions: number }
+      | undefined;
+    return r === undefined
+      ? undefined
+      : { agentId: r.agent_id, publicKey: r.public_key, firstSeen: r.first_seen, lastSeen: r.last_seen, sessions: r.sessions };
+  }
+
+  /** Records a session of an agent that proved its key (enrols it on first sight). */
+  enrol(agentId: string, publicKey: Uint8Array, now: number): void {
+    this.stmts.upsertEnrolment.run(agentId, Buffer.from(publicKey), now, now);
+  }
+
+  touch(agentId: string, now: number): void {
+    this.stmts.touchEnrolment.run(now, agentId);
+  }
+
+  countEnrolments(): number {
+    return (this.db.prepare(`SELECT COUNT(*) AS n FROM enrolments`).get() as { n: number }).n;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

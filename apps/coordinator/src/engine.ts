@@ -1,0 +1,928 @@
+// The round engine: the coordinator's protocol logic, pure and transport-free (sans-IO, like
+// h11). It never touches a socket, a timer, a file or the clock: `handle(event, now)` takes
+// one event (an agent became ready or left, a message arrived, a timer fired, a commit
+// finished, shutdown was requested) and returns the actions the edge must carry out (send a
+// message, set or clear a timer, persist a round, stop). Every decision (cohort sampling,
+// deadlines, quorum, late or invalid updates, failed-round retry) is made here and is unit
+// tested without sockets.
+//
+// Phases:
+//   waiting     no round running; starts one when enough ready agents are there (after an
+//               optional cohort wait and, after a failure, the retry delay)
+//   collecting  round-start sent to the cohort; updates are checked and summed
+//   aggregating collection closed, the aggregation session needs more messages (secure mode)
+//   committing  new model computed; waiting for the edge to persist it (commit-done / -failed)
+//   finished    the configured number of rounds completed
+//   stopped     after shutdown; the edge may close everything
+//
+// A round id names one attempt; ids only grow (a failed round is retried under a new id), so
+// an update can never be confused with a later attempt's.
+import {
+  decodeFrame,
+  encodeFrame,
+  elementCount,
+  openUpdate,
+  readFrameHeader,
+  updateRejectedForError,
+} from '@fedclr/protocol';
+import type {
+  CoordinatorMessage,
+  ErrorMessage,
+  Manifest,
+  ProtocolLimits,
+  RoundConfig,
+  RoundEndMessage,
+  RoundStartMessage,
+  SecaggMessage,
+  UpdateMessage,
+  UpdateRejectReason,
+  UpdateRejectedMessage,
+} from '@fedclr/protocol';
+import type { Aggregate, AggregationSession, AggregationStep, AggregatorFactory } from './aggregation.js';
+import { EngineStateError, ModelMismatchError } from './errors.js';
+import { roundSeed, sampleCohort } from './sampling.js';
+import type { Strategy, StrategyState } from './strategy.js';
+
+export type EnginePhase = 'waiting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
+export type TimerName = 'deadline' | 'aggregation-deadline' | 'cohort-wait' | 'retry';
+export type ShutdownMode = 'abort' | 'finish';
+/** What agents are told when the coordinator stops: 'restarting' invites them to reconnect. */
+export interface ShutdownNotice {
+  readonly reason: 'stopping' | 'restarting';
+  readonly reconnectAfterMs?: number;
+}
+
+export type ParticipantStatus =
+  /** Selected, no answer yet. */
+  | 'selected'
+  /** Update accepted and in the aggregate. */
+  | 'included'
+  /** Update accepted but not in the aggregate (e.g. a secure-aggregation dropout). */
+  | 'excluded'
+  /** Update refused (invalid, wrong shape, non-finite, bad signature...). */
+  | 'rejected'
+  /** No update by the deadline. */
+  | 'timeout'
+  /** Disconnected during the round. */
+  | 'dropped'
+  /** Reported an error instead of an update. */
+  | 'failed'
+  /** Sent its update after the round closed. */
+  | 'late';
+
+export interface ParticipantRecord {
+  readonly agentId: string;
+  readonly status: ParticipantStatus;
+  readonly exampleCount?: number;
+  readonly loss?: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+  readonly reason?: string;
+  readonly bytes?: number;
+}
+
+export interface RoundSummary {
+  readonly roundId: number;
+  readonly status: 'completed' | 'failed' | 'aborted';
+  readonly startedAt: number;
+  readonly endedAt: number;
+  readonly durationMs: number;
+  readonly baseModelVersion: string;
+  /** The new model version (completed rounds only). */
+  readonly modelVersion?: string;
+  readonly cohort: readonly string[];
+  readonly participants: readonly ParticipantRecord[];
+  readonly totalWeight?: number;
+  readonly reason?: string;
+  /** Round metrics: included, weighted mean loss, norm of the mean delta, ... */
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
+/** The global model as the engine holds it. */
+export interface GlobalModel {
+  readonly architecture: string;
+  readonly manifest: Manifest;
+  readonly weights: Float32Array;
+  readonly modelVersion: string;
+  /** The encoded weights frame (sent in round-start; its header hash is modelVersion). */
+  readonly frame: Buffer;
+  /** Round that produced it (0 for the initial model). */
+  readonly roundId: number;
+  /** Completed rounds so far. */
+  readonly completedRounds: number;
+}
+
+/** What the edge persists for a completed round, atomically with its summary. */
+export interface CommitRecord {
+  readonly model: GlobalModel;
+  readonly strategyState: StrategyState;
+  readonly summary: RoundSummary;
+}
+
+export interface RoundStartedRecord {
+  readonly roundId: number;
+  readonly startedAt: number;
+  readonly baseModelVersion: string;
+  readonly cohort: readonly string[];
+  readonly config: RoundConfig;
+  readonly required: number;
+}
+
+export type EngineEvent =
+  | { readonly type: 'start' }
+  /** An authenticated agent can be picked for rounds. */
+  | { readonly type: 'agent-ready'; readonly agentId: string }
+  | { readonly type: 'agent-left'; readonly agentId: string }
+  /** A schema-valid, signature-checked update. */
+  | { readonly type: 'update'; readonly agentId: string; readonly message: UpdateMessage }
+  /** An update the edge could not accept (schema, signature, transport size). */
+  | {
+      readonly type: 'update-invalid';
+      readonly agentId: string;
+      readonly roundId: number | undefined;
+      readonly reason: UpdateRejectReason;
+      readonly code?: string;
+      readonly message: string;
+    }
+  | { readonly type: 'agent-error'; readonly agentId: string; readonly message: ErrorMessage }
+  | { readonly type: 'secagg'; readonly agentId: string; readonly message: SecaggMessage }
+  | { readonly type: 'timer'; readonly timer: TimerName; readonly roundId: number }
+  | { readonly type: 'commit-done'; readonly roundId: number }
+  | { readonly type: 'commit-failed'; readonly roundId: number; readonly error: string }
+  /** Stop after the running round ('finish') or now ('abort'); agents get a shutdown notice. */
+  | { readonly type: 'shutdown'; readonly mode: ShutdownMode; readonly notice?: ShutdownNotice };
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export type EngineAction =
+  | { readonly type: 'send'; readonly to: string; readonly message: CoordinatorMessage }
+  | { readonly type: 'set-timer'; readonly timer: TimerName; readonly roundId: number; readonly delayMs: number }
+  | { readonly type: 'clear-timer'; readonly timer: TimerName }
+  | { readonly type: 'round-started'; readonly record: RoundStartedRecord }
+  /** Persist atomically, then feed back commit-done or commit-failed. */
+  | { readonly type: 'commit'; readonly roundId: number; readonly record: CommitRecord }
+  | { readonly type: 'round-failed'; readonly summary: RoundSummary }
+  | { readonly type: 'update-accepted'; readonly roundId: number; readonly agentId: string; readonly exampleCount: number }
+  | {
+      readonly type: 'update-rejected';
+      readonly roundId: number;
+      readonly agentId: string;
+      readonly reason: UpdateRejectReason;
+      readonly message: string;
+      /** The update came after its round closed (the participant record may be marked late). */
+      readonly late: boolean;
+    }
+  | { readonly type: 'finished'; readonly completedRounds: number }
+  | { readonly type: 'stopped' }
+  | { readonly type: 'log'; readonly level: LogLevel; readonly msg: string; readonly data?: Readonly<Record<string, unknown>> };
+
+export interface EngineSettings {
+  /** Completed rounds to run. */
+  readonly rounds: number;
+  readonly minCohort: number;
+  readonly maxCohort: number;
+  readonly cohortWaitMs: number;
+  /** Round config template; aggregation comes from the aggregator, seed is derived per round. */
+  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed'>;
+  /** Added to roundConfig.deadlineMs for the coordinator's own collection deadline. */
+  readonly deadlineGraceMs: number;
+  readonly aggregationDeadlineMs: number;
+  readonly quorum: { readonly fraction: number; readonly minCount: number };
+  readonly retryDelayMs: number;
+  readonly seed: number;
+  readonly maxExampleCount: number;
+  readonly limits: Readonly<ProtocolLimits>;
+}
+
+export interface EngineInit {
+  readonly settings: EngineSettings;
+  readonly strategy: Strategy;
+  readonly aggregator: AggregatorFactory;
+  /** The current global model (initial, or restored from the last completed round). */
+  readonly model: {
+    readonly architecture: string;
+    readonly manifest: Manifest;
+    readonly weights: Float32Array;
+    readonly roundId: number;
+    readonly completedRounds: number;
+  };
+  readonly strategyState?: StrategyState;
+  /** First round id to use (greater than every id ever used in this run). */
+  readonly nextRoundId: number;
+}
+
+export interface EngineStatus {
+  readonly phase: EnginePhase;
+  readonly completedRounds: number;
+  readonly targetRounds: number;
+  readonly modelVersion: string;
+  readonly modelRound: number;
+  readonly readyAgents: number;
+  readonly round?: {
+    readonly roundId: number;
+    readonly startedAt: number;
+    readonly deadlineAt: number;
+    readonly cohortSize: number;
+    readonly answered: number;
+    readonly accepted: number;
+    readonly required: number;
+  };
+  readonly activeAgents: number;
+  readonly stopping: boolean;
+}
+
+interface Participant {
+  status: ParticipantStatus;
+  exampleCount?: number;
+  loss?: number;
+  metrics?: Record<string, number>;
+  reason?: string;
+  bytes?: number;
+}
+
+interface ActiveRound {
+  readonly roundId: number;
+  readonly startedAt: number;
+  readonly deadlineAt: number;
+  readonly cohort: readonly string[];
+  readonly config: RoundConfig;
+  readonly required: number;
+  readonly base: GlobalModel;
+  readonly session: AggregationSession;
+  readonly participants: Map<string, Participant>;
+  accepted: number;
+  pending?: CommitRecord;
+}
+
+/** Builds the global-model record (encodes the frame once; its hash is the model version). */
+export function makeGlobalModel(
+  input: { architecture: string; manifest: Manifest; weights: Float32Array; roundId: number; completedRounds: number },
+  limits?: Readonly<ProtocolLimits>,
+): GlobalModel {
+  for (const t of input.manifest) {
+    if (t.dtype !== 'float32') throw new ModelMismatchError(`tensor '${t.name}' is ${t.dtype}; the coordinator's model is all float32`);
+  }
+  const n = input.manifest.reduce((s, t) => s + elementCount(t.shape), 0);
+  if (n !== input.weights.length) {
+    throw new ModelMismatchError(`the manifest describes ${n} weights but ${input.weights.length} were given`);
+  }
+  const frame = encodeFrame({ manifest: input.manifest, data: input.weights }, limits === undefined ? {} : { limits });
+  const header = readFrameHeader(frame, limits === undefined ? {} : { limits });
+  return {
+    architecture: input.architecture,
+    manifest: header.manifest,
+    weights: input.weights,
+    modelVersion: header.hash,
+    frame,
+    roundId: input.roundId,
+    completedRounds: input.completedRounds,
+  };
+}
+
+export class RoundEngine {
+  private readonly settings: EngineSettings;
+  private readonly strategy: Strategy;
+  private readonly aggregator: AggregatorFactory;
+  private model: GlobalModel;
+  private strategyState: StrategyState;
+  private nextRoundId: number;
+  private phaseValue: EnginePhase = 'waiting';
+  private readonly ready = new Set<string>();
+  private round: ActiveRound | undefined;
+  /** Highest round id that was started (closed unless it is `round`). */
+  private lastRoundId: number;
+  private retryAt = 0;
+  private cohortTimerSet = false;
+  private cohortWaitOver = false;
+  private shutdownMode: ShutdownMode | undefined;
+  private shutdownNotice: ShutdownNotice = { reason: 'stopping' };
+  private started = false;
+
+  constructor(init: EngineInit) {
+    this.settings = init.settings;
+    this.strategy = init.strategy;
+    this.aggregator = init.aggregator;
+    this.model = makeGlobalModel(init.model, init.settings.limits);
+    this.strategyState = init.strategyState ?? init.strategy.initialState(init.model.weights.length);
+    this.nextRoundId = init.nextRoundId;
+    this.lastRoundId = init.nextRoundId - 1;
+    if (this.model.completedRounds >= this.settings.rounds) this.phaseValue = 'finished';
+  }
+
+  get phase(): EnginePhase {
+    return this.phaseValue;
+  }
+
+  get globalModel(): GlobalModel {
+    return this.model;
+  }
+
+  status(): EngineStatus {
+    const r = this.round;
+    let answered = 0;
+    if (r !== undefined) for (const p of r.participants.values()) if (p.status !== 'selected') answered++;
+    return {
+      phase: this.phaseValue,
+      completedRounds: this.model.completedRounds,
+      targetRounds: this.settings.rounds,
+      modelVersion: this.model.modelVersion,
+      modelRound: this.model.roundId,
+      readyAgents: this.ready.size,
+      activeAgents: r === undefined ? 0 : [...r.participants.values()].filter((p) => p.status === 'selected').length,
+      stopping: this.shutdownMode !== undefined,
+      ...(r === undefined
+        ? {}
+        : {
+            round: {
+              roundId: r.roundId,
+              startedAt: r.startedAt,
+              deadlineAt: r.deadlineAt,
+              cohortSize: r.cohort.length,
+              answered,
+              accepted: r.accepted,
+              required: r.required,
+            },
+          }),
+    };
+  }
+
+  /** Handles one event; returns the actions to carry out, in order. */
+  handle(event: EngineEvent, now: number): EngineAction[] {
+    const out: EngineAction[] = [];
+    if (this.phaseValue === 'stopped') {
+      if (event.type === 'update') {
+        this.reject(out, event.agentId, event.message.roundId, 'late', 'the coordinator has stopped', true);
+      }
+      return out;
+    }
+    switch (event.type) {
+      case 'start':
+        this.started = true;
+        if (this.phaseValue === 'finished') out.push({ type: 'finished', completedRounds: this.model.completedRounds });
+        this.maybeStart(out, now);
+        break;
+      case 'agent-ready':
+        this.onReady(out, event.agentId, now);
+        break;
+      case 'agent-left':
+        this.onLeft(out, event.agentId, now);
+        break;
+      case 'update':
+        this.onUpdate(out, event.agentId, event.message, now);
+        break;
+      case 'update-invalid':
+        this.onInvalidUpdate(out, event, now);
+        break;
+      case 'agent-error':
+        this.onAgentError(out, event.agentId, event.message, now);
+        break;
+      case 'secagg':
+        this.onSecagg(out, event.agentId, event.message, now);
+        break;
+      case 'timer':
+        this.onTimer(out, event.timer, event.roundId, now);
+        break;
+      case 'commit-done':
+        this.onCommitDone(out, event.roundId, now);
+        break;
+      case 'commit-failed':
+        this.onCommitFailed(out, event.roundId, event.error, now);
+        break;
+      case 'shutdown':
+        if (event.notice !== undefined) this.shutdownNotice = event.notice;
+        this.onShutdown(out, event.mode, now);
+        break;
+      default: {
+        const never: never = event;
+        throw new EngineStateError((never as { type: string }).type, this.phaseValue);
+      }
+    }
+    return out;
+  }
+
+  // ---- agents ---------------------------------------------------------------------------------
+
+  private onReady(out: EngineAction[], agentId: string, now: number): void {
+    this.ready.add(agentId);
+    if (this.phaseValue === 'finished') {
+      out.push(send(agentId, { type: 'shutdown', reason: 'completed', message: 'the federated run is complete' }));
+      return;
+    }
+    this.maybeStart(out, now);
+  }
+
+  private onLeft(out: EngineAction[], agentId: string, now: number): void {
+    this.ready.delete(agentId);
+    const r = this.round;
+    if (r === undefined) return;
+    const p = r.participants.get(agentId);
+    if (p === undefined || p.status !== 'selected') return;
+    if (this.phaseValue !== 'collecting' && this.phaseValue !== 'aggregating') return;
+    p.status = 'dropped';
+    p.reason = 'disconnected during the round';
+    out.push(log('info', 'agent dropped out of the round', { roundId: r.roundId, agentId }));
+    this.applyStep(out, r, r.session.drop(agentId), now);
+    if (this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
+  }
+
+  // ---- updates --------------------------------------------------------------------------------
+
+  private onUpdate(out: EngineAction[], agentId: string, msg: UpdateMessage, now: number): void {
+    const r = this.round;
+    const check = this.admissible(agentId, msg.roundId);
+    if (check !== undefined) {
+      this.reject(out, agentId, msg.roundId, check.reason, check.message, check.late);
+      return;
+    }
+    const round = r as ActiveRound;
+    const p = round.participants.get(agentId) as Participant;
+    const fail = (reason: UpdateRejectReason, text: string, code?: string): void => {
+      p.status = 'rejected';
+      p.reason = `${reason}: ${text}`;
+      this.reject(out, agentId, msg.roundId, reason, text, false, code);
+      this.applyStep(out, round, round.session.drop(agentId), now);
+      this.closeIfAllAnswered(out, round, now);
+    };
+    if (msg.modelVersion !== round.base.modelVersion) {
+      fail('stale-model', `the update was trained from model ${msg.modelVersion}; round ${round.roundId} distributed ${round.base.modelVersion}`);
+      return;
+    }
+    if (msg.exampleCount !== undefined && msg.exampleCount > this.settings.maxExampleCount) {
+      fail('invalid-message', `exampleCount ${msg.exampleCount} exceeds the coordinator's maximum ${this.settings.maxExampleCount}`);
+      return;
+    }
+    let step: AggregationStep;
+    try {
+      const frame = openUpdate(
+        msg,
+        { roundId: round.roundId, modelVersion: round.base.modelVersion, config: round.config },
+        { expected: round.session.updateManifest, limits: this.settings.limits, checkFinite: round.config.aggregation === 'plain' },
+      );
+      step = round.session.addUpdate(agentId, { frame, exampleCount: msg.exampleCount });
+    } catch (err) {
+      const rejected = updateRejectedForError(round.roundId, err);
+      fail(rejected.reason, rejected.message, rejected.code);
+      return;
+    }
+    p.status = 'included';
+    round.accepted++;
+    if (msg.exampleCount !== undefined) p.exampleCount = msg.exampleCount;
+    p.loss = msg.metrics.loss;
+    if (msg.metrics.extra !== undefined) p.metrics = { ...msg.metrics.extra };
+    p.bytes = msg.frame.byteLength;
+    out.push({ type: 'update-accepted', roundId: round.roundId, agentId, exampleCount: msg.exampleCount ?? 0 });
+    this.applyStep(out, round, step, now);
+    if (this.phaseValue === 'collecting') this.closeIfAllAnswered(out, round, now);
+  }
+
+  /** Why an update for `roundId` from `agentId` cannot be taken now, or undefined if it can. */
+  private admissible(
+    agentId: string,
+    roundId: number,
+  ): { reason: UpdateRejectReason; message: string; late: boolean } | undefined {
+    const r = this.round;
+    const current = r?.roundId ?? this.lastRoundId;
+    if (roundId > current) {
+      return { reason: 'round-mismatch', message: `round ${roundId} has not started (the latest round is ${current})`, late: false };
+    }
+    if (r === undefined || roundId < r.roundId) {
+      return { reason: 'late', message: `round ${roundId} is closed`, late: true };
+    }
+    const p = r.participants.get(agentId);
+    if (p === undefined) return { reason: 'not-in-cohort', message: `agent ${agentId} is not in round ${roundId}'s cohort`, late: false };
+    if (this.phaseValue !== 'collecting') {
+      return { reason: 'late', message: `round ${roundId} stopped collecting updates`, late: true };
+    }
+    switch (p.status) {
+      case 'selected':
+        return undefined;
+      case 'dropped':
+        return { reason: 'late', message: `agent ${agentId} left round ${roundId} before sending its update`, late: false };
+      default:
+        return { reason: 'duplicate', message: `agent ${agentId} already answered round ${roundId} (${p.status})`, late: false };
+    }
+  }
+
+  private onInvalidUpdate(
+    out: EngineAction[],
+    ev: Extract<EngineEvent, { type: 'update-invalid' }>,
+    now: number,
+  ): void {
+    const r = this.round;
+    const roundId = ev.roundId ?? r?.roundId ?? this.lastRoundId;
+    const p = r?.participants.get(ev.agentId);
+    if (r !== undefined && roundId === r.roundId && p !== undefined && p.status === 'selected' && this.phaseValue === 'collecting') {
+      p.status = 'rejected';
+      p.reason = `${ev.reason}: ${ev.message}`;
+      this.reject(out, ev.agentId, roundId, ev.reason, ev.message, false, ev.code);
+      this.applyStep(out, r, r.session.drop(ev.agentId), now);
+      this.closeIfAllAnswered(out, r, now);
+      return;
+    }
+    this.reject(out, ev.agentId, Math.max(0, roundId), ev.reason, ev.message, false, ev.code);
+  }
+
+  private onAgentError(out: EngineAction[], agentId: string, msg: ErrorMessage, now: number): void {
+    out.push(log('warn', 'agent reported an error', { agentId, code: msg.code, error: msg.message, roundId: msg.roundId }));
+    const r = this.round;
+    if (r === undefined || this.phaseValue !== 'collecting') return;
+    if (msg.roundId !== undefined && msg.roundId !== r.roundId) return;
+    const p = r.participants.get(agentId);
+    if (p === undefined || p.status !== 'selected') return;
+    p.status = 'failed';
+    p.reason = `${msg.code}: ${msg.message}`;
+    this.applyStep(out, r, r.session.drop(agentId), now);
+    this.closeIfAllAnswered(out, r, now);
+  }
+
+  private onSecagg(out: EngineAction[], agentId: string, msg: SecaggMessage, now: number): void {
+    const r = this.round;
+    if (r === undefined || msg.roundId !== r.roundId || !r.participants.has(agentId) || msg.from !== agentId) {
+      out.push(log('warn', 'secagg message outside its round or from the wrong sender: ignored', { agentId, roundId: msg.roundId }));
+      return;
+    }
+    if (this.phaseValue !== 'collecting' && this.phaseValue !== 'aggregating') return;
+    let step: AggregationStep;
+    try {
+      step = r.session.receive(agentId, msg);
+    } catch (err) {
+      out.push(log('warn', 'secagg message refused', { agentId, roundId: r.roundId, error: (err as Error).message }));
+      return;
+    }
+    this.applyStep(out, r, step, now);
+  }
+
+  private reject(
+    out: EngineAction[],
+    agentId: string,
+    roundId: number,
+    reason: UpdateRejectReason,
+    message: string,
+    late: boolean,
+    code?: string,
+  ): void {
+    const msg: UpdateRejectedMessage = { type: 'update-rejected', roundId, reason, message: message.slice(0, this.settings.limits.maxTextLength) };
+    if (code !== undefined) msg.code = code;
+    out.push(send(agentId, msg));
+    out.push({ type: 'update-rejected', roundId, agentId, reason, message, late });
+  }
+
+  // ---- timers and lifecycle -------------------------------------------------------------------
+
+  private onTimer(out: EngineAction[], timer: TimerName, roundId: number, now: number): void {
+    const r = this.round;
+    switch (timer) {
+      case 'deadline':
+        if (r !== undefined && r.roundId === roundId && this.phaseValue === 'collecting') this.closeCollection(out, r, now, 'deadline');
+        return;
+      case 'aggregation-deadline':
+        if (r !== undefined && r.roundId === roundId && this.phaseValue === 'aggregating') {
+          this.applyStep(out, r, r.session.close(), now);
+          if (this.phaseValue === 'aggregating') this.failRound(out, r, now, 'secure aggregation did not finish in time');
+        }
+        return;
+      case 'cohort-wait':
+        this.cohortTimerSet = false;
+        this.cohortWaitOver = true;
+        this.maybeStart(out, now);
+        return;
+      case 'retry':
+        this.retryAt = 0;
+        this.maybeStart(out, now);
+        return;
+    }
+  }
+
+  private onShutdown(out: EngineAction[], mode: ShutdownMode, now: number): void {
+    this.shutdownMode = mode === 'abort' || this.shutdownMode === 'abort' ? 'abort' : 'finish';
+    out.push(log('info', 'shutdown requested', { mode: this.shutdownMode, phase: this.phaseValue }));
+    const r = this.round;
+    if (r !== undefined && this.shutdownMode === 'abort' && (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating')) {
+      this.failRound(out, r, now, 'the coordinator is shutting down', 'aborted');
+    }
+    this.maybeStop(out);
+  }
+
+  /** Stops once no round is running or committing. */
+  private maybeStop(out: EngineAction[]): void {
+    if (this.shutdownMode === undefined || this.phaseValue === 'stopped') return;
+    if (this.round !== undefined) return;
+    out.push({ type: 'clear-timer', timer: 'retry' }, { type: 'clear-timer', timer: 'cohort-wait' });
+    const completed = this.phaseValue === 'finished';
+    if (!completed) {
+      const notice = this.shutdownNotice;
+      for (const id of [...this.ready].sort()) {
+        out.push(
+          send(id, {
+            type: 'shutdown',
+            reason: notice.reason,
+            message: notice.reason === 'restarting' ? 'the coordinator is restarting' : 'the coordinator is shutting down',
+            ...(notice.reconnectAfterMs === undefined ? {} : { reconnectAfterMs: notice.reconnectAfterMs }),
+          }),
+        );
+      }
+    }
+    this.phaseValue = 'stopped';
+    out.push({ type: 'stopped' });
+  }
+
+  private maybeStart(out: EngineAction[], now: number): void {
+    if (!this.started || this.phaseValue !== 'waiting' || this.shutdownMode !== undefined) return;
+    if (now < this.retryAt) return;
+    const { minCohort, maxCohort, cohortWaitMs } = this.settings;
+    if (this.ready.size < minCohort) return;
+    if (this.ready.size < maxCohort && cohortWaitMs > 0 && !this.cohortWaitOver) {
+      if (!this.cohortTimerSet) {
+        this.cohortTimerSet = true;
+        out.push({ type: 'set-timer', timer: 'cohort-wait', roundId: this.nextRoundId, delayMs: cohortWaitMs });
+      }
+      return;
+    }
+    if (this.cohortTimerSet) out.push({ type: 'clear-timer', timer: 'cohort-wait' });
+    this.cohortTimerSet = false;
+    this.cohortWaitOver = false;
+    this.startRound(out, now);
+  }
+
+  private startRound(out: EngineAction[], now: number): void {
+    const s = this.settings;
+    const roundId = this.nextRoundId++;
+    this.lastRoundId = roundId;
+    const cohort = sampleCohort(this.ready, s.maxCohort, s.seed, roundId);
+    const config: RoundConfig = { ...s.roundConfig, aggregation: this.aggregator.mode, seed: roundSeed(s.seed, roundId) };
+    const required = Math.min(cohort.length, Math.max(1, s.quorum.minCount, Math.ceil(s.quorum.fraction * cohort.length)));
+    const base = this.model;
+    const session = this.aggregator.open({
+      roundId,
+      modelVersion: base.modelVersion,
+      cohort,
+      manifest: base.manifest,
+      dimension: base.weights.length,
+    });
+    const deadlineMs = s.roundConfig.deadlineMs + s.deadlineGraceMs;
+    const round: ActiveRound = {
+      roundId,
+      startedAt: now,
+      deadlineAt: now + deadlineMs,
+      cohort,
+      config,
+      required,
+      base,
+      session,
+      participants: new Map(cohort.map((id) => [id, { status: 'selected' as ParticipantStatus }])),
+      accepted: 0,
+    };
+    this.round = round;
+    this.phaseValue = 'collecting';
+    out.push({ type: 'round-started', record: { roundId, startedAt: now, baseModelVersion: base.modelVersion, cohort, config, required } });
+    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size }));
+    const start: RoundStartMessage = { type: 'round-start', roundId, modelVersion: base.modelVersion, config, weights: base.frame };
+    for (const id of cohort) out.push(send(id, start));
+    out.push({ type: 'set-timer', timer: 'deadline', roundId, delayMs: deadlineMs });
+    this.applyStep(out, round, session.start(), now);
+  }
+
+  // ---- closing a round ------------------------------------------------------------------------
+
+  private closeIfAllAnswered(out: EngineAction[], r: ActiveRound, now: number): void {
+    if (this.phaseValue !== 'collecting' || this.round !== r) return;
+    for (const p of r.participants.values()) if (p.status === 'selected') return;
+    this.closeCollection(out, r, now, 'all-answered');
+  }
+
+  private closeCollection(out: EngineAction[], r: ActiveRound, now: number, why: 'deadline' | 'all-answered'): void {
+    out.push({ type: 'clear-timer', timer: 'deadline' });
+    let timedOut = 0;
+    for (const p of r.participants.values()) {
+      if (p.status === 'selected') {
+        p.status = 'timeout';
+        p.reason = 'no update by the deadline';
+        timedOut++;
+      }
+    }
+    out.push(log('info', 'round collection closed', { roundId: r.roundId, why, accepted: r.accepted, required: r.required, timedOut }));
+    if (r.accepted < r.required) {
+      this.failRound(out, r, now, `quorum not reached: ${r.accepted} of ${r.cohort.length} updates accepted, ${r.required} required`);
+      return;
+    }
+    this.applyStep(out, r, r.session.close(), now);
+  }
+
+  /** Relays an aggregation step's messages and acts on its status. */
+  private applyStep(out: EngineAction[], r: ActiveRound, step: AggregationStep, now: number): void {
+    for (const m of step.messages) {
+      for (const to of m.to) if (this.ready.has(to) && r.participants.has(to)) out.push(send(to, m.message));
+    }
+    if (this.round !== r) return;
+    switch (step.status.kind) {
+      case 'collecting':
+        return;
+      case 'finishing':
+        if (this.phaseValue === 'collecting') {
+          this.phaseValue = 'aggregating';
+          out.push({ type: 'set-timer', timer: 'aggregation-deadline', roundId: r.roundId, delayMs: this.settings.aggregationDeadlineMs });
+        }
+        return;
+      case 'aborted':
+        if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') this.failRound(out, r, now, `aggregation aborted: ${step.status.reason}`);
+        return;
+      case 'done':
+        if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') this.finalize(out, r, step.status.aggregate, now);
+        return;
+    }
+  }
+
+  private finalize(out: EngineAction[], r: ActiveRound, aggregate: Aggregate, now: number): void {
+    out.push({ type: 'clear-timer', timer: 'aggregation-deadline' });
+    const contributors = new Set(aggregate.contributors);
+    for (const [id, p] of r.participants) {
+      if (p.status === 'included' && !contributors.has(id)) {
+        p.status = 'excluded';
+        p.reason = 'not in the aggregate';
+      }
+    }
+    if (contributors.size < r.required) {
+      this.failRound(out, r, now, `quorum not reached: ${contributors.size} updates in the aggregate, ${r.required} required`);
+      return;
+    }
+    let result;
+    try {
+      result = this.strategy.apply(r.base.weights, aggregate, this.strategyState);
+    } catch (err) {
+      this.failRound(out, r, now, `strategy ${this.strategy.name} failed: ${(err as Error).message}`);
+      return;
+    }
+    const model = makeGlobalModel(
+      {
+        architecture: r.base.architecture,
+        manifest: r.base.manifest,
+        weights: result.weights,
+        roundId: r.roundId,
+        completedRounds: r.base.completedRounds + 1,
+      },
+      this.settings.limits,
+    );
+    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate);
+    r.pending = { model, strategyState: result.state, summary };
+    this.phaseValue = 'committing';
+    out.push({ type: 'commit', roundId: r.roundId, record: r.pending });
+  }
+
+  private onCommitDone(out: EngineAction[], roundId: number, now: number): void {
+    const r = this.round;
+    if (r === undefined || r.roundId !== roundId || this.phaseValue !== 'committing' || r.pending === undefined) {
+      throw new EngineStateError(`commit-done(${roundId})`, this.phaseValue);
+    }
+    const pending = r.pending;
+    this.model = pending.model;
+    this.strategyState = pending.strategyState;
+    this.round = undefined;
+    this.phaseValue = 'waiting';
+    out.push(
+      log('info', 'round completed', {
+        roundId,
+        modelVersion: pending.model.modelVersion,
+        completedRounds: pending.model.completedRounds,
+        included: pending.summary.metrics['included'],
+        durationMs: pending.summary.durationMs,
+      }),
+    );
+    for (const id of r.cohort) {
+      if (!this.ready.has(id)) continue;
+      const p = r.participants.get(id) as Participant;
+      const end: RoundEndMessage = {
+        type: 'round-end',
+        roundId,
+        outcome: 'completed',
+        modelVersion: pending.model.modelVersion,
+        participants: pending.summary.metrics['included'] ?? 0,
+        included: p.status === 'included',
+      };
+      out.push(send(id, end));
+    }
+    this.afterRound(out, now);
+  }
+
+  private onCommitFailed(out: EngineAction[], roundId: number, error: string, now: number): void {
+    const r = this.round;
+    if (r === undefined || r.roundId !== roundId || this.phaseValue !== 'committing') {
+      throw new EngineStateError(`commit-failed(${roundId})`, this.phaseValue);
+    }
+    out.push(log('error', 'persisting the round failed; the global model is unchanged', { roundId, error }));
+    r.pending = undefined;
+    this.failRound(out, r, now, `persisting the round failed: ${error}`);
+  }
+
+  private failRound(out: EngineAction[], r: ActiveRound, now: number, reason: string, status: 'failed' | 'aborted' = 'failed'): void {
+    out.push({ type: 'clear-timer', timer: 'deadline' }, { type: 'clear-timer', timer: 'aggregation-deadline' });
+    for (const p of r.participants.values()) {
+      if (p.status === 'selected') {
+        p.status = 'timeout';
+        p.reason = reason;
+      }
+    }
+    const summary = this.summarize(r, now, status, reason, undefined, undefined);
+    out.push({ type: 'round-failed', summary });
+    out.push(log('warn', 'round failed', { roundId: r.roundId, reason, status }));
+    for (const id of r.cohort) {
+      if (this.ready.has(id)) out.push(send(id, { type: 'round-end', roundId: r.roundId, outcome: 'aborted', reason: reason.slice(0, 2000), included: false }));
+    }
+    this.round = undefined;
+    this.phaseValue = 'waiting';
+    if (status === 'failed' && this.settings.retryDelayMs > 0) {
+      this.retryAt = now + this.settings.retryDelayMs;
+      out.push({ type: 'set-timer', timer: 'retry', roundId: this.nextRoundId, delayMs: this.settings.retryDelayMs });
+    }
+    this.afterRound(out, now);
+  }
+
+  private afterRound(out: EngineAction[], now: number): void {
+    if (this.model.completedRounds >= this.settings.rounds && this.phaseValue === 'waiting') {
+      this.phaseValue = 'finished';
+      out.push({ type: 'finished', completedRounds: this.model.completedRounds });
+      for (const id of [...this.ready].sort()) {
+        out.push(send(id, { type: 'shutdown', reason: 'completed', message: 'the federated run is complete' }));
+      }
+    }
+    if (this.shutdownMode !== undefined) {
+      this.maybeStop(out);
+      return;
+    }
+    this.maybeStart(out, now);
+  }
+
+  private summarize(
+    r: ActiveRound,
+    now: number,
+    status: RoundSummary['status'],
+    reason: string | undefined,
+    modelVersion: string | undefined,
+    aggregate: Aggregate | undefined,
+  ): RoundSummary {
+    const participants: ParticipantRecord[] = [];
+    let lossSum = 0;
+    let lossWeight = 0;
+    let included = 0;
+    for (const id of r.cohort) {
+      const p = r.participants.get(id) as Participant;
+      participants.push({ agentId: id, ...p });
+      if (p.status === 'included') {
+        included++;
+        const w = p.exampleCount ?? 1;
+        if (p.loss !== undefined) {
+          lossSum += w * p.loss;
+          lossWeight += w;
+        }
+      }
+    }
+    const metrics: Record<string, number> = {
+      cohort: r.cohort.length,
+      included,
+      accepted: r.accepted,
+      required: r.required,
+    };
+    if (lossWeight > 0) metrics['loss'] = lossSum / lossWeight;
+    if (aggregate !== undefined) {
+      metrics['totalWeight'] = aggregate.totalWeight;
+      let sq = 0;
+      const inv = 1 / aggregate.totalWeight;
+      for (let i = 0; i < aggregate.weightedSum.length; i++) {
+        const d = (aggregate.weightedSum[i] as number) * inv;
+        sq += d * d;
+      }
+      metrics['meanDeltaNorm'] = Math.sqrt(sq);
+    }
+    const summary: RoundSummary = {
+      roundId: r.roundId,
+      status,
+      startedAt: r.startedAt,
+      endedAt: now,
+      durationMs: Math.max(0, now - r.startedAt),
+      baseModelVersion: r.base.modelVersion,
+      cohort: r.cohort,
+      participants,
+      metrics,
+      ...(modelVersion === undefined ? {} : { modelVersion }),
+      ...(reason === undefined ? {} : { reason }),
+      ...(aggregate === undefined ? {} : { totalWeight: aggregate.totalWeight }),
+    };
+    return summary;
+  }
+}
+
+function send(to: string, message: CoordinatorMessage): EngineAction {
+  return { type: 'send', to, message };
+}
+
+function log(level: LogLevel, msg: string, data?: Record<string, unknown>): EngineAction {
+  return data === undefined ? { type: 'log', level, msg } : { type: 'log', level, msg, data };
+}
+
+/** Decodes a weights frame into a fresh Float32Array (for tests and restores). */
+export function weightsFromFrame(frame: Uint8Array, limits?: Readonly<ProtocolLimits>): { manifest: Manifest; weights: Float32Array; modelVersion: string } {
+  const decoded = decodeFrame(frame, { copy: true, checkFinite: true, ...(limits === undefined ? {} : { limits }) });
+  return {
+    manifest: decoded.manifest,
+    weights: new Float32Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength / 4),
+    modelVersion: decoded.hash,
+  };
+}

@@ -1,0 +1,349 @@
+// The socket.io edge: one session per connection. It runs the handshake (hello -> welcome ->
+// signed ready), validates every message with @fedclr/protocol, checks signatures, and turns
+// what is left into RoundEngine events. It holds no round logic: invalid updates become
+// 'update-invalid' events so the engine decides, records and answers them like any other.
+//
+// Wire: both directions use the socket.io event 'message' carrying one protocol message
+// (binary fields travel as socket.io binary attachments).
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Server, Socket } from 'socket.io';
+import {
+  AGENT_TO_COORDINATOR,
+  createSessionId,
+  rejectForError,
+  rejectMessage,
+  respondToHello,
+  updateRejectReasonFor,
+} from '@fedclr/protocol';
+import type { AgentMessage, CoordinatorMessage, Protocol, RejectReason } from '@fedclr/protocol';
+import { ed25519PublicKey, verifyMessage, type EnrolmentGate } from './auth.js';
+import type { StateDb } from './db.js';
+import type { EngineEvent } from './engine.js';
+import type { CoordinatorMetrics } from './metrics.js';
+
+export const MESSAGE_EVENT = 'message';
+
+type SessionState = 'hello' | 'proving' | 'ready' | 'closed';
+
+interface Session {
+  readonly socket: Socket;
+  state: SessionState;
+  readonly connectedAt: number;
+  agentId?: string;
+  publicKey?: Uint8Array;
+  key?: KeyObject;
+  sessionId?: string;
+  handshakeTimer?: NodeJS.Timeout;
+  lastSeen: number;
+  heartbeat?: { state: string; roundId?: number; progress?: number; at: number };
+}
+
+export interface GatewayOptions {
+  readonly io: Server;
+  readonly protocol: Protocol;
+  readonly logger: Logger;
+  readonly db: StateDb;
+  readonly enrolment: EnrolmentGate;
+  readonly metrics: CoordinatorMetrics;
+  readonly coordinatorId: string;
+  readonly heartbeatIntervalMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly requireSignatures: boolean;
+  readonly maxAgents: number;
+  /** Feeds an event to the round engine. */
+  readonly dispatch: (event: EngineEvent) => void;
+  /** The current model version (announced in welcome). */
+  readonly modelVersion: () => string;
+}
+
+export interface AgentInfo {
+  readonly agentId: string;
+  readonly connectedSince: number;
+  readonly lastSeen: number;
+  readonly state?: string;
+  readonly progress?: number;
+}
+
+export class Gateway {
+  private readonly o: GatewayOptions;
+  private readonly sessions = new Set<Session>();
+  /** Authenticated sessions by agent id. */
+  private readonly byAgent = new Map<string, Session>();
+  private closing = false;
+
+  constructor(options: GatewayOptions) {
+    this.o = options;
+    options.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  get connected(): number {
+    return this.sessions.size;
+  }
+
+  get authenticated(): number {
+    return this.byAgent.size;
+  }
+
+  agents(): AgentInfo[] {
+    return [...this.byAgent.values()].map((s) => ({
+      agentId: s.agentId as string,
+      connectedSince: s.connectedAt,
+      lastSeen: s.lastSeen,
+      ...(s.heartbeat === undefined ? {} : { state: s.heartbeat.state }),
+      ...(s.heartbeat?.progress === undefined ? {} : { progress: s.heartbeat.progress }),
+    }));
+  }
+
+  /** Refuse new connections from now on. */
+  stopAccepting(): void {
+    this.closing = true;
+  }
+
+  /** Sends a message to an authenticated agent; false if it is not connected. */
+  send(agentId: string, message: CoordinatorMessage): boolean {
+    const s = this.byAgent.get(agentId);
+    if (s === undefined || s.state !== 'ready') return false;
+    s.socket.emit(MESSAGE_EVENT, message);
+    return true;
+  }
+
+  /** Disconnects an agent (after a shutdown message, for instance). */
+  disconnect(agentId: string): void {
+    const s = this.byAgent.get(agentId);
+    if (s !== undefined) s.socket.disconnect(true);
+  }
+
+  disconnectAll(): void {
+    for (const s of [...this.sessions]) s.socket.disconnect(true);
+  }
+
+  // ---- connection lifecycle -------------------------------------------------------------------
+
+  private onConnection(socket: Socket): void {
+    const o = this.o;
+    const session: Session = { socket, state: 'hello', connectedAt: Date.now(), lastSeen: Date.now() };
+    socket.conn.on('data', (data: unknown) => o.metrics.bytesIn.inc(undefined, byteSize(data)));
+    socket.conn.on('packetCreate', (packet: { data?: unknown }) => o.metrics.bytesOut.inc(undefined, byteSize(packet.data)));
+    if (this.closing) {
+      this.refuse(session, 'shutting-down', 'the coordinator is shutting down');
+      return;
+    }
+    if (this.sessions.size >= o.maxAgents) {
+      this.refuse(session, 'capacity', `the coordinator serves at most ${o.maxAgents} agents`);
+      return;
+    }
+    this.sessions.add(session);
+    session.handshakeTimer = setTimeout(() => {
+      if (session.state === 'hello' || session.state === 'proving') {
+        o.logger.warn({ socket: socket.id, agentId: session.agentId, state: session.state }, 'handshake timed out; disconnecting');
+        o.metrics.handshakesRejected.inc({ reason: 'timeout' });
+        socket.disconnect(true);
+      }
+    }, o.handshakeTimeoutMs);
+    socket.on(MESSAGE_EVENT, (raw: unknown) => this.onMessage(session, raw));
+    socket.on('disconnect', (reason) => this.onDisconnect(session, reason));
+  }
+
+  private refuse(session: Session, reason: RejectReason, text: string): void {
+    this.o.metrics.handshakesRejected.inc({ reason });
+    this.o.logger.info({ socket: session.socket.id, agentId: session.agentId, reason, detail: text }, 'agent refused');
+    session.socket.emit(MESSAGE_EVENT, rejectMessage(reason, text, this.o.protocol.version));
+    session.state = 'closed';
+    // Let the reject reach the agent before the transport closes.
+    setImmediate(() => session.socket.disconnect(true));
+  }
+
+  private onDisconnect(session: Session, reason: string): void {
+    const o = this.o;
+    if (session.handshakeTimer !== undefined) clearTimeout(session.handshakeTimer);
+    this.sessions.delete(session);
+    const wasReady = session.state === 'ready';
+    session.state = 'closed';
+    const id = session.agentId;
+    if (id !== undefined && this.byAgent.get(id) === session) {
+      this.byAgent.delete(id);
+      o.logger.info({ agentId: id, reason }, 'agent disconnected');
+      try {
+        o.db.touch(id, Date.now());
+      } catch (err) {
+        o.logger.error({ err, agentId: id }, 'could not record last_seen');
+      }
+      if (wasReady) o.dispatch({ type: 'agent-left', agentId: id });
+    }
+  }
+
+  // ---- messages -------------------------------------------------------------------------------
+
+  private onMessage(session: Session, raw: unknown): void {
+    session.lastSeen = Date.now();
+    switch (session.state) {
+      case 'hello':
+        this.onHello(session, raw);
+        return;
+      case 'proving':
+        this.onProof(session, raw);
+        return;
+      case 'ready':
+        this.onAgentMessage(session, raw);
+        return;
+      case 'closed':
+        return;
+    }
+  }
+
+  private onHello(session: Session, raw: unknown): void {
+    const o = this.o;
+    const parsed = o.protocol.validate(AGENT_TO_COORDINATOR, raw);
+    if (!parsed.ok || parsed.message.type !== 'hello') {
+      const err = parsed.ok ? new Error(`expected a hello first; got '${parsed.message.type}'`) : parsed.error;
+      const reject = rejectForError(err, o.protocol.version);
+      o.metrics.handshakesRejected.inc({ reason: reject.reason });
+      o.logger.info({ socket: session.socket.id, reason: reject.reason, err: reject.message }, 'hello refused');
+      session.socket.emit(MESSAGE_EVENT, reject);
+      session.state = 'closed';
+      setImmediate(() => session.socket.disconnect(true));
+      return;
+    }
+    const hello = parsed.message;
+    session.agentId = hello.agentId;
+    const decision = o.enrolment.check(hello.agentId, hello.publicKey);
+    if (!decision.ok) {
+      this.refuse(session, 'not-enrolled', decision.message);
+      return;
+    }
+    const sessionId = createSessionId();
+    const reply = respondToHello(hello, {
+      sessionId,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      coordinatorId: o.coordinatorId,
+      modelVersion: o.modelVersion(),
+      limits: o.protocol.limits,
+      version: o.protocol.version,
+    });
+    if (reply.type === 'reject') {
+      this.refuse(session, reply.reason, reply.message);
+      return;
+    }
+    session.publicKey = new Uint8Array(hello.publicKey);
+    session.key = ed25519PublicKey(session.publicKey);
+    session.sessionId = sessionId;
+    session.state = 'proving';
+    session.socket.emit(MESSAGE_EVENT, reply);
+  }
+
+  private onProof(session: Session, raw: unknown): void {
+    const o = this.o;
+    const parsed = o.protocol.validate(AGENT_TO_COORDINATOR, raw);
+    if (!parsed.ok || parsed.message.type !== 'ready') {
+      this.refuse(session, 'invalid-hello', parsed.ok ? `expected a signed 'ready' after welcome; got '${parsed.message.type}'` : parsed.error.message);
+      return;
+    }
+    if (!verifyMessage(session.key as KeyObject, parsed.message, session.sessionId as string)) {
+      this.refuse(session, 'bad-signature', "the 'ready' message must carry an Ed25519 signature of signingPayload(ready, sessionId) by the hello's key");
+      return;
+    }
+    const agentId = session.agentId as string;
+    // Re-check: another session may have enrolled this agent id with another key meanwhile.
+    const decision = o.enrolment.check(agentId, session.publicKey as Uint8Array);
+    if (!decision.ok) {
+      this.refuse(session, 'not-enrolled', decision.message);
+      return;
+    }
+    if (session.handshakeTimer !== undefined) clearTimeout(session.handshakeTimer);
+    const previous = this.byAgent.get(agentId);
+    if (previous !== undefined && previous !== session) {
+      // The same identity proved itself again: the old connection is stale (or a twin). Replace it.
+      o.logger.warn({ agentId }, 'agent opened a new session; closing the previous one');
+      this.byAgent.delete(agentId);
+      const wasReady = previous.state === 'ready';
+      previous.state = 'closed';
+      previous.socket.disconnect(true);
+      if (wasReady) o.dispatch({ type: 'agent-left', agentId });
+    }
+    try {
+      o.db.enrol(agentId, session.publicKey as Uint8Array, Date.now());
+    } catch (err) {
+      o.logger.error({ err, agentId }, 'could not record the enrolment');
+      this.refuse(session, 'capacity', 'the coordinator could not record this session');
+      return;
+    }
+    session.state = 'ready';
+    this.byAgent.set(agentId, session);
+    o.logger.info({ agentId, socket: session.socket.id }, 'agent authenticated');
+    o.dispatch({ type: 'agent-ready', agentId });
+  }
+
+  private onAgentMessage(session: Session, raw: unknown): void {
+    const o = this.o;
+    const agentId = session.agentId as string;
+    const parsed = o.protocol.validate(AGENT_TO_COORDINATOR, raw);
+    if (!parsed.ok) {
+      const rawType = isRecord(raw) ? raw['type'] : undefined;
+      if (rawType === 'update') {
+        const rid = isRecord(raw) ? raw['roundId'] : undefined;
+        o.dispatch({
+          type: 'update-invalid',
+          agentId,
+          roundId: typeof rid === 'number' && Number.isSafeInteger(rid) && rid >= 0 ? rid : undefined,
+          reason: updateRejectReasonFor(parsed.error),
+          code: parsed.error.code,
+          message: parsed.error.message,
+        });
+      } else {
+        o.logger.warn({ agentId, code: parsed.error.code, err: parsed.error.message }, 'invalid message from agent: ignored');
+      }
+      return;
+    }
+    const msg: AgentMessage = parsed.message;
+    if (o.requireSignatures && msg.type !== 'hello' && !verifyMessage(session.key as KeyObject, msg, session.sessionId as string)) {
+      if (msg.type === 'update') {
+        o.dispatch({
+          type: 'update-invalid',
+          agentId,
+          roundId: msg.roundId,
+          reason: 'bad-signature',
+          message: 'the update is not signed by the agent key for this session (sig over signingPayload(update, sessionId))',
+        });
+      } else {
+        o.logger.warn({ agentId, type: msg.type }, 'unsigned or badly signed message: ignored');
+      }
+      return;
+    }
+    switch (msg.type) {
+      case 'update':
+        o.dispatch({ type: 'update', agentId, message: msg });
+        return;
+      case 'error':
+        o.dispatch({ type: 'agent-error', agentId, message: msg });
+        return;
+      case 'secagg':
+        o.dispatch({ type: 'secagg', agentId, message: msg });
+        return;
+      case 'heartbeat':
+        session.heartbeat = {
+          state: msg.state,
+          at: Date.now(),
+          ...(msg.roundId === undefined ? {} : { roundId: msg.roundId }),
+          ...(msg.progress === undefined ? {} : { progress: msg.progress }),
+        };
+        return;
+      case 'ready':
+        return; // already available; idempotent
+      case 'hello':
+        o.logger.warn({ agentId }, 'second hello on an authenticated session: ignored');
+        return;
+    }
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function byteSize(data: unknown): number {
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  if (data instanceof Uint8Array || data instanceof ArrayBuffer) return data.byteLength;
+  return 0;
+}
+

@@ -1,0 +1,342 @@
+// HTTP routes (fastify plugin). Every route declares its JSON schema (querystring, params and
+// response); the response schemas are exported so tests can check the data against them.
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { HashSchema, RoundConfigSchema, TensorSpecSchema } from '@fedclr/protocol';
+import type { StateDb, RoundRow } from './db.js';
+import type { EngineStatus, GlobalModel } from './engine.js';
+import { RoundNotFoundError } from './errors.js';
+import type { AgentInfo } from './gateway.js';
+import type { Registry } from './metrics.js';
+
+export interface HttpContext {
+  readonly db: StateDb;
+  readonly status: () => EngineStatus;
+  readonly model: () => GlobalModel;
+  readonly agents: () => { connected: number; authenticated: number; list: AgentInfo[] };
+  readonly metrics: Registry;
+  readonly startedAt: number;
+  readonly coordinatorId: string;
+  readonly strategy: { name: string; params: Readonly<Record<string, number>> };
+  readonly aggregation: string;
+}
+
+const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
+const metricsRecord = { type: 'object', additionalProperties: { type: 'number' } } as const;
+
+export const HealthSchema = {
+  type: 'object',
+  required: ['status', 'uptimeSeconds', 'phase'],
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: ['ok', 'stopping'] },
+    uptimeSeconds: { type: 'number', minimum: 0 },
+    phase: { type: 'string' },
+  },
+} as const;
+
+export const StatusSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['coordinatorId', 'phase', 'completedRounds', 'targetRounds', 'model', 'agents', 'strategy', 'aggregation', 'round'],
+  properties: {
+    coordinatorId: { type: 'string' },
+    phase: { type: 'string', enum: ['waiting', 'collecting', 'aggregating', 'committing', 'finished', 'stopped'] },
+    completedRounds: { type: 'integer', minimum: 0 },
+    targetRounds: { type: 'integer', minimum: 1 },
+    model: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['modelVersion', 'roundId', 'architecture', 'parameters'],
+      properties: {
+        modelVersion: HashSchema,
+        roundId: { type: 'integer', minimum: 0 },
+        architecture: { type: 'string' },
+        parameters: { type: 'integer', minimum: 0 },
+      },
+    },
+    agents: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['connected', 'authenticated', 'ready', 'active'],
+      properties: {
+        connected: { type: 'integer', minimum: 0 },
+        authenticated: { type: 'integer', minimum: 0 },
+        ready: { type: 'integer', minimum: 0 },
+        active: { type: 'integer', minimum: 0 },
+      },
+    },
+    strategy: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'params'],
+      properties: { name: { type: 'string' }, params: metricsRecord },
+    },
+    aggregation: { type: 'string', enum: ['plain', 'secure'] },
+    round: nullable({
+      type: 'object',
+      additionalProperties: false,
+      required: ['roundId', 'startedAt', 'deadlineAt', 'cohortSize', 'answered', 'accepted', 'required'],
+      properties: {
+        roundId: { type: 'integer', minimum: 0 },
+        startedAt: { type: 'integer' },
+        deadlineAt: { type: 'integer' },
+        cohortSize: { type: 'integer', minimum: 0 },
+        answered: { type: 'integer', minimum: 0 },
+        accepted: { type: 'integer', minimum: 0 },
+        required: { type: 'integer', minimum: 0 },
+      },
+    }),
+  },
+} as const;
+
+const RoundItemSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'roundId', 'status', 'startedAt', 'endedAt', 'durationMs', 'baseModelVersion', 'modelVersion', 'completedRounds',
+    'cohortSize', 'required', 'included', 'totalWeight', 'reason', 'metrics',
+  ],
+  properties: {
+    roundId: { type: 'integer', minimum: 0 },
+    status: { type: 'string', enum: ['running', 'completed', 'failed', 'aborted', 'interrupted'] },
+    startedAt: { type: 'integer' },
+    endedAt: nullable({ type: 'integer' }),
+    durationMs: nullable({ type: 'integer', minimum: 0 }),
+    baseModelVersion: HashSchema,
+    modelVersion: nullable(HashSchema),
+    completedRounds: nullable({ type: 'integer', minimum: 0 }),
+    cohortSize: { type: 'integer', minimum: 0 },
+    required: { type: 'integer', minimum: 0 },
+    included: nullable({ type: 'integer', minimum: 0 }),
+    totalWeight: nullable({ type: 'number', minimum: 0 }),
+    reason: nullable({ type: 'string' }),
+    metrics: metricsRecord,
+  },
+} as const;
+
+export const RoundsPageSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['items', 'total', 'limit', 'offset'],
+  properties: {
+    items: { type: 'array', items: RoundItemSchema },
+    total: { type: 'integer', minimum: 0 },
+    limit: { type: 'integer', minimum: 1 },
+    offset: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+export const RoundDetailSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['round', 'participants'],
+  properties: {
+    round: RoundItemSchema,
+    participants: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['agentId', 'status', 'exampleCount', 'loss', 'bytes', 'reason'],
+        properties: {
+          agentId: { type: 'string' },
+          status: { type: 'string' },
+          exampleCount: nullable({ type: 'integer', minimum: 0 }),
+          loss: nullable({ type: 'number' }),
+          bytes: nullable({ type: 'integer', minimum: 0 }),
+          reason: nullable({ type: 'string' }),
+        },
+      },
+    },
+  },
+} as const;
+
+export const ModelInfoSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['architecture', 'modelVersion', 'roundId', 'completedRounds', 'parameters', 'manifest', 'frameBytes'],
+  properties: {
+    architecture: { type: 'string' },
+    modelVersion: HashSchema,
+    roundId: { type: 'integer', minimum: 0 },
+    completedRounds: { type: 'integer', minimum: 0 },
+    parameters: { type: 'integer', minimum: 0 },
+    manifest: { type: 'array', items: TensorSpecSchema },
+    frameBytes: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+export const AgentsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['connected', 'authenticated', 'items'],
+  properties: {
+    connected: { type: 'integer', minimum: 0 },
+    authenticated: { type: 'integer', minimum: 0 },
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['agentId', 'connectedSince', 'lastSeen'],
+        properties: {
+          agentId: { type: 'string' },
+          connectedSince: { type: 'integer' },
+          lastSeen: { type: 'integer' },
+          state: { type: 'string', enum: ['idle', 'training', 'uploading', 'secagg'] },
+          progress: { type: 'number', minimum: 0, maximum: 1 },
+        },
+      },
+    },
+  },
+} as const;
+
+export const ErrorSchema = {
+  type: 'object',
+  required: ['statusCode', 'error', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    code: { type: 'string' },
+    error: { type: 'string' },
+    message: { type: 'string' },
+  },
+} as const;
+
+const PageQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 },
+    offset: { type: 'integer', minimum: 0, default: 0 },
+  },
+} as const;
+
+/** Round config schema (from @fedclr/protocol) re-exported for API clients. */
+export { RoundConfigSchema };
+
+function roundItem(r: RoundRow) {
+  return {
+    roundId: r.id,
+    status: r.status,
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    durationMs: r.durationMs,
+    baseModelVersion: r.baseModelVersion,
+    modelVersion: r.modelVersion,
+    completedRounds: r.completedRounds,
+    cohortSize: r.cohortSize,
+    required: r.required,
+    included: r.included,
+    totalWeight: r.totalWeight,
+    reason: r.reason,
+    metrics: r.metrics,
+  };
+}
+
+export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    app.get('/health', { schema: { response: { 200: HealthSchema } } }, async () => {
+      const s = ctx.status();
+      return {
+        status: s.stopping || s.phase === 'stopped' ? 'stopping' : 'ok',
+        uptimeSeconds: (Date.now() - ctx.startedAt) / 1000,
+        phase: s.phase,
+      };
+    });
+
+    app.get('/api/status', { schema: { response: { 200: StatusSchema } } }, async () => {
+      const s = ctx.status();
+      const m = ctx.model();
+      const a = ctx.agents();
+      return {
+        coordinatorId: ctx.coordinatorId,
+        phase: s.phase,
+        completedRounds: s.completedRounds,
+        targetRounds: s.targetRounds,
+        model: { modelVersion: m.modelVersion, roundId: m.roundId, architecture: m.architecture, parameters: m.weights.length },
+        agents: { connected: a.connected, authenticated: a.authenticated, ready: s.readyAgents, active: s.activeAgents },
+        strategy: { name: ctx.strategy.name, params: { ...ctx.strategy.params } },
+        aggregation: ctx.aggregation,
+        round: s.round ?? null,
+      };
+    });
+
+    app.get<{ Querystring: { limit: number; offset: number } }>(
+      '/api/rounds',
+      { schema: { querystring: PageQuerySchema, response: { 200: RoundsPageSchema, 400: ErrorSchema } } },
+      async (req) => {
+        const { limit, offset } = req.query;
+        const page = ctx.db.listRounds(limit, offset);
+        return { items: page.items.map(roundItem), total: page.total, limit, offset };
+      },
+    );
+
+    app.get<{ Params: { id: number } }>(
+      '/api/rounds/:id',
+      {
+        schema: {
+          params: {
+            type: 'object',
+            required: ['id'],
+            additionalProperties: false,
+            properties: { id: { type: 'integer', minimum: 0 } },
+          },
+          response: { 200: RoundDetailSchema, 404: ErrorSchema },
+        },
+      },
+      async (req) => {
+        const r = ctx.db.getRound(req.params.id);
+        if (r === undefined) throw new RoundNotFoundError(req.params.id);
+        return { round: roundItem(r), participants: ctx.db.participants(r.id) };
+      },
+    );
+
+    app.get('/api/agents', { schema: { response: { 200: AgentsSchema } } }, async () => {
+      const a = ctx.agents();
+      return { connected: a.connected, authenticated: a.authenticated, items: a.list };
+    });
+
+    app.get('/api/model/info', { schema: { response: { 200: ModelInfoSchema } } }, async () => {
+      const m = ctx.model();
+      return {
+        architecture: m.architecture,
+        modelVersion: m.modelVersion,
+        roundId: m.roundId,
+        completedRounds: m.completedRounds,
+        parameters: m.weights.length,
+        manifest: m.manifest.map((t) => ({ name: t.name, shape: [...t.shape], dtype: t.dtype })),
+        frameBytes: m.frame.byteLength,
+      };
+    });
+
+    // The latest global model as a tensor frame (manifest + float32 data + sha256 = model version).
+    app.get(
+      '/api/model',
+      {
+        schema: {
+          produces: ['application/octet-stream'],
+          response: { 200: { description: 'fedclr tensor frame (format 1)', type: 'string', format: 'binary' } },
+        },
+      },
+      async (_req, reply) => {
+        const m = ctx.model();
+        void reply
+          .type('application/octet-stream')
+          .header('x-fedclr-model-version', m.modelVersion)
+          .header('x-fedclr-round', String(m.roundId))
+          .header('x-fedclr-architecture', m.architecture)
+          .header('etag', `"${m.modelVersion}"`);
+        return reply.send(m.frame);
+      },
+    );
+
+    app.get(
+      '/metrics',
+      { schema: { produces: ['text/plain'], response: { 200: { type: 'string' } } } },
+      async (_req, reply) => {
+        void reply.type('text/plain; version=0.0.4; charset=utf-8');
+        return ctx.metrics.render();
+      },
+    );
+  };
+}

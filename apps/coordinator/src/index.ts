@@ -1,0 +1,43 @@
+// @fedclr/coordinator: fastify + socket.io coordinator of fedclr federated training.
+export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
+export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
+export { resolveConfig } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, TrainingConfig, QuorumConfig, ShutdownConfig } from './config.js';
+export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
+export type {
+  CommitRecord,
+  EngineAction,
+  EngineEvent,
+  EngineInit,
+  EnginePhase,
+  EngineSettings,
+  EngineStatus,
+  GlobalModel,
+  ParticipantRecord,
+  ParticipantStatus,
+  RoundStartedRecord,
+  RoundSummary,
+  ShutdownMode,
+  ShutdownNotice,
+  TimerName,
+} from './engine.js';
+export { PlainAggregationSession, plainAggregator } from './aggregation.js';
+export type {
+  Aggregate,
+  AggregationRound,
+  AggregationSession,
+  AggregationStatus,
+  AggregationStep,
+  AggregatorFactory,
+  OutboundSecagg,
+  UpdateContribution,
+} from './aggregation.js';
+export { createStrategy, fedAvg, fedAvgM, fedAdam, STRATEGY_DEFAULTS, STRATEGY_NAMES } from './strategy.js';
+export type { Strategy, StrategyName, StrategyResult, StrategySpec, StrategyState } from './strategy.js';
+export { FileModelStore, checkpointDirName } from './model-store.js';
+export type { Checkpoint, CheckpointExporter, CheckpointWriter, ModelStore, FileModelStoreOptions } from './model-store.js';
+export { StateDb, MIGRATIONS } from './db.js';
+export { sampleCohort, roundSeed } from './sampling.js';
+export { parsePublicKey, verifyEd25519, ed25519PublicKey } from './auth.js';
+export * from './errors.js';
+export { HealthSchema, StatusSchema, RoundsPageSchema, RoundDetailSchema, ModelInfoSchema, AgentsSchema } from './http.js';

@@ -1,0 +1,210 @@
+// Harness for tests with real sockets and processes: temp dirs, free ports, forked agents and
+// coordinators, and a man-in-the-middle connector that turns a real agent into a misbehaving one.
+import { fork, type ChildProcess } from 'node:child_process';
+import { createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signingPayload } from '@fedclr/protocol';
+import type { AgentMessage, UpdateMessage } from '@fedclr/protocol';
+import { socketIoConnector, type AgentOutbound, type Connector } from '@fedclr/agent';
+import { startCoordinator, type CoordinatorHandle } from '../src/coordinator.js';
+import type { CoordinatorConfig } from '../src/config.js';
+import { makeModel } from './helpers.js';
+
+export function tempDir(prefix = 'fedclr-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const MODEL = { rows: 40, cols: 25, seed: 3 } as const;
+
+export async function startTestCoordinator(
+  config: Partial<CoordinatorConfig> & { stateDir: string },
+): Promise<{ coordinator: CoordinatorHandle; manifest: ReturnType<typeof makeModel>['manifest']; weights: Float32Array }> {
+  const { manifest, weights } = makeModel(MODEL.rows, MODEL.cols, MODEL.seed);
+  const coordinator = await startCoordinator(
+    { port: 0, logLevel: 'warn', deadlineGraceMs: 200, retryDelayMs: 100, handshakeTimeoutMs: 5000, ...config },
+    { initialModel: { architecture: 'test-mlp', manifest, weights } },
+  );
+  return { coordinator, manifest, weights };
+}
+
+/** Resolves with the first emitted args matching `pred`, or rejects after `timeoutMs`. */
+export function waitFor<A extends unknown[]>(
+  on: (listener: (...args: A) => void) => () => void,
+  pred: (...args: A) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<A> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const off = on((...args) => {
+      if (!pred(...args)) return;
+      clearTimeout(timer);
+      off();
+      resolve(args);
+    });
+  });
+}
+
+/** `promise`, or a rejection naming `what` after `timeoutMs` (the timer never outlives the promise). */
+export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+// ---- forked processes ------------------------------------------------------------------------
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+export const AGENT_SCRIPT = join(here, '../../../agent/dist/test/fixtures/fake-agent.js');
+export const COORDINATOR_SCRIPT = join(here, 'fixtures/coordinator-proc.js');
+
+export interface Proc {
+  readonly child: ChildProcess;
+  /** Every IPC message received so far. */
+  readonly messages: Record<string, unknown>[];
+  next(pred: (m: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function forkProc(script: string, arg: unknown): Proc {
+  const child = fork(script, [JSON.stringify(arg)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, FEDCLR_LOG_LEVEL: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn' },
+  });
+  const messages: Record<string, unknown>[] = [];
+  child.on('message', (m) => messages.push(m as Record<string, unknown>));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return {
+    child,
+    messages,
+    exited,
+    next(pred, timeoutMs, what) {
+      const seen = messages.find(pred);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return waitFor<[Record<string, unknown>]>(
+        (l) => {
+          const h = (m: unknown) => l(m as Record<string, unknown>);
+          child.on('message', h);
+          return () => child.off('message', h);
+        },
+        pred,
+        timeoutMs,
+        what,
+      ).then(([m]) => m);
+    },
+  };
+}
+
+// ---- a misbehaving agent ----------------------------------------------------------------------
+
+/** Signs like the agent does, with the agent's key read from its state dir. */
+function signerFor(stateDir: string): (msg: AgentMessage, sessionId: string) => Uint8Array {
+  let key: KeyObject | undefined;
+  return (msg, sessionId) => {
+    if (key === undefined) {
+      const f = JSON.parse(readFileSync(join(stateDir, 'identity.json'), 'utf8')) as { secretKey: string };
+      const seed = Buffer.from(f.secretKey, 'base64').subarray(0, 32);
+      key = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]), format: 'der', type: 'pkcs8' });
+    }
+    return cryptoSign(null, signingPayload(msg, sessionId), key);
+  };
+}
+
+export interface TamperOptions {
+  /** Rewrites each outgoing update (return a plain object: anything goes on the wire). */
+  readonly update?: (msg: UpdateMessage, round: number) => Record<string, unknown>;
+  /** Re-sign the rewritten update with the agent's key (default true). */
+  readonly resign?: boolean;
+  /** Rewrites the signed 'ready' (e.g. to break its signature). */
+  readonly ready?: (msg: Record<string, unknown>) => Record<string, unknown>;
+  /** Swallows outgoing messages (e.g. to make an agent silent). */
+  readonly drop?: (msg: AgentOutbound) => boolean;
+  /** Rewrites the hello. */
+  readonly hello?: (msg: Record<string, unknown>) => Record<string, unknown>;
+  /** On each round-start after the first, replays the previous round's update first. */
+  readonly replayPrevious?: boolean;
+}
+
+/** A connector that wraps socket.io and tampers with what a real agent sends. */
+export function tamperingConnector(stateDir: string, t: TamperOptions): Connector {
+  const inner = socketIoConnector();
+  const signer = signerFor(stateDir);
+  return (url) => {
+    const s = inner(url);
+    let sessionId = '';
+    let previous: Record<string, unknown> | undefined;
+    let rounds = 0;
+    return {
+      get connected() {
+        return s.connected;
+      },
+      onConnect: (l) => s.onConnect(l),
+      onConnectError: (l) => s.onConnectError(l),
+      onDisconnect: (l) => s.onDisconnect(l),
+      onMessage: (l) =>
+        s.onMessage((raw) => {
+          const m = raw as Record<string, unknown>;
+          if (m['type'] === 'welcome') sessionId = String(m['sessionId']);
+          if (m['type'] === 'round-start') {
+            rounds++;
+            if (t.replayPrevious === true && previous !== undefined) s.send(previous as unknown as AgentOutbound);
+          }
+          l(raw);
+        }),
+      send: (m) => {
+        if (t.drop?.(m) === true) return;
+        if (m.type === 'hello' && t.hello !== undefined) {
+          s.send(t.hello({ ...m }) as unknown as AgentOutbound);
+          return;
+        }
+        if (m.type === 'ready' && t.ready !== undefined) {
+          s.send(t.ready({ ...m }) as unknown as AgentOutbound);
+          return;
+        }
+        if (m.type === 'update') {
+          previous = { ...m };
+          if (t.update !== undefined) {
+            const out = t.update({ ...m }, rounds);
+            if (t.resign ?? true) {
+              delete out['sig'];
+              out['sig'] = signer(out as unknown as AgentMessage, sessionId);
+            }
+            s.send(out as unknown as AgentOutbound);
+            return;
+          }
+        }
+        s.send(m);
+      },
+      close: () => s.close(),
+    };
+  };
+}
