@@ -25,7 +25,69 @@ function convInfoFor(
 
 // Scratch tile reused across calls: K rows by TILE columns of the transposed patch matrix.
 const TILE = 128;
+// The patch matrix is built and multiplied in chunks of about this many values, so that the
+// product's operand panels stay in cache instead of streaming a [K, N·OH·OW] matrix from memory.
+const CHUNK_VALUES = 1 << 19;
 let tileBuffer = new Float32Array(0);
+
+interface Geometry {
+  H: number;
+  W: number;
+  CI: number;
+  OH: number;
+  OW: number;
+  KH: number;
+  KW: number;
+  SH: number;
+  SW: number;
+  DH: number;
+  DW: number;
+  padTop: number;
+  padLeft: number;
+  K: number;
+}
+
+/**
+ * Columns [c0, c0+columns) of the transposed patch matrix, gathered through a K x TILE tile so
+ * that each input pixel's channel run is read once and each patch row is written in runs.
+ */
+function fillPatchesTiled(X: Float32Array, P: Float32Array, g: Geometry, c0: number, columns: number): void {
+  const { H, W, CI, OH, OW, KH, KW, SH, SW, DH, DW, padTop, padLeft, K } = g;
+  if (tileBuffer.length < K * TILE) tileBuffer = new Float32Array(K * TILE);
+  const tile = tileBuffer;
+  let n = Math.floor(c0 / (OH * OW));
+  let oh = Math.floor((c0 % (OH * OW)) / OW);
+  let ow = c0 % OW;
+  for (let m0 = 0; m0 < columns; m0 += TILE) {
+    const width = Math.min(TILE, columns - m0);
+    for (let j = 0; j < width; j++) {
+      const ihBase = oh * SH - padTop;
+      const iwBase = ow * SW - padLeft;
+      for (let kh = 0; kh < KH; kh++) {
+        const ih = ihBase + kh * DH;
+        const rowInside = ih >= 0 && ih < H;
+        for (let kw = 0; kw < KW; kw++) {
+          const iw = iwBase + kw * DW;
+          let r = (kh * KW + kw) * CI * TILE + j;
+          if (rowInside && iw >= 0 && iw < W) {
+            let src = ((n * H + ih) * W + iw) * CI;
+            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = X[src++] as number;
+          } else {
+            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = 0;
+          }
+        }
+      }
+      if (++ow === OW) {
+        ow = 0;
+        if (++oh === OH) {
+          oh = 0;
+          n++;
+        }
+      }
+    }
+    for (let r = 0; r < K; r++) P.set(tile.subarray(r * TILE, r * TILE + width), r * columns + m0);
+  }
+}
 
 /**
  * dW = patches^T · dy, where patches^T [KH·KW·CI, N·OH·OW] is written tile by tile straight into
@@ -49,48 +111,29 @@ export function conv2dBackpropFilter(
     throw new KernelShapeError('Conv2DBackpropFilter', `dy ${JSON.stringify(dy.shape)} does not match output [${N},${OH},${OW},${CO}]`);
   }
 
-  const cols = backend.makeOutput([K, M], 'float32');
-  const X = heapView(backend, x);
-  const P = heapView(backend, cols);
-  if (tileBuffer.length < K * TILE) tileBuffer = new Float32Array(K * TILE);
-  const tile = tileBuffer;
+  const g: Geometry = { H, W, CI, OH, OW, KH, KW, SH, SW, DH, DW, padTop, padLeft, K };
+  const sum = new Float32Array(K * CO);
+  const chunkColumns = Math.min(M, Math.max(TILE, Math.floor(CHUNK_VALUES / K / TILE) * TILE));
+  const cols = backend.makeOutput([K, chunkColumns], 'float32');
 
-  let n = 0;
-  let oh = 0;
-  let ow = 0;
-  for (let m0 = 0; m0 < M; m0 += TILE) {
-    const width = Math.min(TILE, M - m0);
-    for (let j = 0; j < width; j++) {
-      const ihBase = oh * SH - padTop;
-      const iwBase = ow * SW - padLeft;
-      for (let kh = 0; kh < KH; kh++) {
-        const ih = ihBase + kh * DH;
-        const rowInside = ih >= 0 && ih < H;
-        for (let kw = 0; kw < KW; kw++) {
-          const iw = iwBase + kw * DW;
-          let r = ((kh * KW + kw) * CI) * TILE + j;
-          if (rowInside && iw >= 0 && iw < W) {
-            let src = ((n * H + ih) * W + iw) * CI;
-            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = X[src++] as number;
-          } else {
-            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = 0;
-          }
-        }
-      }
-      if (++ow === OW) {
-        ow = 0;
-        if (++oh === OH) {
-          oh = 0;
-          n++;
-        }
-      }
-    }
-    for (let r = 0; r < K; r++) P.set(tile.subarray(r * TILE, r * TILE + width), r * M + m0);
+  for (let c0 = 0; c0 < M; c0 += chunkColumns) {
+    const columns = Math.min(chunkColumns, M - c0);
+    // dy rows of this chunk, in a tensor of their own (XNNPACK caches packed operands by tensor id).
+    const dyChunk = backend.makeOutput([columns, CO], 'float32');
+    heapView(backend, dyChunk).set(heapView(backend, dy).subarray(c0 * CO, (c0 + columns) * CO));
+    const X = heapView(backend, x);
+    const P = heapView(backend, cols);
+    fillPatchesTiled(X, P, g, c0, columns);
+    const product = matMul({ a: reshaped(cols, [1, K, columns]), b: reshaped(dyChunk, [1, columns, CO]) }, { transposeA: false, transposeB: false });
+    const partial = heapView(backend, product);
+    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (partial[i] as number);
+    backend.disposeData(product.dataId);
+    backend.disposeData(dyChunk.dataId);
   }
-
-  const product = matMul({ a: reshaped(cols, [1, K, M]), b: reshaped(dy, [1, M, CO]) }, { transposeA: false, transposeB: false });
   backend.disposeData(cols.dataId);
-  return reshaped(product, [KH, KW, CI, CO]);
+  const out = backend.makeOutput([KH, KW, CI, CO], 'float32');
+  heapView(backend, out).set(sum);
+  return out;
 }
 
 interface Phase {
