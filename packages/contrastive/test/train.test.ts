@@ -4,7 +4,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
-import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, ntXentPairLoss, splitBatch } from '../src/index.js';
+import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, ntXentPairLoss, pairLossGradient, splitBatch, type PairLoss } from '../src/index.js';
 
 function images(count: number, pixels: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -34,6 +34,21 @@ const noBatchNorm: GraphSpec = {
 describe('step engines', () => {
   before(async () => {
     await initBackend({ prefer: 'wasm' });
+  });
+
+  it('the closed-form NT-Xent gradient equals autodiff of the loss', () => {
+    for (const temperature of [0.1, 0.5]) {
+      const closed = ntXentPairLoss({ temperature });
+      const autodiff: PairLoss = (a, b) => closed(a, b);
+      const z1 = images(12, 7, 3).map((v) => v - 0.5);
+      const z2 = images(12, 7, 4).map((v) => v - 0.5);
+      const fast = pairLossGradient(closed, z1, z2, 12, 7);
+      const slow = pairLossGradient(autodiff, z1, z2, 12, 7);
+      assert.ok(Math.abs(fast.loss - slow.loss) < 1e-5, `loss ${fast.loss} vs ${slow.loss}`);
+      for (const [x, y] of [[fast.dz1, slow.dz1], [fast.dz2, slow.dz2]] as const) {
+        for (let i = 0; i < x.length; i++) assert.ok(Math.abs((x[i] as number) - (y[i] as number)) < 1e-5, `grad ${i}: ${x[i]} vs ${y[i]}`);
+      }
+    }
   });
 
   it('splits a batch into near-equal contiguous parts', () => {
