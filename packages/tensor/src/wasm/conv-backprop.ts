@@ -23,12 +23,12 @@ function convInfoFor(
   return backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
 }
 
-// Scratch tile reused across calls: K rows by TILE columns of the transposed patch matrix.
-const TILE = 128;
+// Columns of the patch matrix filled per pass, and the reused per-pass source offsets.
+const TILE = 256;
+let sourceBuffer = new Int32Array(0);
 // The patch matrix is built and multiplied in chunks of about this many values, so that the
 // product's operand panels stay in cache instead of streaming a [K, N·OH·OW] matrix from memory.
 const CHUNK_VALUES = 1 << 19;
-let tileBuffer = new Float32Array(0);
 
 interface Geometry {
   H: number;
@@ -48,44 +48,48 @@ interface Geometry {
 }
 
 /**
- * Columns [c0, c0+columns) of the transposed patch matrix, gathered through a K x TILE tile so
- * that each input pixel's channel run is read once and each patch row is written in runs.
+ * Columns [c0, c0+columns) of the transposed patch matrix, TILE columns at a time: first the
+ * source offset of every (column, tap) of the tile, then each patch row written contiguously
+ * from a small, cache-resident window of x.
  */
-function fillPatchesTiled(X: Float32Array, P: Float32Array, g: Geometry, c0: number, columns: number): void {
-  const { H, W, CI, OH, OW, KH, KW, SH, SW, DH, DW, padTop, padLeft, K } = g;
-  if (tileBuffer.length < K * TILE) tileBuffer = new Float32Array(K * TILE);
-  const tile = tileBuffer;
+function fillPatches(X: Float32Array, P: Float32Array, g: Geometry, c0: number, columns: number): void {
+  const { H, W, CI, OH, OW, KH, KW, SH, SW, DH, DW, padTop, padLeft } = g;
+  if (sourceBuffer.length < TILE) sourceBuffer = new Int32Array(TILE);
+  const source = sourceBuffer;
   let n = Math.floor(c0 / (OH * OW));
   let oh = Math.floor((c0 % (OH * OW)) / OW);
   let ow = c0 % OW;
   for (let m0 = 0; m0 < columns; m0 += TILE) {
     const width = Math.min(TILE, columns - m0);
-    for (let j = 0; j < width; j++) {
-      const ihBase = oh * SH - padTop;
-      const iwBase = ow * SW - padLeft;
-      for (let kh = 0; kh < KH; kh++) {
-        const ih = ihBase + kh * DH;
-        const rowInside = ih >= 0 && ih < H;
-        for (let kw = 0; kw < KW; kw++) {
-          const iw = iwBase + kw * DW;
-          let r = (kh * KW + kw) * CI * TILE + j;
-          if (rowInside && iw >= 0 && iw < W) {
-            let src = ((n * H + ih) * W + iw) * CI;
-            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = X[src++] as number;
-          } else {
-            for (let ci = 0; ci < CI; ci++, r += TILE) tile[r] = 0;
+    const n0 = n;
+    const oh0 = oh;
+    const ow0 = ow;
+    for (let kh = 0; kh < KH; kh++) {
+      for (let kw = 0; kw < KW; kw++) {
+        n = n0;
+        oh = oh0;
+        ow = ow0;
+        for (let j = 0; j < width; j++) {
+          const ih = oh * SH - padTop + kh * DH;
+          const iw = ow * SW - padLeft + kw * DW;
+          source[j] = ih >= 0 && ih < H && iw >= 0 && iw < W ? ((n * H + ih) * W + iw) * CI : -1;
+          if (++ow === OW) {
+            ow = 0;
+            if (++oh === OH) {
+              oh = 0;
+              n++;
+            }
+          }
+        }
+        for (let ci = 0; ci < CI; ci++) {
+          const row = ((kh * KW + kw) * CI + ci) * columns + m0;
+          for (let j = 0; j < width; j++) {
+            const at = source[j] as number;
+            P[row + j] = at < 0 ? 0 : (X[at + ci] as number);
           }
         }
       }
-      if (++ow === OW) {
-        ow = 0;
-        if (++oh === OH) {
-          oh = 0;
-          n++;
-        }
-      }
     }
-    for (let r = 0; r < K; r++) P.set(tile.subarray(r * TILE, r * TILE + width), r * columns + m0);
   }
 }
 
@@ -123,7 +127,7 @@ export function conv2dBackpropFilter(
     heapView(backend, dyChunk).set(heapView(backend, dy).subarray(c0 * CO, (c0 + columns) * CO));
     const X = heapView(backend, x);
     const P = heapView(backend, cols);
-    fillPatchesTiled(X, P, g, c0, columns);
+    fillPatches(X, P, g, c0, columns);
     const product = matMul({ a: reshaped(cols, [1, K, columns]), b: reshaped(dyChunk, [1, columns, CO]) }, { transposeA: false, transposeB: false });
     const partial = heapView(backend, product);
     for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (partial[i] as number);
