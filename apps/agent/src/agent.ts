@@ -3,14 +3,17 @@
 //   connect ─> hello {agentId, Ed25519 publicKey} ─> welcome {sessionId} ─> ready (signed)
 //   round-start: decode + verify the weights frame (hash = modelVersion, finite) -> LocalTrainer
 //                (aborted at the deadline, on round-end 'aborted', on disconnect or close)
-//             -> update {delta = local - global, exampleCount, scalar metrics} (signed)
+//             -> plain:  update {delta = local - global, exampleCount, scalar metrics} (signed)
+//             -> secure: SecAgg+ (secure-round.ts) runs its key stages while the trainer trains;
+//                        the delta and its weight leave only as a masked fixed-point vector
 //   round-end / update-rejected: logged and emitted
 //   shutdown: 'completed' / 'stopping' / 'evicted' end the agent; 'restarting' reconnects later
 //   connection lost or refused (retryable): reconnect with exponential backoff and jitter
 //
 // Everything sent goes through sendSigned(), whose type only admits hello, ready, update,
-// error and heartbeat messages; the only tensor it can carry is the update frame built by
-// buildUpdate() from weights. No image or feature ever reaches this module.
+// error, heartbeat and secagg messages; the only tensor it can carry is the update frame built
+// from weights (buildUpdate, or the masked vector of a secure round). No image or feature ever
+// reaches this module.
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { io as ioClient } from 'socket.io-client';
@@ -34,25 +37,30 @@ import type {
   RejectMessage,
   RoundEndMessage,
   RoundStartMessage,
+  SecaggMessage,
   ShutdownMessage,
   UpdateMessage,
   UpdateRejectedMessage,
   WelcomeMessage,
 } from '@fedclr/protocol';
 import { Backoff, type BackoffOptions } from './backoff.js';
+import type { AgentPolicy } from '@fedclr/secagg';
+import { CoordinatorKeys, parseCoordinatorKey } from './coordinator-keys.js';
 import {
   AgentConfigError,
   GaveUpError,
   RoundAbortedError,
   RoundUnsupportedError,
+  SecaggRefusedError,
   TrainingFailedError,
 } from './errors.js';
 import { loadOrCreateIdentity, type AgentIdentity } from './identity.js';
+import { SecureRound } from './secure-round.js';
 import type { LocalTrainer } from './trainer.js';
-import { buildUpdate } from './update.js';
+import { buildUpdate, prepareDelta } from './update.js';
 
 /** The only messages an agent can send. */
-export type AgentOutbound = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage;
+export type AgentOutbound = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage | SecaggMessage;
 
 /** A connection to the coordinator (socket.io by default; tests may inject their own). */
 export interface AgentSocket {
@@ -109,6 +117,16 @@ export interface AgentOptions {
   readonly limits?: Partial<ProtocolLimits>;
   /** Override the transport (tests). */
   readonly connector?: Connector;
+  /** Secure aggregation (rounds whose config says aggregation 'secure'). */
+  readonly secagg?: {
+    /**
+     * The coordinator's secagg Ed25519 public key (hex or base64; GET /api/status -> secagg.publicKey).
+     * Without it the first key seen is trusted and remembered in <stateDir>/coordinator-keys.json.
+     */
+    readonly coordinatorKey?: string | Uint8Array;
+    /** Local limits on any session the coordinator proposes (see @fedclr/secagg AgentPolicy). */
+    readonly policy?: AgentPolicy;
+  };
 }
 
 export type AgentExitReason = 'completed' | 'stopping' | 'evicted' | 'closed' | 'rejected' | 'gave-up';
@@ -127,6 +145,8 @@ export interface AgentEvents {
   'round-end': [RoundEndMessage];
   'update-rejected': [UpdateRejectedMessage];
   'training-error': [{ roundId: number; error: Error }];
+  /** A secure-aggregation message was refused (fatal: false) or the agent left the secure round (fatal: true). */
+  'secagg-error': [{ roundId: number; error: Error; fatal: boolean }];
   shutdown: [ShutdownMessage];
   disconnected: [string];
   reconnecting: [{ attempt: number; delayMs: number }];
@@ -182,6 +202,9 @@ class Agent {
   private endOutcome: SessionOutcome | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private task: RoundTask | undefined;
+  private secure: SecureRound | undefined;
+  private readonly usedSessions = new Set<string>();
+  private readonly coordinatorKeys: CoordinatorKeys;
   private stateValue: AgentState = 'connecting';
   private closing = false;
 
@@ -189,6 +212,13 @@ class Agent {
     this.o = options;
     this.id = identity;
     this.log = logger;
+    const pinned = options.secagg?.coordinatorKey;
+    this.coordinatorKeys = new CoordinatorKeys({
+      stateDir: options.stateDir,
+      coordinatorUrl: options.coordinatorUrl,
+      log: logger,
+      ...(pinned === undefined ? {} : { pinned: parseCoordinatorKey(pinned) }),
+    });
     this.protocol = createProtocol(options.limits === undefined ? {} : { limits: options.limits });
     this.connector = options.connector ?? socketIoConnector(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs });
     this.backoff = new Backoff(options.reconnect);
@@ -217,6 +247,7 @@ class Agent {
       this.closing = true;
       this.lifetime.abort();
       this.abortTask('closing');
+      this.endSecureRound('closing');
       this.socket?.close();
     }
     return this.done;
@@ -287,6 +318,7 @@ class Agent {
         settled = true;
         this.stopHeartbeat();
         this.abortTask('disconnected');
+        this.endSecureRound('disconnected');
         this.session = undefined;
         this.socket = undefined;
         resolve(o);
@@ -332,6 +364,7 @@ class Agent {
   private endSession(outcome: SessionOutcome): void {
     this.endOutcome = outcome;
     this.abortTask('disconnected');
+    this.endSecureRound('disconnected');
     this.socket?.close();
   }
 
@@ -355,6 +388,7 @@ class Agent {
         return;
       case 'round-end':
         if (this.task !== undefined && this.task.roundId === msg.roundId && msg.outcome === 'aborted') this.abortTask('coordinator');
+        if (this.secure?.roundId === msg.roundId) this.endSecureRound(`round ended (${msg.outcome})`);
         this.log.info({ roundId: msg.roundId, outcome: msg.outcome, included: msg.included, reason: msg.reason }, 'round ended');
         this.events.emit('round-end', msg);
         return;
@@ -368,7 +402,12 @@ class Agent {
         this.endSession({ kind: 'shutdown', message: msg });
         return;
       case 'secagg':
-        this.log.warn({ roundId: msg.roundId, stage: msg.stage }, 'secure aggregation is not supported by this agent yet: message ignored');
+        if (this.session === undefined) return;
+        if (this.secure === undefined || this.secure.roundId !== msg.roundId) {
+          this.onSecaggError(msg.roundId, new SecaggRefusedError(msg.roundId, msg.stage, 'no secure round with this id is running (late or replayed)'), false);
+          return;
+        }
+        void this.secure.handle(msg);
         return;
     }
   }
@@ -415,12 +454,13 @@ class Agent {
 
   private onRoundStart(msg: RoundStartMessage): void {
     if (this.task !== undefined) this.abortTask('superseded');
+    this.endSecureRound('superseded by a new round');
     const roundId = msg.roundId;
     let manifest: Manifest;
     let global: Float32Array;
     try {
-      if (msg.config.aggregation !== 'plain') {
-        throw new RoundUnsupportedError(roundId, `aggregation '${msg.config.aggregation}' is not available in this agent build yet`);
+      if (msg.config.aggregation !== 'plain' && msg.config.aggregation !== 'secure') {
+        throw new RoundUnsupportedError(roundId, `aggregation '${String(msg.config.aggregation)}' is unknown to this agent`);
       }
       const decoded = openRoundStart(msg, { copy: true, limits: this.protocol.limits });
       const other = decoded.manifest.find((t) => t.dtype !== 'float32');
@@ -434,6 +474,7 @@ class Agent {
     }
     const task: RoundTask = { roundId, controller: new AbortController() };
     this.task = task;
+    if (msg.config.aggregation === 'secure') this.openSecureRound(msg, task);
     const budget = Math.max(0, msg.config.deadlineMs - this.uploadMarginMs);
     const timer = setTimeout(() => this.abortTask('deadline', task), budget);
     this.log.info({ roundId, parameters: global.length, modelVersion: msg.modelVersion }, 'round started: training');
@@ -491,6 +532,10 @@ class Agent {
       this.log.info({ roundId, why: task.kind }, 'training finished after the round was aborted: update dropped');
       return;
     }
+    if (msg.config.aggregation === 'secure') {
+      await this.submitSecure(task, msg, manifest, global, output, Date.now() - started);
+      return;
+    }
     let built;
     try {
       built = buildUpdate({
@@ -516,6 +561,108 @@ class Agent {
     }
     const info = { roundId, exampleCount: output.exampleCount, bytes: built.message.frame.byteLength, deltaNorm: built.deltaNorm, clipped: built.clipped };
     this.log.info(info, 'update sent');
+    this.events.emit('update-sent', info);
+  }
+
+  // ---- secure rounds --------------------------------------------------------------------------
+
+  private openSecureRound(msg: RoundStartMessage, task: RoundTask): void {
+    const roundId = msg.roundId;
+    this.secure = new SecureRound({
+      roundId,
+      modelVersion: msg.modelVersion,
+      agentId: this.id.agentId,
+      identity: { publicKey: this.id.publicKey, secretKey: this.id.secretKey },
+      trust: {
+        check: (key, stage) => this.coordinatorKeys.check(key, roundId, stage),
+        remember: (key) => this.coordinatorKeys.remember(key),
+      },
+      usedSessions: this.usedSessions,
+      ...(this.o.secagg?.policy === undefined ? {} : { policy: this.o.secagg.policy }),
+      send: (m) => this.sendSigned(m),
+      maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes,
+      log: this.log,
+      onError: (error, fatal) => {
+        this.onSecaggError(roundId, error, fatal);
+        if (fatal) {
+          // This agent left the round: stop training and tell the coordinator why.
+          this.abortTask('coordinator', task);
+          this.sendError(roundId, error);
+        }
+      },
+    });
+  }
+
+  private onSecaggError(roundId: number, error: Error, fatal: boolean): void {
+    const code = (error as { code?: string }).code;
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    if (fatal) this.log.error({ roundId, code, cause, err: error.message }, 'left the secure-aggregation round');
+    else this.log.warn({ roundId, code, cause, err: error.message }, 'secure-aggregation message refused');
+    this.events.emit('secagg-error', { roundId, error, fatal });
+  }
+
+  private endSecureRound(reason: string): void {
+    const s = this.secure;
+    if (s === undefined) return;
+    this.secure = undefined;
+    s.close(reason);
+  }
+
+  /** Secure upload: prepare the delta, encode it with its weight, mask it (SecureRound). */
+  private async submitSecure(
+    task: RoundTask,
+    msg: RoundStartMessage,
+    manifest: Manifest,
+    global: Float32Array,
+    output: Awaited<ReturnType<LocalTrainer['train']>>,
+    durationMs: number,
+  ): Promise<void> {
+    const roundId = msg.roundId;
+    const secure = this.secure;
+    if (secure === undefined || secure.roundId !== roundId) {
+      this.log.info({ roundId }, 'the secure round ended before training finished: update dropped');
+      return;
+    }
+    let prepared;
+    try {
+      prepared = prepareDelta({
+        roundId,
+        manifest,
+        global,
+        output,
+        config: msg.config,
+        durationMs,
+        limits: { maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes, maxMetrics: this.protocol.limits.maxMetrics - 1 },
+      });
+    } catch (err) {
+      this.log.error({ err, roundId }, 'cannot build the update');
+      this.events.emit('training-error', { roundId, error: err as Error });
+      this.sendError(roundId, err as Error);
+      return;
+    }
+    this.stateValue = 'uploading';
+    let result;
+    try {
+      result = await secure.provideInput({ delta: prepared.delta, exampleCount: output.exampleCount, metrics: prepared.metrics }, task.controller.signal);
+    } catch (err) {
+      if (task.controller.signal.aborted || this.secure !== secure) {
+        this.log.info({ roundId, why: task.kind }, 'secure round ended before the masked input was ready');
+        if (task.kind === 'deadline') this.sendError(roundId, new RoundAbortedError(roundId, 'the round deadline passed before the secure-aggregation setup completed'));
+        return;
+      }
+      this.log.error({ err, roundId }, 'cannot encode or mask the update');
+      this.events.emit('training-error', { roundId, error: err as Error });
+      this.sendError(roundId, err as Error);
+      return;
+    }
+    const info = {
+      roundId,
+      exampleCount: result.weight,
+      bytes: 4 * result.encoding.length,
+      deltaNorm: prepared.deltaNorm,
+      clipped: prepared.clipped || result.clippedCoordinates > 0,
+    };
+    this.log.info({ ...info, clippedCoordinates: result.clippedCoordinates, clip: result.encoding.clip }, 'secure update encoded (masked input goes out once the shares are in)');
     this.events.emit('update-sent', info);
   }
 
@@ -552,7 +699,8 @@ class Agent {
   private startHeartbeat(intervalMs: number): void {
     this.stopHeartbeat();
     this.heartbeat = setInterval(() => {
-      const state = this.stateValue === 'training' || this.stateValue === 'uploading' ? this.stateValue : 'idle';
+      const state =
+        this.stateValue === 'training' || this.stateValue === 'uploading' ? this.stateValue : this.secure !== undefined ? 'secagg' : 'idle';
       const hb: HeartbeatMessage = { type: 'heartbeat', sentAt: Date.now(), state };
       if (this.task !== undefined) {
         hb.roundId = this.task.roundId;

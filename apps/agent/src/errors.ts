@@ -41,7 +41,7 @@ export const GaveUpError = createError<'FEDCLR_AGENT_GAVE_UP', 503, [S, S]>(
 
 // ---- rounds --------------------------------------------------------------------------------
 
-/** The round cannot be done by this agent (model dtypes, secure aggregation, bad frame). Args: round, problem. */
+/** The round cannot be done by this agent (model dtypes, unknown aggregation, bad frame). Args: round, problem. */
 export const RoundUnsupportedError = createError<'FEDCLR_AGENT_ROUND_UNSUPPORTED', 400, [S, S]>(
   'FEDCLR_AGENT_ROUND_UNSUPPORTED',
   'Round %s cannot be done by this agent: %s',
@@ -69,6 +69,30 @@ export const RoundAbortedError = createError<'FEDCLR_AGENT_ROUND_ABORTED', 409, 
   409,
 );
 
+// ---- secure aggregation ------------------------------------------------------------------
+
+/**
+ * A secure-aggregation message was refused and ignored; the round goes on (unsigned, badly
+ * signed, replayed, mis-addressed, malformed, or signed by an untrusted coordinator key).
+ * Args: round, stage, problem. `cause` holds the secagg error when there is one.
+ */
+export const SecaggRefusedError = createError<'FEDCLR_AGENT_SECAGG_REFUSED', 400, [S, S, S]>(
+  'FEDCLR_AGENT_SECAGG_REFUSED',
+  'Round %s: refused a secure-aggregation %s message: %s',
+  400,
+);
+
+/**
+ * This agent stopped taking part in a secure round: the coordinator proved inconsistent (e.g. it
+ * asked for both shares of one neighbour) or proposed parameters this agent refuses.
+ * Args: round, stage, problem.
+ */
+export const SecaggFailedError = createError<'FEDCLR_AGENT_SECAGG_FAILED', 409, [S, S, S]>(
+  'FEDCLR_AGENT_SECAGG_FAILED',
+  'Round %s: left secure aggregation at stage %s: %s',
+  409,
+);
+
 // ---- catalog helpers -----------------------------------------------------------------------
 
 export const AGENT_ERROR_CODES = {
@@ -81,6 +105,7 @@ export const AGENT_ERROR_CODES = {
     'FEDCLR_AGENT_TRAINING_FAILED',
     'FEDCLR_AGENT_ROUND_ABORTED',
   ],
+  secagg: ['FEDCLR_AGENT_SECAGG_REFUSED', 'FEDCLR_AGENT_SECAGG_FAILED'],
 } as const;
 
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[keyof typeof AGENT_ERROR_CODES][number];

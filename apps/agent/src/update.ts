@@ -43,8 +43,34 @@ export function cryptoGaussian(out: Float64Array): void {
   }
 }
 
+/** A checked, clipped and (with DP) noised delta plus the update's scalar metrics. */
+export interface PreparedDelta {
+  readonly delta: Float32Array;
+  readonly deltaNorm: number;
+  readonly clipped: boolean;
+  readonly metrics: UpdateMessage['metrics'];
+}
+
 /** Checks the trainer's output and builds the update message (delta frame + scalar metrics). */
 export function buildUpdate(input: UpdateInput): BuiltUpdate {
+  const { delta, deltaNorm, clipped, metrics } = prepareDelta(input);
+  const frame = encodeFrame({ manifest: input.manifest, data: delta }, { limits: { maxFrameBytes: input.limits.maxFrameBytes } });
+  const message: UpdateMessage = {
+    type: 'update',
+    roundId: input.roundId,
+    modelVersion: input.modelVersion,
+    metrics,
+    frame,
+  };
+  if (input.config.aggregation === 'plain') message.exampleCount = input.output.exampleCount;
+  return { message, deltaNorm, clipped };
+}
+
+/**
+ * Checks the trainer's output and computes delta = local - global, clipped to `clipNorm` and
+ * noised for distributed DP, plus the scalar metrics. Shared by plain and secure uploads.
+ */
+export function prepareDelta(input: Omit<UpdateInput, 'modelVersion'>): PreparedDelta {
   const { output, global, roundId } = input;
   if (!(output.weights instanceof Float32Array)) throw new TrainerOutputError(roundId, 'weights must be a Float32Array');
   if (output.weights.length !== global.length) {
@@ -93,14 +119,5 @@ export function buildUpdate(input: UpdateInput): BuiltUpdate {
     }
   }
   if (nExtra > 0) metrics.extra = extra;
-  const frame = encodeFrame({ manifest: input.manifest, data: delta }, { limits: { maxFrameBytes: input.limits.maxFrameBytes } });
-  const message: UpdateMessage = {
-    type: 'update',
-    roundId,
-    modelVersion: input.modelVersion,
-    metrics,
-    frame,
-  };
-  if (input.config.aggregation === 'plain') message.exampleCount = output.exampleCount;
-  return { message, deltaNorm: norm, clipped };
+  return { delta, deltaNorm: norm, clipped, metrics };
 }

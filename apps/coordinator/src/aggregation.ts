@@ -4,14 +4,23 @@
 // for secure aggregation, `secagg` envelopes) and asks it to close; it answers with steps:
 // messages to relay to agents plus a status. The plain implementation adds each weighted delta
 // into a Float64 running sum and forgets it, so it exposes nothing but the weighted sum and the
-// total weight at the end, which is also all a SecAgg+ session can reveal. A secure session
-// (packages/secagg's SecAggServer behind this interface) would:
-//   start()     -> the signed setup broadcast,
-//   receive()   -> advertise / share-keys / unmask envelopes, relaying ciphertexts,
-//   addUpdate() -> the masked fixed-point vector (update frame of uint32, `updateManifest`),
-//   close()     -> end of masked-input: the unmask request (status 'finishing'); a second close()
-//                  (the engine's aggregation deadline) ends the unmask stage,
+// total weight at the end, which is also all a SecAgg+ session can reveal. The secure session
+// (secure-aggregation.ts: packages/secagg's SecAggServer behind this interface) maps:
+//   start()          -> the signed setup broadcast (and the advertise stage timer),
+//   receive()        -> advertise / share-keys / unmask-response envelopes, relaying keys and
+//                       ciphertexts; the masked-input envelope comes without its vector,
+//   addUpdate()      -> the masked fixed-point vector (update frame of uint32, `updateManifest`),
+//   stageTimeout()   -> a protocol-stage deadline (advertise, share-keys) expired,
+//   close()          -> end of masked-input: the unmask request (status 'finishing'); a second
+//                       close() (the engine's aggregation deadline) ends the unmask stage,
 //   and reports 'done' with the decoded weighted sum and weight, or 'aborted' with a reason.
+//
+// Asynchronous work. The interface is synchronous so the engine stays pure, but SecAgg+'s server
+// is not (Shamir reconstruction is async). A session may therefore answer with a step whose
+// `pending` promise carries the rest of the work: the engine hands it to the edge as an
+// 'aggregation-pending' action, the edge awaits it and feeds the resolved step back as an
+// 'aggregation-step' event (like a commit and 'commit-done'). Pending steps of one session
+// resolve in call order.
 import type { AggregationMode, DecodedFrame, Manifest, SecaggMessage } from '@fedclr/protocol';
 import { AggregationInputError, AggregationStateError } from './errors.js';
 
@@ -23,6 +32,8 @@ export interface Aggregate {
   readonly totalWeight: number;
   /** Agents whose updates are in the sum. */
   readonly contributors: readonly string[];
+  /** Round metrics the aggregation adds (e.g. secure aggregation's threshold and quantisation bound). */
+  readonly metrics?: Readonly<Record<string, number>>;
 }
 
 export type AggregationStatus =
@@ -30,7 +41,7 @@ export type AggregationStatus =
   /** Collection is closed but more messages are needed (secure aggregation's unmask stage). */
   | { readonly kind: 'finishing'; readonly waitingFor: readonly string[] }
   | { readonly kind: 'done'; readonly aggregate: Aggregate }
-  | { readonly kind: 'aborted'; readonly reason: string };
+  | { readonly kind: 'aborted'; readonly reason: string; readonly metrics?: Readonly<Record<string, number>> };
 
 /** A secagg envelope to deliver to one or more agents. */
 export interface OutboundSecagg {
@@ -40,7 +51,16 @@ export interface OutboundSecagg {
 
 export interface AggregationStep {
   readonly messages: readonly OutboundSecagg[];
+  /** The status as known when the step was made (a pending step may change it). */
   readonly status: AggregationStatus;
+  /** Work still running: the edge awaits it and feeds the result back ('aggregation-step'). */
+  readonly pending?: Promise<AggregationStep>;
+  /** Arm the protocol-stage timer: after `delayMs` the engine calls `stageTimeout(stage)`. */
+  readonly stageTimer?: { readonly stage: string; readonly delayMs: number };
+  /** Cohort members that can no longer contribute (they missed a protocol stage). */
+  readonly excluded?: readonly { readonly agentId: string; readonly reason: string }[];
+  /** An agent message was refused (state unchanged); the engine logs it. */
+  readonly refused?: { readonly agentId: string; readonly error: Error };
 }
 
 /** What a session knows about its round. */
@@ -77,6 +97,8 @@ export interface AggregationSession {
   drop(agentId: string): AggregationStep;
   /** Ends the current collection stage with whoever answered (all answered, or a deadline). */
   close(): AggregationStep;
+  /** The stage timer a step armed expired (sessions that arm none need not implement it). */
+  stageTimeout?(stage: string): AggregationStep;
 }
 
 /** Opens one session per round. */

@@ -1,7 +1,8 @@
 // Coordinator configuration: what a caller may set, the defaults, and validation that names
 // the offending field. `resolveConfig` returns a frozen, fully populated copy.
 import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, resolveLimits } from '@fedclr/protocol';
-import type { DpConfig, LossName, Optimizer, ProtocolLimits } from '@fedclr/protocol';
+import type { AggregationMode, DpConfig, LossName, Optimizer, ProtocolLimits } from '@fedclr/protocol';
+import { deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, type PrgAlgorithm } from '@fedclr/secagg';
 import { ConfigInvalidError } from './errors.js';
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
 
@@ -23,6 +24,27 @@ export interface TrainingConfig {
   /** L2 clip of each agent's delta (0: off). */
   clipNorm?: number;
   dp?: DpConfig;
+}
+
+/** SecAgg+ settings (aggregation 'secure'). */
+export interface SecAggConfig {
+  /**
+   * Per-coordinate clip c of each agent's delta (values are clipped to [-c, c] before the
+   * fixed-point encoding). Default: min(training.clipNorm, 0.5) when clipNorm > 0 (an L2 clip
+   * already bounds every coordinate by clipNorm); with training.dp, clipNorm (1 + 6 sigma / sqrt(n))
+   * so the per-agent DP noise is (almost) never clipped; else 0.1.
+   */
+  clip?: number;
+  /** Largest weight (example count) of one agent; agents clamp larger counts. Default min(maxExampleCount, 10000). */
+  maxWeight?: number;
+  /** Fraction of the cohort that may drop out over the whole round (sets the threshold t). Default 0.2. */
+  dropoutFraction?: number;
+  /** Fraction of the cohort assumed to collude with the coordinator. Default 0.1. */
+  corruptFraction?: number;
+  /** Deadline of each key-setup stage (advertise, share-keys). Default 30000. */
+  stageTimeoutMs?: number;
+  /** Mask PRG. Default 'aes-256-ctr'. */
+  prg?: PrgAlgorithm;
 }
 
 export interface QuorumConfig {
@@ -56,6 +78,9 @@ export interface CoordinatorConfig {
   localEpochs?: number;
   training?: TrainingConfig;
   strategy?: StrategySpec;
+  /** 'secure' (SecAgg+: the coordinator only ever sees the cohort's sum; default) or 'plain'. */
+  aggregation?: AggregationMode;
+  secagg?: SecAggConfig;
   /** Agents' time budget for train + upload (config.deadlineMs on the wire; at least 1000). */
   deadlineMs?: number;
   /** Extra time the coordinator waits beyond deadlineMs (network, clock skew). */
@@ -98,6 +123,8 @@ export interface ResolvedConfig {
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp'>> & { dp?: DpConfig }>;
   readonly strategy: StrategySpec;
+  readonly aggregation: AggregationMode;
+  readonly secagg: Readonly<Required<SecAggConfig>>;
   readonly deadlineMs: number;
   readonly deadlineGraceMs: number;
   readonly aggregationDeadlineMs: number;
@@ -119,7 +146,7 @@ export interface ResolvedConfig {
 
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
-  'training', 'strategy', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
+  'training', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
   'keepLastK', 'seed', 'enrolment', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
@@ -169,6 +196,16 @@ function obj(field: string, v: unknown, keys: readonly string[]): Record<string,
   return v as Record<string, unknown>;
 }
 
+/** The default per-coordinate clip of secure aggregation (see SecAggConfig.clip). */
+function defaultClip(training: ResolvedConfig['training']): number {
+  const c = training.clipNorm;
+  if (c === 0) return 0.1;
+  const dp = training.dp;
+  // Each agent adds N(0, (sigma c)^2 / n) per coordinate: leave 6 standard deviations of room.
+  if (dp !== undefined && dp.noiseMultiplier > 0) return c * (1 + (6 * dp.noiseMultiplier) / Math.sqrt(dp.cohortSize));
+  return Math.min(c, 0.5);
+}
+
 /** Validates a configuration and fills in defaults. Throws FEDCLR_COORD_CONFIG_INVALID naming the field. */
 export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
   if (typeof input !== 'object' || input === null) throw new ConfigInvalidError('(config)', 'an object', describe(input));
@@ -186,7 +223,12 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     throw new ConfigInvalidError('coordinatorId', `a string matching /${AGENT_ID_PATTERN}/`, describe(coordinatorId));
   }
 
-  const minCohort = int('minCohort', c['minCohort'], 2, 1, 1_000_000);
+  const aggregation = oneOf('aggregation', c['aggregation'], 'secure', ['secure', 'plain'] as const);
+  // SecAgg+ needs two shareholders per secret: three agents at least.
+  const minCohort = int('minCohort', c['minCohort'], aggregation === 'secure' ? 3 : 2, 1, 1_000_000);
+  if (aggregation === 'secure' && minCohort < 3) {
+    throw new ConfigInvalidError('minCohort', ">= 3 when aggregation is 'secure' (SecAgg+ needs two shareholders per secret; use aggregation 'plain' for smaller cohorts)", String(minCohort));
+  }
   const maxCohort = int('maxCohort', c['maxCohort'], Math.max(100, minCohort), 1, 1_000_000);
   if (maxCohort < minCohort) throw new ConfigInvalidError('maxCohort', `>= minCohort (${minCohort})`, String(maxCohort));
 
@@ -233,6 +275,32 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     }
   }
 
+  const maxExampleCount = int('maxExampleCount', c['maxExampleCount'], 1_000_000_000, 1, Number.MAX_SAFE_INTEGER);
+  const sa = obj('secagg', c['secagg'], ['clip', 'maxWeight', 'dropoutFraction', 'corruptFraction', 'stageTimeoutMs', 'prg']);
+  const secagg: Required<SecAggConfig> = {
+    clip: num('secagg.clip', sa['clip'], defaultClip(training), 0, 1000, true),
+    maxWeight: int('secagg.maxWeight', sa['maxWeight'], Math.min(maxExampleCount, 10_000), 1, 2 ** 31),
+    dropoutFraction: num('secagg.dropoutFraction', sa['dropoutFraction'], 0.2, 0, 0.9),
+    corruptFraction: num('secagg.corruptFraction', sa['corruptFraction'], 0.1, 0, 0.9),
+    stageTimeoutMs: int('secagg.stageTimeoutMs', sa['stageTimeoutMs'], 30_000, 10, 3_600_000),
+    prg: oneOf('secagg.prg', sa['prg'], 'aes-256-ctr', PRG_ALGORITHMS),
+  };
+  if (aggregation === 'secure') {
+    // The threshold and the no-wrap encoding must exist for the smallest and largest cohorts.
+    for (const n of new Set([minCohort, maxCohort])) {
+      try {
+        deriveSecAggParams({ cohortSize: n, dropoutFraction: secagg.dropoutFraction, corruptFraction: secagg.corruptFraction });
+        deriveFixedPoint({ dimension: 1, clip: secagg.clip, cohortSize: n, maxWeight: secagg.maxWeight });
+      } catch (err) {
+        throw new ConfigInvalidError(
+          n === minCohort ? 'minCohort' : 'maxCohort',
+          `a cohort size SecAgg+ can serve with secagg.dropoutFraction ${secagg.dropoutFraction}, corruptFraction ${secagg.corruptFraction}, clip ${secagg.clip}, maxWeight ${secagg.maxWeight}`,
+          `${n} (${(err as Error).message})`,
+        );
+      }
+    }
+  }
+
   let enrolment: EnrolmentPolicy = { mode: 'open' };
   if (c['enrolment'] !== undefined) {
     const e = obj('enrolment', c['enrolment'], ['mode', 'publicKeys']);
@@ -266,6 +334,8 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),
     strategy: Object.freeze(strategy) as unknown as StrategySpec,
+    aggregation,
+    secagg: Object.freeze(secagg),
     deadlineMs: int('deadlineMs', c['deadlineMs'], 600_000, 1000, 7 * 24 * 3600 * 1000),
     deadlineGraceMs: int('deadlineGraceMs', c['deadlineGraceMs'], 2000, 0, 3_600_000),
     aggregationDeadlineMs: int('aggregationDeadlineMs', c['aggregationDeadlineMs'], 30_000, 1, 3_600_000),
@@ -276,7 +346,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     enrolment,
     requireSignatures: bool('requireSignatures', c['requireSignatures'], true),
     maxAgents: int('maxAgents', c['maxAgents'], 10_000, 1, 10_000_000),
-    maxExampleCount: int('maxExampleCount', c['maxExampleCount'], 1_000_000_000, 1, Number.MAX_SAFE_INTEGER),
+    maxExampleCount,
     heartbeatIntervalMs: int('heartbeatIntervalMs', c['heartbeatIntervalMs'], 10_000, 100, 3_600_000),
     handshakeTimeoutMs: int('handshakeTimeoutMs', c['handshakeTimeoutMs'], 10_000, 10, 3_600_000),
     limits: Object.freeze({ ...limits }),

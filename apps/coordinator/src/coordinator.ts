@@ -15,6 +15,7 @@ import { Server } from 'socket.io';
 import { canonicalManifest, createProtocol, elementCount, FRAME_HEADER_BYTES } from '@fedclr/protocol';
 import type { Manifest, ProtocolLimits, UpdateRejectReason } from '@fedclr/protocol';
 import { plainAggregator, type AggregatorFactory } from './aggregation.js';
+import { loadOrCreateSecaggIdentity, newRunId, secureAggregator } from './secure-aggregation.js';
 import { EnrolmentGate } from './auth.js';
 import { resolveConfig, type CoordinatorConfig, type ResolvedConfig } from './config.js';
 import { StateDb } from './db.js';
@@ -51,7 +52,7 @@ export interface CoordinatorDeps {
   readonly modelStore?: ModelStore;
   /** Extra writers for the default store (e.g. tfjs layers format). */
   readonly exporters?: readonly CheckpointExporter[];
-  /** Default: plain aggregation. */
+  /** Default: from config.aggregation (SecAgg+ unless 'plain'). */
   readonly aggregator?: AggregatorFactory;
   readonly logger?: Logger;
 }
@@ -165,7 +166,40 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       logger.warn({ from: strategyState.strategy, to: strategy.name }, 'strategy changed since the checkpoint; its server state starts fresh');
       strategyState = undefined;
     }
-    const aggregator = deps.aggregator ?? plainAggregator;
+    let runId = db.getMeta('run-id');
+    if (runId === undefined) {
+      runId = newRunId();
+      db.setMeta('run-id', runId);
+    }
+    let secaggInfo: { publicKey: string; clip: number; maxWeight: number; dropoutFraction: number; corruptFraction: number } | undefined;
+    let aggregator: AggregatorFactory;
+    if (deps.aggregator !== undefined) {
+      aggregator = deps.aggregator;
+    } else if (config.aggregation === 'secure') {
+      const identity = await loadOrCreateSecaggIdentity(config.stateDir);
+      const sa = config.secagg;
+      aggregator = secureAggregator({
+        runId,
+        identity,
+        publicKeyOf: (id) => db.getEnrolment(id)?.publicKey,
+        clip: sa.clip,
+        maxWeight: sa.maxWeight,
+        dropoutFraction: sa.dropoutFraction,
+        corruptFraction: sa.corruptFraction,
+        stageTimeoutMs: sa.stageTimeoutMs,
+        prg: sa.prg,
+        maxPayloadBytes: protocol.limits.maxSecaggPayloadBytes,
+      });
+      secaggInfo = {
+        publicKey: Buffer.from(identity.publicKey).toString('hex'),
+        clip: sa.clip,
+        maxWeight: sa.maxWeight,
+        dropoutFraction: sa.dropoutFraction,
+        corruptFraction: sa.corruptFraction,
+      };
+    } else {
+      aggregator = plainAggregator;
+    }
     const engine = new RoundEngine({
       settings: {
         rounds: config.rounds,
@@ -202,6 +236,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         parameters: model.weights.length,
         strategy: strategy.name,
         aggregation: aggregator.mode,
+        ...(secaggInfo === undefined ? {} : { secagg: secaggInfo }),
       },
       checkpoint === undefined ? 'starting a fresh run' : 'resuming from the last completed round',
     );
@@ -304,6 +339,19 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         case 'commit':
           void commit(a.roundId, a.record);
           return;
+        case 'aggregation-pending': {
+          // The async half of an aggregation step (secure aggregation): await it off the engine,
+          // then feed the result back as an event, in order with everything else.
+          const roundId = a.roundId;
+          a.pending.then(
+            (step) => dispatch({ type: 'aggregation-step', roundId, step }),
+            (err: unknown) => {
+              logger.error({ err, roundId }, 'aggregation work failed');
+              dispatch({ type: 'aggregation-failed', roundId, error: (err as Error).message ?? String(err) });
+            },
+          );
+          return;
+        }
         case 'round-failed':
           metrics.roundsFailed.inc({ status: a.summary.status });
           try {
@@ -404,6 +452,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         coordinatorId: config.coordinatorId,
         strategy: { name: strategy.name, params: strategy.params },
         aggregation: aggregator.mode,
+        ...(secaggInfo === undefined ? {} : { secagg: secaggInfo }),
       }),
     );
 

@@ -11,12 +11,19 @@
 //               optional cohort wait and, after a failure, the retry delay)
 //   collecting  round-start sent to the cohort; updates are checked and summed
 //   aggregating collection closed, the aggregation session needs more messages (secure mode)
+//               or is still computing (an 'aggregation-pending' step not yet fed back)
 //   committing  new model computed; waiting for the edge to persist it (commit-done / -failed)
 //   finished    the configured number of rounds completed
 //   stopped     after shutdown; the edge may close everything
 //
 // A round id names one attempt; ids only grow (a failed round is retried under a new id), so
 // an update can never be confused with a later attempt's.
+//
+// Asynchronous aggregation (secure mode): a session step may carry a `pending` promise. The
+// engine never awaits: it emits an 'aggregation-pending' action; the edge awaits the promise and
+// feeds the result back as an 'aggregation-step' event, applied like any synchronous step. Steps
+// may also arm a protocol-stage timer ('aggregation-stage') and exclude cohort members that
+// missed a protocol stage, so the round need not wait for them.
 import {
   decodeFrame,
   encodeFrame,
@@ -44,7 +51,7 @@ import { roundSeed, sampleCohort } from './sampling.js';
 import type { Strategy, StrategyState } from './strategy.js';
 
 export type EnginePhase = 'waiting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
-export type TimerName = 'deadline' | 'aggregation-deadline' | 'cohort-wait' | 'retry';
+export type TimerName = 'deadline' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'retry';
 export type ShutdownMode = 'abort' | 'finish';
 /** What agents are told when the coordinator stops: 'restarting' invites them to reconnect. */
 export interface ShutdownNotice {
@@ -145,6 +152,10 @@ export type EngineEvent =
     }
   | { readonly type: 'agent-error'; readonly agentId: string; readonly message: ErrorMessage }
   | { readonly type: 'secagg'; readonly agentId: string; readonly message: SecaggMessage }
+  /** The resolved `pending` of an 'aggregation-pending' action. */
+  | { readonly type: 'aggregation-step'; readonly roundId: number; readonly step: AggregationStep }
+  /** The `pending` of an 'aggregation-pending' action rejected (a session bug: the round fails). */
+  | { readonly type: 'aggregation-failed'; readonly roundId: number; readonly error: string }
   | { readonly type: 'timer'; readonly timer: TimerName; readonly roundId: number }
   | { readonly type: 'commit-done'; readonly roundId: number }
   | { readonly type: 'commit-failed'; readonly roundId: number; readonly error: string }
@@ -157,6 +168,8 @@ export type EngineAction =
   | { readonly type: 'send'; readonly to: string; readonly message: CoordinatorMessage }
   | { readonly type: 'set-timer'; readonly timer: TimerName; readonly roundId: number; readonly delayMs: number }
   | { readonly type: 'clear-timer'; readonly timer: TimerName }
+  /** Await `pending`, then feed back 'aggregation-step' (or 'aggregation-failed' if it rejects). */
+  | { readonly type: 'aggregation-pending'; readonly roundId: number; readonly pending: Promise<AggregationStep> }
   | { readonly type: 'round-started'; readonly record: RoundStartedRecord }
   /** Persist atomically, then feed back commit-done or commit-failed. */
   | { readonly type: 'commit'; readonly roundId: number; readonly record: CommitRecord }
@@ -251,6 +264,14 @@ interface ActiveRound {
   readonly participants: Map<string, Participant>;
   accepted: number;
   pending?: CommitRecord;
+  /** Aggregation steps handed to the edge and not fed back yet. */
+  outstanding: number;
+  /** The aggregation deadline passed and the final close() is being computed. */
+  aggregationExpired: boolean;
+  /** The session was told collection is over (its first close()). */
+  collectionClosed: boolean;
+  /** Stage of the armed protocol-stage timer. */
+  stageTimer?: string;
 }
 
 /** Builds the global-model record (encodes the frame once; its hash is the model version). */
@@ -378,6 +399,12 @@ export class RoundEngine {
       case 'secagg':
         this.onSecagg(out, event.agentId, event.message, now);
         break;
+      case 'aggregation-step':
+        this.onAggregationStep(out, event.roundId, event.step, now);
+        break;
+      case 'aggregation-failed':
+        this.onAggregationFailed(out, event.roundId, event.error, now);
+        break;
       case 'timer':
         this.onTimer(out, event.timer, event.roundId, now);
         break;
@@ -415,11 +442,16 @@ export class RoundEngine {
     const r = this.round;
     if (r === undefined) return;
     const p = r.participants.get(agentId);
-    if (p === undefined || p.status !== 'selected') return;
+    if (p === undefined) return;
     if (this.phaseValue !== 'collecting' && this.phaseValue !== 'aggregating') return;
-    p.status = 'dropped';
-    p.reason = 'disconnected during the round';
-    out.push(log('info', 'agent dropped out of the round', { roundId: r.roundId, agentId }));
+    if (p.status === 'selected') {
+      p.status = 'dropped';
+      p.reason = 'disconnected during the round';
+      out.push(log('info', 'agent dropped out of the round', { roundId: r.roundId, agentId }));
+    } else if (r.session.mode === 'plain') {
+      return; // its update is summed already; a plain session needs nothing more from it
+    }
+    // Secure mode: an agent whose masked input is in still owes the unmask stage its shares.
     this.applyStep(out, r, r.session.drop(agentId), now);
     if (this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
   }
@@ -524,14 +556,22 @@ export class RoundEngine {
   private onAgentError(out: EngineAction[], agentId: string, msg: ErrorMessage, now: number): void {
     out.push(log('warn', 'agent reported an error', { agentId, code: msg.code, error: msg.message, roundId: msg.roundId }));
     const r = this.round;
-    if (r === undefined || this.phaseValue !== 'collecting') return;
+    if (r === undefined) return;
     if (msg.roundId !== undefined && msg.roundId !== r.roundId) return;
     const p = r.participants.get(agentId);
-    if (p === undefined || p.status !== 'selected') return;
-    p.status = 'failed';
-    p.reason = `${msg.code}: ${msg.message}`;
-    this.applyStep(out, r, r.session.drop(agentId), now);
-    this.closeIfAllAnswered(out, r, now);
+    if (p === undefined) return;
+    if (this.phaseValue === 'collecting' && p.status === 'selected') {
+      p.status = 'failed';
+      p.reason = `${msg.code}: ${msg.message}`;
+      this.applyStep(out, r, r.session.drop(agentId), now);
+      this.closeIfAllAnswered(out, r, now);
+      return;
+    }
+    // Secure mode: an agent that gave up after its masked input (e.g. it refused an inconsistent
+    // unmask request) will not answer the unmask stage; let the session stop waiting for it.
+    if ((this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') && r.session.mode === 'secure' && p.status === 'included') {
+      this.applyStep(out, r, r.session.drop(agentId), now);
+    }
   }
 
   private onSecagg(out: EngineAction[], agentId: string, msg: SecaggMessage, now: number): void {
@@ -545,10 +585,33 @@ export class RoundEngine {
     try {
       step = r.session.receive(agentId, msg);
     } catch (err) {
-      out.push(log('warn', 'secagg message refused', { agentId, roundId: r.roundId, error: (err as Error).message }));
+      out.push(log('warn', 'secagg message refused', { agentId, roundId: r.roundId, stage: msg.stage, code: (err as { code?: string }).code, error: (err as Error).message }));
       return;
     }
     this.applyStep(out, r, step, now);
+  }
+
+  private onAggregationStep(out: EngineAction[], roundId: number, step: AggregationStep, now: number): void {
+    const r = this.round;
+    if (r === undefined || r.roundId !== roundId) {
+      out.push(log('debug', 'aggregation step of a finished round: ignored', { roundId }));
+      return;
+    }
+    r.outstanding = Math.max(0, r.outstanding - 1);
+    if (this.phaseValue !== 'collecting' && this.phaseValue !== 'aggregating') return;
+    this.applyStep(out, r, step, now);
+    if (this.round === r && this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
+    if (this.round === r && this.phaseValue === 'aggregating' && r.aggregationExpired && r.outstanding === 0) {
+      this.failRound(out, r, now, 'secure aggregation did not finish in time');
+    }
+  }
+
+  private onAggregationFailed(out: EngineAction[], roundId: number, error: string, now: number): void {
+    const r = this.round;
+    if (r === undefined || r.roundId !== roundId) return;
+    r.outstanding = Math.max(0, r.outstanding - 1);
+    out.push(log('error', 'aggregation work failed', { roundId, error }));
+    if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') this.failRound(out, r, now, `aggregation failed: ${error}`);
   }
 
   private reject(
@@ -576,8 +639,22 @@ export class RoundEngine {
         return;
       case 'aggregation-deadline':
         if (r !== undefined && r.roundId === roundId && this.phaseValue === 'aggregating') {
+          r.aggregationExpired = true;
           this.applyStep(out, r, r.session.close(), now);
-          if (this.phaseValue === 'aggregating') this.failRound(out, r, now, 'secure aggregation did not finish in time');
+          // The final close may still be computing (unmasking); its step decides.
+          if (this.round === r && this.phaseValue === 'aggregating' && r.outstanding === 0) {
+            this.failRound(out, r, now, 'secure aggregation did not finish in time');
+          }
+        }
+        return;
+      case 'aggregation-stage':
+        if (r !== undefined && r.roundId === roundId && r.stageTimer !== undefined && r.session.stageTimeout !== undefined) {
+          if (this.phaseValue !== 'collecting' && this.phaseValue !== 'aggregating') return;
+          const stage = r.stageTimer;
+          r.stageTimer = undefined;
+          out.push(log('info', 'secure aggregation stage deadline', { roundId, stage }));
+          this.applyStep(out, r, r.session.stageTimeout(stage), now);
+          if (this.round === r && this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
         }
         return;
       case 'cohort-wait':
@@ -670,6 +747,9 @@ export class RoundEngine {
       session,
       participants: new Map(cohort.map((id) => [id, { status: 'selected' as ParticipantStatus }])),
       accepted: 0,
+      outstanding: 0,
+      aggregationExpired: false,
+      collectionClosed: false,
     };
     this.round = round;
     this.phaseValue = 'collecting';
@@ -704,26 +784,62 @@ export class RoundEngine {
       this.failRound(out, r, now, `quorum not reached: ${r.accepted} of ${r.cohort.length} updates accepted, ${r.required} required`);
       return;
     }
+    r.collectionClosed = true;
     this.applyStep(out, r, r.session.close(), now);
   }
 
-  /** Relays an aggregation step's messages and acts on its status. */
+  /** Relays an aggregation step's messages and acts on its status (and its pending work, timer, exclusions). */
   private applyStep(out: EngineAction[], r: ActiveRound, step: AggregationStep, now: number): void {
     for (const m of step.messages) {
       for (const to of m.to) if (this.ready.has(to) && r.participants.has(to)) out.push(send(to, m.message));
     }
+    if (step.refused !== undefined) {
+      const e = step.refused.error;
+      out.push(log('warn', 'secagg message refused', { agentId: step.refused.agentId, roundId: r.roundId, code: (e as { code?: string }).code, error: e.message }));
+    }
     if (this.round !== r) return;
+    if (step.pending !== undefined) {
+      r.outstanding++;
+      out.push({ type: 'aggregation-pending', roundId: r.roundId, pending: step.pending });
+    }
+    if (step.stageTimer !== undefined && (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating')) {
+      r.stageTimer = step.stageTimer.stage;
+      out.push({ type: 'set-timer', timer: 'aggregation-stage', roundId: r.roundId, delayMs: step.stageTimer.delayMs });
+    }
+    for (const x of step.excluded ?? []) {
+      const p = r.participants.get(x.agentId);
+      if (p === undefined || p.status !== 'selected') continue;
+      p.status = 'dropped';
+      p.reason = x.reason;
+      out.push(log('info', 'agent excluded from the round by the aggregation', { roundId: r.roundId, agentId: x.agentId, reason: x.reason }));
+    }
     switch (step.status.kind) {
       case 'collecting':
         return;
       case 'finishing':
         if (this.phaseValue === 'collecting') {
+          // Normally after closeCollection; in secure mode the session may also move on by itself
+          // (every expected masked input arrived): collection is over either way.
+          out.push({ type: 'clear-timer', timer: 'deadline' });
+          for (const p of r.participants.values()) {
+            if (p.status === 'selected') {
+              p.status = 'timeout';
+              p.reason = 'no update before the aggregation moved on';
+            }
+          }
           this.phaseValue = 'aggregating';
           out.push({ type: 'set-timer', timer: 'aggregation-deadline', roundId: r.roundId, delayMs: this.settings.aggregationDeadlineMs });
+          if (!r.collectionClosed) {
+            // Keep the session's contract: its first close() ends collection, the second the unmask stage.
+            r.collectionClosed = true;
+            this.applyStep(out, r, r.session.close(), now);
+          }
         }
         return;
       case 'aborted':
-        if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') this.failRound(out, r, now, `aggregation aborted: ${step.status.reason}`);
+        if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') {
+          this.failRound(out, r, now, `aggregation aborted: ${step.status.reason}`, 'failed', step.status.metrics);
+        }
         return;
       case 'done':
         if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') this.finalize(out, r, step.status.aggregate, now);
@@ -732,7 +848,7 @@ export class RoundEngine {
   }
 
   private finalize(out: EngineAction[], r: ActiveRound, aggregate: Aggregate, now: number): void {
-    out.push({ type: 'clear-timer', timer: 'aggregation-deadline' });
+    out.push({ type: 'clear-timer', timer: 'aggregation-deadline' }, { type: 'clear-timer', timer: 'aggregation-stage' });
     const contributors = new Set(aggregate.contributors);
     for (const [id, p] of r.participants) {
       if (p.status === 'included' && !contributors.has(id)) {
@@ -812,15 +928,26 @@ export class RoundEngine {
     this.failRound(out, r, now, `persisting the round failed: ${error}`);
   }
 
-  private failRound(out: EngineAction[], r: ActiveRound, now: number, reason: string, status: 'failed' | 'aborted' = 'failed'): void {
-    out.push({ type: 'clear-timer', timer: 'deadline' }, { type: 'clear-timer', timer: 'aggregation-deadline' });
+  private failRound(
+    out: EngineAction[],
+    r: ActiveRound,
+    now: number,
+    reason: string,
+    status: 'failed' | 'aborted' = 'failed',
+    extraMetrics?: Readonly<Record<string, number>>,
+  ): void {
+    out.push(
+      { type: 'clear-timer', timer: 'deadline' },
+      { type: 'clear-timer', timer: 'aggregation-deadline' },
+      { type: 'clear-timer', timer: 'aggregation-stage' },
+    );
     for (const p of r.participants.values()) {
       if (p.status === 'selected') {
         p.status = 'timeout';
         p.reason = reason;
       }
     }
-    const summary = this.summarize(r, now, status, reason, undefined, undefined);
+    const summary = this.summarize(r, now, status, reason, undefined, undefined, extraMetrics);
     out.push({ type: 'round-failed', summary });
     out.push(log('warn', 'round failed', { roundId: r.roundId, reason, status }));
     for (const id of r.cohort) {
@@ -857,6 +984,7 @@ export class RoundEngine {
     reason: string | undefined,
     modelVersion: string | undefined,
     aggregate: Aggregate | undefined,
+    extraMetrics?: Readonly<Record<string, number>>,
   ): RoundSummary {
     const participants: ParticipantRecord[] = [];
     let lossSum = 0;
@@ -891,6 +1019,7 @@ export class RoundEngine {
       }
       metrics['meanDeltaNorm'] = Math.sqrt(sq);
     }
+    for (const [k, v] of Object.entries({ ...aggregate?.metrics, ...extraMetrics })) if (Number.isFinite(v) && !(k in metrics)) metrics[k] = v;
     const summary: RoundSummary = {
       roundId: r.roundId,
       status,

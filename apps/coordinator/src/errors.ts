@@ -91,6 +91,13 @@ export const StrategyStateError = createError<'FEDCLR_COORD_STRATEGY_STATE', 500
   500,
 );
 
+/** The coordinator's secagg signing key file is unusable. Args: path, problem. */
+export const SecaggIdentityError = createError<'FEDCLR_COORD_SECAGG_IDENTITY', 500, [S, S]>(
+  'FEDCLR_COORD_SECAGG_IDENTITY',
+  'Secure-aggregation identity file %s is unusable: %s',
+  500,
+);
+
 // ---- round engine --------------------------------------------------------------------------
 
 /** The round engine received an event it cannot handle in its state. Args: event, state. */
@@ -141,6 +148,7 @@ export const COORDINATOR_ERROR_CODES = {
     'FEDCLR_COORD_AGGREGATION_STATE',
     'FEDCLR_COORD_STRATEGY',
     'FEDCLR_COORD_STRATEGY_STATE',
+    'FEDCLR_COORD_SECAGG_IDENTITY',
   ],
   engine: ['FEDCLR_COORD_ENGINE_STATE'],
   agents: ['FEDCLR_COORD_BAD_PUBLIC_KEY'],

@@ -18,6 +18,8 @@ export interface HttpContext {
   readonly coordinatorId: string;
   readonly strategy: { name: string; params: Readonly<Record<string, number>> };
   readonly aggregation: string;
+  /** Secure mode: the coordinator's secagg signing key (hex; agents may pin it) and encoding settings. */
+  readonly secagg?: { readonly publicKey: string; readonly clip: number; readonly maxWeight: number; readonly dropoutFraction: number; readonly corruptFraction: number };
 }
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
@@ -72,6 +74,18 @@ export const StatusSchema = {
       properties: { name: { type: 'string' }, params: metricsRecord },
     },
     aggregation: { type: 'string', enum: ['plain', 'secure'] },
+    secagg: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['publicKey', 'clip', 'maxWeight', 'dropoutFraction', 'corruptFraction'],
+      properties: {
+        publicKey: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+        clip: { type: 'number' },
+        maxWeight: { type: 'integer', minimum: 1 },
+        dropoutFraction: { type: 'number', minimum: 0 },
+        corruptFraction: { type: 'number', minimum: 0 },
+      },
+    },
     round: nullable({
       type: 'object',
       additionalProperties: false,
@@ -257,6 +271,7 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
         agents: { connected: a.connected, authenticated: a.authenticated, ready: s.readyAgents, active: s.activeAgents },
         strategy: { name: ctx.strategy.name, params: { ...ctx.strategy.params } },
         aggregation: ctx.aggregation,
+        ...(ctx.secagg === undefined ? {} : { secagg: { ...ctx.secagg } }),
         round: s.round ?? null,
       };
     });

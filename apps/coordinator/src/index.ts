@@ -2,7 +2,7 @@
 export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
 export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
 export { resolveConfig } from './config.js';
-export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, TrainingConfig, QuorumConfig, ShutdownConfig } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, TrainingConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
 export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
 export type {
   CommitRecord,
@@ -22,6 +22,18 @@ export type {
   TimerName,
 } from './engine.js';
 export { PlainAggregationSession, plainAggregator } from './aggregation.js';
+export {
+  SecureAggregationSession,
+  secureAggregator,
+  maskedManifest,
+  roundEncoding,
+  secaggSessionId,
+  loadOrCreateSecaggIdentity,
+  SECAGG_SERVER_ID,
+  MASKED_TENSOR,
+  SECAGG_IDENTITY_FILE,
+} from './secure-aggregation.js';
+export type { SecureAggregationOptions } from './secure-aggregation.js';
 export type {
   Aggregate,
   AggregationRound,

@@ -37,7 +37,8 @@ export async function startTestCoordinator(
 ): Promise<{ coordinator: CoordinatorHandle; manifest: ReturnType<typeof makeModel>['manifest']; weights: Float32Array }> {
   const { manifest, weights } = makeModel(MODEL.rows, MODEL.cols, MODEL.seed);
   const coordinator = await startCoordinator(
-    { port: 0, logLevel: 'warn', deadlineGraceMs: 200, retryDelayMs: 100, handshakeTimeoutMs: 5000, ...config },
+    // Plain unless a test asks for 'secure' (the default of a real deployment).
+    { port: 0, logLevel: 'warn', deadlineGraceMs: 200, retryDelayMs: 100, handshakeTimeoutMs: 5000, aggregation: 'plain', ...config },
     { initialModel: { architecture: 'test-mlp', manifest, weights } },
   );
   return { coordinator, manifest, weights };
@@ -152,6 +153,8 @@ export interface TamperOptions {
   readonly hello?: (msg: Record<string, unknown>) => Record<string, unknown>;
   /** On each round-start after the first, replays the previous round's update first. */
   readonly replayPrevious?: boolean;
+  /** Drops the connection when a matching coordinator message arrives (before the agent sees it). */
+  readonly disconnectOn?: (msg: Record<string, unknown>) => boolean;
 }
 
 /** A connector that wraps socket.io and tampers with what a real agent sends. */
@@ -173,6 +176,10 @@ export function tamperingConnector(stateDir: string, t: TamperOptions): Connecto
       onMessage: (l) =>
         s.onMessage((raw) => {
           const m = raw as Record<string, unknown>;
+          if (t.disconnectOn?.(m) === true) {
+            s.close();
+            return;
+          }
           if (m['type'] === 'welcome') sessionId = String(m['sessionId']);
           if (m['type'] === 'round-start') {
             rounds++;

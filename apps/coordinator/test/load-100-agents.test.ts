@@ -38,6 +38,7 @@ test(`load: ${AGENTS} agents x ${PARAMS} parameters x ${ROUNDS} rounds on loopba
       heartbeatIntervalMs: 5000,
       handshakeTimeoutMs: 60_000,
       logLevel: 'warn',
+      aggregation: 'plain',
     },
     { initialModel: { architecture: 'load-test', manifest, weights } },
   );

@@ -190,6 +190,8 @@ function decodeValue(reader: Reader, path: string, depth: number): CanonicalValu
       for (let i = 0; i < count; i++) {
         const key = decodeValue(reader, path, depth + 1);
         if (typeof key !== 'string') throw new MalformedMessageError(path, 'object key is not a string');
+        // Assigning '__proto__' would set the prototype (inherited, unsigned fields), not a key.
+        if (key === '__proto__') throw new MalformedMessageError(path, "object key '__proto__' is not allowed");
         // Sorted, unique keys keep the encoding canonical (one byte string per value).
         if (previous !== undefined && !(previous < key)) {
           throw new MalformedMessageError(path, 'object keys are not sorted and unique');

@@ -141,5 +141,9 @@ test('canonical encoding: round trip, key order independence, distinct values di
   assert.notDeepEqual(canonicalDigest(new Uint8Array([97])), canonicalDigest('a'));
   assert.throws(() => decodeCanonical(new Uint8Array([...bytes, 0])), { code: ErrorCodes.MALFORMED });
   assert.throws(() => decodeCanonical(bytes.subarray(0, bytes.length - 1)), { code: ErrorCodes.MALFORMED });
+  // A decoded '__proto__' key would set the prototype (fields the signature never covered).
+  // {'__proto__': {}} as tagged bytes: object(1) string(9) '__proto__' object(0).
+  const evil = new Uint8Array([8, 1, 0, 0, 0, 1, 9, 0, 0, 0, ...new TextEncoder().encode('__proto__'), 8, 0, 0, 0, 0]);
+  assert.throws(() => decodeCanonical(evil), { code: ErrorCodes.MALFORMED });
   assert.throws(() => encodeCanonical({ x: Number.NaN }), { code: ErrorCodes.MALFORMED });
 });

@@ -1,0 +1,322 @@
+// One secure-aggregation round on the agent side: packages/secagg's SecAggAgent, wired to the
+// protocol's `secagg` envelopes, running while the local trainer trains.
+//
+//   round-start (aggregation 'secure') ──> SecureRound created, training starts
+//   secagg setup / keys / shares / unmask ──> checked here, then SecAggAgent.receive; its answers
+//                                             go back as signed `secagg` messages
+//   training done ──> delta (clipped, DP-noised) ──> wait for the session config (setup) ──>
+//                     encodeFixedPoint(delta, weight) ──> SecAggAgent.setInput ──> masked input
+//   masked input ──> a `secagg` 'masked-input' message carrying the signed envelope without its
+//                    vector (payload {}) + an `update` whose frame is the vector (one uint32
+//                    tensor 'secagg/masked'); the envelope's signature covers the vector
+//
+// Wire payloads (see the coordinator's secure-aggregation.ts): from the coordinator
+// encode({envelope, signer}); to it encode(envelope), secagg's canonical encoding.
+//
+// Refusals. A message that is mis-addressed, malformed, unsigned or badly signed, signed by an
+// untrusted coordinator key, from another round or session (replay), or out of stage is refused
+// with FEDCLR_AGENT_SECAGG_REFUSED and ignored (the round goes on). When the coordinator proves
+// inconsistent (e.g. it asks for both shares of one neighbour) or proposes parameters this agent
+// refuses, the agent leaves the round: FEDCLR_AGENT_SECAGG_FAILED, reported to the coordinator.
+import type { Logger } from 'pino';
+import { encodeFrame } from '@fedclr/protocol';
+import type { SecaggMessage, UpdateMessage } from '@fedclr/protocol';
+import {
+  SecAggAgent,
+  cryptoRandomWords,
+  decodeCanonical,
+  encodeCanonical,
+  encodeFixedPoint,
+  ErrorCodes,
+  type AgentMessage as SecAggAgentMessage,
+  type AgentPolicy,
+  type CanonicalValue,
+  type FixedPointParams,
+  type SigningKeyPair,
+} from '@fedclr/secagg';
+import { RoundAbortedError, SecaggFailedError, SecaggRefusedError } from './errors.js';
+
+/** The coordinator's endpoint id in secagg envelopes and `secagg` messages. */
+export const COORDINATOR_ADDRESS = '@coordinator';
+/** Name of the uint32 tensor of a masked-input update frame (the coordinator expects it). */
+export const MASKED_TENSOR = 'secagg/masked';
+
+export interface SecureRoundOptions {
+  readonly roundId: number;
+  readonly modelVersion: string;
+  readonly agentId: string;
+  /** The agent's Ed25519 identity (tweetnacl layout), also its secagg signing key. */
+  readonly identity: SigningKeyPair;
+  /** Which key may sign for the coordinator (pinned, or trusted on first use: see CoordinatorKeys). */
+  readonly trust: {
+    /** Throws a typed error if `key` contradicts the pinned or previously used key. */
+    check(key: Uint8Array, stage: string): Promise<void>;
+    /** Trust `key` from now on; called only after a setup verified under it. */
+    remember(key: Uint8Array): Promise<void>;
+  };
+  /** Session ids this agent already took part in (shared across rounds: replay protection). */
+  readonly usedSessions: Set<string>;
+  readonly policy?: AgentPolicy;
+  /** Signs and sends a message; false when the connection is gone. */
+  readonly send: (message: SecaggMessage | UpdateMessage) => boolean;
+  readonly maxFrameBytes: number;
+  readonly log: Logger;
+  /** A message was refused (the round goes on) or this agent left the round (fatal). */
+  readonly onError: (error: Error, fatal: boolean) => void;
+}
+
+export interface SecureInput {
+  readonly delta: Float32Array;
+  readonly exampleCount: number;
+  readonly metrics: UpdateMessage['metrics'];
+}
+
+export interface SecureInputResult {
+  /** Weight encoded (the example count, clamped to the session's maxWeight). */
+  readonly weight: number;
+  /** Coordinates of the delta that the per-coordinate clip changed. */
+  readonly clippedCoordinates: number;
+  readonly encoding: FixedPointParams;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
+}
+
+const MAX_USED_SESSIONS = 10_000;
+
+export class SecureRound {
+  readonly roundId: number;
+  private readonly o: SecureRoundOptions;
+  private agent: SecAggAgent | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private closed = false;
+  private failed = false;
+  private meta: UpdateMessage['metrics'] | undefined;
+  private resolveConfig: (encoding: FixedPointParams) => void = () => undefined;
+  private rejectConfig: (err: Error) => void = () => undefined;
+  private readonly configReady: Promise<FixedPointParams>;
+  private maskedSent = false;
+
+  constructor(options: SecureRoundOptions) {
+    this.o = options;
+    this.roundId = options.roundId;
+    this.configReady = new Promise<FixedPointParams>((resolve, reject) => {
+      this.resolveConfig = resolve;
+      this.rejectConfig = reject;
+    });
+    // provideInput may never be called (training failed): the rejection is expected then.
+    this.configReady.catch((err: unknown) => options.log.debug({ err, roundId: options.roundId }, 'secure round ended before its setup'));
+  }
+
+  /** True once the masked input went out (the round then only needs the unmask answer). */
+  get submitted(): boolean {
+    return this.maskedSent;
+  }
+
+  /** The SecAggAgent's state (for logs and tests). */
+  get state(): string {
+    return this.failed ? 'failed' : (this.agent?.state ?? 'awaiting-setup');
+  }
+
+  /** Handles one coordinator `secagg` message (in arrival order; never throws). */
+  handle(message: SecaggMessage): Promise<void> {
+    const run = this.queue.then(() => this.process(message));
+    this.queue = run;
+    return run;
+  }
+
+  /**
+   * Encodes the update once the session config is known and hands it to the SecAggAgent; the
+   * masked input goes out as soon as the neighbours' shares are in. Rejects if the round ends
+   * (or `signal` aborts) before the setup arrived.
+   */
+  async provideInput(input: SecureInput, signal: AbortSignal): Promise<SecureInputResult> {
+    const encoding = await raceAbort(this.configReady, signal);
+    const agent = this.agent;
+    if (agent === undefined || this.closed || this.failed) throw new RoundAbortedError(this.roundId, 'the secure round ended');
+    const c = encoding.clip;
+    let clippedCoordinates = 0;
+    for (let i = 0; i < input.delta.length; i++) {
+      const x = input.delta[i] as number;
+      if (x > c || x < -c) clippedCoordinates++;
+    }
+    const weight = Math.min(input.exampleCount, encoding.maxWeight);
+    if (weight < input.exampleCount) {
+      this.o.log.info({ roundId: this.roundId, exampleCount: input.exampleCount, maxWeight: encoding.maxWeight }, 'example count clamped to the session maxWeight');
+    }
+    const words = encodeFixedPoint(input.delta, weight, encoding, cryptoRandomWords);
+    // The caller leaves room for this one extra metric (maxMetrics - 1).
+    const extra = { ...input.metrics.extra, secaggClippedFraction: input.delta.length === 0 ? 0 : clippedCoordinates / input.delta.length };
+    this.meta = { ...input.metrics, extra };
+    // Through the queue: setInput must not overtake a message being handled.
+    await this.enqueue(async () => {
+      if (this.closed || this.failed) return;
+      const out = await agent.setInput(words);
+      this.sendAll(out);
+    });
+    return { weight, clippedCoordinates, encoding };
+  }
+
+  /** Ends the round locally (round-end, disconnect, a newer round): nothing more is sent. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.agent = undefined;
+    this.rejectConfig(new RoundAbortedError(this.roundId, reason));
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  /** Runs `task` after everything queued; its failure goes to the caller (the queue itself goes on). */
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    const run = this.queue.then(task);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined, // reported through `run`, which the caller awaits
+    );
+    return run;
+  }
+
+  private async process(message: SecaggMessage): Promise<void> {
+    if (this.closed) {
+      this.o.log.debug({ roundId: this.roundId, stage: message.stage }, 'secagg message after the round ended: ignored');
+      return;
+    }
+    const stage = message.stage;
+    try {
+      await this.accept(message);
+    } catch (err) {
+      const fatal = this.failed || (err as { code?: unknown }).code === 'FEDCLR_AGENT_SECAGG_FAILED';
+      const error =
+        (err as { code?: unknown }).code === 'FEDCLR_AGENT_SECAGG_REFUSED' || (err as { code?: unknown }).code === 'FEDCLR_AGENT_SECAGG_FAILED'
+          ? (err as Error)
+          : fatal
+            ? withCause(new SecaggFailedError(this.roundId, stage, describe(err)), err)
+            : withCause(new SecaggRefusedError(this.roundId, stage, describe(err)), err);
+      if (fatal) {
+        this.failed = true;
+        this.rejectConfig(error);
+      }
+      this.o.onError(error, fatal);
+    }
+  }
+
+  private async accept(message: SecaggMessage): Promise<void> {
+    const { roundId, stage } = message;
+    if (this.failed) throw new SecaggRefusedError(roundId, stage, 'this agent already left the round');
+    if (message.from !== COORDINATOR_ADDRESS || message.to !== this.o.agentId) {
+      throw new SecaggRefusedError(roundId, stage, `mis-addressed: from '${message.from}' to '${message.to}'; this agent is '${this.o.agentId}'`);
+    }
+    if (roundId !== this.roundId) throw new SecaggRefusedError(roundId, stage, `it belongs to round ${roundId}, not the running round ${this.roundId}`);
+    const wrapper = decodeCanonical(message.payload, 'secagg payload');
+    if (!isRecord(wrapper) || !isRecord(wrapper['envelope']) || !(wrapper['signer'] instanceof Uint8Array) || wrapper['signer'].length !== 32) {
+      throw new SecaggRefusedError(roundId, stage, 'the payload is not {envelope, signer (32-byte Ed25519 key)}');
+    }
+    const envelope = wrapper['envelope'];
+    const signer = wrapper['signer'];
+    if (envelope['stage'] !== stage) throw new SecaggRefusedError(roundId, stage, `the envelope is of stage '${String(envelope['stage'])}'`);
+    await this.o.trust.check(signer, stage);
+    let agent = this.agent;
+    if (agent === undefined) {
+      if (stage !== 'setup') throw new SecaggRefusedError(roundId, stage, 'no setup message was accepted for this round yet');
+      const session = envelope['session'];
+      if (typeof session !== 'string' || !session.endsWith(`/round-${this.roundId}`)) {
+        throw new SecaggRefusedError(roundId, stage, `session ${JSON.stringify(session)} is not one of round ${this.roundId} (replayed from another round?)`);
+      }
+      if (this.o.usedSessions.has(session)) throw new SecaggRefusedError(roundId, stage, `session ${session} was already used (replay)`);
+      agent = new SecAggAgent({
+        id: this.o.agentId,
+        identity: this.o.identity,
+        serverPublicKey: signer,
+        serverId: COORDINATOR_ADDRESS,
+        session,
+        ...(this.o.policy === undefined ? {} : { policy: this.o.policy }),
+      });
+      let out: SecAggAgentMessage[];
+      try {
+        out = await agent.receive(envelope);
+      } catch (err) {
+        // A validly signed setup this agent will not accept (parameters, policy): leave the round.
+        if ((err as { code?: unknown }).code === ErrorCodes.PARAMS_MISMATCH) {
+          throw withCause(new SecaggFailedError(roundId, stage, describe(err)), err);
+        }
+        throw err;
+      }
+      // The setup verified under `signer`: only now may a first-use key be remembered.
+      await this.o.trust.remember(signer);
+      this.agent = agent;
+      this.o.usedSessions.add(session);
+      if (this.o.usedSessions.size > MAX_USED_SESSIONS) this.o.usedSessions.delete(this.o.usedSessions.values().next().value as string);
+      this.resolveConfig((agent.config as { encoding: FixedPointParams }).encoding);
+      this.sendAll(out);
+      return;
+    }
+    let out: SecAggAgentMessage[];
+    try {
+      out = await agent.receive(envelope);
+    } catch (err) {
+      if (agent.state === 'failed') throw withCause(new SecaggFailedError(roundId, stage, describe(err)), err);
+      throw err;
+    }
+    this.sendAll(out);
+  }
+
+  private sendAll(messages: readonly SecAggAgentMessage[]): void {
+    if (this.closed) return;
+    for (const m of messages) {
+      if (m.stage === 'masked-input') {
+        this.sendMasked(m);
+        continue;
+      }
+      const payload = encodeCanonical(m as unknown as CanonicalValue);
+      this.o.send({ type: 'secagg', roundId: this.roundId, stage: m.stage, from: this.o.agentId, to: COORDINATOR_ADDRESS, payload });
+    }
+  }
+
+  /** The masked input: the signed envelope without its vector, then the vector as an update frame. */
+  private sendMasked(m: SecAggAgentMessage): void {
+    const masked = (m.payload as { masked?: unknown }).masked;
+    if (!(masked instanceof Uint32Array)) throw new SecaggFailedError(this.roundId, m.stage, 'the masked input is missing its vector');
+    const header = encodeCanonical({ ...(m as unknown as Record<string, CanonicalValue>), payload: {} });
+    const frame = encodeFrame(
+      { manifest: [{ name: MASKED_TENSOR, shape: [masked.length], dtype: 'uint32' }], data: masked },
+      { limits: { maxFrameBytes: this.o.maxFrameBytes } },
+    );
+    const metrics = this.meta ?? { loss: 0 };
+    const sentHeader = this.o.send({ type: 'secagg', roundId: this.roundId, stage: m.stage, from: this.o.agentId, to: COORDINATOR_ADDRESS, payload: header });
+    const sentUpdate = sentHeader && this.o.send({ type: 'update', roundId: this.roundId, modelVersion: this.o.modelVersion, metrics, frame });
+    this.maskedSent = sentUpdate;
+    if (!sentUpdate) this.o.log.warn({ roundId: this.roundId }, 'connection lost before the masked input was sent');
+    else this.o.log.info({ roundId: this.roundId, bytes: frame.byteLength }, 'masked input sent');
+  }
+}
+
+function describe(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  return typeof code === 'string' && !message.includes(code) ? `${code}: ${message}` : message;
+}
+
+function withCause<E extends Error>(error: E, cause: unknown): E {
+  (error as { cause?: unknown }).cause = cause;
+  return error;
+}
+
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
