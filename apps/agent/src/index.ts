@@ -18,6 +18,11 @@ export { loadOrCreateIdentity, defaultAgentId, IDENTITY_FILE } from './identity.
 export type { AgentIdentity } from './identity.js';
 export { Backoff, BACKOFF_DEFAULTS } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
-export { buildUpdate, cryptoGaussian } from './update.js';
-export type { BuiltUpdate, UpdateInput } from './update.js';
+export { buildUpdate, cryptoGaussian, prepareDelta } from './update.js';
+export type { BuiltUpdate, PreparedDelta, UpdateInput } from './update.js';
+export { SecureRound, COORDINATOR_ADDRESS, MASKED_TENSOR } from './secure-round.js';
+export type { SecureInput, SecureInputResult, SecureRoundOptions } from './secure-round.js';
+export { CoordinatorKeys, parseCoordinatorKey, COORDINATOR_KEYS_FILE } from './coordinator-keys.js';
 export * from './errors.js';
+export { createContrastiveTrainer, protocolManifest, architectureId, FEDPROX_UNSUPPORTED } from './contrastive-trainer.js';
+export type { ContrastiveTrainerOptions } from './contrastive-trainer.js';

@@ -7,3 +7,10 @@ export const UnknownCommandError = createError<'FEDCLR_CLI_UNKNOWN_COMMAND', 400
   "Unknown command '%s'; commands: %s",
   400,
 );
+export const ExporterMismatchError = createError<'FEDCLR_CLI_EXPORT_MISMATCH', 500, [number, string]>(
+  'FEDCLR_CLI_EXPORT_MISMATCH',
+  'Cannot export the checkpoint of round %s in the tfjs format: it has %s',
+  500,
+);
+export const SimulationError = createError<'FEDCLR_CLI_SIMULATION', 500, [string]>('FEDCLR_CLI_SIMULATION', 'Simulation failed: %s', 500);
+export const ProcessError = createError<'FEDCLR_CLI_PROCESS', 500, [string]>('FEDCLR_CLI_PROCESS', '%s', 500);

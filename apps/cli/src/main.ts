@@ -1,4 +1,8 @@
 // The fedclr command line.
+import { agentCommand, agentHelp } from './commands/agent.js';
+import { coordinatorCommand, coordinatorHelp } from './commands/coordinator.js';
+import { evalCommand, evalHelp } from './commands/eval.js';
+import { simulateCommand, simulateHelp } from './commands/simulate.js';
 import { trainCommand, trainHelp } from './commands/train.js';
 import { UnknownCommandError } from './errors.js';
 
@@ -6,6 +10,10 @@ type Command = (argv: string[], out: (line: string) => void, log: (line: string)
 
 const commands: Record<string, { run: Command; help: string }> = {
   train: { run: trainCommand, help: trainHelp },
+  eval: { run: evalCommand, help: evalHelp },
+  coordinator: { run: coordinatorCommand, help: coordinatorHelp },
+  agent: { run: agentCommand, help: agentHelp },
+  simulate: { run: simulateCommand, help: simulateHelp },
 };
 
 const usage = `fedclr <command> [options]

@@ -2,4 +2,5 @@ export * from './losses/index.js';
 export * from './augment/index.js';
 export * from './encoders/index.js';
 export * from './train/index.js';
+export * from './eval/index.js';
 export * from './errors.js';

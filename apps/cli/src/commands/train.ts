@@ -13,7 +13,7 @@ export const trainHelp = `fedclr train [options]
   --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd --weight-decay 0
-  --strength S                           colour-jitter strength of the augmentation
+  --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area)
   --workers N                            training threads (default min(2, cores))
   --seed 0 --out DIR --checkpoint DIR --resume --json`;
 
@@ -35,6 +35,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
       optimizer: { type: 'string' },
       'weight-decay': { type: 'string' },
       strength: { type: 'string' },
+      'crop-min': { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
       out: { type: 'string' },
@@ -58,7 +59,10 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
   const spec = contrastiveModel(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels });
   const strength = numberOption(values, 'strength', undefined);
-  const augment = dataset.channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ ...(strength === undefined ? { strength: 0.5 } : { strength }), blur: false });
+  const base = dataset.channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ ...(strength === undefined ? { strength: 0.5 } : { strength }), blur: false });
+  const cropMin = numberOption(values, 'crop-min', undefined);
+  if (cropMin !== undefined && cropMin > 1) throw new UsageError(`--crop-min must be in (0, 1], got ${cropMin}`);
+  const augment = cropMin === undefined || !base.crop ? base : { ...base, crop: { ...base.crop, scale: [cropMin, 1] as const } };
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const weightDecay = numberOption(values, 'weight-decay', 0, -1) ?? 0;
   const progress = createProgress('train');

@@ -1,0 +1,204 @@
+// The real LocalTrainer: contrastive training (SimCLR's NT-Xent on two augmented views) of the
+// global model on the agent's private images, through @fedclr/contrastive's trainContrastive.
+//
+// Round config -> trainer:
+//   localEpochs   -> epochs                 (or fewer: maxStepsPerRound, maxMinutesPerRound, and
+//                                             deadlineFraction * deadlineMs, whichever comes first)
+//   batchSize     -> batchSize              (capped at the local image count)
+//   learningRate  -> learningRate           (constant within a round: no warm-up, no decay, unless
+//                                             the trainer options say otherwise)
+//   optimizer     -> adam | sgd (momentum 0) | momentum (SGD, Nesterov momentum 0.9)
+//   loss          -> ntxent only; the others are refused (RoundUnsupportedError)
+//   temperature   -> NT-Xent temperature
+//   fedproxMu     -> > 0 is refused: the proximal term needs a hook in the step engine (see
+//                    FEDPROX_UNSUPPORTED below)
+//   seed          -> shuffling and augmentation seed (default: the round id)
+//   clipNorm, dp  -> applied by the agent to the delta, not here
+//
+// Output: the trained weights, exampleCount = images trained on (steps x batch), and metrics
+// {loss (last completed epoch's mean, else the mean of the steps run), steps, imagesPerSec,
+// epochs, trainMs (the training loop), setupMs (engine creation and teardown), batchSize}.
+import type { Logger } from 'pino';
+import { gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive, type AugmentConfig, type OptimizerConfig } from '@fedclr/contrastive';
+import type { ImageDataset } from '@fedclr/data';
+import type { Manifest, RoundConfig } from '@fedclr/protocol';
+import { manifestOfSpec, type GraphSpec } from '@fedclr/tensor';
+import { AgentConfigError, isAgentError, RoundAbortedError, RoundUnsupportedError, TrainingFailedError } from './errors.js';
+import type { LocalTrainer, ProgressCallback, TrainInput, TrainOutput } from './trainer.js';
+
+export interface ContrastiveTrainerOptions {
+  /** The agent's private images (labels, if any, are never used). */
+  readonly dataset: ImageDataset;
+  /** The architecture the coordinator trains; each round's manifest is checked against it. */
+  readonly spec: GraphSpec;
+  /** Augmentations; default gray28Config() for 1 channel, SimCLR RGB (strength 0.5, no blur) for 3. */
+  readonly augment?: AugmentConfig | null;
+  /** Training threads (0: in-process). Default 0. */
+  readonly workers?: number;
+  /** Hard cap on optimiser steps per round (smoke runs, simulations on small machines). */
+  readonly maxStepsPerRound?: number;
+  /** Hard cap on training minutes per round. */
+  readonly maxMinutesPerRound?: number;
+  /**
+   * Share of the round's deadlineMs that the training loop may use; the rest covers engine
+   * set-up, building the update and the upload. Training then stops early with a result
+   * instead of being aborted at the deadline. Default 0.8.
+   */
+  readonly deadlineFraction?: number;
+  /** Decoupled weight decay (Adam) or L2 (SGD) on kernels. Default 0. */
+  readonly weightDecay?: number;
+  /** Momentum of the 'momentum' optimizer. Default 0.9. */
+  readonly momentum?: number;
+  /** Linear warm-up steps at the start of each round. Default 0. */
+  readonly warmupSteps?: number;
+  /** Learning rate at the end of a round as a fraction of the peak (cosine). Default 1: constant. */
+  readonly finalFraction?: number;
+  readonly logger?: Logger;
+}
+
+/** Why FedProx is refused; what the trainer needs from @fedclr/contrastive to support it. */
+export const FEDPROX_UNSUPPORTED =
+  'FedProx (fedproxMu > 0) needs a proximal term in the step engine (grad += mu * (w - w_global) on trainable weights); this trainer does not have it yet';
+
+/** The protocol manifest (names, shapes, dtypes in flat-vector order) of a model spec. */
+export function protocolManifest(spec: GraphSpec): Manifest {
+  return manifestOfSpec(spec).tensors.map((t) => ({ name: t.name, shape: [...t.shape], dtype: t.dtype }));
+}
+
+/** Architecture id of a spec for a given input size, e.g. 'convnet-s+mlp128-128@28x28x1'. */
+export function architectureId(spec: GraphSpec): string {
+  return `${spec.name}@${spec.input.height}x${spec.input.width}x${spec.input.channels}`;
+}
+
+function positive(name: string, v: number | undefined, integer: boolean): void {
+  if (v === undefined) return;
+  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
+    throw new AgentConfigError(`trainer.${name}`, integer ? 'a positive integer' : 'a positive number', String(v));
+  }
+}
+
+function manifestProblem(expected: Manifest, got: Manifest): string | undefined {
+  if (expected.length !== got.length) return `the round's model has ${got.length} tensors, this agent's ${expected.length}`;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i] as Manifest[number];
+    const g = got[i] as Manifest[number];
+    if (e.name !== g.name || e.dtype !== g.dtype || e.shape.join('x') !== g.shape.join('x')) {
+      return `tensor ${i} is '${g.name}' ${g.dtype}[${g.shape.join(',')}], this agent's model has '${e.name}' ${e.dtype}[${e.shape.join(',')}]`;
+    }
+  }
+  return undefined;
+}
+
+function optimizerFor(config: RoundConfig, options: ContrastiveTrainerOptions): OptimizerConfig {
+  const weightDecay = options.weightDecay ?? 0;
+  switch (config.optimizer) {
+    case 'adam':
+      return { kind: 'adam', weightDecay };
+    case 'sgd':
+      return { kind: 'sgd', momentum: 0, weightDecay };
+    case 'momentum':
+      return { kind: 'sgd', momentum: options.momentum ?? 0.9, nesterov: true, weightDecay };
+  }
+}
+
+function abortError(round: number, signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (isAgentError(reason)) return reason;
+  return new RoundAbortedError(round, reason instanceof Error ? reason.message : String(reason ?? 'aborted'));
+}
+
+/** A LocalTrainer that trains the global model contrastively on `options.dataset`. */
+export function createContrastiveTrainer(options: ContrastiveTrainerOptions): LocalTrainer {
+  const { dataset, spec } = options;
+  const { height, width, channels } = spec.input;
+  if (dataset.height !== height || dataset.width !== width || dataset.channels !== channels) {
+    throw new AgentConfigError('trainer.dataset', `images of ${height}x${width}x${channels} (the model's input)`, `${dataset.height}x${dataset.width}x${dataset.channels}`);
+  }
+  if (!Number.isInteger(dataset.count) || dataset.count < 2) {
+    throw new AgentConfigError('trainer.dataset', 'at least 2 images (contrastive training needs negatives)', String(dataset.count));
+  }
+  positive('maxStepsPerRound', options.maxStepsPerRound, true);
+  positive('maxMinutesPerRound', options.maxMinutesPerRound, false);
+  positive('deadlineFraction', options.deadlineFraction, false);
+  if ((options.deadlineFraction ?? 0.8) > 1) throw new AgentConfigError('trainer.deadlineFraction', 'at most 1', String(options.deadlineFraction));
+  const workers = options.workers ?? 0;
+  if (!Number.isInteger(workers) || workers < 0) throw new AgentConfigError('trainer.workers', 'an integer >= 0', String(workers));
+  const expected = protocolManifest(spec);
+  const parameters = expected.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const augment = options.augment !== undefined ? options.augment : channels === 1 ? gray28Config() : simclrRgbConfig({ strength: 0.5, blur: false });
+  const log = options.logger;
+  // One training at a time: a round aborted by the agent stops at its next step, and the next
+  // round waits for it so two engines never compete for the same cores.
+  let running: Promise<unknown> = Promise.resolve();
+
+  const trainOnce = async (input: TrainInput, signal: AbortSignal, onProgress?: ProgressCallback): Promise<TrainOutput> => {
+    const { round, config, globalWeights, manifest } = input;
+    if (signal.aborted) throw abortError(round, signal);
+    const problem = manifestProblem(expected, manifest);
+    if (problem !== undefined) throw new RoundUnsupportedError(round, `model mismatch: ${problem}`);
+    if (globalWeights.length !== parameters) throw new RoundUnsupportedError(round, `${globalWeights.length} weights for a model of ${parameters}`);
+    if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
+    if (config.fedproxMu > 0) throw new RoundUnsupportedError(round, FEDPROX_UNSUPPORTED);
+
+    const batchSize = Math.min(config.batchSize, dataset.count);
+    const deadlineMinutes = ((options.deadlineFraction ?? 0.8) * config.deadlineMs) / 60_000;
+    const minutes = Math.min(deadlineMinutes, options.maxMinutesPerRound ?? Infinity);
+    let stepLossSum = 0;
+    let steps = 0;
+    const started = performance.now();
+    log?.debug({ round, batchSize, epochs: config.localEpochs, minutes, maxSteps: options.maxStepsPerRound }, 'local training started');
+    const result = await trainContrastive(dataset, {
+      spec,
+      augment,
+      loss: ntXentPairLoss({ temperature: config.temperature }),
+      optimizer: optimizerFor(config, options),
+      learningRate: config.learningRate,
+      warmupSteps: options.warmupSteps ?? 0,
+      finalFraction: options.finalFraction ?? 1,
+      batchSize,
+      epochs: config.localEpochs,
+      minutes,
+      ...(options.maxStepsPerRound !== undefined ? { maxSteps: options.maxStepsPerRound } : {}),
+      workers,
+      seed: config.seed ?? round,
+      initialWeights: globalWeights,
+      signal,
+      onProgress: (p) => {
+        stepLossSum += p.loss;
+        steps = p.step;
+        onProgress?.(p.fraction);
+      },
+    });
+    const totalMs = performance.now() - started;
+    if (signal.aborted || result.stoppedBy === 'signal') throw abortError(round, signal);
+    if (result.steps === 0) throw new TrainingFailedError(round, `no training step fitted in the budget (${minutes.toFixed(3)} min)`);
+    const loss = result.epochLosses.length > 0 ? (result.epochLosses[result.epochLosses.length - 1] as number) : stepLossSum / Math.max(1, steps);
+    const metrics = {
+      loss,
+      steps: result.steps,
+      imagesPerSec: (result.imagesSeen * 1000) / Math.max(1, result.elapsedMs),
+      epochs: result.epochsCompleted,
+      trainMs: Math.round(result.elapsedMs),
+      setupMs: Math.round(Math.max(0, totalMs - result.elapsedMs)),
+      batchSize,
+    };
+    log?.debug({ round, ...metrics, stoppedBy: result.stoppedBy }, 'local training finished');
+    return { weights: result.weights, exampleCount: result.imagesSeen, metrics };
+  };
+
+  return {
+    train(input, signal, onProgress) {
+      const previous = running;
+      const task = (async () => {
+        // Only the completion of the previous training matters here; its outcome went to its caller.
+        await previous.then(
+          () => undefined,
+          () => undefined,
+        );
+        return trainOnce(input, signal, onProgress);
+      })();
+      running = task;
+      return task;
+    },
+  };
+}

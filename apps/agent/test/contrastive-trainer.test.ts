@@ -1,0 +1,95 @@
+// The contrastive LocalTrainer on a tiny dataset: it trains (the weights change), counts the
+// images it trained on, honours the abort signal, and refuses rounds it cannot do.
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { convnetS, initialState, withProjectionHead } from '@fedclr/contrastive';
+import type { ImageDataset } from '@fedclr/data';
+import type { RoundConfig } from '@fedclr/protocol';
+import { initBackend } from '@fedclr/tensor';
+import { createContrastiveTrainer, protocolManifest } from '../src/contrastive-trainer.js';
+import { isAgentError } from '../src/errors.js';
+
+function dataset(count: number): ImageDataset {
+  let s = 91;
+  const images = new Uint8Array(count * 12 * 12).map(() => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s >>> 24));
+  return { images, labels: null, count, height: 12, width: 12, channels: 1, classNames: [] };
+}
+
+const spec = withProjectionHead(convnetS({ height: 12, width: 12, channels: 1, widths: [4, 8, 8] }), 8, { hidden: 8, out: 8 });
+const manifest = protocolManifest(spec);
+
+const CONFIG: RoundConfig = {
+  localEpochs: 1,
+  batchSize: 8,
+  learningRate: 0.01,
+  optimizer: 'adam',
+  loss: 'ntxent',
+  temperature: 0.5,
+  fedproxMu: 0,
+  clipNorm: 0,
+  deadlineMs: 60_000,
+  aggregation: 'plain',
+  seed: 5,
+};
+
+const augment = { crop: { scale: [0.5, 1] as [number, number] }, flip: { p: 0.5 } };
+
+describe('createContrastiveTrainer', () => {
+  let global: Float32Array;
+  before(async () => {
+    await initBackend({ prefer: 'wasm' });
+    global = initialState(spec, 3).params;
+  });
+
+  it('trains the global weights for the round and reports images, loss, steps and speed', async () => {
+    const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment });
+    const progress: number[] = [];
+    const input = global.slice();
+    const out = await trainer.train({ round: 1, globalWeights: input, manifest, config: CONFIG }, new AbortController().signal, (f) => progress.push(f));
+    assert.equal(out.weights.length, global.length);
+    let changed = 0;
+    for (let i = 0; i < global.length; i++) if (out.weights[i] !== global[i]) changed++;
+    assert.ok(changed > global.length / 2, `only ${changed} of ${global.length} weights changed`);
+    // 20 images, batch 8: one epoch is 2 steps (the remainder is dropped)
+    assert.equal(out.metrics['steps'], 2);
+    assert.equal(out.exampleCount, 16);
+    assert.equal(out.metrics['epochs'], 1);
+    assert.ok(Number.isFinite(out.metrics['loss']) && (out.metrics['loss'] as number) > 0);
+    assert.ok((out.metrics['imagesPerSec'] as number) > 0);
+    assert.ok((out.metrics['trainMs'] as number) >= 0 && (out.metrics['setupMs'] as number) >= 0);
+    assert.deepEqual(progress, [0.5, 1]);
+  });
+
+  it('stops at the per-round step cap and caps the batch at the local image count', async () => {
+    const trainer = createContrastiveTrainer({ dataset: dataset(6), spec, augment, maxStepsPerRound: 1 });
+    const out = await trainer.train({ round: 2, globalWeights: global.slice(), manifest, config: { ...CONFIG, localEpochs: 5 } }, new AbortController().signal);
+    assert.equal(out.metrics['steps'], 1);
+    assert.equal(out.metrics['batchSize'], 6);
+    assert.equal(out.exampleCount, 6);
+  });
+
+  it('rejects when aborted before or during training', async () => {
+    const trainer = createContrastiveTrainer({ dataset: dataset(40), spec, augment });
+    const early = new AbortController();
+    early.abort(new Error('deadline'));
+    await assert.rejects(trainer.train({ round: 3, globalWeights: global.slice(), manifest, config: CONFIG }, early.signal), /deadline/);
+
+    const during = new AbortController();
+    let steps = 0;
+    const started = trainer.train({ round: 4, globalWeights: global.slice(), manifest, config: { ...CONFIG, localEpochs: 50 } }, during.signal, () => {
+      if (++steps === 1) during.abort();
+    });
+    await assert.rejects(started, (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_ABORTED'));
+    assert.equal(steps, 1);
+  });
+
+  it('refuses a mismatched model, an unsupported loss and FedProx', async () => {
+    const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment });
+    const signal = new AbortController().signal;
+    const other = protocolManifest(withProjectionHead(convnetS({ height: 12, width: 12, channels: 1, widths: [4, 8, 16] }), 16, { hidden: 8, out: 8 }));
+    await assert.rejects(trainer.train({ round: 5, globalWeights: global.slice(), manifest: other, config: CONFIG }, signal), (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_UNSUPPORTED') && /model mismatch/.test((err as Error).message));
+    await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'supcon' } }, signal), /only ntxent/);
+    await assert.rejects(trainer.train({ round: 7, globalWeights: global.slice(), manifest, config: { ...CONFIG, fedproxMu: 0.01 } }, signal), /FedProx/);
+    assert.throws(() => createContrastiveTrainer({ dataset: { ...dataset(4), height: 28, width: 28 }, spec }), (err) => isAgentError(err, 'FEDCLR_AGENT_CONFIG_INVALID'));
+  });
+});

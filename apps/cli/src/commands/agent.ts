@@ -1,0 +1,162 @@
+// fedclr agent: an edge agent that trains the federation's model on a private image folder (or,
+// in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createContrastiveTrainer, startAgent, type AgentExit } from '@fedclr/agent';
+import { subsetDataset, type ImageDataset } from '@fedclr/data';
+import { initBackend } from '@fedclr/tensor';
+import { defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
+import { UsageError } from '../errors.js';
+import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
+import { logLevelOption, stderrLogger } from './coordinator.js';
+
+export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset fashion-mnist --client I/N) [options]
+  --coordinator URL             e.g. http://127.0.0.1:8080
+  --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used)
+  --size 28 --channels 1        image size and channels; must match the coordinator's model
+  --encoder convnet-s|resnet-s  must match the coordinator's (default convnet-s for 1 channel, resnet-s for 3)
+  --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
+  --workers N                   training threads (default min(2, cores))
+  --steps-per-round S --minutes-per-round M   caps on local training per round
+  --weight-decay 0 --agent-id ID --log-level info --json
+  simulation (fedclr simulate passes these): --dataset fashion-mnist --client I/N
+    --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0 --holdout H --limit N`;
+
+/** `I/N`: client I (0-based) of N. */
+function clientOption(raw: string): { index: number; clients: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(raw);
+  const index = Number(m?.[1]);
+  const clients = Number(m?.[2]);
+  if (m === null || clients < 1 || index >= clients) throw new UsageError(`--client must be I/N with 0 <= I < N, got '${raw}'`);
+  return { index, clients };
+}
+
+export async function agentCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      coordinator: { type: 'string' },
+      data: { type: 'string' },
+      dataset: { type: 'string' },
+      client: { type: 'string' },
+      partition: { type: 'string' },
+      alpha: { type: 'string' },
+      'shards-per-client': { type: 'string' },
+      holdout: { type: 'string' },
+      limit: { type: 'string' },
+      seed: { type: 'string' },
+      size: { type: 'string' },
+      channels: { type: 'string' },
+      encoder: { type: 'string' },
+      state: { type: 'string' },
+      workers: { type: 'string' },
+      'steps-per-round': { type: 'string' },
+      'minutes-per-round': { type: 'string' },
+      'weight-decay': { type: 'string' },
+      'agent-id': { type: 'string' },
+      'log-level': { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.coordinator === undefined) throw new UsageError('give --coordinator URL (e.g. http://127.0.0.1:8080)');
+  if (!/^(https?|wss?):\/\/[^/\s]+/.test(values.coordinator)) throw new UsageError(`--coordinator must be an http(s):// URL, got '${values.coordinator}'`);
+  if ((values.data === undefined) === (values.dataset === undefined)) throw new UsageError('give exactly one of --data DIR (private images) or --dataset fashion-mnist --client I/N (simulation)');
+  const workers = intOption(values, 'workers', defaultWorkers(), 0);
+  const maxSteps = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
+  const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
+  const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
+  const logger = stderrLogger(logLevelOption(values), 'agent');
+
+  let dataset: ImageDataset;
+  let simulated: { index: number; clients: number } | undefined;
+  if (values.dataset !== undefined) {
+    if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+    if (values.client === undefined) throw new UsageError('--dataset needs --client I/N (this agent is client I of N)');
+    simulated = clientOption(values.client);
+    const spec: SimulationDataSpec = {
+      dataset: 'fashion-mnist',
+      clients: simulated.clients,
+      partition: partitionOption(values),
+      seed: intOption(values, 'seed', 0, 0),
+      ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 10_000) } : {}),
+      ...(values.limit !== undefined ? { limit: intOption(values, 'limit', 60_000) } : {}),
+    };
+    const train = await loadSimulationTrain(spec);
+    const split = splitSimulation(train.labels, spec);
+    // The simulated private folder: this client's images only, without labels.
+    dataset = { ...subsetDataset(train, split.parts[simulated.index] as number[]), labels: null, classNames: [] };
+  } else {
+    if (values.client !== undefined || values.partition !== undefined) throw new UsageError('--client and --partition go with --dataset (simulation), not with --data');
+    const channels = intOption(values, 'channels', 1);
+    if (channels !== 1 && channels !== 3) throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
+    dataset = await loadImages({ data: values.data, size: intOption(values, 'size', 28, 8), channels }, 'train', log);
+  }
+  const { spec } = federationModel({ encoder: values.encoder, size: dataset.height, channels: dataset.channels });
+  if (values.size !== undefined && intOption(values, 'size', 28) !== dataset.height) throw new UsageError(`--size ${values.size} does not match the dataset's ${dataset.height}x${dataset.width} images`);
+
+  await initBackend();
+  const trainer = createContrastiveTrainer({
+    dataset,
+    spec,
+    workers,
+    weightDecay,
+    logger,
+    ...(maxSteps !== undefined ? { maxStepsPerRound: maxSteps } : {}),
+    ...(maxMinutes !== undefined ? { maxMinutesPerRound: maxMinutes } : {}),
+  });
+  const agent = await startAgent({
+    coordinatorUrl: values.coordinator,
+    stateDir: resolve(values.state ?? 'fedclr-agent'),
+    trainer,
+    exampleCount: dataset.count,
+    // DP noise and clipping are the agent's; FedProx is not in this trainer (see FEDPROX_UNSUPPORTED).
+    capabilities: ['dp'],
+    logger,
+    ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
+  });
+  logger.info({ agentId: agent.agentId, images: dataset.count, ...(simulated ?? {}), model: spec.name }, 'agent started');
+  let rounds = 0;
+  agent.events.on('update-sent', () => rounds++);
+
+  let signalled: NodeJS.Signals | 'parent-gone' | undefined;
+  let resolveForced: (exit: AgentExit) => void = () => undefined;
+  const forced = new Promise<AgentExit>((r) => {
+    resolveForced = r;
+  });
+  const onSignal = (signal: NodeJS.Signals | 'parent-gone'): void => {
+    if (signalled !== undefined) return;
+    signalled = signal;
+    logger.info({ signal }, 'stopping the agent');
+    void agent.close();
+    // An agent closed while its socket is still connecting never settles `done` (socket.io-client
+    // fires no 'disconnect' for a socket that never connected): do not wait for it forever.
+    setTimeout(() => {
+      logger.warn('the agent did not confirm its shutdown within 5 s; exiting anyway');
+      resolveForced({ reason: 'closed', message: `stopped by ${signal}` });
+    }, 5000).unref();
+    // Keep the process alive until one of the two settles.
+    const keepAlive = setInterval(() => undefined, 1000);
+    void Promise.race([agent.done, forced]).finally(() => clearInterval(keepAlive));
+  };
+  const onTerm = (): void => onSignal('SIGTERM');
+  const onInt = (): void => onSignal('SIGINT');
+  const onGone = (): void => onSignal('parent-gone');
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onInt);
+  if (typeof process.send === 'function') process.once('disconnect', onGone);
+  let exit: AgentExit;
+  try {
+    exit = await Promise.race([agent.done, forced]);
+  } finally {
+    process.removeListener('SIGTERM', onTerm);
+    process.removeListener('SIGINT', onInt);
+    process.removeListener('disconnect', onGone);
+  }
+  const ok = signalled !== undefined || exit.reason === 'completed' || exit.reason === 'stopping' || exit.reason === 'closed';
+  const summary = { agentId: agent.agentId, exit: exit.reason, ...(exit.message !== undefined ? { message: exit.message } : {}), ...(signalled !== undefined ? { signal: signalled } : {}), updatesSent: rounds, images: dataset.count };
+  if (values.json) out(JSON.stringify(summary));
+  else out(`agent ${agent.agentId} stopped (${exit.reason}${exit.message !== undefined ? `: ${exit.message}` : ''}) after sending ${rounds} updates`);
+  if (!ok) log(`fedclr agent: ${exit.error?.message ?? exit.message ?? exit.reason}`);
+  return ok ? 0 : 1;
+}

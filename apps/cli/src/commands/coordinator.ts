@@ -1,0 +1,234 @@
+// fedclr coordinator: runs a federation's coordinator (HTTP + socket.io) with a contrastive model,
+// plain aggregation and tfjs checkpoints, until its rounds are done, its time budget would be
+// exceeded by another round, or SIGTERM/SIGINT.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { architectureId, protocolManifest } from '@fedclr/agent';
+import { initialState } from '@fedclr/contrastive';
+import { checkpointDirName, startCoordinator, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
+import { initBackend } from '@fedclr/tensor';
+import { intOption, numberOption } from '../common.js';
+import { UsageError } from '../errors.js';
+import { federationModel, sendToParent, type StopReason } from '../federation.js';
+import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
+
+export const coordinatorHelp = `fedclr coordinator [options]
+  --config FILE                 JSON: startCoordinator settings (stateDir, rounds, minCohort, training {...},
+                                strategy {...}, enrolment {...}, quorum {...}, ...) plus "model": {"encoder",
+                                "size", "channels"} and "minutes"; flags override the file
+  --state DIR                   SQLite state and checkpoints (default ./fedclr-coordinator)
+  --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
+  --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
+  --strategy fedavg|fedavgm|fedadam --aggregation secure|plain   (the coordinator's default: secure)
+  --deadline SECONDS            agents' train + upload budget per round (default 600)
+  --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum   local training of each round
+  --encoder convnet-s|resnet-s --size 28 --channels 1                      the model (agents must match)
+  --minutes M                   do not start a round that would not end within M minutes
+  --keep-last 5 --seed 0 --log-level info --json
+  Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).`;
+
+const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam'] as const;
+const OPTIMIZERS = ['adam', 'sgd', 'momentum'] as const;
+const AGGREGATIONS = ['secure', 'plain'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+type LogLevel = (typeof LOG_LEVELS)[number];
+
+interface FileConfig extends Partial<CoordinatorConfig> {
+  model?: { encoder?: string; size?: number; channels?: number };
+  minutes?: number;
+}
+
+async function readConfigFile(path: string): Promise<FileConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --config ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`--config ${path} is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--config ${path} must hold a JSON object`);
+  return parsed as FileConfig;
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+  return value as T;
+}
+
+export function logLevelOption(values: Record<string, unknown>, fallback: LogLevel = 'info'): LogLevel {
+  return oneOf('log-level', values['log-level'] as string | undefined, LOG_LEVELS) ?? (process.env['FEDCLR_LOG_LEVEL'] as LogLevel | undefined) ?? fallback;
+}
+
+/** A pino logger on stderr (stdout carries only the command's result). */
+export function stderrLogger(level: LogLevel, svc: string): Logger {
+  return pino({ level, base: { svc } }, pino.destination(2));
+}
+
+export async function coordinatorCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      config: { type: 'string' },
+      state: { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      rounds: { type: 'string' },
+      'min-cohort': { type: 'string' },
+      'max-cohort': { type: 'string' },
+      'local-epochs': { type: 'string' },
+      strategy: { type: 'string' },
+      aggregation: { type: 'string' },
+      deadline: { type: 'string' },
+      batch: { type: 'string' },
+      lr: { type: 'string' },
+      temperature: { type: 'string' },
+      optimizer: { type: 'string' },
+      encoder: { type: 'string' },
+      size: { type: 'string' },
+      channels: { type: 'string' },
+      minutes: { type: 'string' },
+      'keep-last': { type: 'string' },
+      seed: { type: 'string' },
+      'log-level': { type: 'string' },
+      'report-ipc': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const file: FileConfig = values.config === undefined ? {} : await readConfigFile(values.config);
+  const { model: fileModel, minutes: fileMinutes, ...fileRest } = file;
+  const strategy = oneOf('strategy', values.strategy, STRATEGIES);
+  const optimizer = oneOf('optimizer', values.optimizer, OPTIMIZERS);
+  const aggregation = oneOf('aggregation', values.aggregation, AGGREGATIONS);
+  const deadline = numberOption(values, 'deadline', undefined);
+  const minutes = numberOption(values, 'minutes', fileMinutes);
+  if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`"minutes" in --config must be > 0, got ${minutes}`);
+  const training = { batchSize: 256, learningRate: 2e-3, ...(fileRest.training ?? {}) };
+  if (values.batch !== undefined) training.batchSize = intOption(values, 'batch', 256, 2);
+  if (values.lr !== undefined) training.learningRate = numberOption(values, 'lr', 2e-3) as number;
+  if (values.temperature !== undefined) training.temperature = numberOption(values, 'temperature', 0.5) as number;
+  if (optimizer !== undefined) training.optimizer = optimizer;
+  const config: CoordinatorConfig = {
+    ...fileRest,
+    stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
+    training,
+    ...(values.host !== undefined ? { host: values.host } : {}),
+    ...(values.port !== undefined ? { port: intOption(values, 'port', 8080, 0) } : {}),
+    ...(values.rounds !== undefined ? { rounds: intOption(values, 'rounds', 10) } : {}),
+    ...(values['min-cohort'] !== undefined ? { minCohort: intOption(values, 'min-cohort', 2) } : {}),
+    ...(values['max-cohort'] !== undefined ? { maxCohort: intOption(values, 'max-cohort', 100) } : {}),
+    ...(values['local-epochs'] !== undefined ? { localEpochs: intOption(values, 'local-epochs', 1) } : {}),
+    ...(strategy !== undefined ? { strategy: { ...(fileRest.strategy?.name === strategy ? fileRest.strategy : {}), name: strategy } } : {}),
+    ...(aggregation !== undefined ? { aggregation } : {}),
+    ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
+    ...(values['keep-last'] !== undefined ? { keepLastK: intOption(values, 'keep-last', 5) } : {}),
+    ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0, 0) } : {}),
+    handleSignals: false,
+  };
+  if (config.minCohort !== undefined && config.maxCohort === undefined && config.minCohort > 100) config.maxCohort = config.minCohort;
+  const size = values.size !== undefined ? intOption(values, 'size', 28) : (fileModel?.size ?? 28);
+  const channels = values.channels !== undefined ? intOption(values, 'channels', 1) : (fileModel?.channels ?? 1);
+  const { spec } = federationModel({ encoder: values.encoder ?? fileModel?.encoder, size, channels });
+  const logger = stderrLogger(logLevelOption(values), 'coordinator');
+  const ipc = values['report-ipc'];
+
+  await initBackend();
+  const init = initialState(spec, config.seed ?? 0);
+  const handle: CoordinatorHandle = await startCoordinator(config, {
+    initialModel: { architecture: architectureId(spec), manifest: protocolManifest(spec), weights: init.params },
+    exporters: [createTfjsExporter(spec)],
+    logger,
+  });
+  const stateDir = handle.config.stateDir;
+  const startedAt = Date.now();
+  const model = handle.globalModel();
+  if (ipc) {
+    sendToParent({ type: 'listening', url: handle.url, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
+  }
+  if (!values.json) log(`coordinator listening on ${handle.url} (state ${stateDir}, model ${model.architecture}, ${model.completedRounds} rounds done)`);
+
+  // ---- stopping: rounds done, time budget, signals, parent gone ---------------------------------
+  let stopReason: StopReason | undefined;
+  let resolveStop: () => void = () => undefined;
+  const stopRequested = new Promise<void>((r) => {
+    resolveStop = r;
+  });
+  const stop = (reason: StopReason, options: { mode: 'abort' | 'finish'; reason: 'stopping' | 'restarting' }): void => {
+    if (stopReason !== undefined) return;
+    stopReason = reason;
+    logger.info({ reason }, 'stopping the coordinator');
+    if (ipc) sendToParent({ type: 'stopping', reason, completedRounds: handle.status().completedRounds, at: Date.now() });
+    // The synchronous part of close() tells the engine to start no further round; called from a
+    // round-completed listener this happens before the engine hears that the commit is done.
+    void handle.close(options).then(resolveStop, (err: unknown) => {
+      logger.error({ err }, 'closing the coordinator failed');
+      resolveStop();
+    });
+  };
+
+  const budgetEnd = minutes === undefined ? undefined : startedAt + minutes * 60_000;
+  const walls: number[] = [];
+  let lastMark: number | undefined;
+  handle.events.on('round-started', (r) => {
+    lastMark ??= Date.now();
+    if (ipc) sendToParent({ type: 'round-started', roundId: r.roundId, cohort: r.cohort.length, at: Date.now() });
+  });
+  handle.events.on('round-failed', (s) => {
+    lastMark = Date.now();
+    if (ipc) sendToParent({ type: 'round-failed', summary: s, at: Date.now() });
+  });
+  handle.events.on('round-completed', (s) => {
+    const now = Date.now();
+    walls.push(now - (lastMark ?? s.startedAt));
+    lastMark = now;
+    const completedRounds = handle.status().completedRounds + 1; // the engine adopts the model after this event
+    if (ipc) sendToParent({ type: 'round-completed', summary: s, completedRounds, checkpointDir: tfjsCheckpointDir(stateDir, checkpointDirName(s.roundId)), at: now });
+    if (budgetEnd !== undefined && completedRounds < handle.config.rounds) {
+      const estimate = Math.max(...walls.slice(-3));
+      if (now + estimate > budgetEnd) {
+        logger.info({ remainingMs: budgetEnd - now, estimateMs: estimate }, 'the next round would not fit in the time budget');
+        stop('minutes', { mode: 'finish', reason: 'stopping' });
+      }
+    }
+  });
+  const budgetTimer = budgetEnd === undefined ? undefined : setTimeout(() => stop('minutes', { mode: 'finish', reason: 'stopping' }), Math.max(0, budgetEnd - Date.now()));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'signal received');
+    stop('signal', { mode: 'abort', reason: 'restarting' });
+  };
+  const onParentGone = (): void => stop('parent-gone', { mode: 'abort', reason: 'stopping' });
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  if (ipc) process.once('disconnect', onParentGone);
+  void handle.finished.then(() => stop('rounds', { mode: 'finish', reason: 'stopping' }));
+
+  try {
+    await stopRequested;
+  } finally {
+    if (budgetTimer !== undefined) clearTimeout(budgetTimer);
+    process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('disconnect', onParentGone);
+  }
+  const final = handle.globalModel();
+  const summary = {
+    url: handle.url,
+    stateDir,
+    stoppedBy: stopReason,
+    completedRounds: final.completedRounds,
+    modelVersion: final.modelVersion,
+    model: final.roundId > 0 ? tfjsCheckpointDir(stateDir, checkpointDirName(final.roundId)) : null,
+    elapsedMs: Date.now() - startedAt,
+  };
+  if (values.json) out(JSON.stringify(summary));
+  else out(`coordinator stopped (${stopReason}) after ${summary.completedRounds} completed rounds; latest model: ${summary.model ?? 'the initial one (no round completed)'}`);
+  return 0;
+}

@@ -1,0 +1,111 @@
+// fedclr eval: linear probe + kNN of a saved encoder's representation, or of a baseline (raw
+// pixels, randomly initialised encoder), on labeled train/test splits.
+import { parseArgs } from 'node:util';
+import {
+  REPRESENTATION,
+  contrastiveModel,
+  createStepEngine,
+  evaluateRepresentation,
+  extractFeatures,
+  gray28Config,
+  initialState,
+  ntXentPairLoss,
+  rawPixelFeatures,
+  type EncoderName,
+  type EvaluationResult,
+} from '@fedclr/contrastive';
+import { loadFashionMnist, type LabeledImageDataset } from '@fedclr/data';
+import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
+import { defaultWorkers, intOption } from '../common.js';
+import { UsageError } from '../errors.js';
+
+export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [options]
+  --model DIR                 a model written by fedclr train / the coordinator (tfjs format)
+  --baseline raw|random       raw pixels, or a randomly initialised encoder (--encoder, --seed)
+  --dataset fashion-mnist     labeled train split for fitting, test split for scoring
+  --k 20                      neighbours of the kNN
+  --workers N --seed 0 --json`;
+
+/** Representations of every image of a split through the encoder part of a model. */
+export async function encodeSplit(spec: GraphSpec, weights: Float32Array, data: LabeledImageDataset, workers: number): Promise<{ features: Float32Array; dim: number }> {
+  const engine = await createStepEngine({ spec, augment: gray28Config(), loss: ntXentPairLoss(), optimizer: { kind: 'adam' }, initialWeights: weights, workers, maxBatch: 1024 });
+  try {
+    return await extractFeatures((batch, count) => engine.embed(batch, count, REPRESENTATION), data.images, data.count, 1024);
+  } finally {
+    await engine.dispose();
+  }
+}
+
+export async function evalCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      baseline: { type: 'string' },
+      encoder: { type: 'string', default: 'convnet-s' },
+      dataset: { type: 'string', default: 'fashion-mnist' },
+      k: { type: 'string' },
+      workers: { type: 'string' },
+      seed: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if ((values.model === undefined) === (values.baseline === undefined)) throw new UsageError('give exactly one of --model DIR or --baseline raw|random');
+  if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+  await initBackend();
+  const [train, test] = await Promise.all([loadFashionMnist('train'), loadFashionMnist('test')]);
+  const workers = intOption(values, 'workers', defaultWorkers(), 0);
+  const k = intOption(values, 'k', 20);
+  const started = performance.now();
+
+  let subject: string;
+  let trainFeatures: { features: Float32Array; dim: number };
+  let testFeatures: { features: Float32Array; dim: number };
+  if (values.baseline === 'raw') {
+    subject = 'raw pixels';
+    const pixels = train.height * train.width * train.channels;
+    trainFeatures = { features: rawPixelFeatures(train.images, train.count, pixels), dim: pixels };
+    testFeatures = { features: rawPixelFeatures(test.images, test.count, pixels), dim: pixels };
+  } else {
+    let spec: GraphSpec;
+    let weights: Float32Array;
+    if (values.baseline === 'random') {
+      const encoder = values.encoder as EncoderName;
+      if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${encoder}'`);
+      spec = contrastiveModel(encoder, { height: train.height, width: train.width, channels: train.channels });
+      weights = initialState(spec, intOption(values, 'seed', 0, 0)).params;
+      subject = `randomly initialised ${encoder}`;
+    } else if (values.baseline !== undefined) {
+      throw new UsageError(`--baseline must be raw or random, got '${values.baseline}'`);
+    } else {
+      const loaded = await loadModel(values.model as string);
+      spec = loaded.spec;
+      weights = loaded.weights;
+      subject = `model ${values.model}`;
+    }
+    log(`encoding ${train.count} + ${test.count} images with ${spec.name}`);
+    trainFeatures = await encodeSplit(spec, weights, train as LabeledImageDataset, workers);
+    testFeatures = await encodeSplit(spec, weights, test as LabeledImageDataset, workers);
+  }
+  const encodeMs = performance.now() - started;
+  const result: EvaluationResult = await evaluateRepresentation(
+    { features: trainFeatures.features, labels: train.labels as Uint8Array, dim: trainFeatures.dim },
+    { features: testFeatures.features, labels: test.labels as Uint8Array, dim: testFeatures.dim },
+    { knn: { k } },
+  );
+  const summary = {
+    subject,
+    linearProbe: result.linearProbe,
+    knn: result.knn,
+    dim: result.dim,
+    trainCount: result.trainCount,
+    testCount: result.testCount,
+    k,
+    encodeMs: Math.round(encodeMs),
+    evalMs: Math.round(result.timeMs),
+  };
+  if (values.json) out(JSON.stringify(summary));
+  else out(`${subject}: linear probe ${(result.linearProbe * 100).toFixed(2)}%, kNN (k=${k}) ${(result.knn * 100).toFixed(2)}% on ${result.testCount} test images`);
+  return 0;
+}

@@ -1,0 +1,569 @@
+// fedclr simulate: a whole federation on this machine, as real processes on loopback: one
+// `fedclr coordinator` and N `fedclr agent`s, each agent over its own partition of Fashion-MNIST.
+// This process only splits the data (to report it), watches the rounds through the
+// coordinator's IPC channel, evaluates the global encoder (linear probe + kNN) and writes a report.
+//
+// Data: a labeled holdout is carved out of the train split before partitioning (default 1/6 of
+// it: 10000 of 60000); no agent ever sees it. The linear probe is fitted on the holdout (also the
+// kNN's memory) and scored on the test split. Agents get only the partition spec, the seed and
+// their client index; each loads the train split and takes its own share.
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
+import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
+import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
+import { defaultWorkers, intOption, numberOption } from '../common.js';
+import { SimulationError, UsageError } from '../errors.js';
+import {
+  federationModel,
+  holdoutSize,
+  loadSimulationTest,
+  loadSimulationTrain,
+  partitionOption,
+  splitSimulation,
+  type CoordinatorIpcMessage,
+  type SimulationDataSpec,
+  type StopReason,
+} from '../federation.js';
+import { encodeSplit } from './eval.js';
+
+export const simulateHelp = `fedclr simulate [options]
+  --dataset fashion-mnist --clients 10 --cohort C     agents per round (default: all of them)
+  --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0
+  --minutes M                 time budget from the start (processes, data, rounds; the final evaluation
+                              comes after it): no round starts that would not end in time
+  --rounds R                  default 10, or unlimited with --minutes
+  --local-epochs 1 --steps-per-round S                local training per round (S caps the steps)
+  --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum --weight-decay 0
+  --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
+  --eval-every K              also evaluate every K rounds (default 0: only at the end)
+  --k 20                      kNN neighbours
+  --holdout H                 labeled train images kept from the agents for the probe (default 1/6)
+  --limit N                   use only the first N train and N test images (smoke runs)
+  --agent-workers 0 --eval-workers N --deadline 600 (seconds per round)
+  --out DIR --json --verbose`;
+
+const BIN = fileURLToPath(new URL('../../../bin/fedclr.js', import.meta.url));
+
+interface Child {
+  readonly name: string;
+  readonly log: string;
+  readonly proc: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  done: boolean;
+}
+
+function spawnFedclr(name: string, args: string[], logPath: string): Child {
+  const fd = openSync(logPath, 'a');
+  let proc: ChildProcess;
+  try {
+    proc = fork(BIN, args, { stdio: ['ignore', fd, fd, 'ipc'], env: process.env });
+  } finally {
+    closeSync(fd);
+  }
+  const child: Child = {
+    name,
+    log: logPath,
+    proc,
+    done: false,
+    exited: new Promise((resolveExit) => {
+      proc.once('exit', (code, signal) => {
+        child.done = true;
+        resolveExit({ code, signal });
+      });
+    }),
+  };
+  return child;
+}
+
+function tail(path: string, lines = 8): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(log ${path} unreadable: ${(err as Error).message})`;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** Waits for the children to exit; SIGTERM after `graceMs`, SIGKILL 5 s later. */
+async function reap(children: readonly Child[], graceMs: number): Promise<void> {
+  const all = Promise.all(children.map((c) => c.exited));
+  if (await Promise.race([all.then(() => true), delay(graceMs).then(() => false)])) return;
+  for (const c of children) if (!c.done) c.proc.kill('SIGTERM');
+  if (await Promise.race([all.then(() => true), delay(5000).then(() => false)])) return;
+  for (const c of children) if (!c.done) c.proc.kill('SIGKILL');
+  await all;
+}
+
+export interface RoundRecord {
+  /** Completed rounds after this one. */
+  round: number;
+  roundId: number;
+  cohort: number;
+  participants: number;
+  /** Mean of the included agents' local losses, weighted by their example counts. */
+  loss: number | null;
+  /** Images trained on in this round, summed over the included agents. */
+  examples: number;
+  /** gapMs + roundMs: since the previous round ended. */
+  wallMs: number;
+  /** Between the previous round's end and this round's start (scheduling, agents getting ready). */
+  gapMs: number;
+  /** From round start to committed (broadcast, training, uploads, aggregation, checkpoint). */
+  roundMs: number;
+  /** Of roundMs, after the last update arrived: aggregation, server update, checkpoint files. */
+  commitMs: number;
+  /** The longest local training loop of an included agent (the round's critical path). */
+  trainMs: number | null;
+  /** The longest engine set-up/tear-down of an included agent. */
+  setupMs: number | null;
+  /** wallMs - trainMs. */
+  nonTrainingMs: number | null;
+  /** nonTrainingMs / wallMs. */
+  nonTrainingShare: number | null;
+  meanDeltaNorm: number | null;
+  elapsedMs: number;
+  eval?: EvalRecord;
+}
+
+export interface EvalRecord {
+  afterRound: number;
+  linearProbe: number;
+  knn: number;
+  evalMs: number;
+}
+
+interface Evaluator {
+  holdout: LabeledImageDataset;
+  test: LabeledImageDataset;
+  k: number;
+}
+
+async function evaluateModel(ev: Evaluator, spec: GraphSpec, weights: Float32Array, workers: number, afterRound: number): Promise<EvalRecord> {
+  const started = performance.now();
+  const train = await encodeSplit(spec, weights, ev.holdout, workers);
+  const test = await encodeSplit(spec, weights, ev.test, workers);
+  const result = await evaluateRepresentation(
+    { features: train.features, labels: ev.holdout.labels, dim: train.dim },
+    { features: test.features, labels: ev.test.labels, dim: test.dim },
+    { knn: { k: ev.k }, numClasses: 10 },
+  );
+  return { afterRound, linearProbe: result.linearProbe, knn: result.knn, evalMs: Math.round(performance.now() - started) };
+}
+
+function maxMetric(summary: Extract<CoordinatorIpcMessage, { type: 'round-completed' }>['summary'], name: string): number | null {
+  let best: number | null = null;
+  for (const p of summary.participants) {
+    const v = p.status === 'included' ? p.metrics?.[name] : undefined;
+    if (v !== undefined && (best === null || v > best)) best = v;
+  }
+  return best;
+}
+
+const round4 = (v: number | null): number | null => (v === null ? null : Math.round(v * 1e4) / 1e4);
+
+export async function simulateCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
+  const t0 = Date.now();
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      dataset: { type: 'string', default: 'fashion-mnist' },
+      clients: { type: 'string' },
+      cohort: { type: 'string' },
+      partition: { type: 'string', default: 'iid' },
+      alpha: { type: 'string' },
+      'shards-per-client': { type: 'string' },
+      seed: { type: 'string' },
+      minutes: { type: 'string' },
+      rounds: { type: 'string' },
+      'local-epochs': { type: 'string' },
+      'steps-per-round': { type: 'string' },
+      batch: { type: 'string' },
+      lr: { type: 'string' },
+      temperature: { type: 'string' },
+      optimizer: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      strategy: { type: 'string' },
+      aggregation: { type: 'string', default: 'plain' },
+      encoder: { type: 'string', default: 'convnet-s' },
+      'eval-every': { type: 'string' },
+      k: { type: 'string' },
+      holdout: { type: 'string' },
+      limit: { type: 'string' },
+      'agent-workers': { type: 'string' },
+      'eval-workers': { type: 'string' },
+      deadline: { type: 'string' },
+      out: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+
+  // ---- options -------------------------------------------------------------------------------
+  if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+  const aggregation = values.aggregation;
+  if (aggregation !== 'plain' && aggregation !== 'secure') throw new UsageError(`--aggregation must be plain or secure, got '${aggregation}'`);
+  const clients = intOption(values, 'clients', 10, 1);
+  const cohort = intOption(values, 'cohort', clients, 1);
+  if (cohort > clients) throw new UsageError(`--cohort ${cohort} exceeds --clients ${clients}`);
+  if (aggregation === 'secure' && cohort < 3) throw new UsageError(`--aggregation secure needs a cohort of at least 3 agents (SecAgg+), got ${cohort}; use --aggregation plain`);
+  const minutes = numberOption(values, 'minutes', undefined);
+  const rounds = intOption(values, 'rounds', minutes === undefined ? 10 : 1_000_000);
+  const localEpochs = intOption(values, 'local-epochs', 1);
+  const stepsPerRound = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
+  const batch = intOption(values, 'batch', 256, 2);
+  const lr = numberOption(values, 'lr', 2e-3) as number;
+  const temperature = numberOption(values, 'temperature', 0.5) as number;
+  const optimizer = values.optimizer ?? 'adam';
+  if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
+  const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
+  const strategy = values.strategy ?? 'fedavg';
+  if (!['fedavg', 'fedavgm', 'fedadam'].includes(strategy)) throw new UsageError(`--strategy must be fedavg, fedavgm or fedadam, got '${strategy}'`);
+  const evalEvery = intOption(values, 'eval-every', 0, 0);
+  const k = intOption(values, 'k', 20);
+  const seed = intOption(values, 'seed', 0, 0);
+  const agentWorkers = intOption(values, 'agent-workers', 0, 0);
+  const evalWorkers = intOption(values, 'eval-workers', defaultWorkers(), 0);
+  const deadlineSec = numberOption(values, 'deadline', Math.min(600, minutes === undefined ? 600 : Math.max(1, minutes * 60))) as number;
+  if (deadlineSec < 1) throw new UsageError(`--deadline must be at least 1 second, got ${deadlineSec}`);
+  const partitionSpec: PartitionSpec = partitionOption(values);
+  const limit = values.limit === undefined ? undefined : intOption(values, 'limit', 60_000, 2);
+  const dataSpec: SimulationDataSpec = {
+    dataset: 'fashion-mnist',
+    clients,
+    partition: partitionSpec,
+    seed,
+    ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 10_000) } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+  };
+  const { spec, encoder } = federationModel({ encoder: values.encoder, size: 28, channels: 1 });
+  const outDir = resolve(values.out ?? join('runs', `simulate-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  try {
+    if ((await readdir(outDir)).length > 0) throw new UsageError(`--out ${outDir} is not empty; give a new directory`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+
+  // ---- data: the same split every agent derives (prepared while the coordinator starts) ------
+  const backend = await initBackend();
+  await mkdir(join(outDir, 'logs'), { recursive: true });
+  const prepareData = async () => {
+    const [trainSplit, test] = await Promise.all([loadSimulationTrain(dataSpec), loadSimulationTest(dataSpec)]);
+    const split = splitSimulation(trainSplit.labels, dataSpec);
+    const sizes = split.parts.map((p) => p.length);
+    const small = sizes.findIndex((n) => n < 2);
+    if (small >= 0) throw new UsageError(`client ${small} gets ${sizes[small]} images; contrastive training needs at least 2 (fewer clients or a larger --alpha)`);
+    const skew = labelSkew(labelCounts(split.parts, trainSplit.labels, 10));
+    const evaluator: Evaluator = { holdout: subsetDataset(trainSplit, split.holdout), test, k };
+    const sorted = [...sizes].sort((a, b) => a - b);
+    log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${skew.toFixed(3)}; holdout ${split.holdout.length}, test ${test.count}; backend ${backend.name}`);
+    return { trainCount: trainSplit.count, holdoutCount: holdoutSize(dataSpec, trainSplit.count), sizes, skew, evaluator };
+  };
+  let data: Awaited<ReturnType<typeof prepareData>> | undefined;
+
+  // ---- processes -----------------------------------------------------------------------------
+  const children: Child[] = [];
+  const level = values.verbose ? 'info' : 'warn';
+  const rounds_: RoundRecord[] = [];
+  const failed: { roundId: number; status: string; reason: string | null }[] = [];
+  const evaluations: EvalRecord[] = [];
+  let evalChain: Promise<void> = Promise.resolve();
+  let evalError: Error | undefined;
+  let stoppedBy: StopReason | undefined;
+  let listening: Extract<CoordinatorIpcMessage, { type: 'listening' }> | undefined;
+  let lastCheckpoint: string | undefined;
+  let lastEnd: number | undefined;
+  const starts = new Map<number, number>();
+  let interrupted: NodeJS.Signals | undefined;
+  let failure: Error | undefined;
+  const tty = process.stderr.isTTY === true;
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted ??= signal;
+    log(`simulate: ${signal}: stopping the coordinator and the agents`);
+    for (const c of children) if (!c.done) c.proc.kill('SIGTERM');
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const coordinatorArgs = [
+      'coordinator',
+      '--state', join(outDir, 'coordinator'),
+      '--host', '127.0.0.1',
+      '--port', '0',
+      '--rounds', String(rounds),
+      '--min-cohort', String(cohort),
+      '--max-cohort', String(cohort),
+      '--local-epochs', String(localEpochs),
+      '--strategy', strategy,
+      '--aggregation', aggregation,
+      '--deadline', String(deadlineSec),
+      '--batch', String(batch),
+      '--lr', String(lr),
+      '--temperature', String(temperature),
+      '--optimizer', optimizer,
+      '--encoder', encoder,
+      '--size', '28',
+      '--channels', '1',
+      '--seed', String(seed),
+      '--keep-last', String(Math.max(5, evalEvery + 2)),
+      '--log-level', level,
+      '--report-ipc',
+    ];
+    if (minutes !== undefined) {
+      const remaining = minutes - (Date.now() - t0) / 60_000;
+      if (remaining <= 0) throw new SimulationError(`the ${minutes}-minute budget was used up before the federation started`);
+      coordinatorArgs.push('--minutes', remaining.toFixed(4));
+    }
+    const coordinator = spawnFedclr('coordinator', coordinatorArgs, join(outDir, 'logs', 'coordinator.log'));
+    children.push(coordinator);
+    data = await prepareData();
+    const { evaluator, holdoutCount } = data;
+
+    const onRound = (m: Extract<CoordinatorIpcMessage, { type: 'round-completed' }>): void => {
+      const s = m.summary;
+      const startedAt = starts.get(s.roundId) ?? s.startedAt;
+      const gapMs = lastEnd === undefined ? 0 : Math.max(0, startedAt - lastEnd);
+      const roundMs = Math.max(0, m.at - startedAt);
+      const wallMs = gapMs + roundMs;
+      lastEnd = m.at;
+      const trainMs = maxMetric(s, 'trainMs');
+      const record: RoundRecord = {
+        round: m.completedRounds,
+        roundId: s.roundId,
+        cohort: s.cohort.length,
+        participants: s.metrics['included'] ?? 0,
+        loss: round4(s.metrics['loss'] ?? null),
+        examples: s.totalWeight ?? 0,
+        wallMs,
+        gapMs,
+        roundMs,
+        commitMs: Math.max(0, m.at - s.endedAt),
+        trainMs,
+        setupMs: maxMetric(s, 'setupMs'),
+        nonTrainingMs: trainMs === null ? null : Math.max(0, wallMs - trainMs),
+        nonTrainingShare: trainMs === null || wallMs === 0 ? null : round4(Math.max(0, wallMs - trainMs) / wallMs),
+        meanDeltaNorm: round4(s.metrics['meanDeltaNorm'] ?? null),
+        elapsedMs: m.at - t0,
+      };
+      rounds_.push(record);
+      lastCheckpoint = m.checkpointDir;
+      if (tty) {
+        const sec = (ms: number | null): string => (ms === null ? '?' : `${(ms / 1000).toFixed(1)}s`);
+        log(
+          `round ${record.round}${minutes === undefined ? `/${rounds}` : ''}  participants ${record.participants}/${record.cohort}  loss ${record.loss?.toFixed(4) ?? '?'}  ` +
+            `wall ${sec(wallMs)} (training ${sec(trainMs)}, other ${sec(record.nonTrainingMs)} = ${record.nonTrainingShare === null ? '?' : (record.nonTrainingShare * 100).toFixed(1)}%)`,
+        );
+      } else {
+        const { eval: _e, ...fields } = record;
+        log(JSON.stringify({ progress: 'simulate', ...fields }));
+      }
+      if (evalEvery > 0 && record.round % evalEvery === 0) {
+        // Read the checkpoint now (older ones are pruned), evaluate after any earlier evaluation.
+        const loading = loadModel(m.checkpointDir);
+        loading.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
+        evalChain = evalChain.then(async () => {
+          const model = await loading;
+          const result = await evaluateModel(evaluator, model.spec, model.weights, agentWorkers, record.round);
+          record.eval = result;
+          evaluations.push(result);
+          log(`evaluation after round ${record.round}: linear probe ${(result.linearProbe * 100).toFixed(2)}%, kNN ${(result.knn * 100).toFixed(2)}% (${(result.evalMs / 1000).toFixed(1)}s)`);
+        }).catch((err: unknown) => {
+          // Reported (and rethrown) once the federation has stopped; the run itself goes on.
+          evalError ??= err as Error;
+          log(`evaluation after round ${record.round} failed: ${(err as Error).message}`);
+        });
+      }
+    };
+
+    coordinator.proc.on('message', (raw) => {
+      const m = raw as CoordinatorIpcMessage;
+      switch (m.type) {
+        case 'listening':
+          listening = m;
+          return;
+        case 'round-started':
+          starts.set(m.roundId, m.at);
+          return;
+        case 'round-completed':
+          onRound(m);
+          return;
+        case 'round-failed':
+          lastEnd = m.at;
+          failed.push({ roundId: m.summary.roundId, status: m.summary.status, reason: m.summary.reason ?? null });
+          log(`round ${m.summary.roundId} ${m.summary.status}: ${m.summary.reason ?? ''}`);
+          return;
+        case 'stopping':
+          stoppedBy = m.reason;
+          return;
+      }
+    });
+
+    // Wait for the coordinator's address.
+    const ready = await Promise.race([
+      new Promise<boolean>((r) => coordinator.proc.on('message', (m) => (m as CoordinatorIpcMessage).type === 'listening' && r(true))),
+      coordinator.exited.then(() => false),
+      delay(120_000).then(() => false),
+    ]);
+    if (!ready || listening === undefined) throw new SimulationError(`the coordinator did not start; its log (${coordinator.log}):\n${tail(coordinator.log)}`);
+    log(`simulate: coordinator at ${listening.url}; starting ${clients} agents`);
+
+    const agents: Child[] = [];
+    for (let i = 0; i < clients; i++) {
+      const args = [
+        'agent',
+        '--coordinator', listening.url,
+        '--dataset', 'fashion-mnist',
+        '--client', `${i}/${clients}`,
+        '--partition', partitionSpec.kind,
+        ...(partitionSpec.kind === 'dirichlet' ? ['--alpha', String(partitionSpec.alpha)] : []),
+        ...(partitionSpec.kind === 'shards' ? ['--shards-per-client', String(partitionSpec.shardsPerClient)] : []),
+        '--seed', String(seed),
+        '--holdout', String(holdoutCount),
+        ...(limit !== undefined ? ['--limit', String(limit)] : []),
+        '--encoder', encoder,
+        '--state', join(outDir, 'agents', `agent-${i}`),
+        '--agent-id', `sim-${i}`,
+        '--workers', String(agentWorkers),
+        ...(stepsPerRound !== undefined ? ['--steps-per-round', String(stepsPerRound)] : []),
+        ...(weightDecay > 0 ? ['--weight-decay', String(weightDecay)] : []),
+        '--log-level', level,
+      ];
+      const agent = spawnFedclr(`agent-${i}`, args, join(outDir, 'logs', `agent-${i}.log`));
+      agents.push(agent);
+      children.push(agent);
+    }
+
+    // Run until the coordinator exits; an agent that fails on its own stops the simulation.
+    const agentFailure = new Promise<Child>((resolveFailure) => {
+      for (const a of agents) {
+        void a.exited.then(({ code }) => {
+          if (code !== 0 && !coordinator.done && interrupted === undefined) resolveFailure(a);
+        });
+      }
+    });
+    const first = await Promise.race([coordinator.exited.then(() => undefined), agentFailure]);
+    if (first !== undefined) {
+      coordinator.proc.kill('SIGTERM');
+      throw new SimulationError(`${first.name} exited early; its log (${first.log}):\n${tail(first.log)}`);
+    }
+    const { code, signal } = await coordinator.exited;
+    await reap(agents, 20_000);
+    if (interrupted !== undefined) throw new SimulationError(`interrupted by ${interrupted} after ${rounds_.length} rounds (logs in ${join(outDir, 'logs')})`);
+    if (code !== 0) throw new SimulationError(`the coordinator exited with ${code ?? signal}; its log (${coordinator.log}):\n${tail(coordinator.log)}`);
+    await evalChain;
+    if (evalError !== undefined) throw new SimulationError(`an evaluation failed: ${evalError.message}`);
+  } catch (err) {
+    failure = err as Error;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await reap(children, 0);
+  }
+  if (failure !== undefined) throw failure;
+  if (rounds_.length === 0 || lastCheckpoint === undefined || listening === undefined || data === undefined) {
+    throw new SimulationError(`no round completed (stopped by ${stoppedBy ?? 'unknown'}; logs in ${join(outDir, 'logs')})`);
+  }
+  const trainingMs = Date.now() - t0;
+
+  // ---- final evaluation ------------------------------------------------------------------------
+  const { evaluator, holdoutCount, sizes, skew } = data;
+  const finalModel = await loadModel(lastCheckpoint);
+  log(`simulate: evaluating the final global encoder (${rounds_.length} rounds)`);
+  const last = rounds_[rounds_.length - 1] as RoundRecord;
+  const final = last.eval ?? (await evaluateModel(evaluator, finalModel.spec, finalModel.weights, evalWorkers, last.round));
+  if (last.eval === undefined) evaluations.push(final);
+  const init = initialState(spec, seed).params;
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < init.length; i++) {
+    const d = (finalModel.weights[i] as number) - (init[i] as number);
+    diff += d * d;
+    norm += (init[i] as number) ** 2;
+  }
+  const shares = rounds_.map((r) => r.nonTrainingShare).filter((v): v is number => v !== null);
+  const totalWall = rounds_.reduce((s, r) => s + r.wallMs, 0);
+  const totalTrain = rounds_.reduce((s, r) => s + (r.trainMs ?? 0), 0);
+  const report = {
+    command: 'simulate',
+    config: {
+      dataset: 'fashion-mnist',
+      clients,
+      cohort,
+      partition: partitionSpec,
+      seed,
+      rounds: minutes === undefined ? rounds : null,
+      minutes: minutes ?? null,
+      localEpochs,
+      stepsPerRound: stepsPerRound ?? null,
+      batch,
+      lr,
+      temperature,
+      optimizer,
+      weightDecay,
+      strategy,
+      aggregation,
+      encoder,
+      architecture: listening.architecture,
+      parameters: listening.parameters,
+      evalEvery,
+      k,
+      holdout: holdoutCount,
+      limit: limit ?? null,
+      agentWorkers,
+      evalWorkers,
+      deadlineSec,
+      backend: backend.name,
+    },
+    data: {
+      trainImages: data.trainCount,
+      holdoutImages: holdoutCount,
+      testImages: evaluator.test.count,
+      clientImages: sizes,
+      labelSkew: round4(skew),
+      evaluation: 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test split',
+    },
+    completedRounds: rounds_.length,
+    stoppedBy: stoppedBy ?? null,
+    rounds: rounds_,
+    failedRounds: failed,
+    evaluations,
+    linearProbe: final.linearProbe,
+    knn: final.knn,
+    model: {
+      initialVersion: listening.modelVersion,
+      finalVersion: finalModel.info?.['modelVersion'] ?? null,
+      changed: (finalModel.info?.['modelVersion'] ?? listening.modelVersion) !== listening.modelVersion && diff > 0,
+      relativeChange: norm > 0 ? round4(Math.sqrt(diff / norm)) : null,
+      checkpoint: lastCheckpoint,
+    },
+    timing: {
+      totalMs: Date.now() - t0,
+      federationMs: trainingMs,
+      roundsWallMs: totalWall,
+      trainingShare: totalWall > 0 ? round4(totalTrain / totalWall) : null,
+      meanNonTrainingShare: shares.length > 0 ? round4(shares.reduce((a, b) => a + b, 0) / shares.length) : null,
+      finalEvalMs: final.evalMs,
+      timeSplit: 'trainMs = the longest local training loop among the included agents; nonTrainingMs = wallMs - trainMs (model broadcast, agents\' engine set-up, upload, aggregation, checkpoint, scheduling gap)',
+    },
+    out: outDir,
+    logs: join(outDir, 'logs'),
+  };
+  await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  if (values.json) out(JSON.stringify(report));
+  else
+    out(
+      `simulate: ${rounds_.length} rounds in ${(trainingMs / 60_000).toFixed(1)} min (non-training share ${report.timing.meanNonTrainingShare ?? '?'}); ` +
+        `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%; report ${join(outDir, 'report.json')}`,
+    );
+  return 0;
+}

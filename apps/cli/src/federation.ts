@@ -1,0 +1,100 @@
+// Pieces shared by `fedclr coordinator`, `fedclr agent` and `fedclr simulate`: the model, the
+// simulated federation's data split, and the messages a coordinator process sends its parent.
+import { contrastiveModel, type EncoderName } from '@fedclr/contrastive';
+import type { RoundSummary } from '@fedclr/coordinator';
+import { createRng, loadFashionMnist, partition, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
+import type { GraphSpec } from '@fedclr/tensor';
+import { intOption, numberOption } from './common.js';
+import { UsageError } from './errors.js';
+
+export interface ModelOptions {
+  encoder?: string | undefined;
+  size: number;
+  channels: number;
+}
+
+/** The contrastive model (encoder + projection head) a federation trains. */
+export function federationModel(options: ModelOptions): { spec: GraphSpec; encoder: EncoderName } {
+  if (options.channels !== 1 && options.channels !== 3) throw new UsageError(`--channels must be 1 or 3, got ${options.channels}`);
+  const encoder = (options.encoder ?? (options.channels === 1 ? 'convnet-s' : 'resnet-s')) as EncoderName;
+  if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${options.encoder}'`);
+  if (!Number.isInteger(options.size) || options.size < 8 || options.size > 512) throw new UsageError(`--size must be an integer in [8, 512], got ${options.size}`);
+  return { spec: contrastiveModel(encoder, { height: options.size, width: options.size, channels: options.channels }), encoder };
+}
+
+// ---- the simulated federation's data ---------------------------------------------------------
+
+/**
+ * How a simulation splits Fashion-MNIST's train split (optionally only its first `limit` images):
+ * a labeled holdout that no agent sees (default 1/6 of the images: 10000 of 60000), carved out
+ * first, fits the linear probe and is the kNN's memory; the rest is partitioned among the
+ * clients. The test split scores the probe and the kNN. Every process derives the same split
+ * from this spec, so agents load their share themselves and no image crosses a process boundary.
+ */
+export interface SimulationDataSpec {
+  readonly dataset: 'fashion-mnist';
+  readonly clients: number;
+  readonly partition: PartitionSpec;
+  readonly seed: number;
+  /** Labeled holdout size; default round(train / 6). */
+  readonly holdout?: number;
+  /** Use only the first `limit` train images and the first `limit` test images. */
+  readonly limit?: number;
+}
+
+export interface SimulationSplit {
+  /** Indices into the (limited) train split. */
+  readonly holdout: number[];
+  /** One ascending index list per client, disjoint from the holdout. */
+  readonly parts: number[][];
+}
+
+export function holdoutSize(spec: SimulationDataSpec, trainCount: number): number {
+  return spec.holdout ?? Math.round(trainCount / 6);
+}
+
+export function splitSimulation(labels: ArrayLike<number>, spec: SimulationDataSpec): SimulationSplit {
+  const n = labels.length;
+  const h = holdoutSize(spec, n);
+  if (h < 10 || h > n - 2 * spec.clients) throw new UsageError(`the holdout (${h} images) must be at least 10 and leave at least 2 images per client out of ${n}`);
+  const root = createRng(`fedclr-simulate:${spec.seed}`);
+  const order = root.fork('holdout').shuffle(Array.from({ length: n }, (_, i) => i));
+  const holdout = order.slice(0, h).sort((a, b) => a - b);
+  const pool = order.slice(h).sort((a, b) => a - b);
+  const poolLabels = pool.map((i) => labels[i] as number);
+  const parts = partition(poolLabels, spec.clients, spec.partition, root.fork('partition')).map((p) => p.map((j) => pool[j] as number));
+  return { holdout, parts };
+}
+
+export async function loadSimulationTrain(spec: SimulationDataSpec): Promise<LabeledImageDataset> {
+  return loadFashionMnist('train', spec.limit === undefined ? {} : { limit: spec.limit });
+}
+
+export async function loadSimulationTest(spec: SimulationDataSpec): Promise<LabeledImageDataset> {
+  return loadFashionMnist('test', spec.limit === undefined ? {} : { limit: spec.limit });
+}
+
+/** Parses the partition flags shared by simulate and agent. */
+export function partitionOption(values: Record<string, unknown>): PartitionSpec {
+  const kind = (values['partition'] as string | undefined) ?? 'iid';
+  if (kind === 'iid') return { kind };
+  if (kind === 'dirichlet') return { kind, alpha: numberOption(values, 'alpha', 0.5) as number };
+  if (kind === 'shards') return { kind, shardsPerClient: intOption(values, 'shards-per-client', 2) };
+  throw new UsageError(`--partition must be iid, dirichlet or shards, got '${kind}'`);
+}
+
+// ---- coordinator process -> parent (fedclr simulate) -----------------------------------------
+
+export type CoordinatorIpcMessage =
+  | { type: 'listening'; url: string; modelVersion: string; architecture: string; parameters: number; completedRounds: number; at: number }
+  | { type: 'round-started'; roundId: number; cohort: number; at: number }
+  | { type: 'round-completed'; summary: RoundSummary; completedRounds: number; checkpointDir: string; at: number }
+  | { type: 'round-failed'; summary: RoundSummary; at: number }
+  | { type: 'stopping'; reason: StopReason; completedRounds: number; at: number };
+
+export type StopReason = 'rounds' | 'minutes' | 'signal' | 'parent-gone';
+
+/** Sends a message to the parent process if there is one that listens (fork with IPC). */
+export function sendToParent(message: CoordinatorIpcMessage): void {
+  if (typeof process.send === 'function' && process.connected) process.send(message);
+}

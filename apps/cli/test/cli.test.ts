@@ -1,0 +1,140 @@
+// Argument errors of coordinator, agent and simulate; the simulation's data split; signals.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '../src/main.js';
+import { splitSimulation } from '../src/federation.js';
+
+const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
+
+async function run(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
+  return { code, out, err };
+}
+
+describe('fedclr coordinator | agent | simulate: argument errors', () => {
+  const cases: [string[], RegExp][] = [
+    [['simulate', '--clients', '0'], /--clients must be an integer >= 1, got '0'/],
+    [['simulate', '--partition', 'random'], /--partition must be iid, dirichlet or shards, got 'random'/],
+    [['simulate', '--partition', 'dirichlet', '--alpha', '0'], /--alpha must be a number > 0, got '0'/],
+    [['simulate', '--clients', '2', '--aggregation', 'secure'], /--aggregation secure needs a cohort of at least 3 agents/],
+    [['simulate', '--aggregation', 'masked'], /--aggregation must be plain or secure, got 'masked'/],
+    [['simulate', '--clients', '3', '--cohort', '4'], /--cohort 4 exceeds --clients 3/],
+    [['simulate', '--dataset', 'cifar10'], /unknown --dataset 'cifar10'/],
+    [['simulate', '--optimizer', 'rmsprop'], /--optimizer must be adam, sgd or momentum/],
+    [['simulate', '--strategy', 'fedyogi'], /--strategy must be fedavg, fedavgm or fedadam/],
+    [['simulate', '--encoder', 'vit'], /--encoder must be convnet-s or resnet-s, got 'vit'/],
+    [['agent', '--data', 'x'], /give --coordinator URL/],
+    [['agent', '--coordinator', 'localhost:8080', '--data', 'x'], /--coordinator must be an http\(s\):\/\/ URL/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1'], /give exactly one of --data DIR .* or --dataset fashion-mnist --client I\/N/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '3/3'], /--client must be I\/N with 0 <= I < N, got '3\/3'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist'], /--dataset needs --client I\/N/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--client', '0/2'], /--client and --partition go with --dataset/],
+    [['coordinator', '--strategy', 'fedyogi'], /--strategy must be one of fedavg, fedavgm, fedadam, got 'fedyogi'/],
+    [['coordinator', '--aggregation', 'masked'], /--aggregation must be one of secure, plain/],
+    [['coordinator', '--channels', '2'], /--channels must be 1 or 3, got 2/],
+    [['coordinator', '--config', '/nonexistent/fedclr.json'], /cannot read --config \/nonexistent\/fedclr.json/],
+    [['coordinator', '--port', 'http'], /--port must be an integer >= 0, got 'http'/],
+  ];
+  for (const [argv, message] of cases) {
+    it(`${argv.join(' ')}`, async () => {
+      const { code, err } = await run(argv);
+      assert.equal(code, 2, err.join('\n'));
+      assert.match(err.join('\n'), message);
+      assert.match(err.join('\n'), /\[FEDCLR_CLI_USAGE\]/);
+    });
+  }
+
+  it('an unknown flag is a usage error (exit 2)', async () => {
+    const { code, err } = await run(['simulate', '--clinets', '3']);
+    assert.equal(code, 2);
+    assert.match(err.join('\n'), /Unknown option '--clinets'/);
+  });
+
+  it('--help lists the options', async () => {
+    for (const name of ['coordinator', 'agent', 'simulate']) {
+      const { code, out } = await run([name, '--help']);
+      assert.equal(code, 0);
+      assert.match(out.join('\n'), new RegExp(`^fedclr ${name}`));
+    }
+  });
+});
+
+describe('splitSimulation', () => {
+  const labels = Uint8Array.from({ length: 600 }, (_, i) => i % 10);
+  it('carves a holdout, partitions the rest disjointly, and is a pure function of the spec', () => {
+    const spec = { dataset: 'fashion-mnist' as const, clients: 4, partition: { kind: 'dirichlet' as const, alpha: 0.5 }, seed: 3 };
+    const a = splitSimulation(labels, spec);
+    const b = splitSimulation(labels, spec);
+    assert.deepEqual(a, b);
+    assert.equal(a.holdout.length, 100); // 1/6 by default
+    assert.equal(a.parts.length, 4);
+    const seen = new Set(a.holdout);
+    for (const p of a.parts) for (const i of p) {
+      assert.ok(!seen.has(i), `index ${i} is in two places`);
+      seen.add(i);
+    }
+    assert.equal(seen.size, 600);
+    assert.notDeepEqual(splitSimulation(labels, { ...spec, seed: 4 }).holdout, a.holdout);
+    assert.equal(splitSimulation(labels, { ...spec, holdout: 50 }).holdout.length, 50);
+  });
+  it('refuses a holdout that leaves too little to partition', () => {
+    assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 598 }), /holdout/);
+  });
+});
+
+function waitFor(stream: NodeJS.ReadableStream, pattern: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; got:\n${text}`)), timeoutMs);
+    stream.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (pattern.test(text)) {
+        clearTimeout(timer);
+        resolve(text);
+      }
+    });
+  });
+}
+
+describe('signals', () => {
+  it('fedclr coordinator and fedclr agent exit cleanly (code 0) on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-cli-'));
+    const started: ChildProcess[] = [];
+    const start = (args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> } => {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      started.push(child);
+      let out = '';
+      let err = '';
+      child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+      return { child, stdout: () => out, stderr: () => err, exit: new Promise((r) => child.once('exit', (code) => r(code))) };
+    };
+    try {
+      const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--log-level', 'warn']);
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator listening on (http:\/\/\S+) /, 30_000);
+      const url = /listening on (http:\/\/\S+) /.exec(banner)?.[1] as string;
+      const agent = start([
+        'agent', '--coordinator', url, '--dataset', 'fashion-mnist', '--client', '0/2', '--limit', '64', '--holdout', '10',
+        '--state', join(dir, 'a'), '--workers', '0', '--json', '--log-level', 'info',
+      ]);
+      await waitFor(agent.child.stderr as NodeJS.ReadableStream, /agent started/, 30_000);
+      agent.child.kill('SIGTERM');
+      assert.equal(await agent.exit, 0, agent.stderr());
+      const summary = JSON.parse(agent.stdout().trim().split('\n').pop() as string) as { signal: string; agentId: string };
+      assert.equal(summary.signal, 'SIGTERM');
+      coordinator.child.kill('SIGTERM');
+      assert.equal(await coordinator.exit, 0, coordinator.stderr());
+      assert.match(coordinator.stdout(), /coordinator stopped \(signal\) after 0 completed rounds/);
+    } finally {
+      for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,118 @@
+// End to end: `fedclr simulate` as real processes (one coordinator, three agents on loopback) on a
+// small slice of Fashion-MNIST: two plain rounds of one local step each, then the evaluation.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel } from '@fedclr/tensor';
+
+const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
+
+interface Report {
+  config: Record<string, unknown>;
+  data: { trainImages: number; holdoutImages: number; testImages: number; clientImages: number[] };
+  completedRounds: number;
+  stoppedBy: string;
+  rounds: {
+    round: number;
+    participants: number;
+    cohort: number;
+    loss: number;
+    examples: number;
+    wallMs: number;
+    trainMs: number;
+    nonTrainingMs: number;
+    nonTrainingShare: number;
+  }[];
+  evaluations: { afterRound: number; linearProbe: number; knn: number }[];
+  linearProbe: number;
+  knn: number;
+  model: { initialVersion: string; finalVersion: string; changed: boolean; relativeChange: number; checkpoint: string };
+  timing: { meanNonTrainingShare: number; totalMs: number };
+}
+
+describe('fedclr simulate', () => {
+  let dir: string;
+  let out: string;
+  let stdout = '';
+  let stderr = '';
+  let code: number | null = null;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedclr-sim-'));
+    out = join(dir, 'run');
+    const args = [
+      BIN, 'simulate', '--clients', '3', '--partition', 'dirichlet', '--alpha', '0.5', '--limit', '512', '--rounds', '2',
+      '--steps-per-round', '1', '--batch', '32', '--aggregation', 'plain', '--eval-every', '1', '--eval-workers', '0',
+      '--seed', '7', '--out', out, '--json',
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('exits 0 and prints the report last on stdout, as written to --out', () => {
+    assert.equal(code, 0, stderr);
+    const printed = JSON.parse(stdout.trim().split('\n').pop() as string) as Report;
+    const written = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.deepEqual(printed, written);
+  });
+
+  it('reports the config, the split, one record per round with its time split, and the evaluation', () => {
+    const r = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.equal(r.config['clients'], 3);
+    assert.equal(r.config['aggregation'], 'plain');
+    assert.deepEqual(r.config['partition'], { kind: 'dirichlet', alpha: 0.5 });
+    assert.equal(r.data.trainImages, 512);
+    assert.equal(r.data.holdoutImages, 85);
+    assert.equal(r.data.testImages, 512);
+    assert.equal(r.data.clientImages.reduce((a, b) => a + b, 0), 512 - 85);
+    assert.equal(r.completedRounds, 2);
+    assert.equal(r.stoppedBy, 'rounds');
+    assert.deepEqual(r.rounds.map((x) => x.round), [1, 2]);
+    for (const x of r.rounds) {
+      assert.equal(x.participants, 3);
+      assert.equal(x.cohort, 3);
+      assert.equal(x.examples, 3 * 32); // one step of 32 images per agent
+      assert.ok(x.loss > 0 && Number.isFinite(x.loss));
+      assert.ok(x.trainMs > 0 && x.wallMs >= x.trainMs, JSON.stringify(x));
+      assert.equal(x.nonTrainingMs, x.wallMs - x.trainMs);
+      assert.ok(x.nonTrainingShare >= 0 && x.nonTrainingShare < 1);
+    }
+    assert.ok(r.timing.meanNonTrainingShare >= 0 && r.timing.meanNonTrainingShare < 1);
+    // --eval-every 1: one evaluation per round; the final numbers are the last one's
+    assert.deepEqual(r.evaluations.map((e) => e.afterRound), [1, 2]);
+    assert.equal(r.linearProbe, r.evaluations[1]?.linearProbe);
+    for (const v of [r.linearProbe, r.knn]) assert.ok(v > 0.1 && v <= 1, `accuracy ${v} (10 classes)`);
+  });
+
+  it('changed the global model and checkpointed it in the tfjs layers format', async () => {
+    const r = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
+    assert.equal(r.model.changed, true);
+    assert.notEqual(r.model.finalVersion, r.model.initialVersion);
+    assert.ok(r.model.relativeChange > 0);
+    assert.match(r.model.checkpoint, /checkpoints\/round-00000002\/tfjs$/);
+    const model = JSON.parse(readFileSync(join(r.model.checkpoint, 'model.json'), 'utf8')) as { format: string; userDefinedMetadata: { fedclr: { info: Record<string, unknown> } } };
+    assert.equal(model.format, 'layers-model');
+    assert.equal(model.userDefinedMetadata.fedclr.info['modelVersion'], r.model.finalVersion);
+    assert.equal(model.userDefinedMetadata.fedclr.info['completedRounds'], 2);
+    const loaded = await loadModel(r.model.checkpoint);
+    assert.equal(loaded.weights.length, r.config['parameters']);
+  });
+
+  it('left every process stopped and a log per process', () => {
+    for (const name of ['coordinator', 'agent-0', 'agent-1', 'agent-2']) assert.ok(existsSync(join(out, 'logs', `${name}.log`)), name);
+    let leftovers = '';
+    try {
+      leftovers = execFileSync('pgrep', ['-f', out], { encoding: 'utf8' });
+    } catch (err) {
+      // pgrep exits 1 when nothing matches: the expected outcome.
+      assert.equal((err as { status?: number }).status, 1);
+    }
+    assert.equal(leftovers, '');
+  });
+});
