@@ -1,7 +1,7 @@
 // fedclr train: centralised contrastive training on a dataset or an image folder; writes a tfjs model.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { contrastiveModel, gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive, type EncoderName } from '@fedclr/contrastive';
+import { contrastiveModel, convnetS, gray28Config, ntXentPairLoss, representationWidth, simclrRgbConfig, trainContrastive, withProjectionHead, type EncoderName } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
 import { defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
@@ -11,6 +11,7 @@ export const trainHelp = `fedclr train [options]
   --dataset fashion-mnist | --data DIR   training images (labels are never used)
   --size N --channels 1|3                image size and channels for --data (default 32, 3)
   --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
+  --widths 32,64,128                     convnet-s filters per layer (the last is the representation)
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area)
@@ -36,6 +37,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
       'weight-decay': { type: 'string' },
       strength: { type: 'string' },
       'crop-min': { type: 'string' },
+      widths: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
       out: { type: 'string' },
@@ -57,7 +59,16 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const epochs = numberOption(values, 'epochs', undefined);
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
-  const spec = contrastiveModel(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels });
+  const input = { height: dataset.height, width: dataset.width, channels: dataset.channels };
+  let spec = contrastiveModel(encoder, input);
+  if (values.widths !== undefined) {
+    const widths = values.widths.split(',').map(Number);
+    if (encoder !== 'convnet-s' || widths.length !== 3 || widths.some((w) => !Number.isInteger(w) || w < 1)) {
+      throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,128; got '${values.widths}'`);
+    }
+    const encoderSpec = convnetS({ ...input, widths: widths as [number, number, number] });
+    spec = withProjectionHead(encoderSpec, representationWidth(encoderSpec));
+  }
   const strength = numberOption(values, 'strength', undefined);
   const base = dataset.channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ ...(strength === undefined ? { strength: 0.5 } : { strength }), blur: false });
   const cropMin = numberOption(values, 'crop-min', undefined);
