@@ -163,11 +163,16 @@ export async function minimizeLbfgs(objective: Objective, x0: Float64Array, opti
       }
       let d0 = dotp(g, p);
       if (!(d0 < 0)) {
-        // Not a descent direction (numerical trouble): restart from steepest descent.
+        // Not a descent direction (numerical trouble): drop the memory and restart from the
+        // (preconditioned) steepest descent direction.
         sList.length = 0;
         yList.length = 0;
         rhoList.length = 0;
         for (let i = 0; i < n; i++) p[i] = -(g[i] as number);
+        if (precondition !== undefined) {
+          precondition(p, scratch);
+          if (dotp(g, scratch) < 0) p.set(scratch);
+        }
         d0 = dotp(g, p);
       }
       // Without curvature pairs, an unpreconditioned step starts at length ~1/||g||; a

@@ -63,18 +63,20 @@ export function ntXentPairLoss(options: NtXentOptions = {}): PairLoss {
 
 /** Loss value and gradient of a pair loss, on plain arrays. */
 export function pairLossGradient(loss: PairLoss, z1: Float32Array, z2: Float32Array, n: number, d: number): { loss: number; dz1: Float32Array; dz2: Float32Array } {
-  return tf.tidy(() => {
+  // Tensors leave the tidy and are read after it: tidy walks every element of a returned typed array.
+  const [value, dz1, dz2] = tf.tidy(() => {
     const a = tf.tensor2d(z1, [n, d]);
     const b = tf.tensor2d(z2, [n, d]);
     if (loss.valueAndGradient) {
       const r = loss.valueAndGradient(a, b);
-      return { loss: (r.loss.dataSync() as Float32Array)[0] as number, dz1: r.dz1.dataSync() as Float32Array, dz2: r.dz2.dataSync() as Float32Array };
+      return [r.loss, r.dz1, r.dz2];
     }
     const { value, grads } = tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => loss(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
-    return {
-      loss: (value.dataSync() as Float32Array)[0] as number,
-      dz1: (grads[0] as tf.Tensor).dataSync() as Float32Array,
-      dz2: (grads[1] as tf.Tensor).dataSync() as Float32Array,
-    };
+    return [value, grads[0] as tf.Tensor, grads[1] as tf.Tensor];
   });
+  try {
+    return { loss: (value.dataSync() as Float32Array)[0] as number, dz1: dz1.dataSync() as Float32Array, dz2: dz2.dataSync() as Float32Array };
+  } finally {
+    tf.dispose([value, dz1, dz2]);
+  }
 }

@@ -81,7 +81,13 @@ export class Replica {
 
   /** Inference-mode output of a node (default: the representation) for a batch of images. */
   embed(images: Float32Array, count: number, output?: string): Float32Array {
-    return tf.tidy(() => this.network.apply(this.batch(images, count), false, output).dataSync() as Float32Array);
+    // read after the tidy: tidy walks every element of a returned typed array
+    const out = tf.tidy(() => this.network.apply(this.batch(images, count), false, output));
+    try {
+      return out.dataSync() as Float32Array;
+    } finally {
+      out.dispose();
+    }
   }
 
   /**
