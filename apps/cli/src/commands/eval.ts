@@ -16,7 +16,7 @@ import {
 } from '@fedclr/contrastive';
 import { loadFashionMnist, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { defaultWorkers, intOption } from '../common.js';
+import { defaultWorkers, intOption, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 
 export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [options]
@@ -24,6 +24,7 @@ export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [opti
   --baseline raw|random       raw pixels, or a randomly initialised encoder (--encoder, --seed)
   --dataset fashion-mnist     labeled train split for fitting, test split for scoring
   --k 20                      neighbours of the kNN
+  --l2 1e-4|auto              probe regularisation; auto picks it on 10% of the TRAIN split
   --workers N --seed 0 --json`;
 
 /** Representations of every image of a split through the encoder part of a model. */
@@ -45,6 +46,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
       encoder: { type: 'string', default: 'convnet-s' },
       dataset: { type: 'string', default: 'fashion-mnist' },
       k: { type: 'string' },
+      l2: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -57,6 +59,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
   const [train, test] = await Promise.all([loadFashionMnist('train'), loadFashionMnist('test')]);
   const workers = intOption(values, 'workers', defaultWorkers(), 0);
   const k = intOption(values, 'k', 20);
+  const l2: number | 'auto' = values.l2 === 'auto' ? 'auto' : (numberOption(values, 'l2', 1e-4, -1) as number);
   const started = performance.now();
 
   let subject: string;
@@ -92,7 +95,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
   const result: EvaluationResult = await evaluateRepresentation(
     { features: trainFeatures.features, labels: train.labels as Uint8Array, dim: trainFeatures.dim },
     { features: testFeatures.features, labels: test.labels as Uint8Array, dim: testFeatures.dim },
-    { knn: { k } },
+    { knn: { k }, linearProbe: { l2 } },
   );
   const summary = {
     subject,
@@ -102,6 +105,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
     trainCount: result.trainCount,
     testCount: result.testCount,
     k,
+    l2: result.details.linearProbe.l2,
     encodeMs: Math.round(encodeMs),
     evalMs: Math.round(result.timeMs),
   };
