@@ -1,6 +1,8 @@
 // Shared option handling of the fedclr commands.
 import { availableParallelism } from 'node:os';
+import { contrastiveModel, convnetS, representationWidth, withProjectionHead, type EncoderName, type InputShape } from '@fedclr/contrastive';
 import { loadFashionMnist, readImageFolder, type ImageDataset } from '@fedclr/data';
+import type { GraphSpec } from '@fedclr/tensor';
 import { UsageError } from './errors.js';
 
 export function intOption(values: Record<string, unknown>, name: string, fallback: number, min = 1): number {
@@ -43,4 +45,16 @@ export async function loadImages(options: DataOptions, split: 'train' | 'test', 
   const name = options.dataset ?? 'fashion-mnist';
   if (name !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${name}'; available: fashion-mnist (or --data DIR)`);
   return loadFashionMnist(split);
+}
+
+/** The contrastive model (encoder + head) named by --encoder, optionally with --widths for convnet-s. */
+export function modelSpec(encoder: string, input: InputShape, widthsFlag: string | undefined): GraphSpec {
+  if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${encoder}'`);
+  if (widthsFlag === undefined) return contrastiveModel(encoder as EncoderName, input);
+  const widths = widthsFlag.split(',').map(Number);
+  if (encoder !== 'convnet-s' || widths.length !== 3 || widths.some((w) => !Number.isInteger(w) || w < 1)) {
+    throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,128; got '${widthsFlag}'`);
+  }
+  const encoderSpec = convnetS({ ...input, widths: widths as [number, number, number] });
+  return withProjectionHead(encoderSpec, representationWidth(encoderSpec));
 }

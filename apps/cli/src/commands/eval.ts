@@ -3,7 +3,6 @@
 import { parseArgs } from 'node:util';
 import {
   REPRESENTATION,
-  contrastiveModel,
   createStepEngine,
   evaluateRepresentation,
   extractFeatures,
@@ -11,17 +10,16 @@ import {
   initialState,
   ntXentPairLoss,
   rawPixelFeatures,
-  type EncoderName,
   type EvaluationResult,
 } from '@fedclr/contrastive';
 import { loadFashionMnist, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { defaultWorkers, intOption, numberOption } from '../common.js';
+import { defaultWorkers, intOption, modelSpec, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 
 export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [options]
   --model DIR                 a model written by fedclr train / the coordinator (tfjs format)
-  --baseline raw|random       raw pixels, or a randomly initialised encoder (--encoder, --seed)
+  --baseline raw|random       raw pixels, or a randomly initialised encoder (--encoder, --widths, --seed)
   --dataset fashion-mnist     labeled train split for fitting, test split for scoring
   --k 20                      neighbours of the kNN
   --l2 1e-4|auto              probe regularisation; auto picks it on 10% of the TRAIN split
@@ -47,6 +45,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
       dataset: { type: 'string', default: 'fashion-mnist' },
       k: { type: 'string' },
       l2: { type: 'string' },
+      widths: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -74,11 +73,9 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
     let spec: GraphSpec;
     let weights: Float32Array;
     if (values.baseline === 'random') {
-      const encoder = values.encoder as EncoderName;
-      if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${encoder}'`);
-      spec = contrastiveModel(encoder, { height: train.height, width: train.width, channels: train.channels });
+      spec = modelSpec(values.encoder, { height: train.height, width: train.width, channels: train.channels }, values.widths);
       weights = initialState(spec, intOption(values, 'seed', 0, 0)).params;
-      subject = `randomly initialised ${encoder}`;
+      subject = `randomly initialised ${spec.name}`;
     } else if (values.baseline !== undefined) {
       throw new UsageError(`--baseline must be raw or random, got '${values.baseline}'`);
     } else {

@@ -1,9 +1,9 @@
 // fedclr train: centralised contrastive training on a dataset or an image folder; writes a tfjs model.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { contrastiveModel, convnetS, gray28Config, ntXentPairLoss, representationWidth, simclrRgbConfig, trainContrastive, withProjectionHead, type EncoderName } from '@fedclr/contrastive';
+import { gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
+import { defaultWorkers, intOption, loadImages, modelSpec, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -51,24 +51,14 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   if (channels !== undefined && channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
   const backend = await initBackend();
   const dataset = await loadImages({ dataset: values.dataset, data: values.data, size: values.size === undefined ? undefined : intOption(values, 'size', 32), channels }, 'train', log);
-  const encoder = (values.encoder ?? (dataset.channels === 1 ? 'convnet-s' : 'resnet-s')) as EncoderName;
-  if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${values.encoder}'`);
+  const encoder = values.encoder ?? (dataset.channels === 1 ? 'convnet-s' : 'resnet-s');
   const optimizer = values.optimizer ?? 'adam';
   if (optimizer !== 'adam' && optimizer !== 'sgd') throw new UsageError(`--optimizer must be adam or sgd, got '${optimizer}'`);
   const minutes = numberOption(values, 'minutes', undefined);
   const epochs = numberOption(values, 'epochs', undefined);
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
-  const input = { height: dataset.height, width: dataset.width, channels: dataset.channels };
-  let spec = contrastiveModel(encoder, input);
-  if (values.widths !== undefined) {
-    const widths = values.widths.split(',').map(Number);
-    if (encoder !== 'convnet-s' || widths.length !== 3 || widths.some((w) => !Number.isInteger(w) || w < 1)) {
-      throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,128; got '${values.widths}'`);
-    }
-    const encoderSpec = convnetS({ ...input, widths: widths as [number, number, number] });
-    spec = withProjectionHead(encoderSpec, representationWidth(encoderSpec));
-  }
+  const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths);
   const strength = numberOption(values, 'strength', undefined);
   const base = dataset.channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ ...(strength === undefined ? { strength: 0.5 } : { strength }), blur: false });
   const cropMin = numberOption(values, 'crop-min', undefined);
