@@ -216,6 +216,8 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
           ? (config.learningRate * (state.step + 1)) / warmup
           : config.learningRate * (finalFraction + (1 - finalFraction) * 0.5 * (1 + Math.cos(Math.PI * fraction)));
       const { loss } = await engine.step(batch, batchSize, learningRate, config.seed * 1_000_003 + state.step);
+      // An in-process step blocks the thread; let I/O (an agent's socket heartbeats) run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
       if (!Number.isFinite(loss)) throw new InvalidTrainingConfigError('learningRate', `the loss diverged (${loss}) at step ${state.step}; lower the learning rate`);
       state.step++;
       state.imagesSeen += batchSize;
