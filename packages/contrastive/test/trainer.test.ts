@@ -75,6 +75,17 @@ describe('trainContrastive', () => {
     });
   });
 
+  it('lets the event loop run between steps (an agent must keep answering heartbeats)', async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 0);
+    try {
+      await trainContrastive(dataset(20), config({ maxSteps: 4 }));
+    } finally {
+      clearInterval(timer);
+    }
+    assert.ok(ticks >= 3, `timers ran ${ticks} times during 4 steps`);
+  });
+
   it('validates its inputs', async () => {
     await assert.rejects(trainContrastive(dataset(20), config({})), { message: /epochs, minutes or maxSteps/ });
     await assert.rejects(trainContrastive(dataset(4), config({ epochs: 1 })), { message: /exceeds/ });
