@@ -44,7 +44,7 @@ export const simulateHelp = `fedclr simulate [options]
   --k 20                      kNN neighbours
   --holdout H                 labeled train images kept from the agents for the probe (default 1/6)
   --limit N                   use only the first N train and N test images (smoke runs)
-  --agent-workers 0 --eval-workers N --deadline 600 (seconds per round)
+  --agent-workers 1 --eval-workers N --deadline 600 (seconds per round)
   --out DIR --json --verbose`;
 
 const BIN = fileURLToPath(new URL('../../../bin/fedclr.js', import.meta.url));
@@ -230,7 +230,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
-  const agentWorkers = intOption(values, 'agent-workers', 0, 0);
+  // One training thread per agent keeps the agent's own event loop free for socket heartbeats
+  // (in-process training blocks it for a whole step, which under 10-way CPU sharing outlasts them).
+  const agentWorkers = intOption(values, 'agent-workers', 1, 0);
   const evalWorkers = intOption(values, 'eval-workers', defaultWorkers(), 0);
   const deadlineSec = numberOption(values, 'deadline', Math.min(600, minutes === undefined ? 600 : Math.max(1, minutes * 60))) as number;
   if (deadlineSec < 1) throw new UsageError(`--deadline must be at least 1 second, got ${deadlineSec}`);
