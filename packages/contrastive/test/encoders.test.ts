@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Network, inferShapes, initBackend, loadFlatWeights, loadModel, manifestOf, saveModel, totalSize } from '@fedclr/tensor';
 import { PROJECTION, REPRESENTATION, contrastiveModel, convnetS, createStepEngine, ntXentPairLoss, representationWidth, resnetSmall, withProjectionHead } from '../src/index.js';
+import { uniformArray } from './seeded.js';
 
 describe('encoders', () => {
   before(async () => {
@@ -59,8 +60,7 @@ describe('encoders', () => {
     const dir = await mkdtemp(join(tmpdir(), 'fedclr-resnet-'));
     try {
       const before = Float32Array.from(engine.params);
-      let s = 3;
-      const images = new Float32Array(6 * 32 * 32 * 3).map(() => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 4294967296));
+      const images = uniformArray(6 * 32 * 32 * 3, 3);
       const { loss } = await engine.step(images, 6, 1e-3, 0);
       assert.ok(Number.isFinite(loss) && loss > 0);
       assert.notDeepEqual(engine.params, before);

@@ -5,15 +5,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, ntXentPairLoss, pairLossGradient, splitBatch, type PairLoss } from '../src/index.js';
+import { uniformArray } from './seeded.js';
 
 function images(count: number, pixels: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(count * pixels);
-  for (let i = 0; i < out.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 4294967296;
-  }
-  return out;
+  return uniformArray(count * pixels, seed);
 }
 
 // No BatchNorm: per-worker batch statistics would (rightly) make the two engines differ.

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Network, flattenWeights, initBackend, loadFlatWeights, loadModel, saveModel, type GraphSpec } from '../src/index.js';
+import { uniformArray } from './seeded.js';
 
 const spec: GraphSpec = {
   name: 'io-test',
@@ -42,9 +43,7 @@ function fileHandler(dir: string): tf.io.IOHandler {
 }
 
 function input(seed: number): tf.Tensor4D {
-  let s = seed;
-  const v = new Float32Array(2 * 8 * 8 * 3).map(() => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 4294967296));
-  return tf.tensor4d(v, [2, 8, 8, 3]);
+  return tf.tensor4d(uniformArray(2 * 8 * 8 * 3, seed), [2, 8, 8, 3]);
 }
 
 describe('tfjs layers model files', () => {

@@ -17,15 +17,11 @@ import {
   type GraphSpec,
   type WeightManifest,
 } from '../src/index.js';
+import { uniformArray } from './seeded.js';
 
+/** `count` values uniform in [shift - scale, shift + scale). */
 function seeded(count: number, seed: number, scale = 1, shift = 0): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 4294967296 - 0.5) * 2 * scale + shift;
-  }
-  return out;
+  return uniformArray(count, seed).map((u) => (u - 0.5) * 2 * scale + shift);
 }
 
 function maxRelError(a: Float32Array, b: Float32Array): number {
