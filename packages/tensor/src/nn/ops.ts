@@ -34,6 +34,29 @@ export function globalAveragePool(x: tf.Tensor4D): tf.Tensor2D {
   return op(x) as tf.Tensor2D;
 }
 
+/**
+ * x·scale + shift per channel (last axis), optionally through ReLU. On wasm a 1x1 depthwise
+ * convolution does it in one XNNPACK pass, ~5x faster than broadcast mul, add and relu.
+ */
+export function channelAffine(x: tf.Tensor, scale: tf.Tensor1D, shift: tf.Tensor1D | null, relu: boolean): tf.Tensor {
+  return tf.tidy(() => {
+    const channels = x.shape[x.shape.length - 1] as number;
+    if (tf.getBackend() !== 'wasm') {
+      const scaled = tf.mul(x, scale);
+      const y = shift === null ? scaled : tf.add(scaled, shift);
+      return relu ? tf.relu(y) : y;
+    }
+    // The kernel itself, not tf.fused.depthwiseConv2d: under a gradient tape that op unfuses
+    // into three passes. Only ever called where no tape records (custom forwards and gradients).
+    const x4 = x.rank === 4 ? x : tf.reshape(x, [1, x.size / channels, 1, channels]);
+    const filter = tf.reshape(scale, [1, 1, channels, 1]);
+    const inputs: tf.NamedTensorMap = shift === null ? { x: x4, filter } : { x: x4, filter, bias: shift };
+    const attrs = { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1], activation: relu ? 'relu' : 'linear' };
+    const y = tf.engine().runKernel(tf.FusedDepthwiseConv2D, inputs, attrs) as tf.Tensor;
+    return x.rank === 4 ? y : tf.reshape(y, x.shape);
+  });
+}
+
 export interface BatchStats {
   mean: tf.Tensor1D;
   variance: tf.Tensor1D;
@@ -61,8 +84,7 @@ export function batchNormTrain(
     const invStd = tf.rsqrt(tf.add(variance, epsilon)) as tf.Tensor1D;
     const scale = tf.mul(g, invStd);
     const shift = tf.sub(b, tf.mul(mean, scale));
-    const pre = tf.add(tf.mul(input, scale), shift);
-    const value = relu ? tf.relu(pre) : pre;
+    const value = channelAffine(input, scale as tf.Tensor1D, shift as tf.Tensor1D, relu);
     save([input, value, g, mean, invStd]);
     onStats({ mean: tf.keep(mean), variance: tf.keep(variance) });
     return {
@@ -79,7 +101,7 @@ export function batchNormTrain(
         const k = tf.mul(gs, is);
         const a = tf.neg(tf.mul(tf.mul(k, meanDyXhat), is));
         const c = tf.sub(tf.neg(tf.mul(k, meanDy)), tf.mul(a, ms));
-        const dx = tf.add(tf.add(tf.mul(dyr, k), tf.mul(xs, a)), c);
+        const dx = tf.add(channelAffine(dyr, k as tf.Tensor1D, null, false), channelAffine(xs, a as tf.Tensor1D, c as tf.Tensor1D, false));
         const dGamma = tf.mul(is, tf.sub(sumDyX, tf.mul(ms, sumDy)));
         return [dx, dGamma, sumDy];
       },
@@ -99,9 +121,8 @@ export function batchNormInfer(
   relu: boolean,
 ): tf.Tensor {
   return tf.tidy(() => {
-    const scale = tf.mul(gamma, tf.rsqrt(tf.add(movingVariance, epsilon)));
-    const shift = tf.sub(beta, tf.mul(movingMean, scale));
-    const y = tf.add(tf.mul(x, scale), shift);
-    return relu ? tf.relu(y) : y;
+    const scale = tf.mul(gamma, tf.rsqrt(tf.add(movingVariance, epsilon))) as tf.Tensor1D;
+    const shift = tf.sub(beta, tf.mul(movingMean, scale)) as tf.Tensor1D;
+    return channelAffine(x, scale, shift, relu);
   });
 }

@@ -6,6 +6,7 @@ import {
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   getKernel,
+  Identity,
   registerKernel,
   unregisterKernel,
   type BatchMatMulAttrs,
@@ -70,6 +71,15 @@ export function installFastWasmKernels(): void {
   replaceKernel(BatchMatMul, matMul.setupFunc, ({ inputs, backend, attrs }) => {
     const wasm = backend as WasmBackend;
     return batchMatMul(wasm, input(inputs, 'a'), input(inputs, 'b'), attrs as unknown as BatchMatMulAttrs, invoker(matMul, wasm));
+  });
+  // tfjs clones every tensor it saves for the backward pass; the stock wasm Identity copies the
+  // data (~3 full passes per BatchNorm layer). Tensors are immutable: share the memory instead.
+  const copyingIdentity = requireKernel(Identity);
+  replaceKernel(Identity, copyingIdentity.setupFunc, (args) => {
+    const x = input(args.inputs, 'x');
+    if (x.dtype === 'string') return copyingIdentity.kernelFunc(args);
+    (args.backend as WasmBackend).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
   });
   installed = true;
 }
