@@ -3,7 +3,7 @@ export { installFastWasmKernels } from './wasm/register.js';
 export { getLogger, setLogger, type Logger } from './log.js';
 export * from './errors.js';
 export { Network, inferShapes, weightSpecs, type GraphSpec, type NodeSpec, type Weight, type WeightSpec } from './nn/graph.js';
-export { batchNormInfer, batchNormTrain, channelMeans, globalAveragePool, type BatchStats } from './nn/ops.js';
+export { batchNormInfer, batchNormTrain, channelAffine, channelMeans, globalAveragePool, type BatchStats } from './nn/ops.js';
 export {
   assertSameManifest,
   flattenWeights,

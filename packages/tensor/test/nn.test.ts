@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import {
   Network,
   batchNormTrain,
+  channelAffine,
   channelMeans,
   flattenWeights,
   globalAveragePool,
@@ -95,6 +96,37 @@ for (const backend of ['cpu', 'wasm'] as const) {
         tf.dispose([x, gamma, beta, dy]);
       });
     }
+
+    it('channelAffine equals x·scale + shift (optional shift, optional ReLU, 4-D and 2-D)', () => {
+      for (const shape of [[3, 5, 4, 6], [7, 6]]) {
+        const size = shape.reduce((a, b) => a * b, 1);
+        const x = tf.tensor(seeded(size, 41, 2), shape);
+        const scale = tf.tensor1d(seeded(6, 42, 1.5));
+        const shift = tf.tensor1d(seeded(6, 43));
+        for (const withShift of [false, true]) {
+          for (const relu of [false, true]) {
+            const [actual, expected] = tf.tidy(() => {
+              const plain = withShift ? tf.add(tf.mul(x, scale), shift) : tf.mul(x, scale);
+              return [channelAffine(x, scale, withShift ? shift : null, relu), relu ? tf.relu(plain) : plain];
+            });
+            assert.deepEqual(actual!.shape, shape);
+            const err = maxRelError(actual!.dataSync() as Float32Array, expected!.dataSync() as Float32Array);
+            assert.ok(err < 1e-6, `shift ${withShift} relu ${relu} shape ${shape.join('x')}: ${err}`);
+            tf.dispose([actual!, expected!]);
+          }
+        }
+        tf.dispose([x, scale, shift]);
+      }
+    });
+
+    it('a clone keeps its values after the source is disposed', () => {
+      const values = seeded(24, 51);
+      const source = tf.tensor2d(values, [4, 6]);
+      const copy = tf.clone(source);
+      source.dispose();
+      assert.deepEqual(Array.from(copy.dataSync()), Array.from(values));
+      copy.dispose();
+    });
 
     it('globalAveragePool value and gradient match tf.mean', () => {
       const x = tf.tensor4d(seeded(2 * 3 * 4 * 5, 21), [2, 3, 4, 5]);
