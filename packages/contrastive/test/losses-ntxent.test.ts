@@ -26,7 +26,7 @@ before(async () => {
 });
 
 /** NT-Xent written from the definition: 2N anchors, one positive, 2N - 2 negatives each. */
-function ntXentReference(z1: Matrix, z2: Matrix, tau: number, normalize = true): number {
+function ntXentReference(z1: Matrix, z2: Matrix, tau: number, normalize = true, decoupled = false): number {
   const a = normalize ? normalizeRows(z1) : z1;
   const b = normalize ? normalizeRows(z2) : z2;
   const z = [...a, ...b];
@@ -35,7 +35,7 @@ function ntXentReference(z1: Matrix, z2: Matrix, tau: number, normalize = true):
   for (let k = 0; k < 2 * n; k++) {
     const pos = k < n ? k + n : k - n;
     const logits: number[] = [];
-    for (let j = 0; j < 2 * n; j++) if (j !== k) logits.push(dot(at(z, k), at(z, j)) / tau);
+    for (let j = 0; j < 2 * n; j++) if (j !== k && !(decoupled && j === pos)) logits.push(dot(at(z, k), at(z, j)) / tau);
     total += -dot(at(z, k), at(z, pos)) / tau + logSumExp(logits);
   }
   return total / (2 * n);
@@ -84,6 +84,32 @@ describe('ntXentLoss', () => {
       );
       assertClose(raw, ntXentReference(z1, z2, tau, false), 1e-5, `unnormalised N=${n}`);
     }
+  });
+
+  it('decoupled (DCL) matches the reference without the positive in the denominator, and its gradients', () => {
+    // hand case as above without the positive: -1 + log(e^0 + e^0) = log 2 - 1
+    const eye: Matrix = [
+      [1, 0],
+      [0, 1],
+    ];
+    const hand = lossValue(([a, b]) => ntXentLoss(a as tf.Tensor2D, b as tf.Tensor2D, { temperature: 1, decoupled: true }), [eye, eye]);
+    assertClose(hand, Math.log(2) - 1, 1e-6, 'hand case');
+    const rng = mulberry32(4);
+    for (const [n, d, tau] of [
+      [4, 3, 0.5],
+      [7, 5, 0.1],
+    ] as const) {
+      const z1 = randomMatrix(rng, n, d);
+      const z2 = randomMatrix(rng, n, d);
+      const got = lossValue(([a, b]) => ntXentLoss(a as tf.Tensor2D, b as tf.Tensor2D, { temperature: tau, decoupled: true }), [z1, z2]);
+      assertClose(got, ntXentReference(z1, z2, tau, true, true), 1e-5, `N=${n} D=${d} tau=${tau}`);
+      assert.ok(got < ntXentReference(z1, z2, tau), 'leaving the positive out lowers the loss');
+    }
+    const inputs = [randomMatrix(rng, 5, 4), randomMatrix(rng, 5, 4)];
+    const auto = autodiffGrads(([a, b]) => ntXentLoss(a as tf.Tensor2D, b as tf.Tensor2D, { temperature: 0.3, decoupled: true }), inputs);
+    const numeric = numericGrad(([a, b]) => ntXentReference(a as Matrix, b as Matrix, 0.3, true, true), inputs);
+    assertGradClose(at(auto, 0), at(numeric, 0), GRAD_TOL, 'dz1');
+    assertGradClose(at(auto, 1), at(numeric, 1), GRAD_TOL, 'dz2');
   });
 
   it('is stable for tiny temperatures (large logits)', () => {

@@ -31,9 +31,9 @@ describe('step engines', () => {
     await initBackend({ prefer: 'wasm' });
   });
 
-  it('the closed-form NT-Xent gradient equals autodiff of the loss', () => {
-    for (const temperature of [0.1, 0.5]) {
-      const closed = ntXentPairLoss({ temperature });
+  it('the closed-form NT-Xent gradient (plain and decoupled) equals autodiff of the loss', () => {
+    for (const [temperature, decoupled] of [[0.1, false], [0.5, false], [0.2, true]] as const) {
+      const closed = ntXentPairLoss({ temperature, decoupled });
       const autodiff: PairLoss = (a, b) => closed(a, b);
       const z1 = images(12, 7, 3).map((v) => v - 0.5);
       const z2 = images(12, 7, 4).map((v) => v - 0.5);
@@ -117,6 +117,52 @@ describe('step engines', () => {
     }
   });
 
+  it('FedProx through both engines: the proximal step differs from the plain one by exactly lr·mu·(w - anchor)', async () => {
+    // BatchNorm included: its moving statistics are not trainable and must come out as in plain training.
+    const spec: GraphSpec = {
+      name: 'prox-cnn',
+      input: { height: 8, width: 8, channels: 1 },
+      nodes: [
+        { op: 'conv', name: 'c1', input: 'input', filters: 4, kernel: 3, stride: 2 },
+        { op: 'bn', name: 'b1', input: 'c1', relu: true },
+        { op: 'gap', name: 'representation', input: 'b1' },
+        { op: 'dense', name: 'projection', input: 'representation', units: 6 },
+      ],
+      output: 'projection',
+    };
+    const base = { spec, augment: null, loss: ntXentPairLoss({ temperature: 0.5 }), optimizer: { kind: 'sgd' as const, momentum: 0 }, seed: 2, maxBatch: 8 };
+    const plain = await createStepEngine({ ...base, workers: 0 });
+    const start = Float32Array.from(plain.params);
+    const anchor = start.map((w, i) => w + 0.5 * Math.sin(i + 1));
+    const mu = 0.7;
+    const lr = 0.05;
+    // Local (in-process) and parallel (one worker: the same batch statistics as in-process).
+    const proximal = [await createStepEngine({ ...base, workers: 0, proximal: { mu, anchor } }), await createStepEngine({ ...base, workers: 1, proximal: { mu, anchor } })];
+    try {
+      const batch = images(8, 64, 11);
+      await plain.step(batch, 8, lr, 0);
+      const trainable = new Set<number>();
+      let offset = 0;
+      for (const t of plain.manifest.tensors) {
+        const size = t.shape.reduce((a, b) => a * b, 1);
+        if (t.trainable) for (let i = offset; i < offset + size; i++) trainable.add(i);
+        offset += size;
+      }
+      assert.ok(trainable.size < start.length, 'the model has non-trainable statistics');
+      for (const engine of proximal) {
+        await engine.step(batch, 8, lr, 0);
+        for (let i = 0; i < start.length; i++) {
+          const pull = trainable.has(i) ? lr * mu * ((start[i] as number) - (anchor[i] as number)) : 0;
+          const expected = (plain.params[i] as number) - pull;
+          assert.ok(Math.abs((engine.params[i] as number) - expected) < 1e-5, `${engine.workers} workers, weight ${i}: ${engine.params[i]} vs ${expected}`);
+        }
+      }
+    } finally {
+      await plain.dispose();
+      await Promise.all(proximal.map((e) => e.dispose()));
+    }
+  });
+
   it('refuses a batch larger than maxBatch or smaller than 2', async () => {
     const engine = await createStepEngine({ spec: noBatchNorm, augment: null, loss: ntXentPairLoss(), optimizer: { kind: 'sgd' }, workers: 0, maxBatch: 4 });
     try {
@@ -159,6 +205,31 @@ describe('flat optimisers and schedule', () => {
     opt.apply(params, Float32Array.from([0, 0, 0]), 1);
     // bias velocity 0.5·1 = 0.5 → 0 - 0.5
     assert.ok(Math.abs((params[3] as number) + 0.5) < 1e-6);
+  });
+
+  it('FedProx: one SGD step is the plain step minus lr·mu·(w - anchor) on trainable entries only', () => {
+    const grads = [0.5, -2, 4];
+    const start = [1, 2, 5, 3];
+    const anchor = Float32Array.from([0.5, 2.5, -7, 1]); // -7: a statistic, which must not be pulled
+    const plain = Float32Array.from(start);
+    new FlatOptimizer(manifest, { kind: 'sgd', momentum: 0.9 }).apply(plain, Float32Array.from(grads), 0.1);
+    const prox = Float32Array.from(start);
+    new FlatOptimizer(manifest, { kind: 'sgd', momentum: 0.9 }, { mu: 0.3, anchor }).apply(prox, Float32Array.from(grads), 0.1);
+    for (const i of [0, 1, 3]) {
+      const expected = (plain[i] as number) - 0.1 * 0.3 * ((start[i] as number) - (anchor[i] as number));
+      assert.ok(Math.abs((prox[i] as number) - expected) < 1e-6, `weight ${i}: ${prox[i]} vs ${expected}`);
+    }
+    assert.equal(prox[2], 5);
+    assert.equal(plain[2], 5);
+    // mu = 0 is plain training
+    const zero = Float32Array.from(start);
+    new FlatOptimizer(manifest, { kind: 'sgd' }, { mu: 0, anchor }).apply(zero, Float32Array.from(grads), 0.1);
+    assert.deepEqual(zero, plain);
+  });
+
+  it('FedProx: refuses a negative mu and an anchor of the wrong length', () => {
+    assert.throws(() => new FlatOptimizer(manifest, { kind: 'adam' }, { mu: -1, anchor: new Float32Array(4) }), { code: 'FEDCLR_CONTRASTIVE_INVALID_TRAINING' });
+    assert.throws(() => new FlatOptimizer(manifest, { kind: 'adam' }, { mu: 0.1, anchor: new Float32Array(3) }), { code: 'FEDCLR_CONTRASTIVE_INVALID_TRAINING' });
   });
 
   it('cosine schedule with warm-up', () => {

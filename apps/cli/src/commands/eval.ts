@@ -12,7 +12,7 @@ import {
   rawPixelFeatures,
   type EvaluationResult,
 } from '@fedclr/contrastive';
-import { loadFashionMnist, type LabeledImageDataset } from '@fedclr/data';
+import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
 import { defaultWorkers, intOption, modelSpec, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
@@ -21,6 +21,8 @@ export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [opti
   --model DIR                 a model written by fedclr train / the coordinator (tfjs format)
   --baseline raw|random       raw pixels, or a randomly initialised encoder (--encoder, --widths, --seed)
   --dataset fashion-mnist     labeled train split for fitting, test split for scoring
+  --split test|validation     score on the test split (default), or on 10,000 train images held
+                              out from fitting (seeded by --split-seed): tune recipes on this one
   --k 20                      neighbours of the kNN
   --l2 1e-4|auto              probe regularisation; auto picks it on 10% of the TRAIN split
   --workers N --seed 0 --json`;
@@ -33,6 +35,16 @@ export async function encodeSplit(spec: GraphSpec, weights: Float32Array, data: 
   } finally {
     await engine.dispose();
   }
+}
+
+const VALIDATION_SIZE = 10_000;
+
+/** (fit, score) splits: train/test, or train minus a seeded held-out part of it / that part. */
+async function heldOutSplits(split: 'test' | 'validation', seed: number): Promise<[LabeledImageDataset, LabeledImageDataset]> {
+  const train = (await loadFashionMnist('train')) as LabeledImageDataset;
+  if (split === 'test') return [train, (await loadFashionMnist('test')) as LabeledImageDataset];
+  const order = createRng(seed).shuffle(Array.from({ length: train.count }, (_, i) => i));
+  return [subsetDataset(train, order.slice(VALIDATION_SIZE)), subsetDataset(train, order.slice(0, VALIDATION_SIZE))];
 }
 
 export async function evalCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
@@ -48,14 +60,17 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
       widths: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
+      split: { type: 'string', default: 'test' },
+      'split-seed': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if ((values.model === undefined) === (values.baseline === undefined)) throw new UsageError('give exactly one of --model DIR or --baseline raw|random');
   if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+  if (values.split !== 'test' && values.split !== 'validation') throw new UsageError(`--split must be test or validation, got '${values.split}'`);
   await initBackend();
-  const [train, test] = await Promise.all([loadFashionMnist('train'), loadFashionMnist('test')]);
+  const [train, test] = await heldOutSplits(values.split, intOption(values, 'split-seed', 0, 0));
   const workers = intOption(values, 'workers', defaultWorkers(), 0);
   const k = intOption(values, 'k', 20);
   const l2: number | 'auto' = values.l2 === 'auto' ? 'auto' : (numberOption(values, 'l2', 1e-4, -1) as number);
@@ -96,6 +111,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
   );
   const summary = {
     subject,
+    split: values.split,
     linearProbe: result.linearProbe,
     knn: result.knn,
     dim: result.dim,
@@ -107,6 +123,6 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
     evalMs: Math.round(result.timeMs),
   };
   if (values.json) out(JSON.stringify(summary));
-  else out(`${subject}: linear probe ${(result.linearProbe * 100).toFixed(2)}%, kNN (k=${k}) ${(result.knn * 100).toFixed(2)}% on ${result.testCount} test images`);
+  else out(`${subject}: linear probe ${(result.linearProbe * 100).toFixed(2)}%, kNN (k=${k}) ${(result.knn * 100).toFixed(2)}% on ${result.testCount} ${values.split} images`);
   return 0;
 }

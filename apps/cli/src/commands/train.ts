@@ -15,6 +15,8 @@ export const trainHelp = `fedclr train [options]
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area)
+  --decoupled                            decoupled contrastive loss (NT-Xent without the positive
+                                         in the denominator; Yeh et al. 2022)
   --workers N                            training threads (default min(2, cores))
   --seed 0 --out DIR --checkpoint DIR --resume --json`;
 
@@ -43,6 +45,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
       out: { type: 'string' },
       checkpoint: { type: 'string' },
       resume: { type: 'boolean', default: false },
+      decoupled: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -70,7 +73,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const result = await trainContrastive(dataset, {
     spec,
     augment,
-    loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', 0.5) as number }),
+    loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', 0.5) as number, decoupled: values.decoupled }),
     optimizer: optimizer === 'adam' ? { kind: 'adam', weightDecay } : { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay },
     learningRate: numberOption(values, 'lr', optimizer === 'adam' ? 2e-3 : 0.3) as number,
     batchSize: intOption(values, 'batch', 256, 2),

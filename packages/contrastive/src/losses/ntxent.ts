@@ -9,6 +9,12 @@ export interface NtXentOptions {
   temperature?: number;
   /** L2-normalise the rows first, so logits are cosine similarities / tau. Default true. */
   normalize?: boolean;
+  /**
+   * Decoupled contrastive loss (DCL, Yeh et al. 2022): the positive is left out of the
+   * log-sum-exp, which removes the negative-positive coupling that slows small-batch and short
+   * training. Default false (plain NT-Xent).
+   */
+  decoupled?: boolean;
 }
 
 /**
@@ -20,6 +26,7 @@ export interface NtXentOptions {
  *
  *   loss = 1/(2N) * sum_k [ -s_k,pos(k) + log sum_{j != k} exp(s_kj) ]
  *
+ * (decoupled: the sum runs over the 2N - 2 negatives only, j != k, pos(k)).
  * The self-similarity s_kk is excluded by adding a large finite negative before a stable
  * log-sum-exp. Returns a scalar; differentiable w.r.t. z1 and z2. N = 1 gives 0 (no negatives).
  */
@@ -36,13 +43,19 @@ export function ntXentLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, options: NtXentOpti
     const b = normalize ? l2Normalize(z2) : z2;
     const z = tf.concat([a, b], 0); // [2N, D]
     const logits = tf.div(tf.matMul(z, z, false, true), temperature); // [2N, 2N]
-    const selfMask = tf.mul(tf.eye(2 * n), LOGIT_MASK_VALUE);
-    const lse = tf.logSumExp(tf.add(logits, selfMask), 1); // [2N]
+    const excluded = options.decoupled ? tf.add(tf.eye(2 * n), positiveIndicator(n)) : tf.eye(2 * n);
+    const lse = tf.logSumExp(tf.add(logits, tf.mul(excluded, LOGIT_MASK_VALUE)), 1); // [2N]
     // The positive logit of anchor k and of anchor k + N is the same <a_k, b_k> / tau, so the
     // mean over 2N anchors of the positive term equals the mean over the N pairs.
     const positive = tf.div(tf.sum(tf.mul(a, b), 1), temperature); // [N]
     return tf.sub(tf.mean(lse), tf.mean(positive)) as tf.Scalar;
   });
+}
+
+/** [2N, 2N] one-hot of each anchor's positive: row k has a 1 at k + N (k < N) or k - N. */
+export function positiveIndicator(n: number): tf.Tensor2D {
+  // int32 one-hot, then cast: tfjs-backend-wasm 4.22's OneHot writes int bit patterns into a float32 output.
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.concat([tf.range(n, 2 * n, 1, 'int32'), tf.range(0, n, 1, 'int32')]), 2 * n), 'float32') as tf.Tensor2D);
 }
 
 export interface InfoNceOptions {

@@ -1,6 +1,7 @@
 // The contrastive loss over the whole batch, on embeddings gathered from every replica.
 import * as tf from '@tensorflow/tfjs-core';
 import { ntXentLoss, type NtXentOptions } from '../losses/index.js';
+import { positiveIndicator } from '../losses/ntxent.js';
 
 /** A loss of two aligned views' embeddings [n, d] (row i of each comes from image i). */
 export interface PairLoss {
@@ -27,21 +28,28 @@ function constant(key: string, make: () => tf.Tensor): tf.Tensor {
  * dL/dU = (G + Gᵀ) U / τ, projected back through the row normalisation. About 10x cheaper on
  * wasm than autodiff, whose max/equal/eye chain runs on slow kernels.
  */
-function ntXentValueAndGradient(z1: tf.Tensor2D, z2: tf.Tensor2D, temperature: number): { loss: tf.Scalar; dz1: tf.Tensor2D; dz2: tf.Tensor2D } {
+function ntXentValueAndGradient(
+  z1: tf.Tensor2D,
+  z2: tf.Tensor2D,
+  temperature: number,
+  decoupled: boolean,
+): { loss: tf.Scalar; dz1: tf.Tensor2D; dz2: tf.Tensor2D } {
   return tf.tidy(() => {
     const n = z1.shape[0];
     const rows = 2 * n;
     const z = tf.concat([z1, z2], 0);
     const norm = tf.sqrt(tf.add(tf.sum(tf.square(z), 1, true), 1e-12));
     const u = tf.div(z, norm);
-    const mask = constant(`mask:${rows}`, () => tf.mul(tf.eye(rows), -1e9));
-    const positives = constant(`pos:${rows}`, () =>
-      tf.oneHot(tf.concat([tf.range(n, rows, 1, 'int32'), tf.range(0, n, 1, 'int32')]), rows),
-    );
-    const logits = tf.add(tf.div(tf.matMul(u, u, false, true), temperature), mask);
-    const logP = tf.logSoftmax(logits);
-    const loss = tf.neg(tf.div(tf.sum(tf.mul(logP, positives)), rows)) as tf.Scalar;
-    const g = tf.div(tf.sub(tf.exp(logP), positives), rows);
+    const positives = constant(`pos:${rows}`, () => positiveIndicator(n));
+    // Left out of the softmax: the anchor itself, and (decoupled) its positive.
+    const mask = constant(`mask:${rows}:${decoupled}`, () => tf.mul(decoupled ? tf.add(tf.eye(rows), positiveIndicator(n)) : tf.eye(rows), -1e9));
+    const logits = tf.div(tf.matMul(u, u, false, true), temperature);
+    const masked = tf.add(logits, mask);
+    const lse = tf.logSumExp(masked, 1, true);
+    const positiveLogit = tf.sum(tf.mul(logits, positives), 1, true);
+    const loss = tf.mean(tf.sub(lse, positiveLogit)) as tf.Scalar;
+    // dL/dS = (softmax over the kept logits - Y) / 2N
+    const g = tf.div(tf.sub(tf.exp(tf.sub(masked, lse)), positives), rows);
     const du = tf.div(tf.matMul(tf.add(g, tf.transpose(g)), u), temperature);
     // through u = z/|z|: dz = (du - u·<du, u>) / |z|
     const dz = tf.div(tf.sub(du, tf.mul(u, tf.sum(tf.mul(du, u), 1, true))), norm);
@@ -56,7 +64,8 @@ export function ntXentPairLoss(options: NtXentOptions = {}): PairLoss {
     const temperature = options.temperature ?? 0.5;
     // the autodiff loss validates options; run it once on a tiny input so bad options fail here
     tf.tidy(() => ntXentLoss(tf.ones([2, 2]), tf.ones([2, 2]), options));
-    loss.valueAndGradient = (z1, z2) => ntXentValueAndGradient(z1, z2, temperature);
+    const decoupled = options.decoupled ?? false;
+    loss.valueAndGradient = (z1, z2) => ntXentValueAndGradient(z1, z2, temperature, decoupled);
   }
   return loss;
 }
