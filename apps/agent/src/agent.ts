@@ -245,10 +245,11 @@ class Agent {
   async close(): Promise<AgentExit> {
     if (!this.closing) {
       this.closing = true;
-      this.lifetime.abort();
       this.abortTask('closing');
       this.endSecureRound('closing');
       this.socket?.close();
+      // Last: ends a backoff sleep or a connection attempt still pending (see runSession).
+      this.lifetime.abort();
     }
     return this.done;
   }
@@ -313,9 +314,16 @@ class Agent {
       let settled = false;
       let welcomed = false;
       let welcomedAt = 0;
+      // close() while the connection attempt is pending: socket.io emits no 'disconnect' for a
+      // socket that never connected, so the session has to end here or close() never resolves.
+      const onClose = (): void => {
+        sock.close();
+        settle({ kind: 'lost', welcomed, lastedMs: welcomed ? Date.now() - welcomedAt : 0, reason: 'closed' });
+      };
       const settle = (o: SessionOutcome): void => {
         if (settled) return;
         settled = true;
+        this.lifetime.signal.removeEventListener('abort', onClose);
         this.stopHeartbeat();
         this.abortTask('disconnected');
         this.endSecureRound('disconnected');
@@ -356,7 +364,8 @@ class Agent {
           welcomedAt = Date.now();
         }
       });
-      if (this.closing) sock.close();
+      if (this.closing) onClose();
+      else this.lifetime.signal.addEventListener('abort', onClose, { once: true });
     });
   }
 

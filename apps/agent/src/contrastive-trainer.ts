@@ -10,8 +10,8 @@
 //   optimizer     -> adam | sgd (momentum 0) | momentum (SGD, Nesterov momentum 0.9)
 //   loss          -> ntxent only; the others are refused (RoundUnsupportedError)
 //   temperature   -> NT-Xent temperature
-//   fedproxMu     -> > 0 is refused: the proximal term needs a hook in the step engine (see
-//                    FEDPROX_UNSUPPORTED below)
+//   fedproxMu     -> > 0: FedProx, the gradient of every trainable weight gets mu * (w - global)
+//                    (the round's global weights; BatchNorm statistics are left alone)
 //   seed          -> shuffling and augmentation seed (default: the round id)
 //   clipNorm, dp  -> applied by the agent to the delta, not here
 //
@@ -55,10 +55,6 @@ export interface ContrastiveTrainerOptions {
   readonly finalFraction?: number;
   readonly logger?: Logger;
 }
-
-/** Why FedProx is refused; what the trainer needs from @fedclr/contrastive to support it. */
-export const FEDPROX_UNSUPPORTED =
-  'FedProx (fedproxMu > 0) needs a proximal term in the step engine (grad += mu * (w - w_global) on trainable weights); this trainer does not have it yet';
 
 /** The protocol manifest (names, shapes, dtypes in flat-vector order) of a model spec. */
 export function protocolManifest(spec: GraphSpec): Manifest {
@@ -138,7 +134,6 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     if (problem !== undefined) throw new RoundUnsupportedError(round, `model mismatch: ${problem}`);
     if (globalWeights.length !== parameters) throw new RoundUnsupportedError(round, `${globalWeights.length} weights for a model of ${parameters}`);
     if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
-    if (config.fedproxMu > 0) throw new RoundUnsupportedError(round, FEDPROX_UNSUPPORTED);
 
     const batchSize = Math.min(config.batchSize, dataset.count);
     const deadlineMinutes = ((options.deadlineFraction ?? 0.8) * config.deadlineMs) / 60_000;
@@ -152,6 +147,8 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       augment,
       loss: ntXentPairLoss({ temperature: config.temperature }),
       optimizer: optimizerFor(config, options),
+      // The optimiser copies the anchor: globalWeights stays the round's global model.
+      ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),
       learningRate: config.learningRate,
       warmupSteps: options.warmupSteps ?? 0,
       finalFraction: options.finalFraction ?? 1,

@@ -24,5 +24,5 @@ export { SecureRound, COORDINATOR_ADDRESS, MASKED_TENSOR } from './secure-round.
 export type { SecureInput, SecureInputResult, SecureRoundOptions } from './secure-round.js';
 export { CoordinatorKeys, parseCoordinatorKey, COORDINATOR_KEYS_FILE } from './coordinator-keys.js';
 export * from './errors.js';
-export { createContrastiveTrainer, protocolManifest, architectureId, FEDPROX_UNSUPPORTED } from './contrastive-trainer.js';
+export { createContrastiveTrainer, protocolManifest, architectureId } from './contrastive-trainer.js';
 export type { ContrastiveTrainerOptions } from './contrastive-trainer.js';

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -307,4 +308,46 @@ test('startAgent validates its options', async () => {
   await assert.rejects(startAgent({ coordinatorUrl: 'ftp://x', stateDir: tmp(), trainer: createFakeTrainer() }), /coordinatorUrl/);
   await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: '', trainer: createFakeTrainer() }), /stateDir/);
   await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: tmp(), trainer: {} as LocalTrainer }), /trainer/);
+});
+
+/** A loopback port nothing listens on (bound, then released). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
+    });
+  });
+}
+
+/** Event-loop-holding resources of the kinds an agent creates: timers and TCP sockets. */
+function liveHandles(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r.startsWith('TCP')).length;
+}
+
+test('close() before the coordinator was ever reached settles promptly and leaves no timer or socket', async () => {
+  const url = `http://127.0.0.1:${await closedPort()}`;
+  const baseline = liveHandles();
+  // 0 ms: the first connection attempt is still pending; 100 ms: refused, now in backoff.
+  for (const waitMs of [0, 100]) {
+    // A long connect timeout: close() must not wait for it.
+    const agent = await startAgent({ coordinatorUrl: url, stateDir: tmp(), trainer: createFakeTrainer(), logger, connectTimeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, waitMs));
+    const started = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      agent.close(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`close() after ${waitMs} ms did not settle within 2 s (state ${agent.state()})`)), 2000);
+      }),
+    ]);
+    clearTimeout(timer);
+    assert.equal(exit.reason, 'closed');
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(agent.state(), 'stopped');
+  }
+  await new Promise((r) => setImmediate(r));
+  assert.ok(liveHandles() <= baseline, `still alive: ${process.getActiveResourcesInfo().join(', ')}`);
 });

@@ -1,11 +1,11 @@
 // The contrastive LocalTrainer on a tiny dataset: it trains (the weights change), counts the
-// images it trained on, honours the abort signal, and refuses rounds it cannot do.
+// images it trained on, honours the abort signal, refuses rounds it cannot do, and does FedProx.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { convnetS, initialState, withProjectionHead } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
 import type { RoundConfig } from '@fedclr/protocol';
-import { initBackend } from '@fedclr/tensor';
+import { initBackend, manifestOfSpec } from '@fedclr/tensor';
 import { createContrastiveTrainer, protocolManifest } from '../src/contrastive-trainer.js';
 import { isAgentError } from '../src/errors.js';
 
@@ -83,13 +83,37 @@ describe('createContrastiveTrainer', () => {
     assert.equal(steps, 1);
   });
 
-  it('refuses a mismatched model, an unsupported loss and FedProx', async () => {
+  it('refuses a mismatched model and an unsupported loss', async () => {
     const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment });
     const signal = new AbortController().signal;
     const other = protocolManifest(withProjectionHead(convnetS({ height: 12, width: 12, channels: 1, widths: [4, 8, 16] }), 16, { hidden: 8, out: 8 }));
     await assert.rejects(trainer.train({ round: 5, globalWeights: global.slice(), manifest: other, config: CONFIG }, signal), (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_UNSUPPORTED') && /model mismatch/.test((err as Error).message));
     await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'supcon' } }, signal), /only ntxent/);
-    await assert.rejects(trainer.train({ round: 7, globalWeights: global.slice(), manifest, config: { ...CONFIG, fedproxMu: 0.01 } }, signal), /FedProx/);
     assert.throws(() => createContrastiveTrainer({ dataset: { ...dataset(4), height: 28, width: 28 }, spec }), (err) => isAgentError(err, 'FEDCLR_AGENT_CONFIG_INVALID'));
+  });
+
+  it('trains with FedProx (fedproxMu > 0): each step is pulled towards the global weights by lr·mu·(w - global)', async () => {
+    // Plain SGD (momentum 0), so a step is w - lr·g; 16 images of batch 8: a round is 2 steps.
+    const sgd: RoundConfig = { ...CONFIG, optimizer: 'sgd', learningRate: 0.05 };
+    const mu = 4;
+    const signal = new AbortController().signal;
+    const round = (trainer: ReturnType<typeof createContrastiveTrainer>, config: RoundConfig) => trainer.train({ round: 8, globalWeights: global.slice(), manifest, config }, signal);
+    const trainer = createContrastiveTrainer({ dataset: dataset(16), spec, augment });
+    const afterOneStep = (await round(createContrastiveTrainer({ dataset: dataset(16), spec, augment, maxStepsPerRound: 1 }), sgd)).weights;
+    const plain = (await round(trainer, sgd)).weights;
+    const prox = await round(trainer, { ...sgd, fedproxMu: mu });
+    assert.equal(prox.metrics['steps'], 2);
+    assert.equal(prox.exampleCount, 16);
+    // Step 1 starts at the global weights (no pull); step 2 sees the same loss gradient in both
+    // runs, plus, with FedProx, mu·(w1 - global) on trainable weights only.
+    const trainable = manifestOfSpec(spec).tensors.flatMap((t) => Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, () => t.trainable));
+    let largest = 0;
+    for (let i = 0; i < global.length; i++) {
+      const pull = trainable[i] ? 0.05 * mu * ((afterOneStep[i] as number) - (global[i] as number)) : 0;
+      largest = Math.max(largest, Math.abs(pull));
+      const expected = (plain[i] as number) - pull;
+      assert.ok(Math.abs((prox.weights[i] as number) - expected) < 1e-5, `weight ${i} (${trainable[i] ? 'trainable' : 'statistic'}): ${prox.weights[i]} vs ${expected}`);
+    }
+    assert.ok(largest > 1e-3, `the pull is measurable (largest ${largest})`);
   });
 });

@@ -1,6 +1,16 @@
 // Shared option handling of the fedclr commands.
 import { availableParallelism } from 'node:os';
-import { contrastiveModel, convnetS, representationWidth, withProjectionHead, type EncoderName, type InputShape } from '@fedclr/contrastive';
+import {
+  contrastiveModel,
+  convnetS,
+  gray28Config,
+  representationWidth,
+  simclrRgbConfig,
+  withProjectionHead,
+  type AugmentConfig,
+  type EncoderName,
+  type InputShape,
+} from '@fedclr/contrastive';
 import { loadFashionMnist, readImageFolder, type ImageDataset } from '@fedclr/data';
 import type { GraphSpec } from '@fedclr/tensor';
 import { UsageError } from './errors.js';
@@ -19,6 +29,34 @@ export function numberOption(values: Record<string, unknown>, name: string, fall
   const v = Number(raw);
   if (!Number.isFinite(v) || v <= min) throw new UsageError(`--${name} must be a number > ${min}, got '${String(raw)}'`);
   return v;
+}
+
+/** --crop-min F: the smallest random crop, as a fraction of the image area, in (0, 1]. */
+export function cropMinOption(values: Record<string, unknown>): number | undefined {
+  const cropMin = numberOption(values, 'crop-min', undefined);
+  if (cropMin !== undefined && cropMin > 1) throw new UsageError(`--crop-min must be in (0, 1], got ${cropMin}`);
+  return cropMin;
+}
+
+/** --fedprox-mu MU: FedProx's proximal coefficient, 0 (plain local training) to 1000 (the coordinator's limit). */
+export function fedproxMuOption(values: Record<string, unknown>): number | undefined {
+  const raw = values['fedprox-mu'];
+  if (raw === undefined) return undefined;
+  const mu = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(mu) || mu < 0 || mu > 1000) {
+    throw new UsageError(`--fedprox-mu must be a number in [0, 1000], got '${String(raw)}'`);
+  }
+  return mu;
+}
+
+/**
+ * The augmentation recipe: the grayscale pipeline for 1 channel, SimCLR's RGB one (no blur) for 3;
+ * `strength` scales the colour jitter, `cropMin` replaces the smallest crop area.
+ */
+export function augmentFor(channels: number, options: { strength?: number | undefined; cropMin?: number | undefined } = {}): AugmentConfig {
+  const { strength, cropMin } = options;
+  const base = channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ strength: strength ?? 0.5, blur: false });
+  return cropMin === undefined || !base.crop ? base : { ...base, crop: { ...base.crop, scale: [cropMin, 1] as const } };
 }
 
 export function defaultWorkers(): number {

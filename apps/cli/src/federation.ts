@@ -1,16 +1,18 @@
 // Pieces shared by `fedclr coordinator`, `fedclr agent` and `fedclr simulate`: the model, the
 // simulated federation's data split, and the messages a coordinator process sends its parent.
-import { contrastiveModel, type EncoderName } from '@fedclr/contrastive';
+import type { EncoderName } from '@fedclr/contrastive';
 import type { RoundSummary } from '@fedclr/coordinator';
 import { createRng, loadFashionMnist, partition, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import type { GraphSpec } from '@fedclr/tensor';
-import { intOption, numberOption } from './common.js';
+import { intOption, modelSpec, numberOption } from './common.js';
 import { UsageError } from './errors.js';
 
 export interface ModelOptions {
   encoder?: string | undefined;
   size: number;
   channels: number;
+  /** convnet-s filters per layer, as the --widths flag takes them ('32,64,128'). */
+  widths?: string | undefined;
 }
 
 /** The contrastive model (encoder + projection head) a federation trains. */
@@ -19,7 +21,8 @@ export function federationModel(options: ModelOptions): { spec: GraphSpec; encod
   const encoder = (options.encoder ?? (options.channels === 1 ? 'convnet-s' : 'resnet-s')) as EncoderName;
   if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${options.encoder}'`);
   if (!Number.isInteger(options.size) || options.size < 8 || options.size > 512) throw new UsageError(`--size must be an integer in [8, 512], got ${options.size}`);
-  return { spec: contrastiveModel(encoder, { height: options.size, width: options.size, channels: options.channels }), encoder };
+  // The same recipe as fedclr train: coordinator and agents given the same --widths build the same model.
+  return { spec: modelSpec(encoder, { height: options.size, width: options.size, channels: options.channels }, options.widths), encoder };
 }
 
 // ---- the simulated federation's data ---------------------------------------------------------

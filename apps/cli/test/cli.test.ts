@@ -30,6 +30,13 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--optimizer', 'rmsprop'], /--optimizer must be adam, sgd or momentum/],
     [['simulate', '--strategy', 'fedyogi'], /--strategy must be fedavg, fedavgm or fedadam/],
     [['simulate', '--encoder', 'vit'], /--encoder must be convnet-s or resnet-s, got 'vit'/],
+    [['simulate', '--widths', '32,64'], /--widths takes three positive integers for convnet-s, e\.g\. 32,64,128; got '32,64'/],
+    [['simulate', '--widths', '32,0,64'], /--widths takes three positive integers for convnet-s/],
+    [['simulate', '--encoder', 'resnet-s', '--widths', '8,16,32'], /--widths takes three positive integers for convnet-s/],
+    [['simulate', '--crop-min', '1.5'], /--crop-min must be in \(0, 1\], got 1\.5/],
+    [['simulate', '--crop-min', '0'], /--crop-min must be a number > 0, got '0'/],
+    [['simulate', '--fedprox-mu=-0.1'], /--fedprox-mu must be a number in \[0, 1000\], got '-0\.1'/],
+    [['simulate', '--fedprox-mu', 'strong'], /--fedprox-mu must be a number in \[0, 1000\], got 'strong'/],
     [['agent', '--data', 'x'], /give --coordinator URL/],
     [['agent', '--coordinator', 'localhost:8080', '--data', 'x'], /--coordinator must be an http\(s\):\/\/ URL/],
     [['agent', '--coordinator', 'http://127.0.0.1:1'], /give exactly one of --data DIR .* or --dataset fashion-mnist --client I\/N/],
@@ -41,6 +48,9 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['coordinator', '--channels', '2'], /--channels must be 1 or 3, got 2/],
     [['coordinator', '--config', '/nonexistent/fedclr.json'], /cannot read --config \/nonexistent\/fedclr.json/],
     [['coordinator', '--port', 'http'], /--port must be an integer >= 0, got 'http'/],
+    [['coordinator', '--widths', '8,x,32'], /--widths takes three positive integers for convnet-s/],
+    [['coordinator', '--fedprox-mu', '2000'], /--fedprox-mu must be a number in \[0, 1000\], got '2000'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--crop-min', '2'], /--crop-min must be in \(0, 1\], got 2/],
   ];
   for (const [argv, message] of cases) {
     it(`${argv.join(' ')}`, async () => {
@@ -63,6 +73,11 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
       assert.equal(code, 0);
       assert.match(out.join('\n'), new RegExp(`^fedclr ${name}`));
     }
+    // The recipe flags of fedclr train, for the whole federation.
+    const simulate = (await run(['simulate', '--help'])).out.join('\n');
+    for (const flag of ['--widths', '--crop-min', '--fedprox-mu']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
+    assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--widths 32,64,128/);
+    assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,128[\s\S]*--crop-min F/);
   });
 });
 

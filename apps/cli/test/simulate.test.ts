@@ -1,5 +1,6 @@
 // End to end: `fedclr simulate` as real processes (one coordinator, three agents on loopback) on a
-// small slice of Fashion-MNIST: two plain rounds of one local step each, then the evaluation.
+// small slice of Fashion-MNIST: two plain rounds of one local step each, then the evaluation. The
+// recipe flags (--widths, --crop-min, --fedprox-mu) reach the coordinator and every agent.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -46,7 +47,7 @@ describe('fedclr simulate', () => {
     const args = [
       BIN, 'simulate', '--clients', '3', '--partition', 'dirichlet', '--alpha', '0.5', '--limit', '512', '--rounds', '2',
       '--steps-per-round', '1', '--batch', '32', '--aggregation', 'plain', '--eval-every', '1', '--eval-workers', '0',
-      '--seed', '7', '--out', out, '--json',
+      '--seed', '7', '--widths', '8,16,32', '--crop-min', '0.3', '--fedprox-mu', '0.01', '--out', out, '--json',
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -67,6 +68,10 @@ describe('fedclr simulate', () => {
     assert.equal(r.config['clients'], 3);
     assert.equal(r.config['aggregation'], 'plain');
     assert.deepEqual(r.config['partition'], { kind: 'dirichlet', alpha: 0.5 });
+    assert.deepEqual(r.config['widths'], [8, 16, 32]);
+    assert.equal(r.config['cropMin'], 0.3);
+    assert.equal(r.config['fedproxMu'], 0.01);
+    assert.match(String(r.config['architecture']), /^convnet-s-8-16-32\+/);
     assert.equal(r.data.trainImages, 512);
     assert.equal(r.data.holdoutImages, 85);
     assert.equal(r.data.testImages, 512);
@@ -102,6 +107,9 @@ describe('fedclr simulate', () => {
     assert.equal(model.userDefinedMetadata.fedclr.info['completedRounds'], 2);
     const loaded = await loadModel(r.model.checkpoint);
     assert.equal(loaded.weights.length, r.config['parameters']);
+    // --widths 8,16,32: the federation trained that convnet-s (every agent built the same model,
+    // or no update would have matched the coordinator's manifest).
+    assert.deepEqual(loaded.spec.nodes.filter((n) => n.op === 'conv').map((n) => (n.op === 'conv' ? n.filters : 0)), [8, 16, 32]);
   });
 
   it('left every process stopped and a log per process', () => {

@@ -14,6 +14,7 @@ import { pino, type Logger } from 'pino';
 import { Server } from 'socket.io';
 import { canonicalManifest, createProtocol, elementCount, FRAME_HEADER_BYTES } from '@fedclr/protocol';
 import type { Manifest, ProtocolLimits, UpdateRejectReason } from '@fedclr/protocol';
+import type { GraphSpec } from '@fedclr/tensor';
 import { plainAggregator, type AggregatorFactory } from './aggregation.js';
 import { loadOrCreateSecaggIdentity, newRunId, secureAggregator } from './secure-aggregation.js';
 import { EnrolmentGate } from './auth.js';
@@ -33,6 +34,7 @@ import {
 import { ModelMismatchError, ModelMissingError } from './errors.js';
 import { Gateway, MESSAGE_EVENT } from './gateway.js';
 import { httpRoutes } from './http.js';
+import { checkSpecManifest, layersModelSource } from './layers-model.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { checkpointDirName, FileModelStore, type Checkpoint, type CheckpointExporter, type ModelStore } from './model-store.js';
 import { createStrategy } from './strategy.js';
@@ -52,6 +54,11 @@ export interface CoordinatorDeps {
   readonly modelStore?: ModelStore;
   /** Extra writers for the default store (e.g. tfjs layers format). */
   readonly exporters?: readonly CheckpointExporter[];
+  /**
+   * The model's graph spec (its weights must be the model's tensors): GET /api/model/model.json
+   * then serves the latest global model in the tfjs layers format. Needs a tfjs backend.
+   */
+  readonly modelSpec?: GraphSpec;
   /** Default: from config.aggregation (SecAgg+ unless 'plain'). */
   readonly aggregator?: AggregatorFactory;
   readonly logger?: Logger;
@@ -156,6 +163,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     if (architectureMeta !== undefined && architectureMeta !== model.architecture) {
       throw new ModelMismatchError(`the state dir's run trains '${architectureMeta}', not '${model.architecture}'`);
     }
+    if (deps.modelSpec !== undefined) checkSpecManifest(deps.modelSpec, model.manifest);
     db.setMeta('architecture', model.architecture);
     db.setMeta('manifest', canonicalManifest(model.manifest));
 
@@ -446,6 +454,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         db,
         status: () => engine.status(),
         model: () => engine.globalModel,
+        ...(deps.modelSpec === undefined ? {} : { layersModel: layersModelSource(deps.modelSpec, () => engine.globalModel) }),
         agents: () => ({ connected: gateway.connected, authenticated: gateway.authenticated, list: gateway.agents() }),
         metrics: metrics.registry,
         startedAt: Date.now(),

@@ -45,6 +45,13 @@ export const ModelUnavailableError = createError<'FEDCLR_COORD_MODEL_UNAVAILABLE
   503,
 );
 
+/** GET /api/model/model.json or weights.bin on a coordinator started without the model's graph spec. */
+export const LayersModelUnavailableError = createError<'FEDCLR_COORD_LAYERS_MODEL_UNAVAILABLE', 404, []>(
+  'FEDCLR_COORD_LAYERS_MODEL_UNAVAILABLE',
+  'This coordinator was started without the model architecture (deps.modelSpec), so it cannot serve the tfjs layers format; GET /api/model/frame has the weights',
+  404,
+);
+
 // ---- persistence ---------------------------------------------------------------------------
 
 /** The database cannot be opened or migrated. Args: path, problem. */
@@ -141,6 +148,7 @@ export const COORDINATOR_ERROR_CODES = {
     'FEDCLR_COORD_MODEL_MISSING',
     'FEDCLR_COORD_CHECKPOINT_CORRUPT',
     'FEDCLR_COORD_MODEL_UNAVAILABLE',
+    'FEDCLR_COORD_LAYERS_MODEL_UNAVAILABLE',
   ],
   persistence: ['FEDCLR_COORD_DATABASE', 'FEDCLR_COORD_SCHEMA_TOO_NEW'],
   aggregation: [

@@ -1,17 +1,20 @@
 // HTTP routes (fastify plugin). Every route declares its JSON schema (querystring, params and
 // response); the response schemas are exported so tests can check the data against them.
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify';
 import { HashSchema, RoundConfigSchema, TensorSpecSchema } from '@fedclr/protocol';
 import type { StateDb, RoundRow } from './db.js';
 import type { EngineStatus, GlobalModel } from './engine.js';
-import { RoundNotFoundError } from './errors.js';
+import { LayersModelUnavailableError, RoundNotFoundError } from './errors.js';
 import type { AgentInfo } from './gateway.js';
+import type { LayersModelFiles } from './layers-model.js';
 import type { Registry } from './metrics.js';
 
 export interface HttpContext {
   readonly db: StateDb;
   readonly status: () => EngineStatus;
   readonly model: () => GlobalModel;
+  /** The current model as tfjs layers files; absent when the coordinator has no graph spec. */
+  readonly layersModel?: () => Promise<LayersModelFiles>;
   readonly agents: () => { connected: number; authenticated: number; list: AgentInfo[] };
   readonly metrics: Registry;
   readonly startedAt: number;
@@ -180,6 +183,48 @@ export const ModelInfoSchema = {
   },
 } as const;
 
+/** model.json of the tfjs layers format (the topology is tfjs-layers' own JSON, passed through). */
+export const LayersModelJsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['format', 'generatedBy', 'convertedBy', 'modelTopology', 'weightsManifest', 'userDefinedMetadata'],
+  properties: {
+    format: { type: 'string', enum: ['layers-model'] },
+    generatedBy: { type: 'string' },
+    convertedBy: { type: 'null' },
+    modelTopology: { type: 'object', additionalProperties: true },
+    weightsManifest: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['paths', 'weights'],
+        properties: {
+          paths: { type: 'array', minItems: 1, items: { type: 'string' } },
+          weights: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'shape', 'dtype'],
+              properties: {
+                name: { type: 'string' },
+                shape: { type: 'array', items: { type: 'integer', minimum: 0 } },
+                dtype: { type: 'string', enum: ['float32'] },
+              },
+            },
+          },
+        },
+      },
+    },
+    // fedclr: { spec (the graph), info: { roundId, completedRounds, modelVersion, architecture } }
+    userDefinedMetadata: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
+const binary = (description: string) => ({ description, type: 'string', format: 'binary' }) as const;
+
 export const AgentsSchema = {
   type: 'object',
   additionalProperties: false,
@@ -324,23 +369,57 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
       };
     });
 
-    // The latest global model as a tensor frame (manifest + float32 data + sha256 = model version).
+    // The latest global model: in the tfjs layers format (model.json + its sibling weights.bin) and
+    // as a fedclr tensor frame. Every response names the model version it carries (header and
+    // ETag): a client fetching model.json then weights.bin across a round's commit can tell.
+    const versionHeaders = (reply: FastifyReply, m: { modelVersion: string; roundId: number; architecture: string }): void => {
+      void reply
+        .header('x-fedclr-model-version', m.modelVersion)
+        .header('x-fedclr-round', String(m.roundId))
+        .header('x-fedclr-architecture', m.architecture)
+        .header('etag', `"${m.modelVersion}"`);
+    };
+    const layersFiles = (): Promise<LayersModelFiles> => {
+      if (ctx.layersModel === undefined) throw new LayersModelUnavailableError();
+      return ctx.layersModel();
+    };
+
     app.get(
       '/api/model',
+      { schema: { response: { 302: { description: 'redirect to /api/model/model.json', type: 'null' } } } },
+      async (_req, reply) => reply.redirect('/api/model/model.json', 302),
+    );
+
+    app.get('/api/model/model.json', { schema: { response: { 200: LayersModelJsonSchema, 404: ErrorSchema } } }, async (_req, reply) => {
+      const files = await layersFiles();
+      versionHeaders(reply, files);
+      return files.modelJson;
+    });
+
+    app.get(
+      '/api/model/weights.bin',
       {
         schema: {
           produces: ['application/octet-stream'],
-          response: { 200: { description: 'fedclr tensor frame (format 1)', type: 'string', format: 'binary' } },
+          response: { 200: binary('float32 weights of model.json\'s weightsManifest, in its order'), 404: ErrorSchema },
         },
       },
       async (_req, reply) => {
+        const files = await layersFiles();
+        versionHeaders(reply, files);
+        void reply.type('application/octet-stream');
+        return reply.send(Buffer.from(files.weightData.buffer, files.weightData.byteOffset, files.weightData.byteLength));
+      },
+    );
+
+    // The tensor frame: manifest + float32 data + sha256 (= model version), as sent in round-start.
+    app.get(
+      '/api/model/frame',
+      { schema: { produces: ['application/octet-stream'], response: { 200: binary('fedclr tensor frame (format 1)') } } },
+      async (_req, reply) => {
         const m = ctx.model();
-        void reply
-          .type('application/octet-stream')
-          .header('x-fedclr-model-version', m.modelVersion)
-          .header('x-fedclr-round', String(m.roundId))
-          .header('x-fedclr-architecture', m.architecture)
-          .header('etag', `"${m.modelVersion}"`);
+        versionHeaders(reply, m);
+        void reply.type('application/octet-stream');
         return reply.send(m.frame);
       },
     );

@@ -52,4 +52,5 @@ export { StateDb, MIGRATIONS } from './db.js';
 export { sampleCohort, roundSeed } from './sampling.js';
 export { parsePublicKey, verifyEd25519, ed25519PublicKey } from './auth.js';
 export * from './errors.js';
-export { HealthSchema, StatusSchema, RoundsPageSchema, RoundDetailSchema, ModelInfoSchema, AgentsSchema } from './http.js';
+export { HealthSchema, StatusSchema, RoundsPageSchema, RoundDetailSchema, ModelInfoSchema, AgentsSchema, LayersModelJsonSchema } from './http.js';
+export { LAYERS_WEIGHTS_PATH, layersModelSource, type LayersModelFiles } from './layers-model.js';

@@ -78,7 +78,15 @@ test('HTTP routes: health, status, rounds (paginated), round detail, model, metr
     assert.equal(info.completedRounds, 3);
     assert.deepEqual(info.manifest, manifest);
 
-    const res = await fetch(`${base}/api/model`);
+    // /api/model is the tfjs layers model (here unavailable: this coordinator has no graph spec);
+    // the tensor frame moved to /api/model/frame.
+    const redirect = await fetch(`${base}/api/model`, { redirect: 'manual' });
+    assert.equal(redirect.status, 302);
+    assert.equal(redirect.headers.get('location'), '/api/model/model.json');
+    r = await getJson(`${base}/api/model/model.json`);
+    assert.equal(r.status, 404);
+    assert.equal((r.body as { code: string }).code, 'FEDCLR_COORD_LAYERS_MODEL_UNAVAILABLE');
+    const res = await fetch(`${base}/api/model/frame`);
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('content-type'), 'application/octet-stream');
     assert.equal(res.headers.get('x-fedclr-model-version'), info.modelVersion);

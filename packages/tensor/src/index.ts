@@ -16,4 +16,15 @@ export {
   type Segment,
   type WeightManifest,
 } from './weights.js';
-export { MODEL_FILE, WEIGHTS_FILE, loadModel, saveModel, toLayersModel, type FedclrModelMetadata, type LoadedModel } from './model-io.js';
+export {
+  MODEL_FILE,
+  WEIGHTS_FILE,
+  layersModelArtifacts,
+  loadModel,
+  saveModel,
+  toLayersModel,
+  type FedclrModelMetadata,
+  type LayersModelArtifacts,
+  type LayersModelJson,
+  type LoadedModel,
+} from './model-io.js';

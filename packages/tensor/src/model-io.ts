@@ -60,8 +60,32 @@ export function toLayersModel(spec: GraphSpec): tfl.LayersModel {
   return tfl.model({ inputs: input, outputs: read(spec.output), name: spec.name.replace(/[^A-Za-z0-9_.-]/g, '_') });
 }
 
-/** Writes a flat weight vector of `spec` as model.json + weights.bin in `dir` (atomically, via a temp dir). */
-export async function saveModel(dir: string, spec: GraphSpec, flat: Float32Array, info?: FedclrModelMetadata['info']): Promise<void> {
+/** The content of a model.json in the tfjs layers format, as saveModel writes it. */
+export interface LayersModelJson {
+  format: 'layers-model';
+  generatedBy: string;
+  convertedBy: null;
+  modelTopology: object;
+  weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  userDefinedMetadata: { fedclr: FedclrModelMetadata };
+}
+
+/** model.json and the bytes of its one weights file, in memory. */
+export interface LayersModelArtifacts {
+  modelJson: LayersModelJson;
+  weightData: Uint8Array;
+}
+
+/**
+ * A flat weight vector of `spec` as tfjs layers model files, without touching the disk.
+ * `weightsPath` is the weights file as model.json names it (relative to model.json's location).
+ */
+export async function layersModelArtifacts(
+  spec: GraphSpec,
+  flat: Float32Array,
+  info?: FedclrModelMetadata['info'],
+  weightsPath = `./${WEIGHTS_FILE}`,
+): Promise<LayersModelArtifacts> {
   const network = new Network(spec);
   const model = toLayersModel(spec);
   try {
@@ -72,31 +96,42 @@ export async function saveModel(dir: string, spec: GraphSpec, flat: Float32Array
       if (source === undefined) throw new ManifestMismatchError(`layers model weight '${w.originalName}' has no counterpart in ${spec.name}`);
       w.write(source.clone());
     }
-    model.setUserDefinedMetadata({ fedclr: { spec, ...(info ? { info } : {}) } } as unknown as Record<string, never>);
-    const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-    await mkdir(temp, { recursive: true });
+    const fedclr: FedclrModelMetadata = { spec, ...(info ? { info } : {}) };
+    model.setUserDefinedMetadata({ fedclr } as unknown as Record<string, never>);
+    let captured: tf.io.ModelArtifacts | undefined;
     await model.save(
       tf.io.withSaveHandler(async (artifacts) => {
-        const weightData = tf.io.concatenateArrayBuffers(artifacts.weightData as ArrayBuffer | ArrayBuffer[]);
-        const modelJson = {
-          format: 'layers-model',
-          generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
-          convertedBy: null,
-          modelTopology: artifacts.modelTopology,
-          weightsManifest: [{ paths: [`./${WEIGHTS_FILE}`], weights: artifacts.weightSpecs }],
-          userDefinedMetadata: artifacts.userDefinedMetadata,
-        };
-        await writeFile(join(temp, WEIGHTS_FILE), new Uint8Array(weightData));
-        await writeFile(join(temp, MODEL_FILE), JSON.stringify(modelJson));
+        captured = artifacts;
         return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
       }),
     );
-    await rm(dir, { recursive: true, force: true });
-    await rename(temp, dir);
+    const artifacts = captured as tf.io.ModelArtifacts; // model.save always calls its handler
+    return {
+      modelJson: {
+        format: 'layers-model',
+        generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology as object,
+        weightsManifest: [{ paths: [weightsPath], weights: artifacts.weightSpecs ?? [] }],
+        userDefinedMetadata: { fedclr },
+      },
+      weightData: new Uint8Array(tf.io.concatenateArrayBuffers(artifacts.weightData as ArrayBuffer | ArrayBuffer[])),
+    };
   } finally {
     network.dispose();
     model.dispose();
   }
+}
+
+/** Writes a flat weight vector of `spec` as model.json + weights.bin in `dir` (atomically, via a temp dir). */
+export async function saveModel(dir: string, spec: GraphSpec, flat: Float32Array, info?: FedclrModelMetadata['info']): Promise<void> {
+  const { modelJson, weightData } = await layersModelArtifacts(spec, flat, info);
+  const temp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  await mkdir(temp, { recursive: true });
+  await writeFile(join(temp, WEIGHTS_FILE), weightData);
+  await writeFile(join(temp, MODEL_FILE), JSON.stringify(modelJson));
+  await rm(dir, { recursive: true, force: true });
+  await rename(temp, dir);
 }
 
 interface ModelJson {

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createContrastiveTrainer, startAgent, type AgentExit } from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
-import { defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
+import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
 import { logLevelOption, stderrLogger } from './coordinator.js';
@@ -15,6 +15,8 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used)
   --size 28 --channels 1        image size and channels; must match the coordinator's model
   --encoder convnet-s|resnet-s  must match the coordinator's (default convnet-s for 1 channel, resnet-s for 3)
+  --widths 32,64,128            convnet-s filters per layer; must match the coordinator's
+  --crop-min F                  smallest random crop, as a fraction of the image area (default 0.2 gray, 0.08 RGB)
   --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
   --workers N                   training threads (default min(2, cores))
   --steps-per-round S --minutes-per-round M   caps on local training per round
@@ -48,6 +50,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       size: { type: 'string' },
       channels: { type: 'string' },
       encoder: { type: 'string' },
+      widths: { type: 'string' },
+      'crop-min': { type: 'string' },
       state: { type: 'string' },
       workers: { type: 'string' },
       'steps-per-round': { type: 'string' },
@@ -66,6 +70,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   const maxSteps = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
   const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
   const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
+  const cropMin = cropMinOption(values);
   const logger = stderrLogger(logLevelOption(values), 'agent');
 
   let dataset: ImageDataset;
@@ -92,7 +97,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     if (channels !== 1 && channels !== 3) throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
     dataset = await loadImages({ data: values.data, size: intOption(values, 'size', 28, 8), channels }, 'train', log);
   }
-  const { spec } = federationModel({ encoder: values.encoder, size: dataset.height, channels: dataset.channels });
+  const { spec } = federationModel({ encoder: values.encoder, size: dataset.height, channels: dataset.channels, widths: values.widths });
   if (values.size !== undefined && intOption(values, 'size', 28) !== dataset.height) throw new UsageError(`--size ${values.size} does not match the dataset's ${dataset.height}x${dataset.width} images`);
 
   await initBackend();
@@ -101,6 +106,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     spec,
     workers,
     weightDecay,
+    ...(cropMin !== undefined ? { augment: augmentFor(dataset.channels, { cropMin }) } : {}),
     logger,
     ...(maxSteps !== undefined ? { maxStepsPerRound: maxSteps } : {}),
     ...(maxMinutes !== undefined ? { maxMinutesPerRound: maxMinutes } : {}),
@@ -110,8 +116,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     stateDir: resolve(values.state ?? 'fedclr-agent'),
     trainer,
     exampleCount: dataset.count,
-    // DP noise and clipping are the agent's; FedProx is not in this trainer (see FEDPROX_UNSUPPORTED).
-    capabilities: ['dp'],
+    // DP noise and clipping are the agent's; FedProx (the round's fedproxMu) is the trainer's.
+    capabilities: ['fedprox', 'dp'],
     logger,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
   });

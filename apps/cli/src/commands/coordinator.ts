@@ -9,7 +9,7 @@ import { architectureId, protocolManifest } from '@fedclr/agent';
 import { initialState } from '@fedclr/contrastive';
 import { checkpointDirName, startCoordinator, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
-import { intOption, numberOption } from '../common.js';
+import { fedproxMuOption, intOption, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, sendToParent, type StopReason } from '../federation.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
@@ -17,17 +17,20 @@ import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
 export const coordinatorHelp = `fedclr coordinator [options]
   --config FILE                 JSON: startCoordinator settings (stateDir, rounds, minCohort, training {...},
                                 strategy {...}, enrolment {...}, quorum {...}, ...) plus "model": {"encoder",
-                                "size", "channels"} and "minutes"; flags override the file
+                                "size", "channels", "widths"} and "minutes"; flags override the file
   --state DIR                   SQLite state and checkpoints (default ./fedclr-coordinator)
   --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
   --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
   --strategy fedavg|fedavgm|fedadam --aggregation secure|plain   (the coordinator's default: secure)
   --deadline SECONDS            agents' train + upload budget per round (default 600)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum   local training of each round
+  --fedprox-mu MU               FedProx: agents pull their weights towards the round's global model (default 0)
   --encoder convnet-s|resnet-s --size 28 --channels 1                      the model (agents must match)
+  --widths 32,64,128            convnet-s filters per layer (agents must match)
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
-  Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).`;
+  Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
+  The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).`;
 
 const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam'] as const;
 const OPTIMIZERS = ['adam', 'sgd', 'momentum'] as const;
@@ -36,7 +39,7 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 type LogLevel = (typeof LOG_LEVELS)[number];
 
 interface FileConfig extends Partial<CoordinatorConfig> {
-  model?: { encoder?: string; size?: number; channels?: number };
+  model?: { encoder?: string; size?: number; channels?: number; widths?: string | number[] };
   minutes?: number;
 }
 
@@ -91,7 +94,9 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
       lr: { type: 'string' },
       temperature: { type: 'string' },
       optimizer: { type: 'string' },
+      'fedprox-mu': { type: 'string' },
       encoder: { type: 'string' },
+      widths: { type: 'string' },
       size: { type: 'string' },
       channels: { type: 'string' },
       minutes: { type: 'string' },
@@ -116,6 +121,8 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (values.lr !== undefined) training.learningRate = numberOption(values, 'lr', 2e-3) as number;
   if (values.temperature !== undefined) training.temperature = numberOption(values, 'temperature', 0.5) as number;
   if (optimizer !== undefined) training.optimizer = optimizer;
+  const fedproxMu = fedproxMuOption(values);
+  if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
   const config: CoordinatorConfig = {
     ...fileRest,
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
@@ -136,7 +143,8 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (config.minCohort !== undefined && config.maxCohort === undefined && config.minCohort > 100) config.maxCohort = config.minCohort;
   const size = values.size !== undefined ? intOption(values, 'size', 28) : (fileModel?.size ?? 28);
   const channels = values.channels !== undefined ? intOption(values, 'channels', 1) : (fileModel?.channels ?? 1);
-  const { spec } = federationModel({ encoder: values.encoder ?? fileModel?.encoder, size, channels });
+  const fileWidths = Array.isArray(fileModel?.widths) ? fileModel.widths.join(',') : fileModel?.widths;
+  const { spec } = federationModel({ encoder: values.encoder ?? fileModel?.encoder, size, channels, widths: values.widths ?? fileWidths });
   const logger = stderrLogger(logLevelOption(values), 'coordinator');
   const ipc = values['report-ipc'];
 
@@ -145,6 +153,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const handle: CoordinatorHandle = await startCoordinator(config, {
     initialModel: { architecture: architectureId(spec), manifest: protocolManifest(spec), weights: init.params },
     exporters: [createTfjsExporter(spec)],
+    modelSpec: spec, // GET /api/model/model.json: the latest global model for tf.loadLayersModel
     logger,
   });
   const stateDir = handle.config.stateDir;

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { defaultWorkers, intOption, numberOption } from '../common.js';
+import { cropMinOption, defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   federationModel,
@@ -39,6 +39,9 @@ export const simulateHelp = `fedclr simulate [options]
   --rounds R                  default 10, or unlimited with --minutes
   --local-epochs 1 --steps-per-round S                local training per round (S caps the steps)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum --weight-decay 0
+  --widths 32,64,128          convnet-s filters per layer (the last is the representation)
+  --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.2)
+  --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
   --k 20                      kNN neighbours
@@ -190,6 +193,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       temperature: { type: 'string' },
       optimizer: { type: 'string' },
       'weight-decay': { type: 'string' },
+      widths: { type: 'string' },
+      'crop-min': { type: 'string' },
+      'fedprox-mu': { type: 'string' },
       strategy: { type: 'string' },
       aggregation: { type: 'string', default: 'plain' },
       encoder: { type: 'string', default: 'convnet-s' },
@@ -225,6 +231,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const optimizer = values.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
   const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
+  const cropMin = cropMinOption(values);
+  const fedproxMu = fedproxMuOption(values) ?? 0;
   const strategy = values.strategy ?? 'fedavg';
   if (!['fedavg', 'fedavgm', 'fedadam'].includes(strategy)) throw new UsageError(`--strategy must be fedavg, fedavgm or fedadam, got '${strategy}'`);
   const evalEvery = intOption(values, 'eval-every', 0, 0);
@@ -246,7 +254,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 10_000) } : {}),
     ...(limit !== undefined ? { limit } : {}),
   };
-  const { spec, encoder } = federationModel({ encoder: values.encoder, size: 28, channels: 1 });
+  // Checked here, before any process starts; the coordinator and every agent get the same --widths.
+  const { spec, encoder } = federationModel({ encoder: values.encoder, size: 28, channels: 1, widths: values.widths });
   const outDir = resolve(values.out ?? join('runs', `simulate-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   try {
     if ((await readdir(outDir)).length > 0) throw new UsageError(`--out ${outDir} is not empty; give a new directory`);
@@ -314,6 +323,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--temperature', String(temperature),
       '--optimizer', optimizer,
       '--encoder', encoder,
+      ...(values.widths !== undefined ? ['--widths', values.widths] : []),
+      '--fedprox-mu', String(fedproxMu),
       '--size', '28',
       '--channels', '1',
       '--seed', String(seed),
@@ -433,6 +444,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--holdout', String(holdoutCount),
         ...(limit !== undefined ? ['--limit', String(limit)] : []),
         '--encoder', encoder,
+        ...(values.widths !== undefined ? ['--widths', values.widths] : []),
+        ...(cropMin !== undefined ? ['--crop-min', String(cropMin)] : []),
         '--state', join(outDir, 'agents', `agent-${i}`),
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
@@ -515,6 +528,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       strategy,
       aggregation,
       encoder,
+      widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
+      cropMin: cropMin ?? null,
+      fedproxMu,
       architecture: listening.architecture,
       parameters: listening.parameters,
       evalEvery,

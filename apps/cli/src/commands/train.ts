@@ -1,9 +1,9 @@
 // fedclr train: centralised contrastive training on a dataset or an image folder; writes a tfjs model.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive } from '@fedclr/contrastive';
+import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { defaultWorkers, intOption, loadImages, modelSpec, numberOption } from '../common.js';
+import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, modelSpec, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -62,11 +62,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
   const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths);
-  const strength = numberOption(values, 'strength', undefined);
-  const base = dataset.channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ ...(strength === undefined ? { strength: 0.5 } : { strength }), blur: false });
-  const cropMin = numberOption(values, 'crop-min', undefined);
-  if (cropMin !== undefined && cropMin > 1) throw new UsageError(`--crop-min must be in (0, 1], got ${cropMin}`);
-  const augment = cropMin === undefined || !base.crop ? base : { ...base, crop: { ...base.crop, scale: [cropMin, 1] as const } };
+  const augment = augmentFor(dataset.channels, { strength: numberOption(values, 'strength', undefined), cropMin: cropMinOption(values) });
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const weightDecay = numberOption(values, 'weight-decay', 0, -1) ?? 0;
   const progress = createProgress('train');

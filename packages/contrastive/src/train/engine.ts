@@ -5,7 +5,7 @@ import { Network, manifestOf, totalSize, type GraphSpec, type WeightManifest, fl
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError } from '../errors.js';
 import { pairLossGradient, type PairLoss } from './loss.js';
-import { FlatOptimizer, type OptimizerConfig } from './optimizer.js';
+import { FlatOptimizer, type OptimizerConfig, type ProximalTerm } from './optimizer.js';
 import { Replica } from './replica.js';
 
 export interface StepEngineConfig {
@@ -13,6 +13,8 @@ export interface StepEngineConfig {
   augment: AugmentConfig | null;
   loss: PairLoss;
   optimizer: OptimizerConfig;
+  /** FedProx: pull the trainable weights towards `anchor` (applied by the optimiser, on this thread). */
+  proximal?: ProximalTerm;
   /** Seed of the initial weights (ignored when `initialWeights` is given). */
   seed?: number;
   initialWeights?: Float32Array;
@@ -106,7 +108,7 @@ export class LocalStepEngine implements StepEngine {
     }
     this.replica = new Replica({ spec: config.spec, augment: config.augment });
     this.loss = config.loss;
-    this.optimizer = new FlatOptimizer(this.manifest, config.optimizer);
+    this.optimizer = new FlatOptimizer(this.manifest, config.optimizer, config.proximal);
     this.gradients = new Float32Array(this.replica.gradientSize);
     this.stats = new Float32Array(this.replica.statsSize);
     this.statsOffsets = statsSegments(this.manifest);

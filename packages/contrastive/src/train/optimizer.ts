@@ -2,7 +2,7 @@
 // optimiser variables) makes the state trivially checkpointable and identical on every backend,
 // and lets data-parallel workers share one master copy of the weights.
 import type { Segment, WeightManifest } from '@fedclr/tensor';
-import { segmentsOf } from '@fedclr/tensor';
+import { segmentsOf, totalSize } from '@fedclr/tensor';
 import { InvalidTrainingConfigError } from '../errors.js';
 
 export type OptimizerConfig =
@@ -16,6 +16,17 @@ export interface OptimizerState {
   m: Float32Array;
   /** Second moment (Adam only; empty for SGD). */
   v: Float32Array;
+}
+
+/**
+ * FedProx's proximal term (mu/2)·||w - anchor||² over the trainable weights: every update adds
+ * its gradient mu·(w - anchor) to the loss gradient. `anchor` holds all weights in manifest order
+ * (an agent's copy of the round's global model); its non-trainable entries (BatchNorm moving
+ * statistics) are never read.
+ */
+export interface ProximalTerm {
+  readonly mu: number;
+  readonly anchor: Float32Array;
 }
 
 /** Trainable segments of a manifest and the size of their concatenation (the gradient vector). */
@@ -34,10 +45,18 @@ export class FlatOptimizer {
   readonly config: Required<Extract<OptimizerConfig, { kind: 'adam' }>> | Required<Extract<OptimizerConfig, { kind: 'sgd' }>>;
   readonly state: OptimizerState;
   private readonly segments: Segment[];
+  private readonly proximal: ProximalTerm | undefined;
 
-  constructor(manifest: WeightManifest, config: OptimizerConfig) {
+  constructor(manifest: WeightManifest, config: OptimizerConfig, proximal?: ProximalTerm) {
     const { segments, size } = trainableSegments(manifest);
     this.segments = segments;
+    if (proximal !== undefined) {
+      if (!Number.isFinite(proximal.mu) || proximal.mu < 0) throw new InvalidTrainingConfigError('proximal.mu', `expected a number >= 0, got ${String(proximal.mu)}`);
+      const total = totalSize(manifest);
+      if (proximal.anchor.length !== total) throw new InvalidTrainingConfigError('proximal.anchor', `${proximal.anchor.length} values, the model has ${total}`);
+    }
+    // A copy: the caller's array may be reused (or trained in place) while this optimiser lives.
+    this.proximal = proximal !== undefined && proximal.mu > 0 ? { mu: proximal.mu, anchor: Float32Array.from(proximal.anchor) } : undefined;
     if (config.kind === 'adam') {
       this.config = { kind: 'adam', beta1: config.beta1 ?? 0.9, beta2: config.beta2 ?? 0.999, epsilon: config.epsilon ?? 1e-8, weightDecay: config.weightDecay ?? 0 };
       checkRange(this.config.beta1, 'beta1', 0, 1);
@@ -62,8 +81,12 @@ export class FlatOptimizer {
     this.state.v.set(state.v);
   }
 
-  /** One update of the trainable values of `params` (all weights, manifest order) with gradient `grads`. */
+  /**
+   * One update of the trainable values of `params` (all weights, manifest order) with gradient
+   * `grads` (trainable values only). With a proximal term, `grads` gets mu·(w - anchor) added in place.
+   */
   apply(params: Float32Array, grads: Float32Array, learningRate: number): void {
+    if (this.proximal !== undefined) this.addProximal(params, grads, this.proximal);
     const s = this.state;
     s.step++;
     const wd = this.config.weightDecay;
@@ -95,6 +118,17 @@ export class FlatOptimizer {
           s.m[g] = v;
           params[i] = (params[i] as number) - learningRate * (nesterov ? grad + momentum * v : v);
         }
+      }
+    }
+  }
+
+  // One pass over the trainable entries, before the update so that Adam's moments and SGD's
+  // momentum see the proximal gradient exactly as they would see a loss term.
+  private addProximal(params: Float32Array, grads: Float32Array, { mu, anchor }: ProximalTerm): void {
+    let g = 0;
+    for (const seg of this.segments) {
+      for (let i = seg.offset, end = seg.offset + seg.size; i < end; i++, g++) {
+        grads[g] = (grads[g] as number) + mu * ((params[i] as number) - (anchor[i] as number));
       }
     }
   }

@@ -67,7 +67,7 @@ export class ParallelStepEngine implements StepEngine {
     this.control = control;
     this.sharedWeights = weights;
     this.loss = config.loss;
-    this.optimizer = new FlatOptimizer(manifest, config.optimizer);
+    this.optimizer = new FlatOptimizer(manifest, config.optimizer, config.proximal);
     this.statsOffsets = statsSegments(manifest);
     this.gradientSize = sizes.gradientSize;
     this.statsSize = sizes.statsSize;

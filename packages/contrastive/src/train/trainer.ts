@@ -10,13 +10,15 @@ import { InvalidTrainingConfigError } from '../errors.js';
 import type { StepEngine } from './engine.js';
 import { createStepEngine } from './parallel.js';
 import type { PairLoss } from './loss.js';
-import type { OptimizerConfig } from './optimizer.js';
+import type { OptimizerConfig, ProximalTerm } from './optimizer.js';
 
 export interface TrainerConfig {
   spec: GraphSpec;
   augment: AugmentConfig | null;
   loss: PairLoss;
   optimizer: OptimizerConfig;
+  /** FedProx: adds mu·(w - anchor) to the gradient of every trainable weight (anchor: the global model). */
+  proximal?: ProximalTerm;
   learningRate: number;
   /** Steps of linear warm-up. Default: 2% of the run (at least 1 step). */
   warmupSteps?: number;
@@ -151,6 +153,7 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
     augment: config.augment,
     loss: config.loss,
     optimizer: config.optimizer,
+    ...(config.proximal !== undefined ? { proximal: config.proximal } : {}),
     seed: config.seed,
     workers: config.workers ?? 0,
     maxBatch: batchSize,
