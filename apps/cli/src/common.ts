@@ -10,6 +10,7 @@ import {
   type AugmentConfig,
   type EncoderName,
   type InputShape,
+  type ProjectionHeadOptions,
 } from '@fedclr/contrastive';
 import { loadFashionMnist, readImageFolder, type ImageDataset } from '@fedclr/data';
 import type { GraphSpec } from '@fedclr/tensor';
@@ -86,13 +87,23 @@ export async function loadImages(options: DataOptions, split: 'train' | 'test', 
 }
 
 /** The contrastive model (encoder + head) named by --encoder, optionally with --widths for convnet-s. */
-export function modelSpec(encoder: string, input: InputShape, widthsFlag: string | undefined): GraphSpec {
+/** `--head HIDDEN,OUT` of the projection head (default: hidden = representation width, out 128). */
+export function headOption(flag: string | undefined): ProjectionHeadOptions {
+  if (flag === undefined) return {};
+  const sizes = flag.split(',').map(Number);
+  if (sizes.length !== 2 || sizes.some((w) => !Number.isInteger(w) || w < 1)) {
+    throw new UsageError(`--head takes two positive integers (hidden, output), e.g. 512,128; got '${flag}'`);
+  }
+  return { hidden: sizes[0] as number, out: sizes[1] as number };
+}
+
+export function modelSpec(encoder: string, input: InputShape, widthsFlag: string | undefined, head: ProjectionHeadOptions = {}): GraphSpec {
   if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${encoder}'`);
-  if (widthsFlag === undefined) return contrastiveModel(encoder as EncoderName, input);
+  if (widthsFlag === undefined) return contrastiveModel(encoder as EncoderName, input, head);
   const widths = widthsFlag.split(',').map(Number);
   if (encoder !== 'convnet-s' || widths.length !== 3 || widths.some((w) => !Number.isInteger(w) || w < 1)) {
     throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,128; got '${widthsFlag}'`);
   }
   const encoderSpec = convnetS({ ...input, widths: widths as [number, number, number] });
-  return withProjectionHead(encoderSpec, representationWidth(encoderSpec));
+  return withProjectionHead(encoderSpec, representationWidth(encoderSpec), head);
 }

@@ -33,6 +33,7 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--widths', '32,64'], /--widths takes three positive integers for convnet-s, e\.g\. 32,64,128; got '32,64'/],
     [['simulate', '--widths', '32,0,64'], /--widths takes three positive integers for convnet-s/],
     [['simulate', '--encoder', 'resnet-s', '--widths', '8,16,32'], /--widths takes three positive integers for convnet-s/],
+    [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--head', '512'], /--head takes two positive integers \(hidden, output\), e\.g\. 512,128; got '512'/],
     [['simulate', '--crop-min', '1.5'], /--crop-min must be in \(0, 1\], got 1\.5/],
     [['simulate', '--crop-min', '0'], /--crop-min must be a number > 0, got '0'/],
     [['simulate', '--fedprox-mu=-0.1'], /--fedprox-mu must be a number in \[0, 1000\], got '-0\.1'/],

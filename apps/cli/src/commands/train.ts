@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, modelSpec, numberOption } from '../common.js';
+import { augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -15,6 +15,8 @@ export const trainHelp = `fedclr train [options]
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area)
+  --head 128,128                         projection head sizes (hidden, output); the head is dropped
+                                         after training, only the encoder's representation is kept
   --decoupled                            decoupled contrastive loss (NT-Xent without the positive
                                          in the denominator; Yeh et al. 2022)
   --workers N                            training threads (default min(2, cores))
@@ -46,6 +48,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
       checkpoint: { type: 'string' },
       resume: { type: 'boolean', default: false },
       decoupled: { type: 'boolean', default: false },
+      head: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -61,7 +64,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const epochs = numberOption(values, 'epochs', undefined);
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
-  const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths);
+  const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths, headOption(values.head));
   const augment = augmentFor(dataset.channels, { strength: numberOption(values, 'strength', undefined), cropMin: cropMinOption(values) });
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const weightDecay = numberOption(values, 'weight-decay', 0, -1) ?? 0;
