@@ -160,6 +160,19 @@ describe('flat weights and manifests', () => {
     await initBackend({ prefer: 'wasm' });
   });
 
+  it('initial weights depend only on the seed (0 included): same seed, same weights', () => {
+    const weightsOf = (seed: number): Float32Array => {
+      const net = new Network(tiny, seed);
+      try {
+        return flattenWeights(net);
+      } finally {
+        net.dispose();
+      }
+    };
+    for (const seed of [0, 3]) assert.deepEqual(Array.from(weightsOf(seed)), Array.from(weightsOf(seed)), `seed ${seed}`);
+    assert.notDeepEqual(Array.from(weightsOf(0)), Array.from(weightsOf(1)));
+  });
+
   it('flatten -> load into another network -> flatten is the identity, and outputs agree', () => {
     const a = new Network(tiny, 1);
     const b = new Network(tiny, 2);

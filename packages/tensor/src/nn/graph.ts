@@ -113,7 +113,8 @@ function initialValue(spec: WeightSpec, seed: number): tf.Tensor {
   if (leaf === 'kernel') {
     // He-normal: fan-in is every dimension but the last.
     const fanIn = spec.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    return tf.truncatedNormal(spec.shape, 0, Math.sqrt(2 / fanIn), 'float32', seed);
+    // tfjs treats a seed of 0 as "no seed" (Math.random): never pass it one.
+    return tf.truncatedNormal(spec.shape, 0, Math.sqrt(2 / fanIn), 'float32', seed + 1);
   }
   if (leaf === 'gamma' || leaf === 'moving_variance') return tf.ones(spec.shape);
   return tf.zeros(spec.shape);
