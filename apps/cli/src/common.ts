@@ -54,8 +54,14 @@ export function fedproxMuOption(values: Record<string, unknown>): number | undef
  * The augmentation recipe: the grayscale pipeline for 1 channel, SimCLR's RGB one (no blur) for 3;
  * `strength` scales the colour jitter, `cropMin` replaces the smallest crop area.
  */
+// Chosen on a held-out part of the Fashion-MNIST train split (fedclr eval --split validation):
+// for ~1000-step runs a smallest crop of 40% beat 20%, temperature 0.2 beat 0.5, lr 4e-3 beat 2e-3.
+export const GRAY_CROP_MIN = 0.4;
+export const DEFAULT_TEMPERATURE = 0.2;
+
 export function augmentFor(channels: number, options: { strength?: number | undefined; cropMin?: number | undefined } = {}): AugmentConfig {
-  const { strength, cropMin } = options;
+  const { strength } = options;
+  const cropMin = options.cropMin ?? (channels === 1 ? GRAY_CROP_MIN : undefined);
   const base = channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ strength: strength ?? 0.5, blur: false });
   return cropMin === undefined || !base.crop ? base : { ...base, crop: { ...base.crop, scale: [cropMin, 1] as const } };
 }

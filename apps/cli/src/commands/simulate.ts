@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { cropMinOption, defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, GRAY_CROP_MIN, cropMinOption, defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   federationModel,
@@ -38,9 +38,9 @@ export const simulateHelp = `fedclr simulate [options]
                               comes after it): no round starts that would not end in time
   --rounds R                  default 10, or unlimited with --minutes
   --local-epochs 1 --steps-per-round S                local training per round (S caps the steps)
-  --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum --weight-decay 0
+  --batch 256 --lr 0.002 --temperature 0.2 --optimizer adam|sgd|momentum --weight-decay 0
   --widths 32,64,128          convnet-s filters per layer (the last is the representation)
-  --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.2)
+  --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.4 for grayscale)
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
@@ -227,7 +227,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const stepsPerRound = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
   const batch = intOption(values, 'batch', 256, 2);
   const lr = numberOption(values, 'lr', 2e-3) as number;
-  const temperature = numberOption(values, 'temperature', 0.5) as number;
+  const temperature = numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number;
   const optimizer = values.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
   const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
@@ -529,7 +529,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       aggregation,
       encoder,
       widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
-      cropMin: cropMin ?? null,
+      cropMin: cropMin ?? GRAY_CROP_MIN,
       fedproxMu,
       architecture: listening.architecture,
       parameters: listening.parameters,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -13,8 +13,8 @@ export const trainHelp = `fedclr train [options]
   --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
   --widths 32,64,128                     convnet-s filters per layer (the last is the representation)
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
-  --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd --weight-decay 0
-  --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area)
+  --batch 256 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
+  --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)
   --head 128,128                         projection head sizes (hidden, output); the head is dropped
                                          after training, only the encoder's representation is kept
   --decoupled                            decoupled contrastive loss (NT-Xent without the positive
@@ -72,9 +72,9 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const result = await trainContrastive(dataset, {
     spec,
     augment,
-    loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', 0.5) as number, decoupled: values.decoupled }),
+    loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number, decoupled: values.decoupled }),
     optimizer: optimizer === 'adam' ? { kind: 'adam', weightDecay } : { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay },
-    learningRate: numberOption(values, 'lr', optimizer === 'adam' ? 2e-3 : 0.3) as number,
+    learningRate: numberOption(values, 'lr', optimizer === 'adam' ? 4e-3 : 0.3) as number,
     batchSize: intOption(values, 'batch', 256, 2),
     ...(minutes !== undefined ? { minutes } : {}),
     ...(epochs !== undefined ? { epochs } : {}),
