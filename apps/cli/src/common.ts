@@ -32,6 +32,15 @@ export function numberOption(values: Record<string, unknown>, name: string, fall
   return v;
 }
 
+/** A number >= 0 (weight decay, L2 strength), or the fallback when the flag is absent. */
+export function nonNegativeOption(values: Record<string, unknown>, name: string, fallback: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(v) || v < 0) throw new UsageError(`--${name} must be a number >= 0, got '${String(raw)}'`);
+  return v;
+}
+
 /** --crop-min F: the smallest random crop, as a fraction of the image area, in (0, 1]. */
 export function cropMinOption(values: Record<string, unknown>): number | undefined {
   const cropMin = numberOption(values, 'crop-min', undefined);

@@ -35,6 +35,8 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--encoder', 'resnet-s', '--widths', '8,16,32'], /--widths takes three positive integers for convnet-s/],
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--head', '512'], /--head takes two positive integers \(hidden, output\), e\.g\. 512,128; got '512'/],
     [['simulate', '--crop-min', '1.5'], /--crop-min must be in \(0, 1\], got 1\.5/],
+    [['simulate', '--weight-decay=-0.5'], /--weight-decay must be a number >= 0, got '-0\.5'/],
+    [['eval', '--baseline', 'raw', '--l2=-1'], /--l2 must be a number >= 0, got '-1'/],
     [['simulate', '--crop-min', '0'], /--crop-min must be a number > 0, got '0'/],
     [['simulate', '--fedprox-mu=-0.1'], /--fedprox-mu must be a number in \[0, 1000\], got '-0\.1'/],
     [['simulate', '--fedprox-mu', 'strong'], /--fedprox-mu must be a number in \[0, 1000\], got 'strong'/],

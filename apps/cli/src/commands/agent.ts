@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createContrastiveTrainer, startAgent, type AgentExit } from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
-import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption } from '../common.js';
+import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
 import { logLevelOption, stderrLogger } from './coordinator.js';
@@ -69,7 +69,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   const workers = intOption(values, 'workers', defaultWorkers(), 0);
   const maxSteps = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
   const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
-  const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
+  const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const cropMin = cropMinOption(values);
   const logger = stderrLogger(logLevelOption(values), 'agent');
 

@@ -14,7 +14,7 @@ import {
 } from '@fedclr/contrastive';
 import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { defaultWorkers, intOption, modelSpec, numberOption } from '../common.js';
+import { defaultWorkers, intOption, modelSpec, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 
 export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [options]
@@ -73,7 +73,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
   const [train, test] = await heldOutSplits(values.split, intOption(values, 'split-seed', 0, 0));
   const workers = intOption(values, 'workers', defaultWorkers(), 0);
   const k = intOption(values, 'k', 20);
-  const l2: number | 'auto' = values.l2 === 'auto' ? 'auto' : (numberOption(values, 'l2', 1e-4, -1) as number);
+  const l2: number | 'auto' = values.l2 === 'auto' ? 'auto' : nonNegativeOption(values, 'l2', 1e-4);
   const started = performance.now();
 
   let subject: string;

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { DEFAULT_TEMPERATURE, GRAY_CROP_MIN, cropMinOption, defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, GRAY_CROP_MIN, cropMinOption, defaultWorkers, fedproxMuOption, intOption, numberOption, nonNegativeOption } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   federationModel,
@@ -230,7 +230,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const temperature = numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number;
   const optimizer = values.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
-  const weightDecay = values['weight-decay'] === undefined ? 0 : (numberOption(values, 'weight-decay', 0, -1) as number);
+  const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const cropMin = cropMinOption(values);
   const fedproxMu = fedproxMuOption(values) ?? 0;
   const strategy = values.strategy ?? 'fedavg';

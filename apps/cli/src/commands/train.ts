@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -67,7 +67,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths, headOption(values.head));
   const augment = augmentFor(dataset.channels, { strength: numberOption(values, 'strength', undefined), cropMin: cropMinOption(values) });
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
-  const weightDecay = numberOption(values, 'weight-decay', 0, -1) ?? 0;
+  const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const progress = createProgress('train');
   const result = await trainContrastive(dataset, {
     spec,
