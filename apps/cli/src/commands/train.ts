@@ -13,7 +13,7 @@ export const trainHelp = `fedclr train [options]
   --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
   --widths 32,64,128                     convnet-s filters per layer (the last is the representation)
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
-  --batch 256 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
+  --batch 128 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)
   --head 128,128                         projection head sizes (hidden, output); the head is dropped
                                          after training, only the encoder's representation is kept
@@ -75,7 +75,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
     loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number, decoupled: values.decoupled }),
     optimizer: optimizer === 'adam' ? { kind: 'adam', weightDecay } : { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay },
     learningRate: numberOption(values, 'lr', optimizer === 'adam' ? 4e-3 : 0.3) as number,
-    batchSize: intOption(values, 'batch', 256, 2),
+    batchSize: intOption(values, 'batch', 128, 2),
     ...(minutes !== undefined ? { minutes } : {}),
     ...(epochs !== undefined ? { epochs } : {}),
     ...(maxSteps !== undefined ? { maxSteps } : {}),
