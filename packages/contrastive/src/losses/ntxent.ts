@@ -43,8 +43,7 @@ export function ntXentLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, options: NtXentOpti
     const b = normalize ? l2Normalize(z2) : z2;
     const z = tf.concat([a, b], 0); // [2N, D]
     const logits = tf.div(tf.matMul(z, z, false, true), temperature); // [2N, 2N]
-    const excluded = options.decoupled ? tf.add(tf.eye(2 * n), positiveIndicator(n)) : tf.eye(2 * n);
-    const lse = tf.logSumExp(tf.add(logits, tf.mul(excluded, LOGIT_MASK_VALUE)), 1); // [2N]
+    const lse = tf.logSumExp(tf.add(logits, softmaxExclusionMask(n, options.decoupled ?? false)), 1); // [2N]
     // The positive logit of anchor k and of anchor k + N is the same <a_k, b_k> / tau, so the
     // mean over 2N anchors of the positive term equals the mean over the N pairs.
     const positive = tf.div(tf.sum(tf.mul(a, b), 1), temperature); // [N]
@@ -56,6 +55,11 @@ export function ntXentLoss(z1: tf.Tensor2D, z2: tf.Tensor2D, options: NtXentOpti
 export function positiveIndicator(n: number): tf.Tensor2D {
   // int32 one-hot, then cast: tfjs-backend-wasm 4.22's OneHot writes int bit patterns into a float32 output.
   return tf.tidy(() => tf.cast(tf.oneHot(tf.concat([tf.range(n, 2 * n, 1, 'int32'), tf.range(0, n, 1, 'int32')]), 2 * n), 'float32') as tf.Tensor2D);
+}
+
+/** Additive [2N, 2N] logit mask leaving out each anchor itself and, when decoupled, its positive. */
+export function softmaxExclusionMask(n: number, decoupled: boolean): tf.Tensor2D {
+  return tf.tidy(() => tf.mul(decoupled ? tf.add(tf.eye(2 * n), positiveIndicator(n)) : tf.eye(2 * n), LOGIT_MASK_VALUE) as tf.Tensor2D);
 }
 
 export interface InfoNceOptions {

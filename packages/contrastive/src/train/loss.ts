@@ -1,7 +1,7 @@
 // The contrastive loss over the whole batch, on embeddings gathered from every replica.
 import * as tf from '@tensorflow/tfjs-core';
 import { ntXentLoss, type NtXentOptions } from '../losses/index.js';
-import { positiveIndicator } from '../losses/ntxent.js';
+import { positiveIndicator, softmaxExclusionMask } from '../losses/ntxent.js';
 
 /** A loss of two aligned views' embeddings [n, d] (row i of each comes from image i). */
 export interface PairLoss {
@@ -42,7 +42,7 @@ function ntXentValueAndGradient(
     const u = tf.div(z, norm);
     const positives = constant(`pos:${rows}`, () => positiveIndicator(n));
     // Left out of the softmax: the anchor itself, and (decoupled) its positive.
-    const mask = constant(`mask:${rows}:${decoupled}`, () => tf.mul(decoupled ? tf.add(tf.eye(rows), positiveIndicator(n)) : tf.eye(rows), -1e9));
+    const mask = constant(`mask:${rows}:${decoupled}`, () => softmaxExclusionMask(n, decoupled));
     const logits = tf.div(tf.matMul(u, u, false, true), temperature);
     const masked = tf.add(logits, mask);
     const lse = tf.logSumExp(masked, 1, true);
