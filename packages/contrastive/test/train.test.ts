@@ -163,6 +163,12 @@ describe('step engines', () => {
     }
   });
 
+  it('building a pair loss (as an agent does every round) leaves no tensor behind', () => {
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) ntXentPairLoss({ temperature: 0.2 + i / 10, decoupled: i === 1 });
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   it('refuses a batch larger than maxBatch or smaller than 2', async () => {
     const engine = await createStepEngine({ spec: noBatchNorm, augment: null, loss: ntXentPairLoss(), optimizer: { kind: 'sgd' }, workers: 0, maxBatch: 4 });
     try {

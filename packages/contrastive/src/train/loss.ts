@@ -63,7 +63,7 @@ export function ntXentPairLoss(options: NtXentOptions = {}): PairLoss {
   if (options.normalize !== false) {
     const temperature = options.temperature ?? 0.5;
     // the autodiff loss validates options; run it once on a tiny input so bad options fail here
-    tf.tidy(() => ntXentLoss(tf.ones([2, 2]), tf.ones([2, 2]), options));
+    tf.dispose(tf.tidy(() => ntXentLoss(tf.ones([2, 2]), tf.ones([2, 2]), options)));
     const decoupled = options.decoupled ?? false;
     loss.valueAndGradient = (z1, z2) => ntXentValueAndGradient(z1, z2, temperature, decoupled);
   }
