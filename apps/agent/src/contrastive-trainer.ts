@@ -3,7 +3,9 @@
 //
 // Round config -> trainer:
 //   localEpochs   -> epochs                 (or fewer: maxStepsPerRound, maxMinutesPerRound, and
-//                                             deadlineFraction * deadlineMs, whichever comes first)
+//                                             deadlineFraction * deadlineMs, whichever comes first;
+//                                             time spent waiting, for a training slot or for the
+//                                             previous round's training, comes off the last one)
 //   batchSize     -> batchSize              (capped at the local image count)
 //   learningRate  -> learningRate           (constant within a round: no warm-up, no decay, unless
 //                                             the trainer options say otherwise)
@@ -17,14 +19,19 @@
 //
 // Output: the trained weights, exampleCount = images trained on (steps x batch), and metrics
 // {loss (last completed epoch's mean, else the mean of the steps run), steps, imagesPerSec,
-// epochs, trainMs (the training loop), setupMs (engine creation and teardown), batchSize}.
+// epochs, trainMs (the training loop), setupMs (engine creation and teardown), batchSize}, plus
+// slotWaitMs (waiting for the gate's training slot) with a gate. Waiting is in neither trainMs
+// nor setupMs.
 import type { Logger } from 'pino';
 import { gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive, type AugmentConfig, type OptimizerConfig } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
 import type { Manifest, RoundConfig } from '@fedclr/protocol';
 import { manifestOfSpec, type GraphSpec } from '@fedclr/tensor';
 import { AgentConfigError, isAgentError, RoundAbortedError, RoundUnsupportedError, TrainingFailedError } from './errors.js';
-import type { LocalTrainer, ProgressCallback, TrainInput, TrainOutput } from './trainer.js';
+import type { LocalTrainer, ProgressCallback, TrainingGate, TrainingSlot, TrainInput, TrainOutput } from './trainer.js';
+
+/** Default share of a round's deadline that the training loop may use. */
+export const DEFAULT_DEADLINE_FRACTION = 0.8;
 
 export interface ContrastiveTrainerOptions {
   /** The agent's private images (labels, if any, are never used). */
@@ -42,9 +49,17 @@ export interface ContrastiveTrainerOptions {
   /**
    * Share of the round's deadlineMs that the training loop may use; the rest covers engine
    * set-up, building the update and the upload. Training then stops early with a result
-   * instead of being aborted at the deadline. Default 0.8.
+   * instead of being aborted at the deadline. Default 0.8. The budget is counted from the call
+   * to train(): time spent waiting (for a training slot, or for the previous training) comes
+   * off it.
    */
   readonly deadlineFraction?: number;
+  /**
+   * Acquired before each training (engine set-up, training loop, teardown) and always released
+   * after it, also on failure or abort. Waiting for it counts in neither trainMs nor setupMs, but
+   * in the metric slotWaitMs.
+   */
+  readonly gate?: TrainingGate;
   /** Decoupled weight decay (Adam) or L2 (SGD) on kernels. Default 0. */
   readonly weightDecay?: number;
   /** Momentum of the 'momentum' optimizer. Default 0.9. */
@@ -116,7 +131,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
   positive('maxStepsPerRound', options.maxStepsPerRound, true);
   positive('maxMinutesPerRound', options.maxMinutesPerRound, false);
   positive('deadlineFraction', options.deadlineFraction, false);
-  if ((options.deadlineFraction ?? 0.8) > 1) throw new AgentConfigError('trainer.deadlineFraction', 'at most 1', String(options.deadlineFraction));
+  if ((options.deadlineFraction ?? DEFAULT_DEADLINE_FRACTION) > 1) throw new AgentConfigError('trainer.deadlineFraction', 'at most 1', String(options.deadlineFraction));
   const workers = options.workers ?? 0;
   if (!Number.isInteger(workers) || workers < 0) throw new AgentConfigError('trainer.workers', 'an integer >= 0', String(workers));
   const expected = protocolManifest(spec);
@@ -127,7 +142,8 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
   // round waits for it so two engines never compete for the same cores.
   let running: Promise<unknown> = Promise.resolve();
 
-  const trainOnce = async (input: TrainInput, signal: AbortSignal, onProgress?: ProgressCallback): Promise<TrainOutput> => {
+  /** `calledAt`: performance.now() when train() was called, about when the round started here. */
+  const trainOnce = async (input: TrainInput, signal: AbortSignal, calledAt: number, onProgress?: ProgressCallback): Promise<TrainOutput> => {
     const { round, config, globalWeights, manifest } = input;
     if (signal.aborted) throw abortError(round, signal);
     const problem = manifestProblem(expected, manifest);
@@ -136,36 +152,56 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
 
     const batchSize = Math.min(config.batchSize, dataset.count);
-    const deadlineMinutes = ((options.deadlineFraction ?? 0.8) * config.deadlineMs) / 60_000;
-    const minutes = Math.min(deadlineMinutes, options.maxMinutesPerRound ?? Infinity);
+    const waitStarted = performance.now();
+    let slot: TrainingSlot | undefined;
+    if (options.gate !== undefined) {
+      try {
+        slot = await options.gate.acquire(signal);
+      } catch (err) {
+        if (signal.aborted) throw abortError(round, signal);
+        throw new TrainingFailedError(round, `no training slot: ${(err as Error).message ?? String(err)}`);
+      }
+    }
+    const started = performance.now();
+    // The loop's budget is deadlineFraction of the deadline, counted from the call to train() (about
+    // when the round reached this agent): waiting comes off it, so a late start does not run into
+    // the deadline. The rest of the deadline covers set-up, the update and the upload.
+    const budgetMs = (options.deadlineFraction ?? DEFAULT_DEADLINE_FRACTION) * config.deadlineMs - (started - calledAt);
+    const minutes = Math.min(budgetMs / 60_000, options.maxMinutesPerRound ?? Infinity);
     let stepLossSum = 0;
     let steps = 0;
-    const started = performance.now();
-    log?.debug({ round, batchSize, epochs: config.localEpochs, minutes, maxSteps: options.maxStepsPerRound }, 'local training started');
-    const result = await trainContrastive(dataset, {
-      spec,
-      augment,
-      loss: ntXentPairLoss({ temperature: config.temperature }),
-      optimizer: optimizerFor(config, options),
-      // The optimiser copies the anchor: globalWeights stays the round's global model.
-      ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),
-      learningRate: config.learningRate,
-      warmupSteps: options.warmupSteps ?? 0,
-      finalFraction: options.finalFraction ?? 1,
-      batchSize,
-      epochs: config.localEpochs,
-      minutes,
-      ...(options.maxStepsPerRound !== undefined ? { maxSteps: options.maxStepsPerRound } : {}),
-      workers,
-      seed: config.seed ?? round,
-      initialWeights: globalWeights,
-      signal,
-      onProgress: (p) => {
-        stepLossSum += p.loss;
-        steps = p.step;
-        onProgress?.(p.fraction);
-      },
-    });
+    let result: Awaited<ReturnType<typeof trainContrastive>> | undefined;
+    try {
+      if (signal.aborted) throw abortError(round, signal);
+      if (minutes <= 0) throw new TrainingFailedError(round, `no time left for training before the round deadline after waiting ${((started - calledAt) / 1000).toFixed(1)} s`);
+      log?.debug({ round, batchSize, epochs: config.localEpochs, minutes, maxSteps: options.maxStepsPerRound, waitedMs: Math.round(started - calledAt) }, 'local training started');
+      result = await trainContrastive(dataset, {
+        spec,
+        augment,
+        loss: ntXentPairLoss({ temperature: config.temperature }),
+        optimizer: optimizerFor(config, options),
+        // The optimiser copies the anchor: globalWeights stays the round's global model.
+        ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),
+        learningRate: config.learningRate,
+        warmupSteps: options.warmupSteps ?? 0,
+        finalFraction: options.finalFraction ?? 1,
+        batchSize,
+        epochs: config.localEpochs,
+        minutes,
+        ...(options.maxStepsPerRound !== undefined ? { maxSteps: options.maxStepsPerRound } : {}),
+        workers,
+        seed: config.seed ?? round,
+        initialWeights: globalWeights,
+        signal,
+        onProgress: (p) => {
+          stepLossSum += p.loss;
+          steps = p.step;
+          onProgress?.(p.fraction);
+        },
+      });
+    } finally {
+      slot?.release({ trainMs: Math.round(result?.elapsedMs ?? 0) });
+    }
     const totalMs = performance.now() - started;
     if (signal.aborted || result.stoppedBy === 'signal') throw abortError(round, signal);
     if (result.steps === 0) throw new TrainingFailedError(round, `no training step fitted in the budget (${minutes.toFixed(3)} min)`);
@@ -178,6 +214,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       trainMs: Math.round(result.elapsedMs),
       setupMs: Math.round(Math.max(0, totalMs - result.elapsedMs)),
       batchSize,
+      ...(options.gate !== undefined ? { slotWaitMs: Math.round(started - waitStarted) } : {}),
     };
     log?.debug({ round, ...metrics, stoppedBy: result.stoppedBy }, 'local training finished');
     return { weights: result.weights, exampleCount: result.imagesSeen, metrics };
@@ -185,6 +222,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
 
   return {
     train(input, signal, onProgress) {
+      const calledAt = performance.now();
       const previous = running;
       const task = (async () => {
         // Only the completion of the previous training matters here; its outcome went to its caller.
@@ -192,7 +230,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
           () => undefined,
           () => undefined,
         );
-        return trainOnce(input, signal, onProgress);
+        return trainOnce(input, signal, calledAt, onProgress);
       })();
       running = task;
       return task;

@@ -11,7 +11,7 @@ export type {
   AgentState,
   Connector,
 } from './agent.js';
-export type { LocalTrainer, TrainInput, TrainOutput, ProgressCallback } from './trainer.js';
+export type { LocalTrainer, TrainInput, TrainOutput, ProgressCallback, TrainingGate, TrainingSlot } from './trainer.js';
 export { createFakeTrainer, fakeLocalWeights } from './fake-trainer.js';
 export type { FakeTrainerOptions } from './fake-trainer.js';
 export { loadOrCreateIdentity, defaultAgentId, IDENTITY_FILE } from './identity.js';
@@ -24,5 +24,5 @@ export { SecureRound, COORDINATOR_ADDRESS, MASKED_TENSOR } from './secure-round.
 export type { SecureInput, SecureInputResult, SecureRoundOptions } from './secure-round.js';
 export { CoordinatorKeys, parseCoordinatorKey, COORDINATOR_KEYS_FILE } from './coordinator-keys.js';
 export * from './errors.js';
-export { createContrastiveTrainer, protocolManifest, architectureId } from './contrastive-trainer.js';
+export { createContrastiveTrainer, protocolManifest, architectureId, DEFAULT_DEADLINE_FRACTION } from './contrastive-trainer.js';
 export type { ContrastiveTrainerOptions } from './contrastive-trainer.js';

@@ -32,3 +32,21 @@ export interface LocalTrainer {
    */
   train(input: TrainInput, signal: AbortSignal, onProgress?: ProgressCallback): Promise<TrainOutput>;
 }
+
+/**
+ * A training slot, held while one local training runs (engine set-up, training loop, teardown).
+ * release() must be called exactly once and must not throw; the trainer reports how long its
+ * training loop ran (0 if it never started).
+ */
+export interface TrainingSlot {
+  release(report: { readonly trainMs: number }): void;
+}
+
+/**
+ * Limits how many trainers train at the same time (e.g. agents sharing one machine in a
+ * simulation). acquire() resolves once a slot is free and rejects when `signal` aborts; an
+ * acquisition that is aborted while waiting gives up its place (and any slot granted meanwhile).
+ */
+export interface TrainingGate {
+  acquire(signal: AbortSignal): Promise<TrainingSlot>;
+}

@@ -1,13 +1,16 @@
 // The contrastive LocalTrainer on a tiny dataset: it trains (the weights change), counts the
-// images it trained on, honours the abort signal, refuses rounds it cannot do, and does FedProx.
+// images it trained on, honours the abort signal, refuses rounds it cannot do, does FedProx, and
+// trains only while holding its gate's slot.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { convnetS, initialState, withProjectionHead } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
 import type { RoundConfig } from '@fedclr/protocol';
 import { initBackend, manifestOfSpec } from '@fedclr/tensor';
+import type { Logger } from 'pino';
 import { createContrastiveTrainer, protocolManifest } from '../src/contrastive-trainer.js';
 import { isAgentError } from '../src/errors.js';
+import type { TrainingGate } from '../src/trainer.js';
 
 function dataset(count: number): ImageDataset {
   let s = 91;
@@ -115,5 +118,108 @@ describe('createContrastiveTrainer', () => {
       assert.ok(Math.abs((prox.weights[i] as number) - expected) < 1e-5, `weight ${i} (${trainable[i] ? 'trainable' : 'statistic'}): ${prox.weights[i]} vs ${expected}`);
     }
     assert.ok(largest > 1e-3, `the pull is measurable (largest ${largest})`);
+  });
+
+  describe('with a training gate', () => {
+    /** A gate that grants after `waitMs` (or only on abort: never) and records what happens. */
+    function recordingGate(waitMs: number | 'never'): TrainingGate & { log: string[]; released: { trainMs: number }[] } {
+      const log: string[] = [];
+      const released: { trainMs: number }[] = [];
+      return {
+        log,
+        released,
+        acquire(signal) {
+          log.push('acquire');
+          return new Promise((resolve, reject) => {
+            const onAbort = (): void => {
+              clearTimeout(timer);
+              log.push('withdrawn');
+              reject(signal.reason as Error);
+            };
+            const grant = (): void => {
+              signal.removeEventListener('abort', onAbort);
+              log.push('granted');
+              resolve({
+                release(report) {
+                  log.push('release');
+                  released.push(report);
+                },
+              });
+            };
+            const timer = waitMs === 'never' ? undefined : setTimeout(grant, waitMs);
+            signal.addEventListener('abort', onAbort, { once: true });
+          });
+        },
+      };
+    }
+
+    it('trains while holding the slot, releases it with the loop time, and counts the wait only as slotWaitMs', async () => {
+      const gate = recordingGate(300);
+      const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment, gate });
+      const progress: string[] = [];
+      const started = performance.now();
+      const out = await trainer.train({ round: 9, globalWeights: global.slice(), manifest, config: CONFIG }, new AbortController().signal, () => progress.push(gate.log.join(',')));
+      const elapsed = performance.now() - started;
+      assert.deepEqual(gate.log, ['acquire', 'granted', 'release']);
+      assert.ok(progress.every((p) => p === 'acquire,granted'), 'every step ran while the slot was held');
+      assert.deepEqual(gate.released, [{ trainMs: out.metrics['trainMs'] }]);
+      const { trainMs, setupMs, slotWaitMs } = out.metrics as Record<string, number>;
+      assert.ok((slotWaitMs as number) >= 290, `slotWaitMs ${slotWaitMs}`);
+      assert.ok((trainMs as number) + (setupMs as number) <= elapsed - (slotWaitMs as number) + 2, `train ${trainMs} + setup ${setupMs} + wait ${slotWaitMs} vs ${elapsed.toFixed(0)} ms in all`);
+      assert.equal(out.metrics['steps'], 2);
+    });
+
+    it('releases the slot when training fails or is aborted, and withdraws when aborted while waiting', async () => {
+      const failing = recordingGate(0);
+      const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment, gate: failing });
+      // An invalid learning rate: trainContrastive itself throws, after the slot was granted.
+      await assert.rejects(trainer.train({ round: 10, globalWeights: global.slice(), manifest, config: { ...CONFIG, learningRate: -1 } }, new AbortController().signal), /learningRate/);
+      assert.deepEqual(failing.log, ['acquire', 'granted', 'release']);
+      assert.deepEqual(failing.released, [{ trainMs: 0 }]);
+
+      const aborted = recordingGate(0);
+      const during = new AbortController();
+      let steps = 0;
+      const abortedTrainer = createContrastiveTrainer({ dataset: dataset(40), spec, augment, gate: aborted });
+      await assert.rejects(
+        abortedTrainer.train({ round: 11, globalWeights: global.slice(), manifest, config: { ...CONFIG, localEpochs: 50 } }, during.signal, () => {
+          if (++steps === 1) during.abort();
+        }),
+        (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_ABORTED'),
+      );
+      assert.deepEqual(aborted.log, ['acquire', 'granted', 'release']);
+      assert.ok((aborted.released[0]?.trainMs ?? -1) >= 0);
+
+      const never = recordingGate('never');
+      const waiting = new AbortController();
+      const pending = createContrastiveTrainer({ dataset: dataset(20), spec, augment, gate: never }).train({ round: 12, globalWeights: global.slice(), manifest, config: CONFIG }, waiting.signal);
+      setTimeout(() => waiting.abort(new Error('deadline')), 50);
+      await assert.rejects(pending, (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_ABORTED') && /deadline/.test((err as Error).message));
+      assert.deepEqual(never.log, ['acquire', 'withdrawn']);
+    });
+
+    it('takes the wait off the round budget: the loop still ends before the deadline, or does not start', async () => {
+      const budgets: number[] = [];
+      const logger = { debug: (o: { minutes?: number }) => o.minutes !== undefined && budgets.push(o.minutes * 60_000) } as unknown as Logger;
+      // deadline 1 s x 0.8 = 800 ms for the loop, minus the 400 ms spent waiting for the slot
+      const gate = recordingGate(400);
+      const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment, gate, logger });
+      const config: RoundConfig = { ...CONFIG, deadlineMs: 1000, localEpochs: 1_000_000 };
+      const out = await trainer.train({ round: 13, globalWeights: global.slice(), manifest, config }, new AbortController().signal);
+      assert.equal(budgets.length, 1);
+      assert.ok((budgets[0] as number) <= 400 + 1 && (budgets[0] as number) > 0, `budget ${budgets[0]} ms`);
+      assert.ok((out.metrics['steps'] as number) >= 1);
+      assert.deepEqual(gate.log, ['acquire', 'granted', 'release']);
+
+      // waiting past deadlineFraction of the deadline: no training at all, and the slot is given back
+      const late = recordingGate(300);
+      const lateTrainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment, gate: late, deadlineFraction: 0.2 });
+      await assert.rejects(
+        lateTrainer.train({ round: 14, globalWeights: global.slice(), manifest, config }, new AbortController().signal),
+        (err) => isAgentError(err, 'FEDCLR_AGENT_TRAINING_FAILED') && /no time left/.test((err as Error).message),
+      );
+      assert.deepEqual(late.log, ['acquire', 'granted', 'release']);
+      assert.deepEqual(late.released, [{ trainMs: 0 }]);
+    });
   });
 });

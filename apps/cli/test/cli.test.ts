@@ -54,6 +54,10 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['coordinator', '--widths', '8,x,32'], /--widths takes three positive integers for convnet-s/],
     [['coordinator', '--fedprox-mu', '2000'], /--fedprox-mu must be a number in \[0, 1000\], got '2000'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--crop-min', '2'], /--crop-min must be in \(0, 1\], got 2/],
+    [['simulate', '--train-slots=-1'], /--train-slots must be an integer >= 0, got '-1'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', '2'], /--train-slots takes only 'ipc'/],
+    // node --test runs this file without an IPC channel to its parent
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', 'ipc'], /--train-slots ipc needs an IPC channel to the parent process/],
   ];
   for (const [argv, message] of cases) {
     it(`${argv.join(' ')}`, async () => {
@@ -78,7 +82,7 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     }
     // The recipe flags of fedclr train, for the whole federation.
     const simulate = (await run(['simulate', '--help'])).out.join('\n');
-    for (const flag of ['--widths', '--crop-min', '--fedprox-mu']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
+    for (const flag of ['--widths', '--crop-min', '--fedprox-mu', '--train-slots']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
     assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--widths 32,64,128/);
     assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,128[\s\S]*--crop-min F/);
   });

@@ -1,6 +1,7 @@
 // End to end: `fedclr simulate` as real processes (one coordinator, three agents on loopback) on a
 // small slice of Fashion-MNIST: two plain rounds of one local step each, then the evaluation. The
-// recipe flags (--widths, --crop-min, --fedprox-mu) reach the coordinator and every agent.
+// recipe flags (--widths, --crop-min, --fedprox-mu) reach the coordinator and every agent; with
+// --train-slots 1 the agents train one at a time, each holding the simulation's single slot.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -25,6 +26,8 @@ interface Report {
     examples: number;
     wallMs: number;
     trainMs: number;
+    agentTrainMs: number;
+    slotWaitMs: number;
     nonTrainingMs: number;
     nonTrainingShare: number;
   }[];
@@ -32,7 +35,7 @@ interface Report {
   linearProbe: number;
   knn: number;
   model: { initialVersion: string; finalVersion: string; changed: boolean; relativeChange: number; checkpoint: string };
-  timing: { meanNonTrainingShare: number; totalMs: number };
+  timing: { meanNonTrainingShare: number; totalMs: number; slots: { capacity: number; granted: number; maxHeld: number; freedOnExit: number } };
 }
 
 describe('fedclr simulate', () => {
@@ -47,7 +50,7 @@ describe('fedclr simulate', () => {
     const args = [
       BIN, 'simulate', '--clients', '3', '--partition', 'dirichlet', '--alpha', '0.5', '--limit', '512', '--rounds', '2',
       '--steps-per-round', '1', '--batch', '32', '--aggregation', 'plain', '--eval-every', '1', '--eval-workers', '0',
-      '--seed', '7', '--widths', '8,16,32', '--crop-min', '0.3', '--fedprox-mu', '0.01', '--out', out, '--json',
+      '--seed', '7', '--widths', '8,16,32', '--crop-min', '0.3', '--fedprox-mu', '0.01', '--train-slots', '1', '--out', out, '--json',
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -89,6 +92,15 @@ describe('fedclr simulate', () => {
       assert.ok(x.nonTrainingShare >= 0 && x.nonTrainingShare < 1);
     }
     assert.ok(r.timing.meanNonTrainingShare >= 0 && r.timing.meanNonTrainingShare < 1);
+    // --train-slots 1: every local training held the one slot, so two of the three agents waited
+    // each round, and the loops ran one after another (their union is at least the longest)
+    assert.equal(r.config['trainSlots'], 1);
+    assert.equal(r.config['agentMinutesPerRound'], 2.6667); // 0.8 x the 600 s deadline, in 3 waves
+    assert.deepEqual(r.timing.slots, { capacity: 1, granted: 6, maxHeld: 1, freedOnExit: 0 });
+    for (const x of r.rounds) {
+      assert.ok(x.slotWaitMs > 0, JSON.stringify(x));
+      assert.ok(x.agentTrainMs > 0 && x.trainMs >= x.agentTrainMs, JSON.stringify(x));
+    }
     // --eval-every 1: one evaluation per round; the final numbers are the last one's
     assert.deepEqual(r.evaluations.map((e) => e.afterRound), [1, 2]);
     assert.equal(r.linearProbe, r.evaluations[1]?.linearProbe);

@@ -2,12 +2,13 @@
 // in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createContrastiveTrainer, startAgent, type AgentExit } from '@fedclr/agent';
+import { createContrastiveTrainer, startAgent, type AgentExit, type TrainingGate } from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
 import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
+import { ipcTrainingGate, parentChannel } from '../slots.js';
 import { logLevelOption, stderrLogger } from './coordinator.js';
 
 export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset fashion-mnist --client I/N) [options]
@@ -22,7 +23,8 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --steps-per-round S --minutes-per-round M   caps on local training per round
   --weight-decay 0 --agent-id ID --log-level info --json
   simulation (fedclr simulate passes these): --dataset fashion-mnist --client I/N
-    --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0 --holdout H --limit N`;
+    --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0 --holdout H --limit N
+    --train-slots ipc           train only while holding a slot granted by the parent process over IPC`;
 
 /** `I/N`: client I (0-based) of N. */
 function clientOption(raw: string): { index: number; clients: number } {
@@ -58,6 +60,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'minutes-per-round': { type: 'string' },
       'weight-decay': { type: 'string' },
       'agent-id': { type: 'string' },
+      'train-slots': { type: 'string' },
       'log-level': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
@@ -71,6 +74,13 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const cropMin = cropMinOption(values);
+  let gate: TrainingGate | undefined;
+  if (values['train-slots'] !== undefined) {
+    if (values['train-slots'] !== 'ipc') throw new UsageError(`--train-slots takes only 'ipc' (a slot from the parent process, as fedclr simulate passes it), got '${values['train-slots']}'`);
+    const channel = parentChannel();
+    if (channel === undefined) throw new UsageError('--train-slots ipc needs an IPC channel to the parent process (fedclr simulate forks its agents with one); this process has none');
+    gate = ipcTrainingGate(channel);
+  }
   const logger = stderrLogger(logLevelOption(values), 'agent');
 
   let dataset: ImageDataset;
@@ -110,6 +120,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     logger,
     ...(maxSteps !== undefined ? { maxStepsPerRound: maxSteps } : {}),
     ...(maxMinutes !== undefined ? { maxMinutesPerRound: maxMinutes } : {}),
+    ...(gate !== undefined ? { gate } : {}),
   });
   const agent = await startAgent({
     coordinatorUrl: values.coordinator,

@@ -7,12 +7,18 @@
 // it: 10000 of 60000); no agent ever sees it. The linear probe is fitted on the holdout (also the
 // kNN's memory) and scored on the test split. Agents get only the partition spec, the seed and
 // their client index; each loads the train split and takes its own share.
+//
+// Training slots (--train-slots S, default the number of cores): at most S agents train at the
+// same time, each asking this process for a slot over its IPC channel (slots.ts), as if each agent
+// had its own machine; N agents training at once on a few cores waste a third of the machine.
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { DEFAULT_DEADLINE_FRACTION } from '@fedclr/agent';
 import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
@@ -29,6 +35,7 @@ import {
   type SimulationDataSpec,
   type StopReason,
 } from '../federation.js';
+import { isSlotMessage, SlotSemaphore, unionLength, type SlotIpcMessage } from '../slots.js';
 import { encodeSplit } from './eval.js';
 
 export const simulateHelp = `fedclr simulate [options]
@@ -48,6 +55,10 @@ export const simulateHelp = `fedclr simulate [options]
   --holdout H                 labeled train images kept from the agents for the probe (default 1/6)
   --limit N                   use only the first N train and N test images (smoke runs)
   --agent-workers 1 --eval-workers N --deadline 600 (seconds per round)
+  --train-slots S             at most S agents train at the same time, as if each had its own machine
+                              (default: the number of cores; 0: all at once). With C agents per round,
+                              each agent's local training is also capped at 0.8 x deadline / ceil(C/S),
+                              so that every wave of S fits in the round's deadline
   --out DIR --json --verbose`;
 
 const BIN = fileURLToPath(new URL('../../../bin/fedclr.js', import.meta.url));
@@ -123,8 +134,16 @@ export interface RoundRecord {
   roundMs: number;
   /** Of roundMs, after the last update arrived: aggregation, server update, checkpoint files. */
   commitMs: number;
-  /** The longest local training loop of an included agent (the round's critical path). */
+  /**
+   * With training slots: how long at least one agent's training loop ran during the round (the
+   * union of the loops' intervals). Without: the longest training loop of an included agent
+   * (the round's critical path).
+   */
   trainMs: number | null;
+  /** The longest local training loop of an included agent. */
+  agentTrainMs: number | null;
+  /** The longest wait of an included agent for its training slot (null without slots). */
+  slotWaitMs: number | null;
   /** The longest engine set-up/tear-down of an included agent. */
   setupMs: number | null;
   /** wallMs - trainMs. */
@@ -206,6 +225,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       'agent-workers': { type: 'string' },
       'eval-workers': { type: 'string' },
       deadline: { type: 'string' },
+      'train-slots': { type: 'string' },
       out: { type: 'string' },
       json: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
@@ -244,6 +264,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const evalWorkers = intOption(values, 'eval-workers', defaultWorkers(), 0);
   const deadlineSec = numberOption(values, 'deadline', Math.min(600, minutes === undefined ? 600 : Math.max(1, minutes * 60))) as number;
   if (deadlineSec < 1) throw new UsageError(`--deadline must be at least 1 second, got ${deadlineSec}`);
+  const trainSlots = intOption(values, 'train-slots', availableParallelism(), 0);
+  // Agents train in about ceil(cohort / slots) waves: give each its share of the deadline (the
+  // same work as all training at once for the whole deadline, at a fraction of the speed).
+  const waves = trainSlots > 0 ? Math.ceil(cohort / trainSlots) : 1;
+  const minutesPerRound = waves > 1 ? (DEFAULT_DEADLINE_FRACTION * deadlineSec) / waves / 60 : undefined;
   const partitionSpec: PartitionSpec = partitionOption(values);
   const limit = values.limit === undefined ? undefined : intOption(values, 'limit', 60_000, 2);
   const dataSpec: SimulationDataSpec = {
@@ -293,6 +318,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   let lastCheckpoint: string | undefined;
   let lastEnd: number | undefined;
   const starts = new Map<number, number>();
+  const slots = trainSlots > 0 ? new SlotSemaphore(trainSlots) : undefined;
+  /** [start, end] of the agents' training loops (Date.now() ms), from their slot releases. */
+  let loops: [number, number][] = [];
   let interrupted: NodeJS.Signals | undefined;
   let failure: Error | undefined;
   const tty = process.stderr.isTTY === true;
@@ -349,7 +377,14 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       const roundMs = Math.max(0, m.at - startedAt);
       const wallMs = gapMs + roundMs;
       lastEnd = m.at;
-      const trainMs = maxMetric(s, 'trainMs');
+      const agentTrainMs = maxMetric(s, 'trainMs');
+      let trainMs = agentTrainMs;
+      if (slots !== undefined) {
+        const busy = unionLength(loops, startedAt, m.at);
+        trainMs = busy > 0 || agentTrainMs !== null ? Math.round(busy) : null;
+        // Later rounds start after m.at: only loops still running then can matter to them.
+        loops = loops.filter(([, end]) => end > m.at);
+      }
       const record: RoundRecord = {
         round: m.completedRounds,
         roundId: s.roundId,
@@ -362,6 +397,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         roundMs,
         commitMs: Math.max(0, m.at - s.endedAt),
         trainMs,
+        agentTrainMs,
+        slotWaitMs: maxMetric(s, 'slotWaitMs'),
         setupMs: maxMetric(s, 'setupMs'),
         nonTrainingMs: trainMs === null ? null : Math.max(0, wallMs - trainMs),
         nonTrainingShare: trainMs === null || wallMs === 0 ? null : round4(Math.max(0, wallMs - trainMs) / wallMs),
@@ -450,10 +487,27 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
         ...(stepsPerRound !== undefined ? ['--steps-per-round', String(stepsPerRound)] : []),
+        ...(minutesPerRound !== undefined ? ['--minutes-per-round', String(minutesPerRound)] : []),
+        ...(slots !== undefined ? ['--train-slots', 'ipc'] : []),
         ...(weightDecay > 0 ? ['--weight-decay', String(weightDecay)] : []),
         '--log-level', level,
       ];
       const agent = spawnFedclr(`agent-${i}`, args, join(outDir, 'logs', `agent-${i}.log`));
+      if (slots !== undefined) {
+        const reply = (message: SlotIpcMessage): void => {
+          // A failed send means the agent is gone: its exit frees the slot.
+          if (agent.proc.connected) agent.proc.send(message, () => undefined);
+        };
+        agent.proc.on('message', (m: unknown) => {
+          if (!isSlotMessage(m)) return;
+          if (m.type === 'slot-acquire') slots.acquire(agent.name, m.id, () => reply({ type: 'slot-granted', id: m.id }));
+          else if (m.type === 'slot-release' && slots.release(agent.name, m.id) === 'released' && m.trainMs > 0) loops.push([m.at - m.trainMs, m.at]);
+        });
+        void agent.exited.then(() => {
+          const freed = slots.drop(agent.name);
+          if (freed > 0) log(`simulate: ${agent.name} exited holding a training slot; freed it`);
+        });
+      }
       agents.push(agent);
       children.push(agent);
     }
@@ -540,6 +594,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       agentWorkers,
       evalWorkers,
       deadlineSec,
+      trainSlots,
+      agentMinutesPerRound: minutesPerRound === undefined ? null : round4(minutesPerRound),
       backend: backend.name,
     },
     data: {
@@ -571,7 +627,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       trainingShare: totalWall > 0 ? round4(totalTrain / totalWall) : null,
       meanNonTrainingShare: shares.length > 0 ? round4(shares.reduce((a, b) => a + b, 0) / shares.length) : null,
       finalEvalMs: final.evalMs,
-      timeSplit: 'trainMs = the longest local training loop among the included agents; nonTrainingMs = wallMs - trainMs (model broadcast, agents\' engine set-up, upload, aggregation, checkpoint, scheduling gap)',
+      timeSplit:
+        slots !== undefined
+          ? `trainMs = the time during the round when at least one agent's training loop ran (agents train ${trainSlots} at a time at most; the union of the loops' intervals [release - loop time, release], reported at each slot release); agentTrainMs = the longest loop of an included agent; nonTrainingMs = wallMs - trainMs (model broadcast, agents' engine set-up, upload, aggregation, checkpoint, scheduling gap)`
+          : "trainMs = the longest local training loop among the included agents (all train at once); nonTrainingMs = wallMs - trainMs (model broadcast, agents' engine set-up, upload, aggregation, checkpoint, scheduling gap)",
+      slots: slots === undefined ? null : { capacity: trainSlots, granted: slots.granted, maxHeld: slots.maxHeld, freedOnExit: slots.freedOnDrop },
     },
     out: outDir,
     logs: join(outDir, 'logs'),
