@@ -68,11 +68,30 @@ export function fedproxMuOption(values: Record<string, unknown>): number | undef
 export const GRAY_CROP_MIN = 0.4;
 export const DEFAULT_TEMPERATURE = 0.2;
 
-export function augmentFor(channels: number, options: { strength?: number | undefined; cropMin?: number | undefined } = {}): AugmentConfig {
-  const { strength } = options;
+export function augmentFor(
+  channels: number,
+  options: { strength?: number | undefined; cropMin?: number | undefined; viewSize?: number | undefined } = {},
+): AugmentConfig {
+  const { strength, viewSize } = options;
   const cropMin = options.cropMin ?? (channels === 1 ? GRAY_CROP_MIN : undefined);
   const base = channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ strength: strength ?? 0.5, blur: false });
-  return cropMin === undefined || !base.crop ? base : { ...base, crop: { ...base.crop, scale: [cropMin, 1] as const } };
+  if (!base.crop) return base;
+  return {
+    ...base,
+    crop: {
+      ...base.crop,
+      ...(cropMin === undefined ? {} : { scale: [cropMin, 1] as const }),
+      ...(viewSize === undefined ? {} : { size: [viewSize, viewSize] as const }),
+    },
+  };
+}
+
+/** --view-size N: side of the training views in pixels (crops are resized to it); the model is still evaluated on full images. */
+export function viewSizeOption(values: Record<string, unknown>, imageSize: number): number | undefined {
+  if (values['view-size'] === undefined) return undefined;
+  const size = intOption(values, 'view-size', imageSize, 4);
+  if (size > imageSize) throw new UsageError(`--view-size must be between 4 and the image size ${imageSize}, got ${size}`);
+  return size;
 }
 
 export function defaultWorkers(): number {

@@ -34,6 +34,8 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--widths', '32,0,64'], /--widths takes three positive integers for convnet-s/],
     [['simulate', '--encoder', 'resnet-s', '--widths', '8,16,32'], /--widths takes three positive integers for convnet-s/],
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--head', '512'], /--head takes two positive integers \(hidden, output\), e\.g\. 512,128; got '512'/],
+    [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--view-size', '40'], /--view-size must be between 4 and the image size 28, got 40/],
+    [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--view-size', '2'], /--view-size must be an integer >= 4, got '2'/],
     [['simulate', '--crop-min', '1.5'], /--crop-min must be in \(0, 1\], got 1\.5/],
     [['simulate', '--weight-decay=-0.5'], /--weight-decay must be a number >= 0, got '-0\.5'/],
     [['eval', '--baseline', 'raw', '--l2=-1'], /--l2 must be a number >= 0, got '-1'/],

@@ -5,8 +5,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImageDataset } from '@fedclr/data';
-import { initBackend } from '@fedclr/tensor';
-import { convnetS, ntXentPairLoss, trainContrastive, withProjectionHead, type TrainerConfig } from '../src/index.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { Network, initBackend, loadFlatWeights } from '@fedclr/tensor';
+import { REPRESENTATION, convnetS, ntXentPairLoss, trainContrastive, withProjectionHead, type TrainerConfig } from '../src/index.js';
 
 function dataset(count: number): ImageDataset {
   let s = 77;
@@ -84,6 +85,27 @@ describe('trainContrastive', () => {
       clearInterval(timer);
     }
     assert.ok(ticks >= 3, `timers ran ${ticks} times during 4 steps`);
+  });
+
+  it('trains on views smaller than the images (8x8 crops of 12x12) and the model still encodes full images', async () => {
+    const train = (): ReturnType<typeof trainContrastive> =>
+      trainContrastive(dataset(32), config({ augment: { crop: { scale: [0.4, 1], size: [8, 8] }, flip: { p: 0.5 } }, maxSteps: 3 }));
+    await train(); // the first run creates the loss's per-size constants, kept for the process
+    const numTensors = tf.memory().numTensors;
+    const result = await train();
+    assert.equal(result.steps, 3);
+    assert.equal(tf.memory().numTensors, numTensors);
+    const network = new Network(spec);
+    try {
+      loadFlatWeights(network, result.weights);
+      const z = tf.tidy(() => network.apply(tf.tensor4d(Float32Array.from(dataset(4).images, (v) => v / 255), [4, 12, 12, 1]), false, REPRESENTATION).dataSync());
+      assert.equal(z.length, 4 * 8);
+      assert.ok(z.every(Number.isFinite));
+      // ...and views of any size go through the same encoder, but not another channel count.
+      assert.throws(() => tf.tidy(() => network.apply(tf.zeros([2, 12, 12, 3]), false)), /expects input \[n,height,width,1\]/);
+    } finally {
+      network.dispose();
+    }
   });
 
   it('validates its inputs', async () => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -15,6 +15,7 @@ export const trainHelp = `fedclr train [options]
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 128 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)
+  --view-size N                          side of the training views (crops are resized to it; default the image size)
   --head 128,128                         projection head sizes (hidden, output); the head is dropped
                                          after training, only the encoder's representation is kept
   --decoupled                            decoupled contrastive loss (NT-Xent without the positive
@@ -41,6 +42,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
       'weight-decay': { type: 'string' },
       strength: { type: 'string' },
       'crop-min': { type: 'string' },
+      'view-size': { type: 'string' },
       widths: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
@@ -65,7 +67,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
   const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths, headOption(values.head));
-  const augment = augmentFor(dataset.channels, { strength: numberOption(values, 'strength', undefined), cropMin: cropMinOption(values) });
+  const augment = augmentFor(dataset.channels, { strength: numberOption(values, 'strength', undefined), cropMin: cropMinOption(values), viewSize: viewSizeOption(values, dataset.height) });
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const progress = createProgress('train');

@@ -157,9 +157,11 @@ export class Network {
    * averages in place (outside the gradient tape).
    */
   apply(x: tf.Tensor4D, training: boolean, output: string = this.spec.output): tf.Tensor {
-    const { height, width, channels } = this.spec.input;
-    if (x.shape[1] !== height || x.shape[2] !== width || x.shape[3] !== channels) {
-      throw new ManifestMismatchError(`${this.spec.name} expects input [n,${height},${width},${channels}], got [${x.shape}]`);
+    // Any spatial size works (convolutions and the global pool do not care): training may run on
+    // smaller views than the images the model is evaluated on. The channels must match.
+    const { channels } = this.spec.input;
+    if (x.rank !== 4 || x.shape[3] !== channels || x.shape[1] < 1 || x.shape[2] < 1) {
+      throw new ManifestMismatchError(`${this.spec.name} expects input [n,height,width,${channels}], got [${x.shape}]`);
     }
     const pendingStats: { node: string; stats: BatchStats }[] = [];
     const out = tf.tidy(() => {
