@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,9 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--view-size', '40'], /--view-size must be between 4 and the image size 28, got 40/],
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--view-size', '2'], /--view-size must be an integer >= 4, got '2'/],
     [['simulate', '--crop-min', '1.5'], /--crop-min must be in \(0, 1\], got 1\.5/],
+    [['simulate', '--view-size', '32'], /--view-size must be between 4 and the image size 28, got 32/],
+    [['simulate', '--view-size', '20.5'], /--view-size must be an integer >= 4, got '20\.5'/],
+    [['simulate', '--lr-schedule', 'linear'], /--lr-schedule must be constant or cosine, got 'linear'/],
     [['simulate', '--weight-decay=-0.5'], /--weight-decay must be a number >= 0, got '-0\.5'/],
     [['eval', '--baseline', 'raw', '--l2=-1'], /--l2 must be a number >= 0, got '-1'/],
     [['simulate', '--crop-min', '0'], /--crop-min must be a number > 0, got '0'/],
@@ -55,7 +58,12 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['coordinator', '--port', 'http'], /--port must be an integer >= 0, got 'http'/],
     [['coordinator', '--widths', '8,x,32'], /--widths takes three positive integers for convnet-s/],
     [['coordinator', '--fedprox-mu', '2000'], /--fedprox-mu must be a number in \[0, 1000\], got '2000'/],
+    [['coordinator', '--lr-schedule', 'step'], /--lr-schedule must be one of constant, cosine, got 'step'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--crop-min', '2'], /--crop-min must be in \(0, 1\], got 2/],
+    // --view-size is checked against the image size before any image loads
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--view-size', '30'], /--view-size must be between 4 and the image size 28, got 30/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--size', '16', '--view-size', '20'], /--view-size must be between 4 and the image size 16, got 20/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '0/2', '--view-size', '3'], /--view-size must be an integer >= 4, got '3'/],
     [['simulate', '--train-slots=-1'], /--train-slots must be an integer >= 0, got '-1'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', '2'], /--train-slots takes only 'ipc'/],
     // node --test runs this file without an IPC channel to its parent
@@ -69,6 +77,19 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
       assert.match(err.join('\n'), /\[FEDCLR_CLI_USAGE\]/);
     });
   }
+
+  it('coordinator --config: the time budget is "minutes", not "budgetEndsAt"', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-cli-'));
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ budgetEndsAt: Date.now() + 60_000 }));
+      const { code, err } = await run(['coordinator', '--config', file]);
+      assert.equal(code, 2);
+      assert.match(err.join('\n'), /give the time budget as "minutes" \(or --minutes\), not "budgetEndsAt"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('an unknown flag is a usage error (exit 2)', async () => {
     const { code, err } = await run(['simulate', '--clinets', '3']);
@@ -84,9 +105,10 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     }
     // The recipe flags of fedclr train, for the whole federation.
     const simulate = (await run(['simulate', '--help'])).out.join('\n');
-    for (const flag of ['--widths', '--crop-min', '--fedprox-mu', '--train-slots']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
-    assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--widths 32,64,128/);
-    assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,128[\s\S]*--crop-min F/);
+    for (const flag of ['--widths', '--crop-min', '--view-size', '--fedprox-mu', '--lr-schedule', '--train-slots']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
+    assert.match(simulate, /--lr-schedule cosine\|constant +the learning rate of each round \(default cosine/);
+    assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--lr-schedule constant\|cosine[\s\S]*--widths 32,64,128/);
+    assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,128[\s\S]*--crop-min F[\s\S]*--view-size N/);
   });
 });
 

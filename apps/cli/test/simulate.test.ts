@@ -1,6 +1,7 @@
 // End to end: `fedclr simulate` as real processes (one coordinator, three agents on loopback) on a
 // small slice of Fashion-MNIST: two plain rounds of one local step each, then the evaluation. The
-// recipe flags (--widths, --crop-min, --fedprox-mu) reach the coordinator and every agent; with
+// recipe flags (--widths, --crop-min, --view-size, --fedprox-mu) reach the coordinator and every
+// agent, and the default cosine schedule lowers the learning rate from round 1 to round 2; with
 // --train-slots 1 the agents train one at a time, each holding the simulation's single slot.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_FINAL_FRACTION, lrFactor } from '@fedclr/coordinator';
 import { loadModel } from '@fedclr/tensor';
 
 const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
@@ -23,6 +25,7 @@ interface Report {
     participants: number;
     cohort: number;
     loss: number;
+    learningRate: number;
     examples: number;
     wallMs: number;
     trainMs: number;
@@ -50,7 +53,8 @@ describe('fedclr simulate', () => {
     const args = [
       BIN, 'simulate', '--clients', '3', '--partition', 'dirichlet', '--alpha', '0.5', '--limit', '512', '--rounds', '2',
       '--steps-per-round', '1', '--batch', '32', '--aggregation', 'plain', '--eval-every', '1', '--eval-workers', '0',
-      '--seed', '7', '--widths', '8,16,32', '--crop-min', '0.3', '--fedprox-mu', '0.01', '--train-slots', '1', '--out', out, '--json',
+      '--seed', '7', '--widths', '8,16,32', '--crop-min', '0.3', '--view-size', '20', '--fedprox-mu', '0.01', '--train-slots', '1', '--out', out, '--json',
+      '--verbose', // info logs: each agent logs its augmentation at start
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -73,6 +77,8 @@ describe('fedclr simulate', () => {
     assert.deepEqual(r.config['partition'], { kind: 'dirichlet', alpha: 0.5 });
     assert.deepEqual(r.config['widths'], [8, 16, 32]);
     assert.equal(r.config['cropMin'], 0.3);
+    assert.equal(r.config['viewSize'], 20);
+    assert.deepEqual(r.config['lrSchedule'], { kind: 'cosine', finalFraction: 0.05 });
     assert.equal(r.config['fedproxMu'], 0.01);
     assert.match(String(r.config['architecture']), /^convnet-s-8-16-32\+/);
     assert.equal(r.data.trainImages, 512);
@@ -82,6 +88,10 @@ describe('fedclr simulate', () => {
     assert.equal(r.completedRounds, 2);
     assert.equal(r.stoppedBy, 'rounds');
     assert.deepEqual(r.rounds.map((x) => x.round), [1, 2]);
+    // cosine over --rounds 2 from --lr 0.002, at each round's midpoint (1/4 and 3/4 of the run)
+    const cosine = { kind: 'cosine', finalFraction: DEFAULT_FINAL_FRACTION } as const;
+    const expected = [0.002 * lrFactor(cosine, 0.25), 0.002 * lrFactor(cosine, 0.75)];
+    r.rounds.forEach((x, i) => assert.ok(Math.abs(x.learningRate - (expected[i] as number)) < 1e-12, `round ${x.round}: lr ${x.learningRate}`));
     for (const x of r.rounds) {
       assert.equal(x.participants, 3);
       assert.equal(x.cohort, 3);
@@ -122,6 +132,17 @@ describe('fedclr simulate', () => {
     // --widths 8,16,32: the federation trained that convnet-s (every agent built the same model,
     // or no update would have matched the coordinator's manifest).
     assert.deepEqual(loaded.spec.nodes.filter((n) => n.op === 'conv').map((n) => (n.op === 'conv' ? n.filters : 0)), [8, 16, 32]);
+  });
+
+  it('every agent trained with the recipe flags (--crop-min 0.3, --view-size 20)', () => {
+    for (const name of ['agent-0', 'agent-1', 'agent-2']) {
+      const started = readFileSync(join(out, 'logs', `${name}.log`), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg?: string; augment?: unknown })
+        .find((l) => l.msg === 'agent started');
+      assert.deepEqual(started?.augment, { cropMin: 0.3, viewSize: 20 }, name);
+    }
   });
 
   it('left every process stopped and a log per process', () => {

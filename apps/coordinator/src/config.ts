@@ -4,6 +4,7 @@ import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, resolveLimits } from '@fedclr/pro
 import type { AggregationMode, DpConfig, LossName, Optimizer, ProtocolLimits } from '@fedclr/protocol';
 import { deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, type PrgAlgorithm } from '@fedclr/secagg';
 import { ConfigInvalidError } from './errors.js';
+import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleName } from './lr-schedule.js';
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
 
 export type EnrolmentPolicy =
@@ -47,6 +48,14 @@ export interface SecAggConfig {
   prg?: PrgAlgorithm;
 }
 
+/** The learning rate across rounds (see lr-schedule.ts). */
+export interface LrScheduleConfig {
+  /** 'constant' (default): every round gets training.learningRate. 'cosine': decays it over the run. */
+  kind?: LrScheduleName;
+  /** cosine: the rate at the end of the run, as a fraction of training.learningRate, in (0, 1]. Default 0.05. */
+  finalFraction?: number;
+}
+
 export interface QuorumConfig {
   /** Fraction of the cohort whose updates must arrive for a round to complete. */
   fraction?: number;
@@ -77,6 +86,18 @@ export interface CoordinatorConfig {
   cohortWaitMs?: number;
   localEpochs?: number;
   training?: TrainingConfig;
+  /**
+   * The learning rate sent in each round's config: 'constant' (default) or 'cosine', from
+   * training.learningRate down to finalFraction of it, by the run's progress (rounds completed of
+   * `rounds`, or the time budget used, whichever is further). A name or { kind, finalFraction }.
+   */
+  lrSchedule?: LrScheduleName | LrScheduleConfig;
+  /**
+   * End of the run's time budget, epoch ms (Date.now()), if it has one: the schedule's progress
+   * is then also the time used since the coordinator started, over the budget. The coordinator
+   * does not stop at it by itself (fedclr coordinator --minutes does).
+   */
+  budgetEndsAt?: number;
   strategy?: StrategySpec;
   /** 'secure' (SecAgg+: the coordinator only ever sees the cohort's sum; default) or 'plain'. */
   aggregation?: AggregationMode;
@@ -122,6 +143,8 @@ export interface ResolvedConfig {
   readonly cohortWaitMs: number;
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp'>> & { dp?: DpConfig }>;
+  readonly lrSchedule: LrSchedule;
+  readonly budgetEndsAt: number | null;
   readonly strategy: StrategySpec;
   readonly aggregation: AggregationMode;
   readonly secagg: Readonly<Required<SecAggConfig>>;
@@ -146,7 +169,7 @@ export interface ResolvedConfig {
 
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
-  'training', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
+  'training', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
   'keepLastK', 'seed', 'enrolment', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
@@ -206,6 +229,18 @@ function defaultClip(training: ResolvedConfig['training']): number {
   return Math.min(c, 0.5);
 }
 
+/** lrSchedule: a name or { kind, finalFraction }; finalFraction only with 'cosine'. */
+function resolveLrSchedule(v: unknown): LrSchedule {
+  const o = typeof v === 'string' ? { kind: v } : obj('lrSchedule', v, ['kind', 'finalFraction']);
+  const kind = oneOf(typeof v === 'string' ? 'lrSchedule' : 'lrSchedule.kind', o['kind'], 'constant', LR_SCHEDULES);
+  if (kind === 'constant') {
+    if (o['finalFraction'] !== undefined) throw new ConfigInvalidError('lrSchedule.finalFraction', "absent: only 'cosine' decays", describe(o['finalFraction']));
+    return Object.freeze({ kind });
+  }
+  // A rate of 0 is not a valid round config (agents need learningRate > 0): the floor is above 0.
+  return Object.freeze({ kind, finalFraction: num('lrSchedule.finalFraction', o['finalFraction'], DEFAULT_FINAL_FRACTION, 0, 1, true) });
+}
+
 /** Validates a configuration and fills in defaults. Throws FEDCLR_COORD_CONFIG_INVALID naming the field. */
 export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
   if (typeof input !== 'object' || input === null) throw new ConfigInvalidError('(config)', 'an object', describe(input));
@@ -261,6 +296,9 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     };
     if (training.clipNorm === 0) throw new ConfigInvalidError('training.clipNorm', '> 0 when training.dp is set', '0');
   }
+
+  const lrSchedule = resolveLrSchedule(c['lrSchedule']);
+  const budgetEndsAt = c['budgetEndsAt'] === undefined ? null : int('budgetEndsAt', c['budgetEndsAt'], 0, 1, Number.MAX_SAFE_INTEGER);
 
   const s = obj('strategy', c['strategy'], ['name', 'lr', 'momentum', 'beta1', 'beta2', 'tau']);
   const name = oneOf('strategy.name', s['name'], 'fedavg', STRATEGY_NAMES);
@@ -333,6 +371,8 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),
+    lrSchedule,
+    budgetEndsAt,
     strategy: Object.freeze(strategy) as unknown as StrategySpec,
     aggregation,
     secagg: Object.freeze(secagg),

@@ -112,6 +112,8 @@ function sameManifest(a: Manifest, b: Manifest): boolean {
 
 export async function startCoordinator(input: CoordinatorConfig, deps: CoordinatorDeps = {}): Promise<CoordinatorHandle> {
   const config = resolveConfig(input);
+  // The time budget (config.budgetEndsAt) counts from here.
+  const startedAt = Date.now();
   const logger = deps.logger ?? pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? config.logLevel, base: { svc: 'coordinator' } });
   await mkdir(config.stateDir, { recursive: true, mode: 0o700 });
 
@@ -215,6 +217,8 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         maxCohort: config.maxCohort,
         cohortWaitMs: config.cohortWaitMs,
         roundConfig: { ...config.training, localEpochs: config.localEpochs, deadlineMs: config.deadlineMs },
+        lrSchedule: config.lrSchedule,
+        ...(config.budgetEndsAt === null ? {} : { budget: { startsAt: startedAt, endsAt: config.budgetEndsAt } }),
         deadlineGraceMs: config.deadlineGraceMs,
         aggregationDeadlineMs: config.aggregationDeadlineMs,
         quorum: config.quorum,
@@ -245,6 +249,9 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         strategy: strategy.name,
         aggregation: aggregator.mode,
         ...(secaggInfo === undefined ? {} : { secagg: secaggInfo }),
+        learningRate: config.training.learningRate,
+        lrSchedule: config.lrSchedule,
+        ...(config.budgetEndsAt === null ? {} : { budgetEndsAt: new Date(config.budgetEndsAt).toISOString() }),
       },
       checkpoint === undefined ? 'starting a fresh run' : 'resuming from the last completed round',
     );

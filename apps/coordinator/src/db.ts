@@ -253,15 +253,19 @@ export class StateDb {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM rounds WHERE status = 'completed'`).get() as { n: number }).n;
   }
 
+  /** Records a round's start; its learning rate is a round metric from then on (the config is kept whole in config_json). */
   roundStarted(r: RoundStartedRecord): void {
-    this.stmts.insertRound.run({
-      id: r.roundId,
-      startedAt: r.startedAt,
-      baseModelVersion: r.baseModelVersion,
-      cohortSize: r.cohort.length,
-      required: r.required,
-      config: JSON.stringify(r.config),
-    });
+    this.db.transaction(() => {
+      this.stmts.insertRound.run({
+        id: r.roundId,
+        startedAt: r.startedAt,
+        baseModelVersion: r.baseModelVersion,
+        cohortSize: r.cohort.length,
+        required: r.required,
+        config: JSON.stringify(r.config),
+      });
+      this.stmts.insertMetric.run(r.roundId, 'learningRate', r.config.learningRate);
+    })();
   }
 
   private writeParticipants(roundId: number, participants: readonly ParticipantRecord[]): void {

@@ -47,6 +47,7 @@ import type {
 } from '@fedclr/protocol';
 import type { Aggregate, AggregationSession, AggregationStep, AggregatorFactory } from './aggregation.js';
 import { EngineStateError, ModelMismatchError } from './errors.js';
+import { CONSTANT_SCHEDULE, runProgress, scheduledLearningRate, type LrSchedule, type TimeBudget } from './lr-schedule.js';
 import { roundSeed, sampleCohort } from './sampling.js';
 import type { Strategy, StrategyState } from './strategy.js';
 
@@ -100,7 +101,7 @@ export interface RoundSummary {
   readonly participants: readonly ParticipantRecord[];
   readonly totalWeight?: number;
   readonly reason?: string;
-  /** Round metrics: included, weighted mean loss, norm of the mean delta, ... */
+  /** Round metrics: included, weighted mean loss, norm of the mean delta, the learning rate sent, ... */
   readonly metrics: Readonly<Record<string, number>>;
 }
 
@@ -194,8 +195,15 @@ export interface EngineSettings {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
-  /** Round config template; aggregation comes from the aggregator, seed is derived per round. */
+  /**
+   * Round config template; aggregation comes from the aggregator, seed is derived per round, and
+   * learningRate is the base of `lrSchedule`.
+   */
   readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed'>;
+  /** The learning rate across rounds (default constant: roundConfig.learningRate every round). */
+  readonly lrSchedule?: LrSchedule;
+  /** The run's time budget, if any: the schedule's progress is also the share of it used. */
+  readonly budget?: TimeBudget;
   /** Added to roundConfig.deadlineMs for the coordinator's own collection deadline. */
   readonly deadlineGraceMs: number;
   readonly aggregationDeadlineMs: number;
@@ -312,6 +320,8 @@ export class RoundEngine {
   /** Highest round id that was started (closed unless it is `round`). */
   private lastRoundId: number;
   private retryAt = 0;
+  /** Start to commit of the last completed round (ms): the next round's expected duration. */
+  private lastRoundMs = 0;
   private cohortTimerSet = false;
   private cohortWaitOver = false;
   private shutdownMode: ShutdownMode | undefined;
@@ -725,7 +735,9 @@ export class RoundEngine {
     const roundId = this.nextRoundId++;
     this.lastRoundId = roundId;
     const cohort = sampleCohort(this.ready, s.maxCohort, s.seed, roundId);
-    const config: RoundConfig = { ...s.roundConfig, aggregation: this.aggregator.mode, seed: roundSeed(s.seed, roundId) };
+    const progress = runProgress({ completedRounds: this.model.completedRounds, rounds: s.rounds, now, budget: s.budget, expectedRoundMs: this.lastRoundMs });
+    const learningRate = scheduledLearningRate(s.roundConfig.learningRate, s.lrSchedule ?? CONSTANT_SCHEDULE, progress);
+    const config: RoundConfig = { ...s.roundConfig, learningRate, aggregation: this.aggregator.mode, seed: roundSeed(s.seed, roundId) };
     const required = Math.min(cohort.length, Math.max(1, s.quorum.minCount, Math.ceil(s.quorum.fraction * cohort.length)));
     const base = this.model;
     const session = this.aggregator.open({
@@ -754,7 +766,7 @@ export class RoundEngine {
     this.round = round;
     this.phaseValue = 'collecting';
     out.push({ type: 'round-started', record: { roundId, startedAt: now, baseModelVersion: base.modelVersion, cohort, config, required } });
-    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size }));
+    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size, learningRate, progress }));
     const start: RoundStartMessage = { type: 'round-start', roundId, modelVersion: base.modelVersion, config, weights: base.frame };
     for (const id of cohort) out.push(send(id, start));
     out.push({ type: 'set-timer', timer: 'deadline', roundId, delayMs: deadlineMs });
@@ -889,6 +901,7 @@ export class RoundEngine {
       throw new EngineStateError(`commit-done(${roundId})`, this.phaseValue);
     }
     const pending = r.pending;
+    this.lastRoundMs = Math.max(0, now - r.startedAt);
     this.model = pending.model;
     this.strategyState = pending.strategyState;
     this.round = undefined;
@@ -1007,6 +1020,7 @@ export class RoundEngine {
       included,
       accepted: r.accepted,
       required: r.required,
+      learningRate: r.config.learningRate,
     };
     if (lossWeight > 0) metrics['loss'] = lossSum / lossWeight;
     if (aggregate !== undefined) {

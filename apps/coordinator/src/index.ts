@@ -2,7 +2,9 @@
 export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
 export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
 export { resolveConfig } from './config.js';
-export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, TrainingConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, TrainingConfig, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
+export { CONSTANT_SCHEDULE, DEFAULT_FINAL_FRACTION, LR_SCHEDULES, lrFactor, runProgress, scheduledLearningRate } from './lr-schedule.js';
+export type { LrSchedule, LrScheduleName, RunProgressInput, TimeBudget } from './lr-schedule.js';
 export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
 export type {
   CommitRecord,

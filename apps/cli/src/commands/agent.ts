@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createContrastiveTrainer, startAgent, type AgentExit, type TrainingGate } from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
-import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption } from '../common.js';
+import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
 import { ipcTrainingGate, parentChannel } from '../slots.js';
@@ -17,7 +17,9 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --size 28 --channels 1        image size and channels; must match the coordinator's model
   --encoder convnet-s|resnet-s  must match the coordinator's (default convnet-s for 1 channel, resnet-s for 3)
   --widths 32,64,128            convnet-s filters per layer; must match the coordinator's
-  --crop-min F                  smallest random crop, as a fraction of the image area (default 0.2 gray, 0.08 RGB)
+  --crop-min F                  smallest random crop, as a fraction of the image area (default 0.4 gray, 0.08 RGB)
+  --view-size N                 side of the training views (crops are resized to N px: faster local training;
+                                the model still takes full images; default the image size)
   --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
   --workers N                   training threads (default min(2, cores))
   --steps-per-round S --minutes-per-round M   caps on local training per round
@@ -54,6 +56,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       encoder: { type: 'string' },
       widths: { type: 'string' },
       'crop-min': { type: 'string' },
+      'view-size': { type: 'string' },
       state: { type: 'string' },
       workers: { type: 'string' },
       'steps-per-round': { type: 'string' },
@@ -74,6 +77,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const cropMin = cropMinOption(values);
+  // Checked before the images load: they are 28 px in a simulation, --size px from a folder.
+  const viewSize = viewSizeOption(values, values.dataset !== undefined ? 28 : intOption(values, 'size', 28, 8));
   let gate: TrainingGate | undefined;
   if (values['train-slots'] !== undefined) {
     if (values['train-slots'] !== 'ipc') throw new UsageError(`--train-slots takes only 'ipc' (a slot from the parent process, as fedclr simulate passes it), got '${values['train-slots']}'`);
@@ -110,13 +115,15 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   const { spec } = federationModel({ encoder: values.encoder, size: dataset.height, channels: dataset.channels, widths: values.widths });
   if (values.size !== undefined && intOption(values, 'size', 28) !== dataset.height) throw new UsageError(`--size ${values.size} does not match the dataset's ${dataset.height}x${dataset.width} images`);
 
+  // The same recipe as fedclr train's (smallest crop 0.4 for grayscale unless --crop-min).
+  const augment = augmentFor(dataset.channels, { cropMin, viewSize });
   await initBackend();
   const trainer = createContrastiveTrainer({
     dataset,
     spec,
     workers,
     weightDecay,
-    ...(cropMin !== undefined ? { augment: augmentFor(dataset.channels, { cropMin }) } : {}),
+    augment,
     logger,
     ...(maxSteps !== undefined ? { maxStepsPerRound: maxSteps } : {}),
     ...(maxMinutes !== undefined ? { maxMinutesPerRound: maxMinutes } : {}),
@@ -132,7 +139,9 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     logger,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
   });
-  logger.info({ agentId: agent.agentId, images: dataset.count, ...(simulated ?? {}), model: spec.name }, 'agent started');
+  const cropConfig = augment.crop === false ? undefined : augment.crop;
+  const crop = { cropMin: cropConfig?.scale?.[0] ?? null, viewSize: cropConfig?.size?.[0] ?? dataset.height };
+  logger.info({ agentId: agent.agentId, images: dataset.count, ...(simulated ?? {}), model: spec.name, augment: crop }, 'agent started');
   let rounds = 0;
   agent.events.on('update-sent', () => rounds++);
 

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { architectureId, protocolManifest } from '@fedclr/agent';
 import { initialState } from '@fedclr/contrastive';
-import { checkpointDirName, startCoordinator, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
+import { checkpointDirName, LR_SCHEDULES, startCoordinator, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
 import { fedproxMuOption, intOption, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
@@ -25,6 +25,9 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --deadline SECONDS            agents' train + upload budget per round (default 600)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum   local training of each round
   --fedprox-mu MU               FedProx: agents pull their weights towards the round's global model (default 0)
+  --lr-schedule constant|cosine the learning rate of each round (default constant): cosine decays --lr to 5%
+                                of it over the run (rounds done of --rounds, or time used of --minutes,
+                                whichever is further); "lrSchedule": {"kind", "finalFraction"} in --config
   --encoder convnet-s|resnet-s --size 28 --channels 1                      the model (agents must match)
   --widths 32,64,128            convnet-s filters per layer (agents must match)
   --minutes M                   do not start a round that would not end within M minutes
@@ -95,6 +98,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
       temperature: { type: 'string' },
       optimizer: { type: 'string' },
       'fedprox-mu': { type: 'string' },
+      'lr-schedule': { type: 'string' },
       encoder: { type: 'string' },
       widths: { type: 'string' },
       size: { type: 'string' },
@@ -110,6 +114,8 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   });
   const file: FileConfig = values.config === undefined ? {} : await readConfigFile(values.config);
   const { model: fileModel, minutes: fileMinutes, ...fileRest } = file;
+  if (fileRest.budgetEndsAt !== undefined) throw new UsageError('--config: give the time budget as "minutes" (or --minutes), not "budgetEndsAt"');
+  const lrSchedule = oneOf('lr-schedule', values['lr-schedule'], LR_SCHEDULES);
   const strategy = oneOf('strategy', values.strategy, STRATEGIES);
   const optimizer = oneOf('optimizer', values.optimizer, OPTIMIZERS);
   const aggregation = oneOf('aggregation', values.aggregation, AGGREGATIONS);
@@ -134,6 +140,10 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     ...(values['max-cohort'] !== undefined ? { maxCohort: intOption(values, 'max-cohort', 100) } : {}),
     ...(values['local-epochs'] !== undefined ? { localEpochs: intOption(values, 'local-epochs', 1) } : {}),
     ...(strategy !== undefined ? { strategy: { ...(fileRest.strategy?.name === strategy ? fileRest.strategy : {}), name: strategy } } : {}),
+    // The flag keeps the file's finalFraction when it names the same schedule.
+    ...(lrSchedule !== undefined
+      ? { lrSchedule: typeof fileRest.lrSchedule === 'object' && fileRest.lrSchedule.kind === lrSchedule ? fileRest.lrSchedule : lrSchedule }
+      : {}),
     ...(aggregation !== undefined ? { aggregation } : {}),
     ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
     ...(values['keep-last'] !== undefined ? { keepLastK: intOption(values, 'keep-last', 5) } : {}),
@@ -150,6 +160,10 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
 
   await initBackend();
   const init = initialState(spec, config.seed ?? 0);
+  // The time budget: no round starts that would not end before it; the learning-rate schedule
+  // (lrSchedule 'cosine') also counts progress by it.
+  const budgetEnd = minutes === undefined ? undefined : Date.now() + minutes * 60_000;
+  if (budgetEnd !== undefined) config.budgetEndsAt = budgetEnd;
   const handle: CoordinatorHandle = await startCoordinator(config, {
     initialModel: { architecture: architectureId(spec), manifest: protocolManifest(spec), weights: init.params },
     exporters: [createTfjsExporter(spec)],
@@ -183,7 +197,6 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     });
   };
 
-  const budgetEnd = minutes === undefined ? undefined : startedAt + minutes * 60_000;
   const walls: number[] = [];
   let lastMark: number | undefined;
   handle.events.on('round-started', (r) => {

@@ -19,10 +19,21 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DEADLINE_FRACTION } from '@fedclr/agent';
+import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrScheduleName } from '@fedclr/coordinator';
 import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { DEFAULT_TEMPERATURE, GRAY_CROP_MIN, cropMinOption, defaultWorkers, fedproxMuOption, intOption, numberOption, nonNegativeOption } from '../common.js';
+import {
+  DEFAULT_TEMPERATURE,
+  GRAY_CROP_MIN,
+  cropMinOption,
+  defaultWorkers,
+  fedproxMuOption,
+  intOption,
+  numberOption,
+  nonNegativeOption,
+  viewSizeOption,
+} from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   federationModel,
@@ -46,8 +57,12 @@ export const simulateHelp = `fedclr simulate [options]
   --rounds R                  default 10, or unlimited with --minutes
   --local-epochs 1 --steps-per-round S                local training per round (S caps the steps)
   --batch 256 --lr 0.002 --temperature 0.2 --optimizer adam|sgd|momentum --weight-decay 0
+  --lr-schedule cosine|constant  the learning rate of each round (default cosine: from --lr down to 5% of it
+                              over the run, by rounds done of --rounds or time used of --minutes)
   --widths 32,64,128          convnet-s filters per layer (the last is the representation)
   --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.4 for grayscale)
+  --view-size N               side of the agents' training views (crops resized to N px, e.g. 20: faster
+                              local training; evaluation stays on full 28 px images; default 28)
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
@@ -124,6 +139,8 @@ export interface RoundRecord {
   participants: number;
   /** Mean of the included agents' local losses, weighted by their example counts. */
   loss: number | null;
+  /** The learning rate the coordinator sent for this round (--lr-schedule). */
+  learningRate: number | null;
   /** Images trained on in this round, summed over the included agents. */
   examples: number;
   /** gapMs + roundMs: since the previous round ended. */
@@ -214,7 +231,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       'weight-decay': { type: 'string' },
       widths: { type: 'string' },
       'crop-min': { type: 'string' },
+      'view-size': { type: 'string' },
       'fedprox-mu': { type: 'string' },
+      'lr-schedule': { type: 'string' },
       strategy: { type: 'string' },
       aggregation: { type: 'string', default: 'plain' },
       encoder: { type: 'string', default: 'convnet-s' },
@@ -252,7 +271,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const cropMin = cropMinOption(values);
+  const viewSize = viewSizeOption(values, 28);
   const fedproxMu = fedproxMuOption(values) ?? 0;
+  // Cosine by default: a simulation always has a horizon (--rounds, or --minutes).
+  const lrSchedule = (values['lr-schedule'] ?? 'cosine') as LrScheduleName;
+  if (!(LR_SCHEDULES as readonly string[]).includes(lrSchedule)) throw new UsageError(`--lr-schedule must be ${LR_SCHEDULES.join(' or ')}, got '${lrSchedule}'`);
   const strategy = values.strategy ?? 'fedavg';
   if (!['fedavg', 'fedavgm', 'fedadam'].includes(strategy)) throw new UsageError(`--strategy must be fedavg, fedavgm or fedadam, got '${strategy}'`);
   const evalEvery = intOption(values, 'eval-every', 0, 0);
@@ -353,6 +376,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--encoder', encoder,
       ...(values.widths !== undefined ? ['--widths', values.widths] : []),
       '--fedprox-mu', String(fedproxMu),
+      '--lr-schedule', lrSchedule,
       '--size', '28',
       '--channels', '1',
       '--seed', String(seed),
@@ -391,6 +415,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         cohort: s.cohort.length,
         participants: s.metrics['included'] ?? 0,
         loss: round4(s.metrics['loss'] ?? null),
+        learningRate: s.metrics['learningRate'] ?? null,
         examples: s.totalWeight ?? 0,
         wallMs,
         gapMs,
@@ -411,6 +436,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         const sec = (ms: number | null): string => (ms === null ? '?' : `${(ms / 1000).toFixed(1)}s`);
         log(
           `round ${record.round}${minutes === undefined ? `/${rounds}` : ''}  participants ${record.participants}/${record.cohort}  loss ${record.loss?.toFixed(4) ?? '?'}  ` +
+            `lr ${record.learningRate?.toPrecision(3) ?? '?'}  ` +
             `wall ${sec(wallMs)} (training ${sec(trainMs)}, other ${sec(record.nonTrainingMs)} = ${record.nonTrainingShare === null ? '?' : (record.nonTrainingShare * 100).toFixed(1)}%)`,
         );
       } else {
@@ -483,6 +509,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--encoder', encoder,
         ...(values.widths !== undefined ? ['--widths', values.widths] : []),
         ...(cropMin !== undefined ? ['--crop-min', String(cropMin)] : []),
+        ...(viewSize !== undefined ? ['--view-size', String(viewSize)] : []),
         '--state', join(outDir, 'agents', `agent-${i}`),
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
@@ -576,6 +603,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       stepsPerRound: stepsPerRound ?? null,
       batch,
       lr,
+      lrSchedule: lrSchedule === 'cosine' ? { kind: lrSchedule, finalFraction: DEFAULT_FINAL_FRACTION } : { kind: lrSchedule },
       temperature,
       optimizer,
       weightDecay,
@@ -584,6 +612,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       encoder,
       widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
       cropMin: cropMin ?? GRAY_CROP_MIN,
+      viewSize: viewSize ?? 28,
       fedproxMu,
       architecture: listening.architecture,
       parameters: listening.parameters,
