@@ -10,6 +10,7 @@ import {
   type AugmentConfig,
   type EncoderName,
   type InputShape,
+  type LocalViews,
   type ProjectionHeadOptions,
 } from '@fedclr/contrastive';
 import { loadFashionMnist, readImageFolder, type ImageDataset } from '@fedclr/data';
@@ -70,20 +71,42 @@ export const DEFAULT_TEMPERATURE = 0.2;
 
 export function augmentFor(
   channels: number,
-  options: { strength?: number | undefined; cropMin?: number | undefined; viewSize?: number | undefined } = {},
+  options: { strength?: number | undefined; cropMin?: number | undefined; cropMax?: number | undefined; viewSize?: number | undefined } = {},
 ): AugmentConfig {
   const { strength, viewSize } = options;
   const cropMin = options.cropMin ?? (channels === 1 ? GRAY_CROP_MIN : undefined);
   const base = channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ strength: strength ?? 0.5, blur: false });
   if (!base.crop) return base;
+  const scale: readonly [number, number] | undefined =
+    cropMin === undefined && options.cropMax === undefined ? undefined : [cropMin ?? base.crop.scale?.[0] ?? 0.08, options.cropMax ?? 1];
   return {
     ...base,
     crop: {
       ...base.crop,
-      ...(cropMin === undefined ? {} : { scale: [cropMin, 1] as const }),
+      ...(scale === undefined ? {} : { scale }),
       ...(viewSize === undefined ? {} : { size: [viewSize, viewSize] as const }),
     },
   };
+}
+
+/** Smallest local (multi-crop) view, as a fraction of the image area; the largest is the global views' smallest. */
+export const LOCAL_CROP_MIN = 0.1;
+
+/**
+ * --local-views M [--local-size S]: multi-crop's M extra views per image, crops of LOCAL_CROP_MIN
+ * up to the global views' smallest crop, resized to S px (default 12 for 28 px images: 3/7 of the side).
+ */
+export function localViewsOption(values: Record<string, unknown>, channels: number, imageSize: number, options: { strength?: number | undefined; cropMin?: number | undefined }): LocalViews | undefined {
+  const count = intOption(values, 'local-views', 0, 0);
+  if (count === 0) {
+    if (values['local-size'] !== undefined) throw new UsageError('--local-size needs --local-views M (M >= 1)');
+    return undefined;
+  }
+  const size = intOption(values, 'local-size', Math.max(4, Math.round((imageSize * 3) / 7)), 4);
+  if (size > imageSize) throw new UsageError(`--local-size must be between 4 and the image size ${imageSize}, got ${size}`);
+  const globalMin = options.cropMin ?? (channels === 1 ? GRAY_CROP_MIN : 0.08);
+  if (globalMin <= LOCAL_CROP_MIN) throw new UsageError(`--local-views needs the global views' smallest crop (--crop-min) above ${LOCAL_CROP_MIN}, got ${globalMin}`);
+  return { count, augment: augmentFor(channels, { strength: options.strength, cropMin: LOCAL_CROP_MIN, cropMax: globalMin, viewSize: size }) };
 }
 
 /** --view-size N: side of the training views in pixels (crops are resized to it); the model is still evaluated on full images. */

@@ -4,7 +4,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
-import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, ntXentPairLoss, pairLossGradient, splitBatch, type PairLoss } from '../src/index.js';
+import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, multiViewLossGradient, ntXentPairLoss, pairLossGradient, splitBatch, supConLoss, type PairLoss } from '../src/index.js';
 import { uniformArray } from './seeded.js';
 
 function images(count: number, pixels: number, seed: number): Float32Array {
@@ -43,6 +43,81 @@ describe('step engines', () => {
       for (const [x, y] of [[fast.dz1, slow.dz1], [fast.dz2, slow.dz2]] as const) {
         for (let i = 0; i < x.length; i++) assert.ok(Math.abs((x[i] as number) - (y[i] as number)) < 1e-5, `grad ${i}: ${x[i]} vs ${y[i]}`);
       }
+    }
+  });
+
+  it('the multi-view (multi-crop) NT-Xent gradient equals autodiff of SupCon with the image as label, and two views equal NT-Xent', () => {
+    const n = 5;
+    const d = 6;
+    for (const views of [3, 4]) {
+      const temperature = 0.3;
+      const z = images(views * n, d, 10 + views).map((v) => v - 0.5);
+      const fast = multiViewLossGradient(ntXentPairLoss({ temperature }), z, views, n, d);
+      // SupCon takes [N, V, D] with its own layout; ours is view-major [V·N, D].
+      const [value, grad] = tf.tidy(() => {
+        const x = tf.tensor2d(z, [views * n, d]);
+        const { value: v, grads } = tf.valueAndGrads((t: tf.Tensor) =>
+          supConLoss(tf.transpose(tf.reshape(t, [views, n, d]), [1, 0, 2]) as tf.Tensor3D, undefined, { temperature, baseTemperature: temperature }),
+        )([x]);
+        return [v, grads[0] as tf.Tensor];
+      });
+      const slowLoss = (value.dataSync() as Float32Array)[0] as number;
+      const slowGrad = grad.dataSync() as Float32Array;
+      tf.dispose([value, grad]);
+      assert.ok(Math.abs(fast.loss - slowLoss) < 1e-5, `V=${views}: loss ${fast.loss} vs ${slowLoss}`);
+      for (let i = 0; i < slowGrad.length; i++) assert.ok(Math.abs((fast.dz[i] as number) - (slowGrad[i] as number)) < 1e-5, `V=${views} grad ${i}: ${fast.dz[i]} vs ${slowGrad[i]}`);
+    }
+    const z = images(2 * n, d, 20).map((v) => v - 0.5);
+    const loss = ntXentPairLoss({ temperature: 0.2 });
+    const pair = pairLossGradient(loss, z.subarray(0, n * d), z.subarray(n * d), n, d);
+    const multi = tf.tidy(() => (loss.multiView as NonNullable<PairLoss['multiView']>)(tf.tensor2d(z, [2 * n, d]), 2).loss.dataSync()[0] as number);
+    assert.ok(Math.abs(multi - pair.loss) < 1e-6, `two views: ${multi} vs ${pair.loss}`);
+    assert.throws(() => multiViewLossGradient(ntXentPairLoss({ decoupled: true }), images(3 * n, d, 1), 3, n, d), /two views per image only/);
+  });
+
+  it('multi-crop: two worker threads match the in-process engine, and local views leave BatchNorm statistics to the global views', async () => {
+    const config = { spec: noBatchNorm, loss: ntXentPairLoss({ temperature: 0.5 }), optimizer: { kind: 'adam' as const }, seed: 3, maxBatch: 16 };
+    const batch = images(10, 64, 9);
+    // Identity global views and deterministic local ones (whole image at 4x4): both engines agree.
+    const exact = { ...config, augment: null, localViews: { count: 2, augment: { crop: { scale: [1, 1] as const, ratio: [1, 1] as const, size: [4, 4] as const } } } };
+    const a = await createStepEngine({ ...exact, workers: 0 });
+    const b = await createStepEngine({ ...exact, workers: 2 });
+    try {
+      for (let step = 0; step < 2; step++) {
+        const ra = await a.step(batch, 10, 0.01, step);
+        const rb = await b.step(batch, 10, 0.01, step);
+        assert.ok(Number.isFinite(ra.loss) && Math.abs(ra.loss - rb.loss) < 1e-5, `loss ${ra.loss} vs ${rb.loss}`);
+      }
+      let maxDiff = 0;
+      for (let i = 0; i < a.params.length; i++) maxDiff = Math.max(maxDiff, Math.abs((a.params[i] as number) - (b.params[i] as number)));
+      assert.ok(maxDiff < 1e-4, `weights differ by ${maxDiff}`);
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+    // BatchNorm: with and without local views, the moving statistics after a step are the same.
+    const bnSpec = contrastiveModel('convnet-s', { height: 12, width: 12, channels: 1 });
+    const common = { spec: bnSpec, augment: { crop: { scale: [0.5, 1] as const } }, loss: ntXentPairLoss({ temperature: 0.5 }), optimizer: { kind: 'adam' as const }, seed: 4, workers: 0 };
+    const plain = await createStepEngine(common);
+    const multi = await createStepEngine({ ...common, localViews: { count: 2, augment: { crop: { scale: [0.1, 0.5] as const, size: [6, 6] as const } } } });
+    try {
+      const input = images(8, 144, 2);
+      await plain.step(input, 8, 0.01, 0);
+      await multi.step(input, 8, 0.01, 0);
+      let offset = 0;
+      let trainableDiffers = false;
+      for (const t of plain.manifest.tensors) {
+        const size = t.shape.reduce((x, y) => x * y, 1);
+        const p = plain.params.subarray(offset, offset + size);
+        const m = multi.params.subarray(offset, offset + size);
+        if (t.trainable) trainableDiffers ||= p.some((v, i) => v !== m[i]);
+        else assert.deepEqual(m, p, `${t.name}: local views changed the moving statistics`);
+        offset += size;
+      }
+      assert.ok(trainableDiffers, 'local views changed no weight');
+    } finally {
+      await plain.dispose();
+      await multi.dispose();
     }
   });
 

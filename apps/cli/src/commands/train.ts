@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, augmentFor, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption, localViewsOption, viewSizeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -16,6 +16,8 @@ export const trainHelp = `fedclr train [options]
   --batch 128 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)
   --view-size N                          side of the training views (crops are resized to it; default the image size)
+  --local-views M --local-size S         multi-crop: M more views per image, crops of 10% up to --crop-min of the
+                                         area resized to S px (default 3/7 of the image side)
   --head 128,128                         projection head sizes (hidden, output); the head is dropped
                                          after training, only the encoder's representation is kept
   --decoupled                            decoupled contrastive loss (NT-Xent without the positive
@@ -43,6 +45,8 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
       strength: { type: 'string' },
       'crop-min': { type: 'string' },
       'view-size': { type: 'string' },
+      'local-views': { type: 'string' },
+      'local-size': { type: 'string' },
       widths: { type: 'string' },
       workers: { type: 'string' },
       seed: { type: 'string' },
@@ -67,13 +71,18 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
   const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths, headOption(values.head));
-  const augment = augmentFor(dataset.channels, { strength: numberOption(values, 'strength', undefined), cropMin: cropMinOption(values), viewSize: viewSizeOption(values, dataset.height) });
+  const strength = numberOption(values, 'strength', undefined);
+  const cropMin = cropMinOption(values);
+  const augment = augmentFor(dataset.channels, { strength, cropMin, viewSize: viewSizeOption(values, dataset.height) });
+  const localViews = localViewsOption(values, dataset.channels, dataset.height, { strength, cropMin });
+  if (localViews !== undefined && values.decoupled) throw new UsageError('--decoupled and --local-views do not combine (the decoupled loss takes two views per image)');
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const progress = createProgress('train');
   const result = await trainContrastive(dataset, {
     spec,
     augment,
+    localViews,
     loss: ntXentPairLoss({ temperature: numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number, decoupled: values.decoupled }),
     optimizer: optimizer === 'adam' ? { kind: 'adam', weightDecay } : { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay },
     learningRate: numberOption(values, 'lr', optimizer === 'adam' ? 4e-3 : 0.3) as number,

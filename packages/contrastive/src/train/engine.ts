@@ -4,13 +4,15 @@
 import { Network, manifestOf, totalSize, type GraphSpec, type WeightManifest, flattenWeights } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError } from '../errors.js';
-import { pairLossGradient, type PairLoss } from './loss.js';
+import { multiViewLossGradient, pairLossGradient, type PairLoss } from './loss.js';
 import { FlatOptimizer, type OptimizerConfig, type ProximalTerm } from './optimizer.js';
-import { Replica } from './replica.js';
+import { Replica, viewsPerImage, type LocalViews } from './replica.js';
 
 export interface StepEngineConfig {
   spec: GraphSpec;
   augment: AugmentConfig | null;
+  /** Multi-crop: extra small views per image (the loss must support several views). */
+  localViews?: LocalViews | undefined;
   loss: PairLoss;
   optimizer: OptimizerConfig;
   /** FedProx: pull the trainable weights towards `anchor` (applied by the optimiser, on this thread). */
@@ -59,12 +61,17 @@ export function checkBatch(images: Float32Array, count: number, pixels: number, 
   if (images.length < count * pixels) throw new InvalidTrainingConfigError('images', `${images.length} values cannot hold ${count} images of ${pixels}`);
 }
 
-/** Splits gathered embeddings [v1 rows; v2 rows] of several replicas into aligned z1, z2. */
+/**
+ * The loss over the embeddings gathered from several replicas, each view-major ([view 1 rows;
+ * view 2 rows; ...] of its own images), and each replica's share of the gradient.
+ */
 export function lossOverReplicas(
   loss: PairLoss,
   parts: { z: Float32Array; count: number }[],
   dim: number,
+  views = 2,
 ): { loss: number; dz: Float32Array[] } {
+  if (views !== 2) return multiViewOverReplicas(loss, parts, dim, views);
   const n = parts.reduce((a, p) => a + p.count, 0);
   const z1 = new Float32Array(n * dim);
   const z2 = new Float32Array(n * dim);
@@ -93,6 +100,7 @@ export class LocalStepEngine implements StepEngine {
   readonly params: Float32Array;
   private readonly replica: Replica;
   private readonly loss: PairLoss;
+  private readonly views: number;
   private readonly gradients: Float32Array;
   private readonly stats: Float32Array;
   private readonly statsOffsets: { offset: number; size: number }[];
@@ -106,8 +114,9 @@ export class LocalStepEngine implements StepEngine {
     if (this.params.length !== totalSize(this.manifest)) {
       throw new InvalidTrainingConfigError('initialWeights', `${this.params.length} values, the model has ${totalSize(this.manifest)}`);
     }
-    this.replica = new Replica({ spec: config.spec, augment: config.augment });
+    this.replica = new Replica({ spec: config.spec, augment: config.augment, localViews: config.localViews });
     this.loss = config.loss;
+    this.views = viewsPerImage(config.localViews);
     this.optimizer = new FlatOptimizer(this.manifest, config.optimizer, config.proximal);
     this.gradients = new Float32Array(this.replica.gradientSize);
     this.stats = new Float32Array(this.replica.statsSize);
@@ -122,7 +131,7 @@ export class LocalStepEngine implements StepEngine {
     this.replica.load(this.params);
     let lossValue = Number.NaN;
     this.replica.gradients(images, count, seed, (z, _rows, dim) => {
-      const { loss, dz } = lossOverReplicas(this.loss, [{ z, count }], dim);
+      const { loss, dz } = lossOverReplicas(this.loss, [{ z, count }], dim, this.views);
       lossValue = loss;
       return dz[0] as Float32Array;
     }, this.gradients, this.stats);
@@ -145,6 +154,26 @@ export class LocalStepEngine implements StepEngine {
   async dispose(): Promise<void> {
     this.replica.dispose();
   }
+}
+
+function multiViewOverReplicas(loss: PairLoss, parts: { z: Float32Array; count: number }[], dim: number, views: number): { loss: number; dz: Float32Array[] } {
+  const n = parts.reduce((a, p) => a + p.count, 0);
+  // Global layout, view-major: row v·n + i is view v of image i (images numbered across replicas).
+  const z = new Float32Array(views * n * dim);
+  let first = 0;
+  for (const p of parts) {
+    for (let v = 0; v < views; v++) z.set(p.z.subarray(v * p.count * dim, (v + 1) * p.count * dim), (v * n + first) * dim);
+    first += p.count;
+  }
+  const result = multiViewLossGradient(loss, z, views, n, dim);
+  first = 0;
+  const dz = parts.map((p) => {
+    const out = new Float32Array(views * p.count * dim);
+    for (let v = 0; v < views; v++) out.set(result.dz.subarray((v * n + first) * dim, (v * n + first + p.count) * dim), v * p.count * dim);
+    first += p.count;
+    return out;
+  });
+  return { loss: result.loss, dz };
 }
 
 /** Where the non-trainable tensors (BatchNorm statistics) sit in the flat vector. */

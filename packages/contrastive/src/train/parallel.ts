@@ -7,6 +7,7 @@ import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
 import type { PairLoss } from './loss.js';
 import { LocalStepEngine, checkBatch, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
 import { FlatOptimizer } from './optimizer.js';
+import { viewsPerImage } from './replica.js';
 import { CELL, CELLS_PER_WORKER, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
 
 // Atomics.waitAsync is in Node 20 (V8 8.7+) but only in TypeScript's ES2024 lib.
@@ -56,6 +57,7 @@ export class ParallelStepEngine implements StepEngine {
   private readonly maxBatch: number;
   private readonly widths: Map<string, number>;
   private readonly outputName: string;
+  private readonly views: number;
   private seq = 0;
   private busy = false;
 
@@ -76,6 +78,7 @@ export class ParallelStepEngine implements StepEngine {
     this.maxBatch = config.maxBatch ?? 1024;
     this.widths = new Map([...inferShapes(config.spec)].filter(([, s]) => s.length === 1).map(([name, s]) => [name, s[0] as number]));
     this.outputName = config.spec.output;
+    this.views = viewsPerImage(config.localViews);
   }
 
   static async create(config: StepEngineConfig): Promise<ParallelStepEngine> {
@@ -101,8 +104,8 @@ export class ParallelStepEngine implements StepEngine {
         control,
         weights,
         input: sharedFloats(perWorker * height * width * channels),
-        z: sharedFloats(2 * perWorker * widest),
-        dz: sharedFloats(2 * perWorker * widest),
+        z: sharedFloats(viewsPerImage(config.localViews) * perWorker * widest),
+        dz: sharedFloats(viewsPerImage(config.localViews) * perWorker * widest),
         gradients: sharedFloats(params.length),
       };
       const worker = new Worker(new URL('./worker.js', import.meta.url));
@@ -134,7 +137,7 @@ export class ParallelStepEngine implements StepEngine {
       worker.on('exit', () => {
         slot.exited = true;
       });
-      const command: WorkerCommand = { type: 'init', index, backend, spec: config.spec, augment: config.augment, buffers };
+      const command: WorkerCommand = { type: 'init', index, backend, spec: config.spec, augment: config.augment, localViews: config.localViews ?? null, buffers };
       worker.postMessage(command);
     }
     let sizes: { gradientSize: number; statsSize: number }[];
@@ -212,6 +215,7 @@ export class ParallelStepEngine implements StepEngine {
         this.loss,
         parts.map((p, w) => ({ z: (this.slots[w] as WorkerSlot).z, count: p.count })),
         dim,
+        this.views,
       );
       dz.forEach((values, w) => {
         (this.slots[w] as WorkerSlot).dz.set(values);

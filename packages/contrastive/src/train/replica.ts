@@ -10,6 +10,19 @@ export interface ReplicaConfig {
   spec: GraphSpec;
   /** Augmentation for the two views; null feeds the source images as both views. */
   augment: AugmentConfig | null;
+  /** Extra small views per image (multi-crop, Caron et al. 2020); they leave BatchNorm's moving statistics alone. */
+  localViews?: LocalViews | undefined;
+}
+
+/** Multi-crop: `count` more views of every image, from their own (smaller) augmentation. */
+export interface LocalViews {
+  count: number;
+  augment: AugmentConfig;
+}
+
+/** Views per image: the two global ones and any local ones. */
+export function viewsPerImage(localViews: LocalViews | undefined): number {
+  return 2 + (localViews?.count ?? 0);
 }
 
 /** Given the embeddings [rows, dim] of both views, returns dLoss/dEmbeddings of the same size. */
@@ -21,6 +34,7 @@ export class Replica {
   readonly gradientSize: number;
   readonly statsSize: number;
   private readonly pipeline: AugmentPipeline | null;
+  private readonly local: { count: number; pipeline: AugmentPipeline } | null;
   private readonly trainable: tf.Variable[];
   private readonly pixels: number;
 
@@ -28,6 +42,14 @@ export class Replica {
     this.network = new Network(config.spec);
     this.manifest = manifestOf(this.network);
     this.pipeline = config.augment === null ? null : createAugmentPipeline(config.augment);
+    const local = config.localViews;
+    if (local !== undefined && local.count > 0) {
+      if (!Number.isInteger(local.count)) throw new InvalidTrainingConfigError('localViews.count', `expected an integer >= 0, got ${local.count}`);
+      this.local = { count: local.count, pipeline: createAugmentPipeline(local.augment) };
+    } else {
+      if (local !== undefined && local.count < 0) throw new InvalidTrainingConfigError('localViews.count', `expected an integer >= 0, got ${local.count}`);
+      this.local = null;
+    }
     this.trainable = this.network.trainableVariables();
     const sizes = this.network.weights.map((w) => ({ trainable: w.trainable, size: sizeOf(w.shape) }));
     this.gradientSize = sizes.filter((s) => s.trainable).reduce((a, s) => a + s.size, 0);
@@ -56,26 +78,42 @@ export class Replica {
     return tf.tensor4d(images.subarray(0, count * this.pixels), [count, height, width, channels]);
   }
 
-  /** Both augmented views, stacked as [view 1 of every image; view 2 of every image]. */
-  views(images: Float32Array, count: number, seed: number): tf.Tensor4D {
-    return tf.tidy(() => {
+  /**
+   * The augmented views, view-major: `global` is [view 1 of every image; view 2 of every image],
+   * `local` (multi-crop) [local view 1 of every image; ...], drawn after the global ones from the
+   * same random stream (so adding local views leaves the global ones unchanged).
+   */
+  views(images: Float32Array, count: number, seed: number): { global: tf.Tensor4D; local: tf.Tensor4D | null } {
+    const [global, local] = tf.tidy(() => {
       const source = this.batch(images, count);
-      if (this.pipeline === null) return tf.concat([source, source], 0);
-      const [a, b] = augmentTwoViews(this.pipeline, source, createSeededRandom(seed));
-      return tf.concat([a, b], 0);
+      const rng = createSeededRandom(seed);
+      const globalViews = tf.concat(this.pipeline === null ? [source, source] : augmentTwoViews(this.pipeline, source, rng), 0);
+      if (this.local === null) return [globalViews];
+      const { pipeline } = this.local;
+      return [globalViews, tf.concat(Array.from({ length: this.local.count }, () => pipeline.apply(source, rng)), 0)];
     });
+    return { global: global as tf.Tensor4D, local: local ?? null };
   }
 
-  /** Training-mode forward of both views (BatchNorm on batch statistics); returns the embeddings. */
+  /** Training-mode embeddings of all views, view-major (global, then local); only global views update BatchNorm's statistics. */
+  private embedViews(views: { global: tf.Tensor4D; local: tf.Tensor4D | null }): tf.Tensor2D {
+    const global = this.network.apply(views.global, true) as tf.Tensor2D;
+    if (views.local === null) return global;
+    // Another spatial size: its own forward pass (and batch statistics).
+    const local = this.network.apply(views.local, true, undefined, { updateStats: false }) as tf.Tensor2D;
+    return tf.concat([global, local], 0);
+  }
+
+  /** Training-mode forward of all views (BatchNorm on batch statistics); returns the embeddings. */
   forward(images: Float32Array, count: number, seed: number): Float32Array {
     const views = this.views(images, count, seed);
     try {
-      const z = this.network.apply(views, true);
+      const z = tf.tidy(() => this.embedViews(views));
       const values = z.dataSync() as Float32Array;
       z.dispose();
       return values;
     } finally {
-      views.dispose();
+      tf.dispose([views.global, ...(views.local ? [views.local] : [])]);
     }
   }
 
@@ -98,7 +136,7 @@ export class Replica {
     const views = this.views(images, count, seed);
     try {
       const { value, grads } = tf.variableGrads(() => {
-        const z = this.network.apply(views, true) as tf.Tensor2D;
+        const z = this.embedViews(views);
         const [rows, dim] = z.shape;
         const dz = lossGradient(z.dataSync() as Float32Array, rows, dim);
         // d/dθ of <z, dz> is exactly the chain rule through the embeddings.
@@ -120,7 +158,7 @@ export class Replica {
         offset += values.length;
       }
     } finally {
-      views.dispose();
+      tf.dispose([views.global, ...(views.local ? [views.local] : [])]);
     }
   }
 

@@ -4,6 +4,7 @@
 // in the middle of its gradient tape.
 import type { GraphSpec } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
+import type { LocalViews } from './replica.js';
 
 export const CELL = { zReady: 0, dzReady: 1, done: 2, failed: 3 } as const;
 export const CELLS_PER_WORKER = 4;
@@ -23,6 +24,7 @@ export interface WorkerInit {
   backend: string | undefined;
   spec: GraphSpec;
   augment: AugmentConfig | null;
+  localViews: LocalViews | null;
   buffers: WorkerBuffers;
 }
 

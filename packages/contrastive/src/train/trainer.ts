@@ -10,11 +10,14 @@ import { InvalidTrainingConfigError } from '../errors.js';
 import type { StepEngine } from './engine.js';
 import { createStepEngine } from './parallel.js';
 import type { PairLoss } from './loss.js';
+import type { LocalViews } from './replica.js';
 import type { OptimizerConfig, ProximalTerm } from './optimizer.js';
 
 export interface TrainerConfig {
   spec: GraphSpec;
   augment: AugmentConfig | null;
+  /** Multi-crop: extra small views per image, from their own augmentation. */
+  localViews?: LocalViews | undefined;
   loss: PairLoss;
   optimizer: OptimizerConfig;
   /** FedProx: adds mu·(w - anchor) to the gradient of every trainable weight (anchor: the global model). */
@@ -151,6 +154,7 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
   const engine = await createStepEngine({
     spec: config.spec,
     augment: config.augment,
+    ...(config.localViews !== undefined ? { localViews: config.localViews } : {}),
     loss: config.loss,
     optimizer: config.optimizer,
     ...(config.proximal !== undefined ? { proximal: config.proximal } : {}),

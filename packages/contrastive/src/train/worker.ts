@@ -48,7 +48,7 @@ async function handle(command: WorkerCommand): Promise<void> {
     dzBuffer = new Float32Array(b.dz);
     gradBuffer = new Float32Array(b.gradients);
     base = command.index * CELLS_PER_WORKER;
-    replica = new Replica({ spec: command.spec, augment: command.augment });
+    replica = new Replica({ spec: command.spec, augment: command.augment, localViews: command.localViews ?? undefined });
     reply({ type: 'ready', gradientSize: replica.gradientSize, statsSize: replica.statsSize });
     return;
   }

@@ -154,9 +154,10 @@ export class Network {
 
   /**
    * Forward pass. In training mode BatchNorm uses batch statistics and updates its moving
-   * averages in place (outside the gradient tape).
+   * averages in place (outside the gradient tape), unless `updateStats` is false (views whose
+   * statistics should not describe the model, e.g. small local crops).
    */
-  apply(x: tf.Tensor4D, training: boolean, output: string = this.spec.output): tf.Tensor {
+  apply(x: tf.Tensor4D, training: boolean, output: string = this.spec.output, options: { updateStats?: boolean } = {}): tf.Tensor {
     // Any spatial size works (convolutions and the global pool do not care): training may run on
     // smaller views than the images the model is evaluated on. The channels must match.
     const { channels } = this.spec.input;
@@ -174,8 +175,9 @@ export class Network {
       if (output !== INPUT) throw new ManifestMismatchError(`${this.spec.name} has no node '${output}'`);
       return read(output);
     });
+    const update = options.updateStats ?? true;
     for (const { node, stats } of pendingStats) {
-      this.updateMovingStats(node, stats);
+      if (update) this.updateMovingStats(node, stats);
       tf.dispose([stats.mean, stats.variance]);
     }
     return out;
