@@ -109,6 +109,15 @@ export function localViewsOption(values: Record<string, unknown>, channels: numb
   return { count, augment: augmentFor(channels, { strength: options.strength, cropMin: LOCAL_CROP_MIN, cropMax: globalMin, viewSize: size }) };
 }
 
+/**
+ * Side of the training views when --view-size is not given: 5/7 of the image side for grayscale
+ * (20 px for 28 px Fashion-MNIST: ~1.7x the images per second of 28 px views, and a better
+ * validation probe in 10 minutes), the image size for RGB (not measured).
+ */
+export function defaultViewSize(channels: number, imageSize: number): number {
+  return channels === 1 ? Math.max(4, Math.round((imageSize * 5) / 7)) : imageSize;
+}
+
 /** --view-size N: side of the training views in pixels (crops are resized to it); the model is still evaluated on full images. */
 export function viewSizeOption(values: Record<string, unknown>, imageSize: number): number | undefined {
   if (values['view-size'] === undefined) return undefined;

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { createContrastiveTrainer, startAgent, type AgentExit, type TrainingGate } from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
-import { augmentFor, cropMinOption, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
+import { augmentFor, cropMinOption, defaultViewSize, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
 import { ipcTrainingGate, parentChannel } from '../slots.js';
@@ -19,7 +19,7 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --widths 32,64,128            convnet-s filters per layer; must match the coordinator's
   --crop-min F                  smallest random crop, as a fraction of the image area (default 0.4 gray, 0.08 RGB)
   --view-size N                 side of the training views (crops are resized to N px: faster local training;
-                                the model still takes full images; default the image size)
+                                the model still takes full images; default 20 for 28 px grayscale, as fedclr train)
   --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
   --workers N                   training threads (default min(2, cores))
   --steps-per-round S --minutes-per-round M   caps on local training per round
@@ -116,7 +116,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   if (values.size !== undefined && intOption(values, 'size', 28) !== dataset.height) throw new UsageError(`--size ${values.size} does not match the dataset's ${dataset.height}x${dataset.width} images`);
 
   // The same recipe as fedclr train's (smallest crop 0.4 for grayscale unless --crop-min).
-  const augment = augmentFor(dataset.channels, { cropMin, viewSize });
+  const augment = augmentFor(dataset.channels, { cropMin, viewSize: viewSize ?? defaultViewSize(dataset.channels, dataset.height) });
   await initBackend();
   const trainer = createContrastiveTrainer({
     dataset,

@@ -33,6 +33,7 @@ import {
   numberOption,
   nonNegativeOption,
   viewSizeOption,
+  defaultViewSize,
 } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
@@ -56,20 +57,21 @@ export const simulateHelp = `fedclr simulate [options]
                               comes after it): no round starts that would not end in time
   --rounds R                  default 10, or unlimited with --minutes
   --local-epochs 1 --steps-per-round S                local training per round (S caps the steps)
-  --batch 256 --lr 0.002 --temperature 0.2 --optimizer adam|sgd|momentum --weight-decay 0
+  --batch 64 --lr 0.004 --temperature 0.2 --optimizer adam|sgd|momentum --weight-decay 0
   --lr-schedule cosine|constant  the learning rate of each round (default cosine: from --lr down to 5% of it
                               over the run, by rounds done of --rounds or time used of --minutes)
   --widths 32,64,128          convnet-s filters per layer (the last is the representation)
   --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.4 for grayscale)
-  --view-size N               side of the agents' training views (crops resized to N px, e.g. 20: faster
-                              local training; evaluation stays on full 28 px images; default 28)
+  --view-size N               side of the agents' training views (crops resized to N px: faster local
+                              training; evaluation stays on full 28 px images; default 20, as fedclr train)
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
   --k 20                      kNN neighbours
   --holdout H                 labeled train images kept from the agents for the probe (default 1/6)
   --limit N                   use only the first N train and N test images (smoke runs)
-  --agent-workers 1 --eval-workers N --deadline 600 (seconds per round)
+  --agent-workers W           training threads per agent (default 0: in-process with --train-slots, else 1)
+  --eval-workers N --deadline 600 (seconds per round)
   --train-slots S             at most S agents train at the same time, as if each had its own machine
                               (default: the number of cores; 0: all at once). With C agents per round,
                               each agent's local training is also capped at 0.8 x deadline / ceil(C/S),
@@ -264,14 +266,14 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const rounds = intOption(values, 'rounds', minutes === undefined ? 10 : 1_000_000);
   const localEpochs = intOption(values, 'local-epochs', 1);
   const stepsPerRound = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
-  const batch = intOption(values, 'batch', 256, 2);
-  const lr = numberOption(values, 'lr', 2e-3) as number;
+  const batch = intOption(values, 'batch', 64, 2);
+  const lr = numberOption(values, 'lr', 4e-3) as number;
   const temperature = numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number;
   const optimizer = values.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
   const cropMin = cropMinOption(values);
-  const viewSize = viewSizeOption(values, 28);
+  const viewSize = viewSizeOption(values, 28) ?? defaultViewSize(1, 28);
   const fedproxMu = fedproxMuOption(values) ?? 0;
   // Cosine by default: a simulation always has a horizon (--rounds, or --minutes).
   const lrSchedule = (values['lr-schedule'] ?? 'cosine') as LrScheduleName;
@@ -283,11 +285,12 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const seed = intOption(values, 'seed', 0, 0);
   // One training thread per agent keeps the agent's own event loop free for socket heartbeats
   // (in-process training blocks it for a whole step, which under 10-way CPU sharing outlasts them).
-  const agentWorkers = intOption(values, 'agent-workers', 1, 0);
   const evalWorkers = intOption(values, 'eval-workers', defaultWorkers(), 0);
   const deadlineSec = numberOption(values, 'deadline', Math.min(600, minutes === undefined ? 600 : Math.max(1, minutes * 60))) as number;
   if (deadlineSec < 1) throw new UsageError(`--deadline must be at least 1 second, got ${deadlineSec}`);
   const trainSlots = intOption(values, 'train-slots', availableParallelism(), 0);
+  // With slots, each training agent has a core to itself: in-process training skips a worker thread's start-up every round.
+  const agentWorkers = intOption(values, 'agent-workers', trainSlots > 0 ? 0 : 1, 0);
   // Agents train in about ceil(cohort / slots) waves: give each its share of the deadline (the
   // same work as all training at once for the whole deadline, at a fraction of the speed).
   const waves = trainSlots > 0 ? Math.ceil(cohort / trainSlots) : 1;
@@ -449,7 +452,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         loading.catch(() => undefined); // awaited below; this only keeps an early failure from being unhandled
         evalChain = evalChain.then(async () => {
           const model = await loading;
-          const result = await evaluateModel(evaluator, model.spec, model.weights, agentWorkers, record.round);
+          // One worker thread: the round goes on meanwhile, and this process's event loop must keep granting training slots.
+          const result = await evaluateModel(evaluator, model.spec, model.weights, 1, record.round);
           record.eval = result;
           evaluations.push(result);
           log(`evaluation after round ${record.round}: linear probe ${(result.linearProbe * 100).toFixed(2)}%, kNN ${(result.knn * 100).toFixed(2)}% (${(result.evalMs / 1000).toFixed(1)}s)`);
@@ -509,7 +513,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--encoder', encoder,
         ...(values.widths !== undefined ? ['--widths', values.widths] : []),
         ...(cropMin !== undefined ? ['--crop-min', String(cropMin)] : []),
-        ...(viewSize !== undefined ? ['--view-size', String(viewSize)] : []),
+        '--view-size', String(viewSize),
         '--state', join(outDir, 'agents', `agent-${i}`),
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
@@ -612,7 +616,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       encoder,
       widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
       cropMin: cropMin ?? GRAY_CROP_MIN,
-      viewSize: viewSize ?? 28,
+      viewSize,
       fedproxMu,
       architecture: listening.architecture,
       parameters: listening.parameters,
