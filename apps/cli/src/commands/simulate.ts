@@ -24,7 +24,7 @@ import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
 import {
-  FEDERATED_TEMPERATURE,
+  DEFAULT_TEMPERATURE,
   GRAY_CROP_MIN,
   cropMinOption,
   defaultWorkers,
@@ -268,7 +268,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const stepsPerRound = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
   const batch = intOption(values, 'batch', 64, 2);
   const lr = numberOption(values, 'lr', 4e-3) as number;
-  const temperature = numberOption(values, 'temperature', FEDERATED_TEMPERATURE) as number;
+  const temperature = numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number;
   const optimizer = values.optimizer ?? 'adam';
   if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
   const weightDecay = nonNegativeOption(values, 'weight-decay', 0);

@@ -13,7 +13,7 @@ export const trainHelp = `fedclr train [options]
   --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
   --widths 32,64,128                     convnet-s filters per layer (the last is the representation)
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
-  --batch 64 --lr 0.004 --temperature 0.15 --optimizer adam|sgd --weight-decay 0
+  --batch 64 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)
   --view-size N                          side of the training views (crops are resized to it; default 5/7 of the
                                          image side for grayscale, 20 px for 28 px images; the image size for RGB)
