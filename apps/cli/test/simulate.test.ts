@@ -88,9 +88,10 @@ describe('fedclr simulate', () => {
     assert.equal(r.completedRounds, 2);
     assert.equal(r.stoppedBy, 'rounds');
     assert.deepEqual(r.rounds.map((x) => x.round), [1, 2]);
-    // cosine over --rounds 2 from --lr 0.002, at each round's midpoint (1/4 and 3/4 of the run)
+    // cosine over --rounds 2 from the default --lr 0.004, at each round's midpoint (1/4 and 3/4 of the run)
+    assert.equal(r.config['lr'], 0.004);
     const cosine = { kind: 'cosine', finalFraction: DEFAULT_FINAL_FRACTION } as const;
-    const expected = [0.002 * lrFactor(cosine, 0.25), 0.002 * lrFactor(cosine, 0.75)];
+    const expected = [0.004 * lrFactor(cosine, 0.25), 0.004 * lrFactor(cosine, 0.75)];
     r.rounds.forEach((x, i) => assert.ok(Math.abs(x.learningRate - (expected[i] as number)) < 1e-12, `round ${x.round}: lr ${x.learningRate}`));
     for (const x of r.rounds) {
       assert.equal(x.participants, 3);
