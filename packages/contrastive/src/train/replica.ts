@@ -43,13 +43,10 @@ export class Replica {
     this.manifest = manifestOf(this.network);
     this.pipeline = config.augment === null ? null : createAugmentPipeline(config.augment);
     const local = config.localViews;
-    if (local !== undefined && local.count > 0) {
-      if (!Number.isInteger(local.count)) throw new InvalidTrainingConfigError('localViews.count', `expected an integer >= 0, got ${local.count}`);
-      this.local = { count: local.count, pipeline: createAugmentPipeline(local.augment) };
-    } else {
-      if (local !== undefined && local.count < 0) throw new InvalidTrainingConfigError('localViews.count', `expected an integer >= 0, got ${local.count}`);
-      this.local = null;
+    if (local !== undefined && !(Number.isInteger(local.count) && local.count >= 0)) {
+      throw new InvalidTrainingConfigError('localViews.count', `expected an integer >= 0, got ${local.count}`);
     }
+    this.local = local !== undefined && local.count > 0 ? { count: local.count, pipeline: createAugmentPipeline(local.augment) } : null;
     this.trainable = this.network.trainableVariables();
     const sizes = this.network.weights.map((w) => ({ trainable: w.trainable, size: sizeOf(w.shape) }));
     this.gradientSize = sizes.filter((s) => s.trainable).reduce((a, s) => a + s.size, 0);
@@ -113,7 +110,7 @@ export class Replica {
       z.dispose();
       return values;
     } finally {
-      tf.dispose([views.global, ...(views.local ? [views.local] : [])]);
+      disposeViews(views);
     }
   }
 
@@ -158,11 +155,16 @@ export class Replica {
         offset += values.length;
       }
     } finally {
-      tf.dispose([views.global, ...(views.local ? [views.local] : [])]);
+      disposeViews(views);
     }
   }
 
   dispose(): void {
     this.network.dispose();
   }
+}
+
+function disposeViews(views: { global: tf.Tensor4D; local: tf.Tensor4D | null }): void {
+  views.global.dispose();
+  views.local?.dispose();
 }
