@@ -168,7 +168,7 @@ export function modelSpec(encoder: string, input: InputShape, widthsFlag: string
   if (widthsFlag === undefined) return contrastiveModel(encoder as EncoderName, input, head);
   const widths = widthsFlag.split(',').map(Number);
   if (encoder !== 'convnet-s' || widths.length !== 3 || widths.some((w) => !Number.isInteger(w) || w < 1)) {
-    throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,128; got '${widthsFlag}'`);
+    throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,256; got '${widthsFlag}'`);
   }
   const encoderSpec = convnetS({ ...input, widths: widths as [number, number, number] });
   return withProjectionHead(encoderSpec, representationWidth(encoderSpec), head);

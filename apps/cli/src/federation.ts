@@ -28,18 +28,21 @@ export function federationModel(options: ModelOptions): { spec: GraphSpec; encod
 // ---- the simulated federation's data ---------------------------------------------------------
 
 /**
- * How a simulation splits Fashion-MNIST's train split (optionally only its first `limit` images):
- * a labeled holdout that no agent sees (default 1/6 of the images: 10000 of 60000), carved out
- * first, fits the linear probe and is the kNN's memory; the rest is partitioned among the
- * clients. The test split scores the probe and the kNN. Every process derives the same split
- * from this spec, so agents load their share themselves and no image crosses a process boundary.
+ * How a simulation splits Fashion-MNIST's train split (optionally only its first `limit` images)
+ * among the clients. The test split, which no agent ever sees, scores the linear probe and the
+ * kNN. By default (holdout 0) the whole train split is partitioned and the probe is fitted on its
+ * labels, which agents never get: the protocol of `fedclr eval`, of the centralised comparison and
+ * of the federated self-supervised literature (FedX, FedU). With `holdout` H > 0, H labeled images
+ * are carved out first, no agent sees them, and they alone fit the probe and are the kNN's memory.
+ * Every process derives the same split from this spec, so agents load their share themselves and
+ * no image crosses a process boundary.
  */
 export interface SimulationDataSpec {
   readonly dataset: 'fashion-mnist';
   readonly clients: number;
   readonly partition: PartitionSpec;
   readonly seed: number;
-  /** Labeled holdout size; default round(train / 6). */
+  /** Labeled train images kept from the agents to fit the probe; default 0 (the probe fits on the train split). */
   readonly holdout?: number;
   /** Use only the first `limit` train images and the first `limit` test images. */
   readonly limit?: number;
@@ -48,18 +51,21 @@ export interface SimulationDataSpec {
 export interface SimulationSplit {
   /** Indices into the (limited) train split. */
   readonly holdout: number[];
-  /** One ascending index list per client, disjoint from the holdout. */
+  /** One ascending index list per client, disjoint from the holdout (empty: none). */
   readonly parts: number[][];
 }
 
 export function holdoutSize(spec: SimulationDataSpec, trainCount: number): number {
-  return spec.holdout ?? Math.round(trainCount / 6);
+  const h = spec.holdout ?? 0;
+  if (h !== 0 && (h < 10 || h > trainCount - 2 * spec.clients)) {
+    throw new UsageError(`the holdout (${h} images) must be 0 (none), or at least 10 and leave at least 2 images per client out of ${trainCount}`);
+  }
+  return h;
 }
 
 export function splitSimulation(labels: ArrayLike<number>, spec: SimulationDataSpec): SimulationSplit {
   const n = labels.length;
   const h = holdoutSize(spec, n);
-  if (h < 10 || h > n - 2 * spec.clients) throw new UsageError(`the holdout (${h} images) must be at least 10 and leave at least 2 images per client out of ${n}`);
   const root = createRng(`fedclr-simulate:${spec.seed}`);
   const order = root.fork('holdout').shuffle(Array.from({ length: n }, (_, i) => i));
   const holdout = order.slice(0, h).sort((a, b) => a - b);

@@ -30,7 +30,7 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--optimizer', 'rmsprop'], /--optimizer must be adam, sgd or momentum/],
     [['simulate', '--strategy', 'fedyogi'], /--strategy must be fedavg, fedavgm or fedadam/],
     [['simulate', '--encoder', 'vit'], /--encoder must be convnet-s or resnet-s, got 'vit'/],
-    [['simulate', '--widths', '32,64'], /--widths takes three positive integers for convnet-s, e\.g\. 32,64,128; got '32,64'/],
+    [['simulate', '--widths', '32,64'], /--widths takes three positive integers for convnet-s, e\.g\. 32,64,256; got '32,64'/],
     [['simulate', '--widths', '32,0,64'], /--widths takes three positive integers for convnet-s/],
     [['simulate', '--encoder', 'resnet-s', '--widths', '8,16,32'], /--widths takes three positive integers for convnet-s/],
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--head', '512'], /--head takes two positive integers \(hidden, output\), e\.g\. 512,128; got '512'/],
@@ -111,19 +111,27 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     const simulate = (await run(['simulate', '--help'])).out.join('\n');
     for (const flag of ['--widths', '--crop-min', '--view-size', '--fedprox-mu', '--lr-schedule', '--train-slots']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
     assert.match(simulate, /--lr-schedule cosine\|constant +the learning rate of each round \(default cosine/);
-    assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--lr-schedule constant\|cosine[\s\S]*--widths 32,64,128/);
-    assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,128[\s\S]*--crop-min F[\s\S]*--view-size N/);
+    assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--lr-schedule constant\|cosine[\s\S]*--widths 32,64,256/);
+    assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,256[\s\S]*--crop-min F[\s\S]*--view-size N/);
   });
 });
 
 describe('splitSimulation', () => {
   const labels = Uint8Array.from({ length: 600 }, (_, i) => i % 10);
-  it('carves a holdout, partitions the rest disjointly, and is a pure function of the spec', () => {
+  it('partitions the whole train split by default, with no holdout', () => {
     const spec = { dataset: 'fashion-mnist' as const, clients: 4, partition: { kind: 'dirichlet' as const, alpha: 0.5 }, seed: 3 };
+    const a = splitSimulation(labels, spec);
+    assert.deepEqual(a.holdout, []);
+    assert.deepEqual(a.parts.flat().sort((x, y) => x - y), Array.from({ length: 600 }, (_, i) => i));
+    // The partition does not depend on whether a holdout was asked for as 0 or left out.
+    assert.deepEqual(splitSimulation(labels, { ...spec, holdout: 0 }), a);
+  });
+  it('carves a holdout, partitions the rest disjointly, and is a pure function of the spec', () => {
+    const spec = { dataset: 'fashion-mnist' as const, clients: 4, partition: { kind: 'dirichlet' as const, alpha: 0.5 }, seed: 3, holdout: 100 };
     const a = splitSimulation(labels, spec);
     const b = splitSimulation(labels, spec);
     assert.deepEqual(a, b);
-    assert.equal(a.holdout.length, 100); // 1/6 by default
+    assert.equal(a.holdout.length, 100);
     assert.equal(a.parts.length, 4);
     const seen = new Set(a.holdout);
     for (const p of a.parts) for (const i of p) {
@@ -136,6 +144,7 @@ describe('splitSimulation', () => {
   });
   it('refuses a holdout that leaves too little to partition', () => {
     assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 598 }), /holdout/);
+    assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 5 }), /holdout/);
   });
 });
 

@@ -17,7 +17,7 @@ const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
 
 interface Report {
   config: Record<string, unknown>;
-  data: { trainImages: number; holdoutImages: number; testImages: number; clientImages: number[] };
+  data: { trainImages: number; holdoutImages: number; testImages: number; clientImages: number[]; evaluation: string };
   completedRounds: number;
   stoppedBy: string;
   rounds: {
@@ -82,9 +82,11 @@ describe('fedclr simulate', () => {
     assert.equal(r.config['fedproxMu'], 0.01);
     assert.match(String(r.config['architecture']), /^convnet-s-8-16-32\+/);
     assert.equal(r.data.trainImages, 512);
-    assert.equal(r.data.holdoutImages, 85);
+    // No holdout by default: the agents share the whole train split, the probe fits on its labels.
+    assert.equal(r.data.holdoutImages, 0);
     assert.equal(r.data.testImages, 512);
-    assert.equal(r.data.clientImages.reduce((a, b) => a + b, 0), 512 - 85);
+    assert.equal(r.data.clientImages.reduce((a, b) => a + b, 0), 512);
+    assert.match(r.data.evaluation, /fitted on the labeled train split/);
     assert.equal(r.completedRounds, 2);
     assert.equal(r.stoppedBy, 'rounds');
     assert.deepEqual(r.rounds.map((x) => x.round), [1, 2]);

@@ -14,18 +14,21 @@ describe('encoders', () => {
     await initBackend({ prefer: 'wasm' });
   });
 
-  it('convnet-s: 3 convs 32/64/128 with strides 1/2/2, BatchNorm, ReLU, GAP to 128-d', () => {
+  it('convnet-s: 3 convs 32/64/256 with strides 1/2/2, BatchNorm, ReLU, GAP to 256-d', () => {
     const spec = convnetS();
+    assert.equal(spec.name, 'convnet-s');
     const shapes = inferShapes(spec);
     assert.deepEqual(shapes.get('conv1'), [28, 28, 32]);
     assert.deepEqual(shapes.get('conv2'), [14, 14, 64]);
-    assert.deepEqual(shapes.get('conv3'), [7, 7, 128]);
-    assert.deepEqual(shapes.get(REPRESENTATION), [128]);
+    assert.deepEqual(shapes.get('conv3'), [7, 7, 256]);
+    assert.deepEqual(shapes.get(REPRESENTATION), [256]);
     assert.equal(spec.nodes.filter((n) => n.op === 'bn' && n.relu).length, 3);
     const net = new Network(spec);
     // 3x3 kernels without bias + BatchNorm (4 vectors each)
-    assert.equal(totalSize(manifestOf(net)), 9 * 32 + 9 * 32 * 64 + 9 * 64 * 128 + 4 * (32 + 64 + 128));
+    assert.equal(totalSize(manifestOf(net)), 9 * 32 + 9 * 32 * 64 + 9 * 64 * 256 + 4 * (32 + 64 + 256));
     net.dispose();
+    // Other widths are named by them, so models of different widths never share a name.
+    assert.equal(convnetS({ widths: [32, 64, 128] }).name, 'convnet-s-32-64-128');
   });
 
   it('input size, channels and widths are configurable and validated', () => {
@@ -47,7 +50,7 @@ describe('encoders', () => {
   });
 
   it('the projection head maps the representation to the loss space', () => {
-    const spec = withProjectionHead(convnetS(), 128, { hidden: 64, out: 32 });
+    const spec = withProjectionHead(convnetS(), 256, { hidden: 64, out: 32 });
     const shapes = inferShapes(spec);
     assert.deepEqual(shapes.get('head_hidden'), [64]);
     assert.deepEqual(shapes.get(PROJECTION), [32]);

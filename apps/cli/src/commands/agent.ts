@@ -16,7 +16,7 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used)
   --size 28 --channels 1        image size and channels; must match the coordinator's model
   --encoder convnet-s|resnet-s  must match the coordinator's (default convnet-s for 1 channel, resnet-s for 3)
-  --widths 32,64,128            convnet-s filters per layer; must match the coordinator's
+  --widths 32,64,256            convnet-s filters per layer; must match the coordinator's
   --crop-min F                  smallest random crop, as a fraction of the image area (default 0.4 gray, 0.08 RGB)
   --view-size N                 side of the training views (crops are resized to N px: faster local training;
                                 the model still takes full images; default 20 for 28 px grayscale, as fedclr train)
@@ -99,7 +99,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       clients: simulated.clients,
       partition: partitionOption(values),
       seed: intOption(values, 'seed', 0, 0),
-      ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 10_000) } : {}),
+      ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 0, 0) } : {}),
       ...(values.limit !== undefined ? { limit: intOption(values, 'limit', 60_000) } : {}),
     };
     const train = await loadSimulationTrain(spec);

