@@ -29,6 +29,8 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--dataset', 'cifar10'], /unknown --dataset 'cifar10'/],
     [['simulate', '--optimizer', 'rmsprop'], /--optimizer must be adam, sgd or momentum/],
     [['simulate', '--strategy', 'fedyogi'], /--strategy must be fedavg, fedavgm or fedadam/],
+    [['simulate', '--server-lr', '0'], /--server-lr must be a number > 0, got '0'/],
+    [['coordinator', '--server-lr', 'fast'], /--server-lr must be a number > 0, got 'fast'/],
     [['simulate', '--encoder', 'vit'], /--encoder must be convnet-s or resnet-s, got 'vit'/],
     [['simulate', '--widths', '32,64'], /--widths takes three positive integers for convnet-s, e\.g\. 32,64,256; got '32,64'/],
     [['simulate', '--widths', '32,0,64'], /--widths takes three positive integers for convnet-s/],

@@ -37,7 +37,7 @@ import { httpRoutes } from './http.js';
 import { checkSpecManifest, layersModelSource } from './layers-model.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { checkpointDirName, FileModelStore, type Checkpoint, type CheckpointExporter, type ModelStore } from './model-store.js';
-import { createStrategy } from './strategy.js';
+import { createStrategy, statisticsMask, withAveragedStatistics } from './strategy.js';
 
 /** The model a fresh run starts from. */
 export interface InitialModel {
@@ -170,7 +170,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     db.setMeta('manifest', canonicalManifest(model.manifest));
 
     const protocol = createProtocol({ limits: limitsFor(config, model.manifest) });
-    const strategy = createStrategy(config.strategy);
+    const strategy = withAveragedStatistics(createStrategy(config.strategy), statisticsMask(model.manifest));
     let strategyState = checkpoint?.strategyState;
     if (strategyState !== undefined && strategyState.strategy !== strategy.name) {
       logger.warn({ from: strategyState.strategy, to: strategy.name }, 'strategy changed since the checkpoint; its server state starts fresh');

@@ -46,7 +46,7 @@ export type {
   OutboundSecagg,
   UpdateContribution,
 } from './aggregation.js';
-export { createStrategy, fedAvg, fedAvgM, fedAdam, STRATEGY_DEFAULTS, STRATEGY_NAMES } from './strategy.js';
+export { createStrategy, fedAvg, fedAvgM, fedAdam, statisticsMask, withAveragedStatistics, STRATEGY_DEFAULTS, STRATEGY_NAMES } from './strategy.js';
 export type { Strategy, StrategyName, StrategyResult, StrategySpec, StrategyState } from './strategy.js';
 export { FileModelStore, checkpointDirName } from './model-store.js';
 export type { Checkpoint, CheckpointExporter, CheckpointWriter, ModelStore, FileModelStoreOptions } from './model-store.js';

@@ -203,3 +203,44 @@ export function createStrategy(spec: StrategySpec): Strategy {
       return fedAdam(spec);
   }
 }
+
+/** BatchNorm running statistics, by the Keras names every exported model uses. */
+const STATISTIC_NAME = /\/moving_(mean|variance)$/;
+
+/**
+ * Positions (in the flat weight vector of `manifest`) that hold running statistics rather than
+ * parameters: BatchNorm moving means and variances.
+ */
+export function statisticsMask(manifest: readonly { name: string; shape: readonly number[] }[]): Uint8Array {
+  const size = manifest.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
+  const mask = new Uint8Array(size);
+  let offset = 0;
+  for (const t of manifest) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (STATISTIC_NAME.test(t.name)) mask.fill(1, offset, offset + n);
+    offset += n;
+  }
+  return mask;
+}
+
+/**
+ * Running statistics are estimates, not parameters: a server step size or momentum would
+ * extrapolate them (a variance can turn negative). Where `mask` is set, the next global value is
+ * the example-weighted average of the agents' values, whatever the strategy.
+ */
+export function withAveragedStatistics(strategy: Strategy, mask: Uint8Array): Strategy {
+  if (!mask.includes(1)) return strategy;
+  return {
+    name: strategy.name,
+    params: strategy.params,
+    initialState: (n) => strategy.initialState(n),
+    apply(global, aggregate, state) {
+      if (mask.length !== global.length) throw new StrategyError(strategy.name, `the statistics mask has ${mask.length} values but the model has ${global.length}`);
+      const result = strategy.apply(global, aggregate, state);
+      const d = meanDelta(strategy.name, global, aggregate);
+      const weights = result.weights;
+      for (let i = 0; i < mask.length; i++) if (mask[i] === 1) weights[i] = (global[i] as number) + (d[i] as number);
+      return { weights, state: result.state };
+    },
+  };
+}

@@ -5,7 +5,7 @@ import { decodeFrame, encodeFrame } from '@fedclr/protocol';
 import type { Manifest } from '@fedclr/protocol';
 import { PlainAggregationSession, type Aggregate } from '../src/aggregation.js';
 import { isCoordinatorError } from '../src/errors.js';
-import { createStrategy, fedAdam, fedAvg, fedAvgM } from '../src/strategy.js';
+import { createStrategy, fedAdam, fedAvg, fedAvgM, statisticsMask, withAveragedStatistics } from '../src/strategy.js';
 
 const agg = (weightedSum: number[], totalWeight: number): Aggregate => ({
   weightedSum: Float64Array.from(weightedSum),
@@ -58,6 +58,33 @@ test('FedAdam (Reddi et al. 2021): hand-computed step, and the defaults', () => 
   const one = d.apply(Float32Array.of(0), agg([1], 1), d.initialState(1));
   close(one.weights, [0.01 / (Math.sqrt(0.01000099) + 1e-3)]);
   close(one.weights, [0.099005], 1e-6);
+});
+
+test('BatchNorm statistics are averaged whatever the server step size or momentum', () => {
+  const manifest = [
+    { name: 'conv1/kernel', shape: [2] },
+    { name: 'bn1/gamma', shape: [1] },
+    { name: 'bn1/moving_mean', shape: [1] },
+    { name: 'bn1/moving_variance', shape: [1] },
+  ];
+  const mask = statisticsMask(manifest);
+  assert.deepEqual([...mask], [0, 0, 0, 1, 1]);
+  // mean delta [0.5, 0.5, 0.5, 0.5, -0.9]: the variance 1 -> 0.1 would go to -0.8 with lr 2.
+  const global = Float32Array.of(1, 1, 1, 0, 1);
+  const aggregate = agg([1, 1, 1, 1, -1.8], 2);
+  const doubled = withAveragedStatistics(fedAvg({ lr: 2 }), mask);
+  close(doubled.apply(global, aggregate, doubled.initialState(5)).weights, [2, 2, 2, 0.5, 0.1]);
+  const momentum = withAveragedStatistics(fedAvgM({ lr: 1, momentum: 0.9 }), mask);
+  const r1 = momentum.apply(global, aggregate, momentum.initialState(5));
+  const r2 = momentum.apply(r1.weights, agg([0, 0, 0, 0, 0], 2), r1.state);
+  // parameters keep moving on momentum (0.9 * 0.5); statistics stay at the agents' average
+  close(r2.weights, [1.95, 1.95, 1.95, 0.5, 0.1]);
+  // plain FedAvg is unchanged by the wrapper; a model without statistics gets the strategy itself
+  const plain = withAveragedStatistics(fedAvg(), mask);
+  close(plain.apply(global, aggregate, plain.initialState(5)).weights, [1.5, 1.5, 1.5, 0.5, 0.1]);
+  const bare = fedAvg();
+  assert.equal(withAveragedStatistics(bare, statisticsMask([{ name: 'dense/kernel', shape: [3] }])), bare);
+  assert.throws(() => doubled.apply(Float32Array.of(1, 2), agg([0, 0], 1), doubled.initialState(2)), /statistics mask has 5 values but the model has 2/);
 });
 
 test('strategies refuse empty aggregates, wrong dimensions, foreign state and divergence', () => {

@@ -22,6 +22,8 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
   --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
   --strategy fedavg|fedavgm|fedadam --aggregation secure|plain   (the coordinator's default: secure)
+  --server-lr LR                the strategy's server step size (defaults: fedavg 1, i.e. plain averaging,
+                                fedavgm 1, fedadam 0.1); BatchNorm statistics are always averaged
   --deadline SECONDS            agents' train + upload budget per round (default 600)
   --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum   local training of each round
   --fedprox-mu MU               FedProx: agents pull their weights towards the round's global model (default 0)
@@ -91,6 +93,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
       'max-cohort': { type: 'string' },
       'local-epochs': { type: 'string' },
       strategy: { type: 'string' },
+      'server-lr': { type: 'string' },
       aggregation: { type: 'string' },
       deadline: { type: 'string' },
       batch: { type: 'string' },
@@ -120,6 +123,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const optimizer = oneOf('optimizer', values.optimizer, OPTIMIZERS);
   const aggregation = oneOf('aggregation', values.aggregation, AGGREGATIONS);
   const deadline = numberOption(values, 'deadline', undefined);
+  const serverLr = numberOption(values, 'server-lr', undefined);
   const minutes = numberOption(values, 'minutes', fileMinutes);
   if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`"minutes" in --config must be > 0, got ${minutes}`);
   const training = { batchSize: 256, learningRate: 2e-3, ...(fileRest.training ?? {}) };
@@ -139,7 +143,15 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     ...(values['min-cohort'] !== undefined ? { minCohort: intOption(values, 'min-cohort', 2) } : {}),
     ...(values['max-cohort'] !== undefined ? { maxCohort: intOption(values, 'max-cohort', 100) } : {}),
     ...(values['local-epochs'] !== undefined ? { localEpochs: intOption(values, 'local-epochs', 1) } : {}),
-    ...(strategy !== undefined ? { strategy: { ...(fileRest.strategy?.name === strategy ? fileRest.strategy : {}), name: strategy } } : {}),
+    ...(strategy !== undefined || serverLr !== undefined
+      ? {
+          strategy: {
+            ...(strategy === undefined || fileRest.strategy?.name === strategy ? fileRest.strategy : {}),
+            name: strategy ?? fileRest.strategy?.name ?? 'fedavg',
+            ...(serverLr !== undefined ? { lr: serverLr } : {}),
+          },
+        }
+      : {}),
     // The flag keeps the file's finalFraction when it names the same schedule.
     ...(lrSchedule !== undefined
       ? { lrSchedule: typeof fileRest.lrSchedule === 'object' && fileRest.lrSchedule.kind === lrSchedule ? fileRest.lrSchedule : lrSchedule }

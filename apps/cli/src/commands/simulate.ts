@@ -67,6 +67,7 @@ export const simulateHelp = `fedclr simulate [options]
                               training; evaluation stays on full 28 px images; default 20, as fedclr train)
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
+  --server-lr LR              the strategy's server step size (as fedclr coordinator; fedavg default 1)
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
   --k 20                      kNN neighbours
   --holdout H                 fit the probe on H labeled train images kept from the agents (default 0:
@@ -240,6 +241,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       'fedprox-mu': { type: 'string' },
       'lr-schedule': { type: 'string' },
       strategy: { type: 'string' },
+      'server-lr': { type: 'string' },
       aggregation: { type: 'string', default: 'plain' },
       encoder: { type: 'string', default: 'convnet-s' },
       'eval-every': { type: 'string' },
@@ -283,6 +285,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   if (!(LR_SCHEDULES as readonly string[]).includes(lrSchedule)) throw new UsageError(`--lr-schedule must be ${LR_SCHEDULES.join(' or ')}, got '${lrSchedule}'`);
   const strategy = values.strategy ?? 'fedavg';
   if (!['fedavg', 'fedavgm', 'fedadam'].includes(strategy)) throw new UsageError(`--strategy must be fedavg, fedavgm or fedadam, got '${strategy}'`);
+  const serverLr = numberOption(values, 'server-lr', undefined);
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
@@ -373,6 +376,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--max-cohort', String(cohort),
       '--local-epochs', String(localEpochs),
       '--strategy', strategy,
+      ...(serverLr !== undefined ? ['--server-lr', String(serverLr)] : []),
       '--aggregation', aggregation,
       '--deadline', String(deadlineSec),
       '--batch', String(batch),
@@ -615,6 +619,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       optimizer,
       weightDecay,
       strategy,
+      serverLr: serverLr ?? null,
       aggregation,
       encoder,
       widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
