@@ -74,6 +74,7 @@ describe('fedclr simulate', () => {
     const r = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as Report;
     assert.equal(r.config['clients'], 3);
     assert.equal(r.config['aggregation'], 'plain');
+    assert.equal(r.config['serverLr'], 2); // simulate's FedAvg server step by default
     assert.deepEqual(r.config['partition'], { kind: 'dirichlet', alpha: 0.5 });
     assert.deepEqual(r.config['widths'], [8, 16, 32]);
     assert.equal(r.config['cropMin'], 0.3);
