@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../src/main.js';
+import { defaultViewSize, trainViewSize } from '../src/common.js';
 import { splitSimulation } from '../src/federation.js';
 
 const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
@@ -115,6 +116,16 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     assert.match(simulate, /--lr-schedule cosine\|constant +the learning rate of each round \(default cosine/);
     assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--lr-schedule constant\|cosine[\s\S]*--widths 32,64,256/);
     assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,256[\s\S]*--crop-min F[\s\S]*--view-size N/);
+  });
+});
+
+describe('default view sizes', () => {
+  it('train: 16 px views of 28 px grayscale; agents and simulate: 20 px; RGB: the full image', () => {
+    assert.equal(trainViewSize(1, 28), 16);
+    assert.equal(defaultViewSize(1, 28), 20);
+    assert.equal(trainViewSize(3, 32), 32);
+    assert.equal(defaultViewSize(3, 32), 32);
+    assert.equal(trainViewSize(1, 6), 4); // never below the 4 px minimum of --view-size
   });
 });
 

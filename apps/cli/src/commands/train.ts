@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, trainContrastive } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { DEFAULT_TEMPERATURE, augmentFor, defaultViewSize, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption, localViewsOption, viewSizeOption } from '../common.js';
+import { DEFAULT_TEMPERATURE, augmentFor, trainViewSize, cropMinOption, defaultWorkers, headOption, intOption, loadImages, modelSpec, numberOption, nonNegativeOption, localViewsOption, viewSizeOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { createProgress } from '../progress.js';
 
@@ -15,8 +15,8 @@ export const trainHelp = `fedclr train [options]
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops)
   --batch 64 --lr 0.004 --temperature 0.2 --optimizer adam|sgd --weight-decay 0
   --strength S --crop-min F              colour-jitter strength; smallest crop (fraction of the area; default 0.4 for grayscale)
-  --view-size N                          side of the training views (crops are resized to it; default 5/7 of the
-                                         image side for grayscale, 20 px for 28 px images; the image size for RGB)
+  --view-size N                          side of the training views (crops are resized to it; default 4/7 of the
+                                         image side for grayscale, 16 px for 28 px images; the image size for RGB)
   --local-views M --local-size S         multi-crop: M more views per image, crops of 10% up to --crop-min of the
                                          area resized to S px (default 3/7 of the image side)
   --head 128,128                         projection head sizes (hidden, output); the head is dropped
@@ -74,7 +74,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const spec = modelSpec(encoder, { height: dataset.height, width: dataset.width, channels: dataset.channels }, values.widths, headOption(values.head));
   const strength = numberOption(values, 'strength', undefined);
   const cropMin = cropMinOption(values);
-  const augment = augmentFor(dataset.channels, { strength, cropMin, viewSize: viewSizeOption(values, dataset.height) ?? defaultViewSize(dataset.channels, dataset.height) });
+  const augment = augmentFor(dataset.channels, { strength, cropMin, viewSize: viewSizeOption(values, dataset.height) ?? trainViewSize(dataset.channels, dataset.height) });
   const localViews = localViewsOption(values, dataset.channels, dataset.height, { strength, cropMin });
   if (localViews !== undefined && values.decoupled) throw new UsageError('--decoupled and --local-views do not combine (the decoupled loss takes two views per image)');
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
