@@ -115,7 +115,7 @@ export function localViewsOption(values: Record<string, unknown>, channels: numb
  * validation probe in 10 minutes), the image size for RGB (not measured).
  */
 export function defaultViewSize(channels: number, imageSize: number): number {
-  return channels === 1 ? Math.max(4, Math.round((imageSize * 5) / 7)) : imageSize;
+  return grayscaleViewSize(channels, imageSize, 5 / 7);
 }
 
 /**
@@ -125,7 +125,12 @@ export function defaultViewSize(channels: number, imageSize: number): number {
  * defaultViewSize, the size their federated runs were measured with.
  */
 export function trainViewSize(channels: number, imageSize: number): number {
-  return channels === 1 ? Math.max(4, Math.round((imageSize * 4) / 7)) : imageSize;
+  return grayscaleViewSize(channels, imageSize, 4 / 7);
+}
+
+/** `fraction` of the side for grayscale (at least 4 px); RGB trains on full-size views. */
+function grayscaleViewSize(channels: number, imageSize: number, fraction: number): number {
+  return channels === 1 ? Math.max(4, Math.round(imageSize * fraction)) : imageSize;
 }
 
 /** --view-size N: side of the training views in pixels (crops are resized to it); the model is still evaluated on full images. */

@@ -55,7 +55,7 @@ export interface SimulationSplit {
   readonly parts: number[][];
 }
 
-export function holdoutSize(spec: SimulationDataSpec, trainCount: number): number {
+function holdoutSize(spec: SimulationDataSpec, trainCount: number): number {
   const h = spec.holdout ?? 0;
   if (h !== 0 && (h < 10 || h > trainCount - 2 * spec.clients)) {
     throw new UsageError(`the holdout (${h} images) must be 0 (none), or at least 10 and leave at least 2 images per client out of ${trainCount}`);

@@ -11,6 +11,7 @@
 //            (Reddi et al. 2021, "Adaptive Federated Optimization", Alg. 2: no bias correction,
 //             v initialised to tau^2; defaults b1 0.9, b2 0.99, tau 1e-3, lr 0.1)
 // FedProx is not a server strategy: it is the agents' proximal term, sent as config.fedproxMu.
+import { elementCount } from '@fedclr/protocol';
 import type { Aggregate } from './aggregation.js';
 import { StrategyError, StrategyStateError } from './errors.js';
 
@@ -212,11 +213,10 @@ const STATISTIC_NAME = /\/moving_(mean|variance)$/;
  * parameters: BatchNorm moving means and variances.
  */
 export function statisticsMask(manifest: readonly { name: string; shape: readonly number[] }[]): Uint8Array {
-  const size = manifest.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-  const mask = new Uint8Array(size);
+  const mask = new Uint8Array(manifest.reduce((s, t) => s + elementCount(t.shape), 0));
   let offset = 0;
   for (const t of manifest) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
+    const n = elementCount(t.shape);
     if (STATISTIC_NAME.test(t.name)) mask.fill(1, offset, offset + n);
     offset += n;
   }
@@ -236,10 +236,12 @@ export function withAveragedStatistics(strategy: Strategy, mask: Uint8Array): St
     initialState: (n) => strategy.initialState(n),
     apply(global, aggregate, state) {
       if (mask.length !== global.length) throw new StrategyError(strategy.name, `the statistics mask has ${mask.length} values but the model has ${global.length}`);
+      // apply() has checked the aggregate; only the masked positions need their mean delta.
       const result = strategy.apply(global, aggregate, state);
-      const d = meanDelta(strategy.name, global, aggregate);
+      const inv = 1 / aggregate.totalWeight;
+      const sum = aggregate.weightedSum;
       const weights = result.weights;
-      for (let i = 0; i < mask.length; i++) if (mask[i] === 1) weights[i] = (global[i] as number) + (d[i] as number);
+      for (let i = 0; i < mask.length; i++) if (mask[i] === 1) weights[i] = (global[i] as number) + (sum[i] as number) * inv;
       return { weights, state: result.state };
     },
   };

@@ -39,7 +39,6 @@ import {
 import { SimulationError, UsageError } from '../errors.js';
 import {
   federationModel,
-  holdoutSize,
   loadSimulationTest,
   loadSimulationTrain,
   partitionOption,
@@ -341,7 +340,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     const evaluator: Evaluator = { probe: split.holdout.length > 0 ? subsetDataset(trainSplit, split.holdout) : trainSplit, test, k };
     const sorted = [...sizes].sort((a, b) => a - b);
     log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${skew.toFixed(3)}; holdout ${split.holdout.length}, test ${test.count}; backend ${backend.name}`);
-    return { trainCount: trainSplit.count, holdoutCount: holdoutSize(dataSpec, trainSplit.count), sizes, skew, evaluator };
+    return { trainCount: trainSplit.count, holdoutCount: split.holdout.length, sizes, skew, evaluator };
   };
   let data: Awaited<ReturnType<typeof prepareData>> | undefined;
 
