@@ -43,6 +43,7 @@ export {
   type SecAggParams,
   type SecAggParamsRequest,
 } from './params.js';
+export { splitSecret, combineShares } from './shamir.js';
 export { buildNeighbourGraph, sortAgents, seededShuffle, type NeighbourGraph } from './graph.js';
 export {
   deriveFixedPoint,
