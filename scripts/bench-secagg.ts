@@ -12,6 +12,13 @@
 // Timings: wall-clock ms (agentMs, coordinatorMs) and process CPU ms (agentCpuMs,
 // coordinatorCpuMs; user + system, all threads), the latter robust when the machine is shared.
 // Agents run one after another on one thread, so "per agent" is what one device would spend.
+// Agent stages: keys (setup), shares (keys: Shamir + encryption), shareCheck (shares: decrypt
+// and verify), masking (participants + setInput), consistency (check: verify the neighbours'
+// maskedWith signatures, sign the view), unmask (verify consistency signatures, reveal).
+// Coordinator stages: accept (every call that did not close the stage) and close (the call that
+// did: last answer or deadline). consistencyStage sums what the consistency round costs: agent
+// check + unmask handling, coordinator check building (masked-input close), consistency
+// signature checks and unmask building, and the bytes it adds per agent.
 import { parseArgs } from 'node:util';
 import {
   DEFAULT_PRG,
@@ -23,9 +30,14 @@ import {
   encodeFixedPoint,
   generateSigningKeyPair,
   seededRandomWords,
+  canonicalLength,
   runInProcess,
+  type MaskedInputMessage,
   type PrgAlgorithm,
+  type SecAggMessage,
+  type ServerStage,
   type TimingEvent,
+  type UnmaskMessage,
 } from '@fedclr/secagg';
 import { randomBytes } from 'node:crypto';
 
@@ -88,7 +100,7 @@ function stats(values: readonly number[]): Stats {
   return { mean: round(values.reduce((a, b) => a + b, 0) / values.length), max: round(Math.max(...values)) };
 }
 
-async function runConfig(n: number, d: number, dropout: number, tolerated: number, corrupt: number, prg: PrgAlgorithm): Promise<void> {
+function runConfig(n: number, d: number, dropout: number, tolerated: number, corrupt: number, prg: PrgAlgorithm): void {
   const ids = Array.from({ length: n }, (_, i) => `agent-${String(i).padStart(3, '0')}`);
   const identities = new Map(ids.map((id) => [id, generateSigningKeyPair()]));
   const serverIdentity = generateSigningKeyPair();
@@ -135,24 +147,40 @@ async function runConfig(n: number, d: number, dropout: number, tolerated: numbe
     return vector;
   };
 
-  type AgentTimes = { keys: number; shares: number; masking: number; unmask: number };
-  const zero = (): AgentTimes => ({ keys: 0, shares: 0, masking: 0, unmask: 0 });
+  type AgentTimes = { keys: number; shares: number; shareCheck: number; masking: number; consistency: number; unmask: number };
+  const zero = (): AgentTimes => ({ keys: 0, shares: 0, shareCheck: 0, masking: 0, consistency: 0, unmask: 0 });
+  // Agent cost per stage, keyed by the coordinator message handled (setInput counts as masking):
+  // keys = setup (key pairs, advertise), shares = keys (Shamir + encrypt), shareCheck = shares
+  // (decrypt and verify the neighbours' shares), masking = participants + input, consistency =
+  // check (verify the neighbours' maskedWith signatures, sign the view), unmask = unmask (verify
+  // the neighbours' consistency signatures, reveal).
+  const AGENT_FIELD: Partial<Record<TimingEvent['stage'], keyof AgentTimes>> = {
+    setup: 'keys',
+    keys: 'shares',
+    shares: 'shareCheck',
+    participants: 'masking',
+    input: 'masking',
+    check: 'consistency',
+    unmask: 'unmask',
+  };
   const agentWall = new Map<string, AgentTimes>();
   const agentCpu = new Map<string, AgentTimes>();
-  const coordinator = { routing: 0, unmasking: 0, routingCpu: 0, unmaskingCpu: 0 };
+  // Coordinator cost per stage: `accept` is every call that did not close the stage, `close` the
+  // call that did (the last answer or the deadline; it includes accepting that last answer).
+  const coordWall = new Map<ServerStage, { accept: number; close: number }>();
+  const coordCpu = new Map<ServerStage, { accept: number; close: number }>();
   const onTiming = (e: TimingEvent): void => {
     if (e.party === 'server') {
-      if (e.serverStage === 'unmask') {
-        coordinator.unmasking += e.ms;
-        coordinator.unmaskingCpu += e.cpuMs;
-      } else {
-        coordinator.routing += e.ms;
-        coordinator.routingCpu += e.cpuMs;
+      const stage = e.serverStage as ServerStage;
+      const closed = server.stage !== stage;
+      for (const [map, ms] of [[coordWall, e.ms], [coordCpu, e.cpuMs]] as const) {
+        const entry = map.get(stage) ?? { accept: 0, close: 0 };
+        entry[closed ? 'close' : 'accept'] += ms;
+        map.set(stage, entry);
       }
       return;
     }
-    const field: keyof AgentTimes | undefined =
-      e.stage === 'setup' ? 'keys' : e.stage === 'keys' || e.stage === 'shares' ? 'shares' : e.stage === 'input' ? 'masking' : e.stage === 'unmask' ? 'unmask' : undefined;
+    const field = AGENT_FIELD[e.stage];
     if (field === undefined) return;
     const wall = agentWall.get(e.id) ?? zero();
     const cpu = agentCpu.get(e.id) ?? zero();
@@ -161,22 +189,34 @@ async function runConfig(n: number, d: number, dropout: number, tolerated: numbe
     agentWall.set(e.id, wall);
     agentCpu.set(e.id, cpu);
   };
-  const sent = new Map<string, { total: number; shares: number; masked: number }>();
-  const received = new Map<string, number>();
-  const onSend = (from: string, message: { stage: string; recipients: readonly string[] }, bytes: number): void => {
+  type Bytes = { total: number; shares: number; masked: number; maskedWith: number; consistency: number };
+  const sent = new Map<string, Bytes>();
+  type Received = { total: number; check: number; unmaskSignatures: number };
+  const received = new Map<string, Received>();
+  const onSend = (from: string, message: SecAggMessage, bytes: number): void => {
     if (from === server.serverId) {
-      for (const r of message.recipients) received.set(r, (received.get(r) ?? 0) + bytes);
+      for (const r of message.recipients) {
+        const entry = received.get(r) ?? { total: 0, check: 0, unmaskSignatures: 0 };
+        entry.total += bytes;
+        if (message.stage === 'check') entry.check += bytes;
+        if (message.stage === 'unmask') entry.unmaskSignatures += canonicalLength([...(message as UnmaskMessage).payload.signatures]);
+        received.set(r, entry);
+      }
       return;
     }
-    const s = sent.get(from) ?? { total: 0, shares: 0, masked: 0 };
+    const s = sent.get(from) ?? { total: 0, shares: 0, masked: 0, maskedWith: 0, consistency: 0 };
     s.total += bytes;
     if (message.stage === 'share-keys') s.shares += bytes;
-    if (message.stage === 'masked-input') s.masked += bytes;
+    if (message.stage === 'masked-input') {
+      s.masked += bytes;
+      s.maskedWith += canonicalLength((message as MaskedInputMessage).payload.maskedWith);
+    }
+    if (message.stage === 'consistency') s.consistency += bytes;
     sent.set(from, s);
   };
 
   const wall = performance.now();
-  const outcome = await runInProcess({
+  const outcome = runInProcess({
     server,
     agents,
     input,
@@ -193,15 +233,66 @@ async function runConfig(n: number, d: number, dropout: number, tolerated: numbe
   const agentReport = (source: Map<string, AgentTimes>) => ({
     keys: per(source, (a) => a.keys),
     shares: per(source, (a) => a.shares),
+    shareCheck: per(source, (a) => a.shareCheck),
     masking: per(source, (a) => a.masking),
+    consistency: per(source, (a) => a.consistency),
     unmask: per(source, (a) => a.unmask),
-    total: per(source, (a) => a.keys + a.shares + a.masking + a.unmask),
+    total: per(source, (a) => a.keys + a.shares + a.shareCheck + a.masking + a.consistency + a.unmask),
   });
-  const sentSurvivors = survivors.map((id) => sent.get(id) ?? { total: 0, shares: 0, masked: 0 });
+  const STAGES: [string, ServerStage][] = [
+    ['advertise', 'advertise'],
+    ['shareKeys', 'share-keys'],
+    ['shareCheck', 'share-check'],
+    ['maskedInput', 'masked-input'],
+    ['consistency', 'consistency'],
+    ['unmask', 'unmask'],
+  ];
+  const coordinatorReport = (source: Map<ServerStage, { accept: number; close: number }>) => {
+    const get = (stage: ServerStage): { accept: number; close: number } => source.get(stage) ?? { accept: 0, close: 0 };
+    const sum = (stage: ServerStage): number => get(stage).accept + get(stage).close;
+    const routing = STAGES.filter(([, s]) => s !== 'unmask').reduce((acc, [, s]) => acc + sum(s), 0);
+    return {
+      routing: round(routing),
+      unmasking: round(sum('unmask')),
+      total: round(routing + sum('unmask')),
+      stages: Object.fromEntries(STAGES.map(([name, s]) => [name, { accept: round(get(s).accept), close: round(get(s).close) }])),
+    };
+  };
+  const coordinatorMs = coordinatorReport(coordWall);
+  const coordinatorCpuMs = coordinatorReport(coordCpu);
+  const mean = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  const sentSurvivors = survivors.map((id) => sent.get(id) ?? { total: 0, shares: 0, masked: 0, maskedWith: 0, consistency: 0 });
+  const receivedSurvivors = survivors.map((id) => received.get(id) ?? { total: 0, check: 0, unmaskSignatures: 0 });
   const plain = 4 * d;
-  const meanBytes = sentSurvivors.reduce((acc, s) => acc + s.total, 0) / Math.max(1, sentSurvivors.length);
-  const meanShares = sentSurvivors.reduce((acc, s) => acc + s.shares, 0) / Math.max(1, sentSurvivors.length);
-  const meanMasked = sentSurvivors.reduce((acc, s) => acc + s.masked, 0) / Math.max(1, sentSurvivors.length);
+  const meanBytes = mean(sentSurvivors.map((s) => s.total));
+  const meanShares = mean(sentSurvivors.map((s) => s.shares));
+  const meanMasked = mean(sentSurvivors.map((s) => s.masked));
+  // What the consistency round adds per agent: the maskedWith signature in the masked input, the
+  // check message, the consistency message, and the neighbours' signatures in the unmask message.
+  const consistencyBytes = {
+    maskedWithSignature: Math.round(mean(sentSurvivors.map((s) => s.maskedWith))),
+    checkReceived: Math.round(mean(receivedSurvivors.map((r) => r.check))),
+    consistencySent: Math.round(mean(sentSurvivors.map((s) => s.consistency))),
+    unmaskSignaturesReceived: Math.round(mean(receivedSurvivors.map((r) => r.unmaskSignatures))),
+  };
+  const consistencyTotalBytes = Object.values(consistencyBytes).reduce((a, b) => a + b, 0);
+  const consistencyCost = (
+    agent: ReturnType<typeof agentReport>,
+    coordinator: ReturnType<typeof coordinatorReport>,
+    source: Map<ServerStage, { accept: number; close: number }>,
+  ) => ({
+    agent: { check: agent.consistency.mean, unmask: agent.unmask.mean, total: round(agent.consistency.mean + agent.unmask.mean) },
+    coordinator: {
+      buildCheck: coordinator.stages.maskedInput?.close ?? 0,
+      verifySignatures: coordinator.stages.consistency?.accept ?? 0,
+      buildUnmask: coordinator.stages.consistency?.close ?? 0,
+      total: round((source.get('masked-input')?.close ?? 0) + (source.get('consistency')?.accept ?? 0) + (source.get('consistency')?.close ?? 0)),
+    },
+  });
+  const agentMs = agentReport(agentWall);
+  const agentCpuMs = agentReport(agentCpu);
+  const wallCost = consistencyCost(agentMs, coordinatorMs, coordWall);
+  const cpuCost = consistencyCost(agentCpuMs, coordinatorCpuMs, coordCpu);
   console.log(
     JSON.stringify({
       bench: 'secagg',
@@ -218,10 +309,19 @@ async function runConfig(n: number, d: number, dropout: number, tolerated: numbe
       status: status.kind,
       ...(status.kind === 'aborted' ? { abort: status.abort.message } : {}),
       exact: status.kind === 'done' ? status.result.sum.every((w, i) => w === expected[i]) : false,
-      agentMs: { ...agentReport(agentWall), encodeOutsideProtocol: stats(encodeMs) },
-      agentCpuMs: agentReport(agentCpu),
-      coordinatorMs: { routing: round(coordinator.routing), unmasking: round(coordinator.unmasking) },
-      coordinatorCpuMs: { routing: round(coordinator.routingCpu), unmasking: round(coordinator.unmaskingCpu) },
+      failedAgents: outcome.failed.size,
+      misbehaviour: status.kind === 'done' ? status.result.misbehaviour.length : server.misbehaviour.length,
+      agentMs: { ...agentMs, encodeOutsideProtocol: stats(encodeMs) },
+      agentCpuMs,
+      coordinatorMs,
+      coordinatorCpuMs,
+      consistencyStage: {
+        agentMs: wallCost.agent,
+        agentCpuMs: cpuCost.agent,
+        coordinatorMs: wallCost.coordinator,
+        coordinatorCpuMs: cpuCost.coordinator,
+        bytesPerAgent: { ...consistencyBytes, total: consistencyTotalBytes, ratioToPlain: Math.round((consistencyTotalBytes / plain) * 1e6) / 1e6 },
+      },
       bytesPerAgent: {
         sent: Math.round(meanBytes),
         maskedInput: Math.round(meanMasked),
@@ -229,14 +329,14 @@ async function runConfig(n: number, d: number, dropout: number, tolerated: numbe
         plainFloat32: plain,
         ratioToPlain: round(meanBytes / plain),
         ratioExcludingShares: round((meanBytes - meanShares) / plain),
-        received: Math.round(survivors.reduce((acc, id) => acc + (received.get(id) ?? 0), 0) / Math.max(1, survivors.length)),
+        received: Math.round(mean(receivedSurvivors.map((r) => r.total))),
       },
       wallMs: round(wallMs),
     }),
   );
 }
 
-async function main(): Promise<void> {
+function main(): void {
   if (flags['prg-only']) {
     prgBench();
     return;
@@ -248,10 +348,10 @@ async function main(): Promise<void> {
     for (const d of list(flags.d)) {
       for (const dropout of list(flags.dropout)) {
         const tolerated = flags.tolerated !== undefined ? Number(flags.tolerated) : Math.max(0.1, dropout);
-        await runConfig(n, d, dropout, tolerated, corrupt, prg);
+        runConfig(n, d, dropout, tolerated, corrupt, prg);
       }
     }
   }
 }
 
-await main();
+main();

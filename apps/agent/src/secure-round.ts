@@ -2,12 +2,12 @@
 // protocol's `secagg` envelopes, running while the local trainer trains.
 //
 //   round-start (aggregation 'secure') ──> SecureRound created, training starts
-//   secagg setup / keys / shares / unmask ──> checked here, then SecAggAgent.receive; its answers
+//   secagg setup / keys / shares / participants / check / unmask ──> checked here, then SecAggAgent.receive; its answers
 //                                             go back as signed `secagg` messages
 //   training done ──> delta (clipped, DP-noised) ──> wait for the session config (setup) ──>
 //                     encodeFixedPoint(delta, weight) ──> SecAggAgent.setInput ──> masked input
 //   masked input ──> a `secagg` 'masked-input' message carrying the signed envelope without its
-//                    vector (payload {}) + an `update` whose frame is the vector (one uint32
+//                    vector (payload {maskedWith}) + an `update` whose frame is the vector (one uint32
 //                    tensor 'secagg/masked'); the envelope's signature covers the vector
 //
 // Wire payloads (see the coordinator's secure-aggregation.ts): from the coordinator
@@ -18,6 +18,7 @@
 // with FEDCLR_AGENT_SECAGG_REFUSED and ignored (the round goes on). When the coordinator proves
 // inconsistent (e.g. it asks for both shares of one neighbour) or proposes parameters this agent
 // refuses, the agent leaves the round: FEDCLR_AGENT_SECAGG_FAILED, reported to the coordinator.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { encodeFrame } from '@fedclr/protocol';
 import type { SecaggMessage, UpdateMessage } from '@fedclr/protocol';
@@ -27,11 +28,15 @@ import {
   decodeCanonical,
   encodeCanonical,
   encodeFixedPoint,
+  shareStatement,
+  signDetached,
+  signEnvelope,
   ErrorCodes,
   type AgentMessage as SecAggAgentMessage,
   type AgentPolicy,
   type CanonicalValue,
   type FixedPointParams,
+  type ShareKeysPayload,
   type SigningKeyPair,
 } from '@fedclr/secagg';
 import { RoundAbortedError, SecaggFailedError, SecaggRefusedError } from './errors.js';
@@ -63,7 +68,16 @@ export interface SecureRoundOptions {
   readonly log: Logger;
   /** A message was refused (the round goes on) or this agent left the round (fatal). */
   readonly onError: (error: Error, fatal: boolean) => void;
+  /**
+   * Red-team mode for robustness tests (`fedclr simulate --byzantine N`): 'garbage-shares' sends
+   * random bytes in place of every encrypted share, validly signed. Honest neighbours prove it
+   * and the coordinator excludes this agent; nothing else changes.
+   */
+  readonly redTeam?: RedTeamMode;
 }
+
+export const RED_TEAM_MODES = ['garbage-shares'] as const;
+export type RedTeamMode = (typeof RED_TEAM_MODES)[number];
 
 export interface SecureInput {
   readonly delta: Float32Array;
@@ -152,7 +166,7 @@ export class SecureRound {
     // Through the queue: setInput must not overtake a message being handled.
     await this.enqueue(async () => {
       if (this.closed || this.failed) return;
-      const out = await agent.setInput(words);
+      const out = agent.setInput(words);
       this.sendAll(out);
     });
     return { weight, clippedCoordinates, encoding };
@@ -235,10 +249,10 @@ export class SecureRound {
       });
       let out: SecAggAgentMessage[];
       try {
-        out = await agent.receive(envelope);
+        out = agent.receive(envelope);
       } catch (err) {
         // A validly signed setup this agent will not accept (parameters, policy): leave the round.
-        if ((err as { code?: unknown }).code === ErrorCodes.PARAMS_MISMATCH) {
+        if ((err as { code?: unknown }).code === ErrorCodes.PARAMS_MISMATCH || agent.state === 'failed') {
           throw withCause(new SecaggFailedError(roundId, stage, describe(err)), err);
         }
         throw err;
@@ -254,7 +268,7 @@ export class SecureRound {
     }
     let out: SecAggAgentMessage[];
     try {
-      out = await agent.receive(envelope);
+      out = agent.receive(envelope);
     } catch (err) {
       if (agent.state === 'failed') throw withCause(new SecaggFailedError(roundId, stage, describe(err)), err);
       throw err;
@@ -264,7 +278,8 @@ export class SecureRound {
 
   private sendAll(messages: readonly SecAggAgentMessage[]): void {
     if (this.closed) return;
-    for (const m of messages) {
+    for (const original of messages) {
+      const m = this.o.redTeam === 'garbage-shares' && original.stage === 'share-keys' ? this.garbleShares(original) : original;
       if (m.stage === 'masked-input') {
         this.sendMasked(m);
         continue;
@@ -274,11 +289,28 @@ export class SecureRound {
     }
   }
 
+  /** Red team: every ciphertext replaced by random bytes of its length, re-signed by this agent. */
+  private garbleShares(m: SecAggAgentMessage): SecAggAgentMessage {
+    const payload = m.payload as unknown as ShareKeysPayload;
+    const shares = payload.shares.map((s) => {
+      const garbled = { ...s, ciphertext: new Uint8Array(randomBytes(s.ciphertext.length)) };
+      return { ...garbled, signature: signDetached(shareStatement(m.session, m.sender, s.peer, garbled), this.o.identity.secretKey) };
+    });
+    this.o.log.warn({ roundId: this.roundId }, 'red team: sending garbage encrypted shares');
+    return signEnvelope(
+      { session: m.session, stage: m.stage, sender: m.sender, recipients: m.recipients, payload: { ...payload, shares } as unknown as CanonicalValue },
+      this.o.identity.secretKey,
+    ) as SecAggAgentMessage;
+  }
+
   /** The masked input: the signed envelope without its vector, then the vector as an update frame. */
   private sendMasked(m: SecAggAgentMessage): void {
-    const masked = (m.payload as { masked?: unknown }).masked;
-    if (!(masked instanceof Uint32Array)) throw new SecaggFailedError(this.roundId, m.stage, 'the masked input is missing its vector');
-    const header = encodeCanonical({ ...(m as unknown as Record<string, CanonicalValue>), payload: {} });
+    const { masked, maskedWith } = m.payload as { masked?: unknown; maskedWith?: unknown };
+    if (!(masked instanceof Uint32Array) || !(maskedWith instanceof Uint8Array)) {
+      throw new SecaggFailedError(this.roundId, m.stage, 'the masked input is missing its vector or its masked-with signature');
+    }
+    // The header keeps the masked-with signature; the vector travels as the update frame.
+    const header = encodeCanonical({ ...(m as unknown as Record<string, CanonicalValue>), payload: { maskedWith } });
     const frame = encodeFrame(
       { manifest: [{ name: MASKED_TENSOR, shape: [masked.length], dtype: 'uint32' }], data: masked },
       { limits: { maxFrameBytes: this.o.maxFrameBytes } },

@@ -183,7 +183,8 @@ class Coordinator {
     if (update !== undefined) {
       const frame = decodeFrame(update.frame);
       assert.deepEqual(frame.manifest, [{ name: 'secagg/masked', shape: [GLOBAL.length + 1], dtype: 'uint32' }]);
-      envelope = { ...envelope, payload: { masked: new Uint32Array(frame.data.buffer, frame.data.byteOffset, GLOBAL.length + 1) } };
+      const header = envelope.payload as Record<string, unknown>;
+      envelope = { ...envelope, payload: { ...header, masked: new Uint32Array(frame.data.buffer, frame.data.byteOffset, GLOBAL.length + 1) } };
     }
     await this.route((await (this.server as SecAggServer).receive(envelope)).messages);
   }
@@ -221,12 +222,14 @@ test('secure round: keys are exchanged while training runs; the masked input goe
     assert.equal(advertise.to, SERVER);
     await coord.fromAgent(advertise);
     await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('share-keys'), 'share-keys'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('share-check'), 'share-check'));
     const header = await conn.next<SecaggMessage>(isSecagg('masked-input'), 'masked-input header');
     const update = await conn.next<UpdateMessage>((m) => m.type === 'update', 'masked update');
     assert.equal(update.exampleCount, undefined, 'no plaintext example count in a secure round');
     assert.ok(conn.sent.indexOf(header) < conn.sent.indexOf(update), 'the header precedes the vector');
-    assert.deepEqual(Object.keys((decodeCanonical(header.payload) as { payload: object }).payload), [], 'the header carries no vector');
+    assert.deepEqual(Object.keys((decodeCanonical(header.payload) as { payload: object }).payload), ['maskedWith'], 'the header carries no vector');
     await coord.fromAgent(header, update);
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('consistency'), 'consistency'));
     await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('unmask-response'), 'unmask-response'));
     const status = (coord.server as SecAggServer).status;
     assert.equal(status.kind, 'done');
@@ -293,15 +296,17 @@ test('secure round: unsigned, replayed, mis-addressed and untrusted messages are
     // The round goes on to the unmask stage.
     await coord.fromAgent(advertise);
     await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('share-keys'), 'share-keys'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('share-check'), 'share-check'));
     const header = await conn.next<SecaggMessage>(isSecagg('masked-input'), 'masked-input');
     await coord.fromAgent(header, await conn.next<UpdateMessage>((m) => m.type === 'update', 'update'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('consistency'), 'consistency'));
     await conn.next<SecaggMessage>(isSecagg('unmask-response'), 'unmask-response');
     assert.equal(errors.filter((e) => e.fatal).length, 0);
 
     // A second announcement for the same session, signed by the coordinator, now calls peer-2 a
     // dropout: answering would hand over peer-2's mask key on top of its self-mask seed.
     const split = signEnvelope(
-      { session: 'fedclr/test/round-7', stage: 'unmask', sender: SERVER, recipients: [ME, 'peer-1'], payload: { survivors: [ME, 'peer-1'], dropouts: ['peer-2'] } },
+      { session: 'fedclr/test/round-7', stage: 'unmask', sender: SERVER, recipients: [ME], payload: { survivors: [ME, 'peer-1'], dropouts: ['peer-2'], signatures: [] } },
       coord.keys.secretKey,
     );
     conn.deliver(coord.wrap(split, ME));

@@ -15,12 +15,7 @@
 //                       close() (the engine's aggregation deadline) ends the unmask stage,
 //   and reports 'done' with the decoded weighted sum and weight, or 'aborted' with a reason.
 //
-// Asynchronous work. The interface is synchronous so the engine stays pure, but SecAgg+'s server
-// is not (Shamir reconstruction is async). A session may therefore answer with a step whose
-// `pending` promise carries the rest of the work: the engine hands it to the edge as an
-// 'aggregation-pending' action, the edge awaits it and feeds the resolved step back as an
-// 'aggregation-step' event (like a commit and 'commit-done'). Pending steps of one session
-// resolve in call order.
+// Synchronous: every method returns its step at once (no promises), so the engine stays pure.
 import type { AggregationMode, DecodedFrame, Manifest, SecaggMessage } from '@fedclr/protocol';
 import { AggregationInputError, AggregationStateError } from './errors.js';
 
@@ -51,10 +46,8 @@ export interface OutboundSecagg {
 
 export interface AggregationStep {
   readonly messages: readonly OutboundSecagg[];
-  /** The status as known when the step was made (a pending step may change it). */
+  /** The status after the step. */
   readonly status: AggregationStatus;
-  /** Work still running: the edge awaits it and feeds the result back ('aggregation-step'). */
-  readonly pending?: Promise<AggregationStep>;
   /** Arm the protocol-stage timer: after `delayMs` the engine calls `stageTimeout(stage)`. */
   readonly stageTimer?: { readonly stage: string; readonly delayMs: number };
   /** Cohort members that can no longer contribute (they missed a protocol stage). */

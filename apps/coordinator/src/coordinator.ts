@@ -354,19 +354,6 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         case 'commit':
           void commit(a.roundId, a.record);
           return;
-        case 'aggregation-pending': {
-          // The async half of an aggregation step (secure aggregation): await it off the engine,
-          // then feed the result back as an event, in order with everything else.
-          const roundId = a.roundId;
-          a.pending.then(
-            (step) => dispatch({ type: 'aggregation-step', roundId, step }),
-            (err: unknown) => {
-              logger.error({ err, roundId }, 'aggregation work failed');
-              dispatch({ type: 'aggregation-failed', roundId, error: (err as Error).message ?? String(err) });
-            },
-          );
-          return;
-        }
         case 'round-failed':
           metrics.roundsFailed.inc({ status: a.summary.status });
           try {

@@ -19,11 +19,9 @@
 // A round id names one attempt; ids only grow (a failed round is retried under a new id), so
 // an update can never be confused with a later attempt's.
 //
-// Asynchronous aggregation (secure mode): a session step may carry a `pending` promise. The
-// engine never awaits: it emits an 'aggregation-pending' action; the edge awaits the promise and
-// feeds the result back as an 'aggregation-step' event, applied like any synchronous step. Steps
-// may also arm a protocol-stage timer ('aggregation-stage') and exclude cohort members that
-// missed a protocol stage, so the round need not wait for them.
+// Aggregation sessions (plain and secure) are synchronous: each call returns its step at once.
+// Steps may arm a protocol-stage timer ('aggregation-stage') and exclude cohort members that
+// missed a protocol stage or misbehaved, so the round need not wait for them.
 import {
   decodeFrame,
   encodeFrame,
@@ -153,10 +151,6 @@ export type EngineEvent =
     }
   | { readonly type: 'agent-error'; readonly agentId: string; readonly message: ErrorMessage }
   | { readonly type: 'secagg'; readonly agentId: string; readonly message: SecaggMessage }
-  /** The resolved `pending` of an 'aggregation-pending' action. */
-  | { readonly type: 'aggregation-step'; readonly roundId: number; readonly step: AggregationStep }
-  /** The `pending` of an 'aggregation-pending' action rejected (a session bug: the round fails). */
-  | { readonly type: 'aggregation-failed'; readonly roundId: number; readonly error: string }
   | { readonly type: 'timer'; readonly timer: TimerName; readonly roundId: number }
   | { readonly type: 'commit-done'; readonly roundId: number }
   | { readonly type: 'commit-failed'; readonly roundId: number; readonly error: string }
@@ -169,8 +163,6 @@ export type EngineAction =
   | { readonly type: 'send'; readonly to: string; readonly message: CoordinatorMessage }
   | { readonly type: 'set-timer'; readonly timer: TimerName; readonly roundId: number; readonly delayMs: number }
   | { readonly type: 'clear-timer'; readonly timer: TimerName }
-  /** Await `pending`, then feed back 'aggregation-step' (or 'aggregation-failed' if it rejects). */
-  | { readonly type: 'aggregation-pending'; readonly roundId: number; readonly pending: Promise<AggregationStep> }
   | { readonly type: 'round-started'; readonly record: RoundStartedRecord }
   /** Persist atomically, then feed back commit-done or commit-failed. */
   | { readonly type: 'commit'; readonly roundId: number; readonly record: CommitRecord }
@@ -272,8 +264,6 @@ interface ActiveRound {
   readonly participants: Map<string, Participant>;
   accepted: number;
   pending?: CommitRecord;
-  /** Aggregation steps handed to the edge and not fed back yet. */
-  outstanding: number;
   /** The aggregation deadline passed and the final close() is being computed. */
   aggregationExpired: boolean;
   /** The session was told collection is over (its first close()). */
@@ -408,12 +398,6 @@ export class RoundEngine {
         break;
       case 'secagg':
         this.onSecagg(out, event.agentId, event.message, now);
-        break;
-      case 'aggregation-step':
-        this.onAggregationStep(out, event.roundId, event.step, now);
-        break;
-      case 'aggregation-failed':
-        this.onAggregationFailed(out, event.roundId, event.error, now);
         break;
       case 'timer':
         this.onTimer(out, event.timer, event.roundId, now);
@@ -599,29 +583,8 @@ export class RoundEngine {
       return;
     }
     this.applyStep(out, r, step, now);
-  }
-
-  private onAggregationStep(out: EngineAction[], roundId: number, step: AggregationStep, now: number): void {
-    const r = this.round;
-    if (r === undefined || r.roundId !== roundId) {
-      out.push(log('debug', 'aggregation step of a finished round: ignored', { roundId }));
-      return;
-    }
-    r.outstanding = Math.max(0, r.outstanding - 1);
-    if (this.phaseValue !== 'collecting' && this.phaseValue !== 'aggregating') return;
-    this.applyStep(out, r, step, now);
+    // A step may exclude agents the round was still waiting for.
     if (this.round === r && this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
-    if (this.round === r && this.phaseValue === 'aggregating' && r.aggregationExpired && r.outstanding === 0) {
-      this.failRound(out, r, now, 'secure aggregation did not finish in time');
-    }
-  }
-
-  private onAggregationFailed(out: EngineAction[], roundId: number, error: string, now: number): void {
-    const r = this.round;
-    if (r === undefined || r.roundId !== roundId) return;
-    r.outstanding = Math.max(0, r.outstanding - 1);
-    out.push(log('error', 'aggregation work failed', { roundId, error }));
-    if (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') this.failRound(out, r, now, `aggregation failed: ${error}`);
   }
 
   private reject(
@@ -651,8 +614,7 @@ export class RoundEngine {
         if (r !== undefined && r.roundId === roundId && this.phaseValue === 'aggregating') {
           r.aggregationExpired = true;
           this.applyStep(out, r, r.session.close(), now);
-          // The final close may still be computing (unmasking); its step decides.
-          if (this.round === r && this.phaseValue === 'aggregating' && r.outstanding === 0) {
+          if (this.round === r && this.phaseValue === 'aggregating') {
             this.failRound(out, r, now, 'secure aggregation did not finish in time');
           }
         }
@@ -759,7 +721,6 @@ export class RoundEngine {
       session,
       participants: new Map(cohort.map((id) => [id, { status: 'selected' as ParticipantStatus }])),
       accepted: 0,
-      outstanding: 0,
       aggregationExpired: false,
       collectionClosed: false,
     };
@@ -800,7 +761,7 @@ export class RoundEngine {
     this.applyStep(out, r, r.session.close(), now);
   }
 
-  /** Relays an aggregation step's messages and acts on its status (and its pending work, timer, exclusions). */
+  /** Relays an aggregation step's messages and acts on its status (and its timer, exclusions). */
   private applyStep(out: EngineAction[], r: ActiveRound, step: AggregationStep, now: number): void {
     for (const m of step.messages) {
       for (const to of m.to) if (this.ready.has(to) && r.participants.has(to)) out.push(send(to, m.message));
@@ -810,10 +771,6 @@ export class RoundEngine {
       out.push(log('warn', 'secagg message refused', { agentId: step.refused.agentId, roundId: r.roundId, code: (e as { code?: string }).code, error: e.message }));
     }
     if (this.round !== r) return;
-    if (step.pending !== undefined) {
-      r.outstanding++;
-      out.push({ type: 'aggregation-pending', roundId: r.roundId, pending: step.pending });
-    }
     if (step.stageTimer !== undefined && (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating')) {
       r.stageTimer = step.stageTimer.stage;
       out.push({ type: 'set-timer', timer: 'aggregation-stage', roundId: r.roundId, delayMs: step.stageTimer.delayMs });

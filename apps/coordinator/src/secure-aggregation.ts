@@ -8,22 +8,23 @@
 //                         coordinator's Ed25519 public key (agents pin it, or trust it on first use)
 //   agent -> coordinator  payload = encode(envelope), the signed SecAggAgent message
 // The masked input is the exception: 4 (d + 1) bytes can exceed the 4 MiB secagg payload limit,
-// so the agent sends the signed masked-input envelope *without its vector* (payload {}) as a
+// so the agent sends the signed masked-input envelope *without its vector* (payload {maskedWith}) as a
 // `secagg` message and then the vector as an `update` whose frame holds one uint32 tensor
 // ('secagg/masked', shape [d + 1]). The session re-attaches the vector to the envelope, whose
 // signature covers it, and hands the whole to the server. The update path gives the masked input
 // the engine's usual checks (round, cohort, duplicate, stale model, frame hash and layout) and
 // counts it towards the quorum.
 //
-// Asynchrony. SecAggServer.receive / stageDeadline return promises. Every call into the server
-// goes through one serial chain here, and each interface method returns at once with a step whose
-// `pending` promise resolves to the server's answer, translated (see aggregation.ts). Because the
-// chain is serial, state checks made inside a task (e.g. "is the server still in stage X?") see
-// exactly the state the task will act on.
+// Synchronous. SecAggServer is messages in, messages out: every interface method here returns the
+// translated step at once, and no state changes between calls.
 //
-// Deadlines. advertise and share-keys: `stageTimeoutMs` each (a stage also closes early once every
-// agent it waits for answered or left); masked-input: the round deadline (the engine's collection
-// close); unmask: the engine's aggregation deadline (its second close()).
+// Deadlines. advertise, share-keys, share-check and consistency: `stageTimeoutMs` each (a stage
+// also closes early once every agent it waits for answered or left); masked-input: the round
+// deadline (the engine's collection close); unmask: the engine's aggregation deadline (its second
+// close()).
+//
+// Misbehaviour. An agent the server proves misbehaved (a bad share ciphertext, a false
+// complaint, a bad revealed share) is excluded with the proof's summary as the reason.
 //
 // What the coordinator holds. The server adds each masked vector into one running sum on arrival;
 // the session keeps signed masked-input envelopes without their vectors, and nothing else per
@@ -112,6 +113,16 @@ export function secureAggregator(options: SecureAggregationOptions): AggregatorF
 
 const NONE: readonly OutboundSecagg[] = Object.freeze([]);
 
+/** Stages closed by their own timer (masked-input and unmask follow the engine's deadlines). */
+const TIMED_STAGES: ReadonlySet<string> = new Set(['advertise', 'share-keys', 'share-check', 'consistency']);
+
+/** What an agent the server stops expecting at the start of a stage failed to do. */
+const MISSED: Readonly<Record<string, string>> = {
+  'share-keys': 'advertise its keys',
+  'share-check': 'send its key shares',
+  'masked-input': 'confirm the shares it received',
+};
+
 type Header = Record<string, CanonicalValue>;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -133,7 +144,6 @@ export class SecureAggregationSession implements AggregationSession {
   private readonly options: SecureAggregationOptions;
   private readonly server: SecAggServer | undefined;
   private readonly setupError: string | undefined;
-  private chain: Promise<void> = Promise.resolve();
   /** Signed masked-input envelopes whose vector has not arrived yet (no vector in them). */
   private readonly headers = new Map<string, Header>();
   /** Agents that left or gave up: a stage waiting only for them closes at once. */
@@ -218,14 +228,14 @@ export class SecureAggregationSession implements AggregationSession {
     if (message.stage === 'masked-input') {
       // The vector follows as an update; keep the signed header (no vector in it) until then.
       const payload = envelope['payload'];
-      if (!isRecord(payload) || Object.keys(payload).length !== 0) {
-        throw new AggregationInputError("a masked-input secagg message carries the envelope with payload {}; the vector travels as the update frame");
+      if (!isRecord(payload) || Object.keys(payload).join() !== 'maskedWith' || !(payload['maskedWith'] instanceof Uint8Array)) {
+        throw new AggregationInputError('a masked-input secagg message carries the envelope with payload {maskedWith}; the vector travels as the update frame');
       }
       if (this.headers.has(agentId)) throw new AggregationInputError(`a second masked-input envelope from ${agentId}`);
       this.headers.set(agentId, envelope as Header);
       return { messages: NONE, status: this.statusNow() };
     }
-    return this.enqueue(async () => this.afterReceive(await server.receive(envelope)), agentId);
+    return this.run(() => this.afterReceive(server.receive(envelope)), agentId);
   }
 
   addUpdate(agentId: string, update: UpdateContribution): AggregationStep {
@@ -238,7 +248,7 @@ export class SecureAggregationSession implements AggregationSession {
     if (header === undefined) {
       throw new AggregationInputError(`a masked input from ${agentId} needs its signed secagg envelope (stage 'masked-input') first`);
     }
-    const envelope = { ...header, payload: { masked: words } };
+    const envelope = { ...header, payload: { masked: words, maskedWith: (header['payload'] as Header)['maskedWith'] as Uint8Array } };
     // Verify now (signature over the vector, session, stage, addressing) so a bad masked input is
     // rejected as an update rather than silently left out of the sum.
     checkEnvelope(envelope, { session: this.session, stages: ['masked-input'], state: 'receiving masked inputs', recipient: SECAGG_SERVER_ID }, (sender) => {
@@ -247,7 +257,7 @@ export class SecureAggregationSession implements AggregationSession {
       return key;
     });
     this.headers.delete(agentId);
-    return this.enqueue(async () => [await server.receive(envelope)], agentId);
+    return this.run(() => [server.receive(envelope)], agentId);
   }
 
   drop(agentId: string): AggregationStep {
@@ -255,13 +265,9 @@ export class SecureAggregationSession implements AggregationSession {
     this.gone.add(agentId);
     this.headers.delete(agentId);
     const server = this.server;
-    // masked-input is closed by the engine (collection close); advertise, share-keys and unmask
-    // close as soon as everyone they wait for has answered or left (checked when the task runs).
-    return this.enqueue(async () => {
-      const stage = server.stage;
-      const early = (stage === 'advertise' || stage === 'share-keys' || stage === 'unmask') && this.waitingOnlyForGone(stage);
-      return early ? [await server.stageDeadline()] : undefined;
-    });
+    // masked-input is closed by the engine (collection close); the other stages close as soon as
+    // everyone they wait for has answered or left.
+    return this.run(() => (this.waitingOnlyForGone(server.stage) ? [server.stageDeadline()] : undefined));
   }
 
   close(): AggregationStep {
@@ -271,21 +277,20 @@ export class SecureAggregationSession implements AggregationSession {
     const server = this.server;
     if (this.closes === 1) {
       // End of collection: close masked-input (unless every masked input arrived and the server
-      // already moved on); the unmask request goes out.
-      const { pending } = this.enqueue(async () => {
+      // already moved on); the consistency check goes out.
+      return this.run(() => {
         const stage = server.stage;
-        if (stage === 'masked-input') return [await server.stageDeadline()];
-        if (stage === 'unmask') return undefined;
+        if (stage === 'masked-input') return [server.stageDeadline()];
+        if (stage === 'consistency' || stage === 'unmask') return undefined;
         this.terminal = { kind: 'aborted', reason: `the round's collection closed while secure aggregation was in stage '${stage}'` };
         return undefined;
       });
-      return { messages: NONE, status: { kind: 'finishing', waitingFor: [] }, pending };
     }
     if (this.closes === 2) {
       // The aggregation deadline: unmask with the shares that arrived; the result is final.
-      return this.enqueue(async () => {
+      return this.run(() => {
         const stage = server.stage;
-        if (stage === 'unmask') return [await server.stageDeadline()];
+        if (stage === 'unmask') return [server.stageDeadline()];
         this.terminal = { kind: 'aborted', reason: `secure aggregation was still in stage '${stage}' at the aggregation deadline` };
         return undefined;
       });
@@ -296,9 +301,9 @@ export class SecureAggregationSession implements AggregationSession {
   stageTimeout(stage: string): AggregationStep {
     const server = this.server;
     if (server === undefined || this.terminal !== undefined) return { messages: NONE, status: this.statusNow() };
-    if (stage !== 'advertise' && stage !== 'share-keys') return { messages: NONE, status: this.statusNow() };
-    // Only if the server is still in that stage when the task runs (it may have closed meanwhile).
-    return this.enqueue(async () => (server.stage === stage ? [await server.stageDeadline()] : undefined));
+    if (!TIMED_STAGES.has(stage)) return { messages: NONE, status: this.statusNow() };
+    // Only if the server is still in that stage (it may have closed meanwhile).
+    return this.run(() => (server.stage === stage ? [server.stageDeadline()] : undefined));
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -310,52 +315,45 @@ export class SecureAggregationSession implements AggregationSession {
   }
 
   /** After a receive: a stage still waiting only for agents that left closes now. */
-  private async afterReceive(step: ServerStep): Promise<ServerStep[]> {
+  private afterReceive(step: ServerStep): ServerStep[] {
     const server = this.server as SecAggServer;
-    const stage = server.stage;
-    if ((stage === 'advertise' || stage === 'share-keys' || stage === 'unmask') && this.waitingOnlyForGone(stage)) {
-      return [step, await server.stageDeadline()];
-    }
+    if (this.waitingOnlyForGone(server.stage)) return [step, server.stageDeadline()];
     return [step];
   }
 
+  /** The stage (other than masked-input, which the engine closes) waits only for agents that left. */
   private waitingOnlyForGone(stage: string): boolean {
     const server = this.server;
-    if (server === undefined || server.stage !== stage) return false;
+    if (server === undefined || server.stage !== stage || stage === 'masked-input') return false;
     const status = server.status;
     return status.kind === 'running' && status.waitingFor.length > 0 && status.waitingFor.every((id) => this.gone.has(id));
   }
 
   /**
-   * Runs `task` after every earlier one; the returned step's `pending` resolves to the translated
-   * server step. A refusal of an agent's message (state unchanged) becomes `refused`; any other
-   * failure aborts the round. The pending promise never rejects.
+   * Runs `task` (server calls) and translates its steps. A refusal of an agent's message (state
+   * unchanged) becomes `refused`; any other failure aborts the round.
    */
-  private enqueue(task: () => Promise<readonly ServerStep[] | undefined>, agentId?: string): AggregationStep & { pending: Promise<AggregationStep> } {
-    const pending = this.chain.then(async (): Promise<AggregationStep> => {
-      if (this.terminal !== undefined) return { messages: NONE, status: this.terminal };
-      let steps: readonly ServerStep[] | undefined;
-      try {
-        steps = await task();
-      } catch (err) {
-        const code = (err as { code?: unknown }).code;
-        if (agentId !== undefined && code !== ErrorCodes.INTERNAL) {
-          return { messages: NONE, status: this.statusNow(), refused: { agentId, error: err as Error } };
-        }
-        this.terminal = { kind: 'aborted', reason: `secure aggregation failed: ${String(code ?? '')} ${(err as Error).message}`.trim() };
-        return { messages: NONE, status: this.terminal };
+  private run(task: () => readonly ServerStep[] | undefined, agentId?: string): AggregationStep {
+    if (this.terminal !== undefined) return { messages: NONE, status: this.terminal };
+    let steps: readonly ServerStep[] | undefined;
+    try {
+      steps = task();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (agentId !== undefined && code !== ErrorCodes.INTERNAL) {
+        return { messages: NONE, status: this.statusNow(), refused: { agentId, error: err as Error } };
       }
-      if (steps === undefined || steps.length === 0) return { messages: NONE, status: this.statusNow() };
-      try {
-        return merge(steps.map((step) => this.translate(step)));
-      } catch (err) {
-        this.terminal = { kind: 'aborted', reason: `secure aggregation failed while relaying: ${(err as Error).message}` };
-        return { messages: NONE, status: this.terminal };
-      }
-    });
-    // `pending` never rejects (see above), so the chain cannot break.
-    this.chain = pending.then(() => undefined);
-    return { messages: NONE, status: this.statusNow(), pending };
+      this.terminal = { kind: 'aborted', reason: `secure aggregation failed: ${String(code ?? '')} ${(err as Error).message}`.trim() };
+      return { messages: NONE, status: this.terminal };
+    }
+    if (this.terminal !== undefined) return { messages: NONE, status: this.terminal };
+    if (steps === undefined || steps.length === 0) return { messages: NONE, status: this.statusNow() };
+    try {
+      return merge(steps.map((step) => this.translate(step)));
+    } catch (err) {
+      this.terminal = { kind: 'aborted', reason: `secure aggregation failed while relaying: ${(err as Error).message}` };
+      return { messages: NONE, status: this.terminal };
+    }
   }
 
   /** The status as known now (without waiting for queued work). */
@@ -369,7 +367,7 @@ export class SecureAggregationSession implements AggregationSession {
   private fromServer(status: ServerStatus): AggregationStatus {
     switch (status.kind) {
       case 'running':
-        return status.stage === 'unmask' ? { kind: 'finishing', waitingFor: status.waitingFor } : { kind: 'collecting' };
+        return status.stage === 'unmask' || status.stage === 'consistency' ? { kind: 'finishing', waitingFor: status.waitingFor } : { kind: 'collecting' };
       case 'aborted': {
         const a = status.abort;
         const server = this.server as SecAggServer;
@@ -396,18 +394,23 @@ export class SecureAggregationSession implements AggregationSession {
       // server no longer expects is out of the round, and key sharing gets its own deadline.
       const stage = step.status.stage;
       this.stageSeen = stage;
-      if (stage === 'share-keys') out.stageTimer = { stage, delayMs: this.options.stageTimeoutMs };
-      if (stage === 'share-keys' || stage === 'masked-input') {
+      if (TIMED_STAGES.has(stage)) out.stageTimer = { stage, delayMs: this.options.stageTimeoutMs };
+      const missed = MISSED[stage];
+      if (missed !== undefined) {
         const next = new Set(step.status.waitingFor);
         const excluded = [...this.active].filter((id) => !next.has(id));
         this.active = next;
-        if (excluded.length > 0) {
-          const missed = stage === 'share-keys' ? 'advertise its keys' : 'send its key shares';
-          out.excluded = excluded.map((agentId) => ({ agentId, reason: `did not ${missed} before secure aggregation moved on` }));
-        }
+        if (excluded.length > 0) out.excluded = excluded.map((agentId) => ({ agentId, reason: this.exclusionReason(agentId, missed) }));
       }
     }
     return out;
+  }
+
+  /** Why an agent left the protocol: proven misbehaviour first, else the stage it missed. */
+  private exclusionReason(agentId: string, missed: string): string {
+    const proven = (this.server as SecAggServer).misbehaviour.filter((m) => m.agent === agentId);
+    if (proven.length > 0) return `excluded for misbehaviour (${proven[0]?.kind}): ${proven.map((m) => m.details).join('; ')}`;
+    return `did not ${missed} before secure aggregation moved on`;
   }
 
   /** The aggregate: sum_i w_i clip(delta_i) = W * (decoded value sum), total weight = decoded weight sum. */
@@ -433,8 +436,9 @@ export class SecureAggregationSession implements AggregationSession {
         secaggThreshold: server.params.threshold,
         secaggNeighbours: server.params.neighbours,
         secaggSurvivors: result.survivors.length,
-        secaggDropouts: d.advertise.length + d.shareKeys.length + d.maskedInput.length,
-        secaggUnmaskSilent: d.unmask.length,
+        secaggDropouts: d.advertise.length + d.shareKeys.length + d.shareCheck.length + d.maskedInput.length,
+        secaggUnmaskSilent: d.consistency.length + d.unmask.length,
+        secaggMisbehaving: new Set(result.misbehaviour.map((m) => m.agent)).size,
         secaggClip: encoding.clip,
         secaggScale: encoding.scale,
         /** Per-coordinate bound on |mean delta - exact weighted mean of the clipped deltas|. */

@@ -56,8 +56,8 @@ function toWire(a: InProcessAgent, roundId: number, modelVersion: string, out: r
   const result: Outgoing[] = [];
   for (const m of out) {
     if (m.stage === 'masked-input') {
-      const masked = (m.payload as { masked: Uint32Array }).masked;
-      const header = encodeCanonical({ ...(m as unknown as Record<string, CanonicalValue>), payload: {} });
+      const { masked, maskedWith } = m.payload as { masked: Uint32Array; maskedWith: Uint8Array };
+      const header = encodeCanonical({ ...(m as unknown as Record<string, CanonicalValue>), payload: { maskedWith } });
       result.push({ kind: 'secagg', message: { type: 'secagg', roundId, stage: m.stage, from: a.id, to: SECAGG_SERVER_ID, payload: header } });
       const frame = encodeFrame({ manifest: [{ name: MASKED_TENSOR, shape: [masked.length], dtype: 'uint32' }], data: masked });
       const update: UpdateMessage = { type: 'update', roundId, modelVersion, metrics: { loss: 0.5 }, frame };
@@ -80,12 +80,12 @@ export async function deliverToAgent(a: InProcessAgent, message: SecaggMessage, 
     a.agent = new SecAggAgent({ id: a.id, identity: a.keys, serverPublicKey: wrapper.signer, serverId: SECAGG_SERVER_ID });
   }
   const agent = a.agent;
-  const out = [...(await agent.receive(wrapper.envelope))];
+  const out = [...agent.receive(wrapper.envelope)];
   if (message.stage === 'setup') {
     const encoding = agent.config?.encoding;
     if (encoding === undefined) throw new Error('no encoding after setup');
     a.input = encodeFixedPoint(a.delta, a.weight, encoding, seededRandomWords(createHash('sha256').update(`${a.id}-sr`).digest()));
-    out.push(...(await agent.setInput(Uint32Array.from(a.input))));
+    out.push(...agent.setInput(Uint32Array.from(a.input)));
   }
   return toWire(a, message.roundId, modelVersion, out);
 }

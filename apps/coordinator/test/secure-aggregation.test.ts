@@ -60,11 +60,10 @@ test('secure session, through the aggregation interface: only the weighted sum c
     assertHoldsNoIndividualUpdate();
     outbox.push(...step.messages);
     if (step.status.kind === 'done' || step.status.kind === 'aborted') final = step.status;
-    if (step.pending !== undefined) await settle(await step.pending);
   };
-  // a4 drops out after its key shares went out (before its masked input): its pairwise masks
+  // a4 drops out after it confirmed its shares (before its masked input): its pairwise masks
   // must be removed through the neighbours' key shares.
-  const silentFrom = new Map([['a4', 'shares']]);
+  const silentFrom = new Map([['a4', 'participants']]);
   const run = async (): Promise<void> => {
     for (let m = outbox.shift(); m !== undefined; m = outbox.shift()) {
       const to = m.to[0] as string;
@@ -125,8 +124,6 @@ async function engineRound(aggregator: AggregatorFactory, strategy: Strategy, ag
         for (const o of await deliverToAgent(agents.get(a.to) as InProcessAgent, a.message, modelVersion)) {
           events.push(o.kind === 'secagg' ? { type: 'secagg', agentId: a.to, message: o.message } : { type: 'update', agentId: a.to, message: o.message });
         }
-      } else if (a.type === 'aggregation-pending') {
-        events.push({ type: 'aggregation-step', roundId: a.roundId, step: await a.pending });
       } else if (a.type === 'commit') {
         return { weights: a.record.model.weights, metrics: a.record.summary.metrics };
       } else if (a.type === 'round-failed') {

@@ -1,29 +1,35 @@
-// Agent (client) state machine of SecAgg+, sans-IO: `receive(message)` and `setInput(vector)`
-// return the messages to send. One object per agent per session (round).
+// Agent (client) state machine of SecAgg+ with a consistency round, sans-IO and synchronous:
+// `receive(message)` and `setInput(vector)` return the messages to send. One object per agent
+// per session (round). The transitions are the table AGENT_EXPECTS below.
 //
-//   awaiting-setup --setup--> awaiting-keys --keys--> awaiting-shares --shares--> [awaiting-input]
-//   --(input)--> awaiting-unmask --unmask--> done
+//   awaiting-setup --setup--> awaiting-keys --keys--> awaiting-shares --shares--> (share-check)
+//   awaiting-participants --participants--> [awaiting-input --input-->] (masked-input)
+//   awaiting-check --check--> (consistency) awaiting-unmask --unmask--> (unmask-response) done
 //
 // Refusals throw a typed error and leave the state unchanged when the message could come from
 // anyone on the network (bad signature, other session, wrong recipient, malformed). When a
-// message signed by the coordinator proves it inconsistent (lying about dropouts, tampering with
-// relayed keys or shares, weakening parameters), the agent moves to `failed` for good.
-import { canonicalDigest, decodeCanonical, encodeCanonical } from './canonical.js';
+// message signed by the coordinator proves it inconsistent, or breaks a rule that protects this
+// agent's input or its neighbours' (see `Rule`), the agent moves to `failed` for good and the
+// error names the rule. A neighbour's bad ciphertext is not fatal: it becomes a complaint.
+import { canonicalDigest, decodeCanonical, encodeCanonical, type CanonicalValue } from './canonical.js';
 import {
   BOX_NONCE_LENGTH,
+  assertStrongX25519,
   boxBefore,
   boxOpen,
   boxSeal,
   bytesEqual,
   defaultRandomBytes,
   generateBoxKeyPair,
+  signDetached,
+  verifyDetached,
   type BoxKeyPair,
   type RandomBytes,
   type SigningKeyPair,
 } from './crypto.js';
 import { deriveFixedPoint, type FixedPointParams } from './encoding.js';
 import {
-  DecryptError,
+  ConsistencyError,
   InconsistentAnnouncementError,
   InternalError,
   MalformedMessageError,
@@ -35,7 +41,20 @@ import {
   UnmaskConflictError,
 } from './errors.js';
 import { buildNeighbourGraph, sortAgents, type NeighbourGraph } from './graph.js';
-import { maskNonce, pairwiseMaskKey, pairwiseSign, seedCommitment, selfMaskKey, SEED_LENGTH, SHARE_LENGTH } from './masks.js';
+import {
+  consistencyStatement,
+  maskNonce,
+  maskedWithStatement,
+  pairwiseMaskKey,
+  pairwiseSign,
+  seedCommitment,
+  selfMaskKey,
+  shareCommitment,
+  shareStatement,
+  SEED_LENGTH,
+  SHARE_LENGTH,
+  SHARE_SALT_LENGTH,
+} from './masks.js';
 import {
   DEFAULT_SERVER_ID,
   PROTOCOL_ID,
@@ -48,28 +67,67 @@ import {
   signEnvelope,
   type AdvertiseMessage,
   type AgentMessage,
+  type AgentSignature,
   type CohortMember,
+  type Complaint,
   type EncryptedShare,
-  type KeysPayload,
   type RevealedShare,
   type SessionConfig,
   type SharePlaintext,
-  type SharesPayload,
   type Stage,
-  type UnmaskPayload,
 } from './messages.js';
 import { DEFAULT_SECURITY_BITS, deriveSecAggParams, type SecAggParams } from './params.js';
 import { applyMasks, assertPrgAlgorithm, type MaskTerm } from './prg.js';
-import { shareSecret } from './shamir.js';
+import { splitSecret } from './shamir.js';
 
 export type AgentState =
   | 'awaiting-setup'
   | 'awaiting-keys'
   | 'awaiting-shares'
+  | 'awaiting-participants'
   | 'awaiting-input'
+  | 'awaiting-check'
   | 'awaiting-unmask'
   | 'done'
   | 'failed';
+
+/** Which coordinator stages each state accepts (a repeated check or unmask is answered again). */
+const AGENT_EXPECTS: Record<AgentState, readonly Stage[]> = {
+  'awaiting-setup': ['setup'],
+  'awaiting-keys': ['keys'],
+  'awaiting-shares': ['shares'],
+  'awaiting-participants': ['participants'],
+  'awaiting-input': [],
+  'awaiting-check': ['check'],
+  'awaiting-unmask': ['check', 'unmask'],
+  done: ['unmask'],
+  failed: [],
+};
+
+/**
+ * The rules an agent enforces before it masks or reveals anything. Each one closes an attack a
+ * coordinator could otherwise play (README, "Threat model"):
+ * - cohort-size: the cohort is at least the agent's policy minimum;
+ * - masking-neighbours: at least t neighbours (never counting non-neighbours) mask with it;
+ * - participants-subset: the final participant list is a subset of the one the shares came with;
+ * - partition: survivors and dropouts partition the participants, and it is a survivor;
+ * - survivor-neighbours: at least t of its neighbours survive;
+ * - owner-neighbours: every neighbour whose seed share it reveals keeps t surviving neighbours;
+ * - participants-split: every surviving neighbour signed that it masked with the same
+ *   participant list as this agent (the split-view attack shows one agent a smaller list);
+ * - second-view: it signs one survivor view per session and reveals only against that view;
+ * - consistency-signatures: t of its neighbours signed that same view before it reveals.
+ */
+export type Rule =
+  | 'cohort-size'
+  | 'masking-neighbours'
+  | 'participants-subset'
+  | 'partition'
+  | 'survivor-neighbours'
+  | 'owner-neighbours'
+  | 'participants-split'
+  | 'second-view'
+  | 'consistency-signatures';
 
 /** Local limits an agent enforces on any session, whatever the coordinator proposes. */
 export interface AgentPolicy {
@@ -77,6 +135,8 @@ export interface AgentPolicy {
   readonly minCorruptFraction?: number;
   /** Refuse sparse graphs below this privacy level. Default 40. */
   readonly minSecurityBits?: number;
+  /** Refuse cohorts smaller than this. Default 2. */
+  readonly minCohortSize?: number;
 }
 
 export interface AgentOptions {
@@ -94,18 +154,22 @@ export interface AgentOptions {
    */
   readonly directory?: (agentId: string) => Uint8Array | undefined;
   readonly policy?: AgentPolicy;
-  /** Randomness for keys, seeds and nonces. Default node:crypto. Shamir uses its own CSPRNG. */
+  /** Randomness for keys, seeds, Shamir coefficients, salts and nonces. Default node:crypto. */
   readonly random?: RandomBytes;
 }
 
 interface PeerKeys {
   readonly encryptionKey: Uint8Array;
   readonly maskKey: Uint8Array;
+  /** The peer's inbox key for this agent (this agent encrypts its shares for the peer to it). */
+  readonly inboxKey: Uint8Array;
 }
 
 interface HeldShares {
   readonly seedShare: Uint8Array;
+  readonly seedSalt: Uint8Array;
   readonly keyShare: Uint8Array;
+  readonly keySalt: Uint8Array;
 }
 
 interface SessionContext {
@@ -113,10 +177,20 @@ interface SessionContext {
   readonly config: SessionConfig;
   readonly params: SecAggParams;
   readonly graph: NeighbourGraph;
+  readonly neighbours: ReadonlySet<string>;
   readonly signingKeys: ReadonlyMap<string, Uint8Array>;
   readonly encryption: BoxKeyPair;
   readonly mask: BoxKeyPair;
+  /** One inbox key pair per neighbour. */
+  readonly inbox: ReadonlyMap<string, BoxKeyPair>;
 }
+
+interface View {
+  readonly survivors: readonly string[];
+  readonly dropouts: readonly string[];
+}
+
+type Cached = { readonly digest: Uint8Array; readonly messages: AgentMessage[] };
 
 function fixedPointEqual(a: FixedPointParams, b: FixedPointParams): boolean {
   return (Object.keys(b) as (keyof FixedPointParams)[]).every((key) => a[key] === b[key]);
@@ -135,16 +209,17 @@ export class SecAggAgent {
   private stateValue: AgentState = 'awaiting-setup';
   private failure: Error | undefined;
   private context: SessionContext | undefined;
-  private peers = new Map<string, PeerKeys>(); // U1 as relayed
-  private boxKeys = new Map<string, Uint8Array>();
+  private peers = new Map<string, PeerKeys>(); // neighbours that advertised, as relayed
   private seed: Uint8Array | undefined;
-  private participants: ReadonlySet<string> | undefined; // U2 as announced
+  private sharedWith: ReadonlySet<string> = new Set(); // U2 as announced with the shares
+  private participants: readonly string[] | undefined; // final U2 (participants stage)
   private held = new Map<string, HeldShares>();
   private input: Uint32Array | undefined;
   private inputProvided = false;
-  private unmaskAnswer: { digest: Uint8Array; messages: AgentMessage[] } | undefined;
+  private view: View | undefined;
+  private checkAnswer: Cached | undefined;
+  private unmaskAnswer: Cached | undefined;
   private revealed = new Map<string, 'seed' | 'key'>();
-  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: AgentOptions) {
     this.id = options.id;
@@ -175,39 +250,65 @@ export class SecAggAgent {
     return this.context?.params;
   }
 
-  /** Handles one coordinator message; resolves to the messages to send (to the coordinator). */
-  receive(message: unknown): Promise<AgentMessage[]> {
-    return this.serialize(() => this.dispatch(message));
+  /** Handles one coordinator message; returns the messages to send (to the coordinator). */
+  receive(message: unknown): AgentMessage[] {
+    this.assertAlive();
+    const stages = AGENT_EXPECTS[this.stateValue];
+    const stage = (message as { stage?: unknown } | null)?.stage;
+    if (stages.length === 0) {
+      throw new UnexpectedStageError(String(stage), this.stateValue === 'awaiting-input' ? 'awaiting the input (setInput)' : this.stateValue);
+    }
+    const session = this.context?.session ?? this.expectedSession ?? String((message as { session?: unknown } | null)?.session);
+    checkEnvelope(message, { session, stages, state: this.stateValue, recipient: this.id }, (sender) => {
+      if (sender !== this.serverId) throw new UnknownSignerError(String(stage), sender);
+      return this.serverPublicKey;
+    });
+    const envelope = message as { stage: Stage; payload: unknown; recipients: readonly string[] };
+    const payload = expectRecord('payload', envelope.payload);
+    if (envelope.stage !== 'setup' && (envelope.recipients.length !== 1 || envelope.recipients[0] !== this.id)) {
+      this.fail(new RelayInconsistentError(`the ${envelope.stage} message is addressed to [${envelope.recipients.join(', ')}], not to this agent alone`));
+    }
+    switch (envelope.stage) {
+      case 'setup':
+        return [this.onSetup(session, payload)];
+      case 'keys':
+        return [this.onKeys(payload)];
+      case 'shares':
+        return [this.onShares(payload)];
+      case 'participants':
+        return this.onParticipants(payload);
+      case 'check':
+        return this.onCheck(payload);
+      case 'unmask':
+        return this.onUnmask(payload);
+      default:
+        throw new InternalError(`no handler for stage ${envelope.stage}`);
+    }
   }
 
   /**
    * Provides the encoded update (`encodeFixedPoint` output, length `config.encoding.length`).
-   * May come before or after the shares arrive; the masked input goes out once both are here.
+   * May come before or after the participants arrive; the masked input goes out once both are here.
    */
-  setInput(vector: Uint32Array): Promise<AgentMessage[]> {
-    return this.serialize(async () => {
-      this.assertAlive();
-      if (this.inputProvided) throw new UnexpectedStageError('input', 'the input was already provided');
-      if (this.context === undefined) throw new UnexpectedStageError('input', 'awaiting the session config (setup)');
-      if (!(vector instanceof Uint32Array)) throw new MalformedMessageError('input', 'must be a Uint32Array');
-      const expected = this.context.config.encoding.length;
-      if (vector.length !== expected) {
-        throw new MalformedMessageError('input', `must have ${expected} words, got ${vector.length}`);
-      }
-      this.input = vector.slice();
-      this.inputProvided = true;
-      return this.stateValue === 'awaiting-input' ? [this.maskedInput()] : [];
-    });
+  setInput(vector: Uint32Array): AgentMessage[] {
+    this.assertAlive();
+    if (this.inputProvided) throw new UnexpectedStageError('input', 'the input was already provided');
+    if (this.context === undefined) throw new UnexpectedStageError('input', 'awaiting the session config (setup)');
+    if (!(vector instanceof Uint32Array)) throw new MalformedMessageError('input', 'must be a Uint32Array');
+    const expected = this.context.config.encoding.length;
+    if (vector.length !== expected) throw new MalformedMessageError('input', `must have ${expected} words, got ${vector.length}`);
+    this.input = vector.slice();
+    this.inputProvided = true;
+    return this.stateValue === 'awaiting-input' ? [this.maskedInput()] : [];
   }
 
-  private serialize<T>(task: () => Promise<T>): Promise<T> {
-    // Calls run one at a time: the Shamir library is async, and interleaving would race state.
-    const run = this.queue.then(task, task);
-    this.queue = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
+  /**
+   * Enforces one protective rule: when `ok` is false the agent fails for good with an error
+   * naming the rule. Tests override it to build a deliberately weakened agent and show that the
+   * attack each rule stops really works without it.
+   */
+  protected enforce(rule: Rule, ok: boolean, details: () => string): void {
+    if (!ok) this.fail(new ConsistencyError(rule, details()));
   }
 
   private assertAlive(): void {
@@ -227,51 +328,17 @@ export class SecAggAgent {
     this.input?.fill(0);
     this.context?.mask.secretKey.fill(0);
     this.context?.encryption.secretKey.fill(0);
+    for (const pair of this.context?.inbox.values() ?? []) pair.secretKey.fill(0);
   }
 
-  private async dispatch(message: unknown): Promise<AgentMessage[]> {
-    this.assertAlive();
-    const stateStage: Partial<Record<AgentState, Stage>> = {
-      'awaiting-setup': 'setup',
-      'awaiting-keys': 'keys',
-      'awaiting-shares': 'shares',
-      'awaiting-input': 'unmask',
-      'awaiting-unmask': 'unmask',
-      done: 'unmask', // an identical unmask request gets the same answer again
-    };
-    const stage = stateStage[this.stateValue];
-    if (stage === undefined) throw new UnexpectedStageError(String((message as { stage?: unknown })?.stage), this.stateValue);
-    const session = this.context?.session ?? this.expectedSession ?? String((message as { session?: unknown })?.session);
-    checkEnvelope(
-      message,
-      { session, stages: [stage], state: this.stateValue, recipient: this.id },
-      (sender) => {
-        if (sender !== this.serverId) throw new UnknownSignerError(stage, sender);
-        return this.serverPublicKey;
-      },
-    );
-    const payload = expectRecord('payload', (message as { payload: unknown }).payload);
-    const recipients = (message as { recipients: readonly string[] }).recipients;
-    switch (stage) {
-      case 'setup':
-        return [this.onSetup(session, payload)];
-      case 'keys':
-        return [await this.onKeys(payload, recipients)];
-      case 'shares':
-        return this.onShares(payload);
-      case 'unmask':
-        if (this.stateValue === 'awaiting-input') {
-          throw new UnexpectedStageError('unmask', 'awaiting the input (no masked input was sent)');
-        }
-        return this.onUnmask(payload, recipients);
-      default:
-        throw new InternalError(`no handler for stage ${stage}`);
-    }
+  private sign(stage: AgentMessage['stage'], payload: CanonicalValue): AgentMessage {
+    const ctx = this.requireContext();
+    return signEnvelope({ session: ctx.session, stage, sender: this.id, recipients: [this.serverId], payload }, this.identity.secretKey) as AgentMessage;
   }
 
-  // ---- stage 0: setup -> advertise keys -----------------------------------------------------
+  // ---- setup -> advertise -------------------------------------------------------------------
 
-  private onSetup(session: string, payload: Record<string, unknown>): AdvertiseMessage {
+  private onSetup(session: string, payload: Record<string, unknown>): AgentMessage {
     const config = this.validateConfig(session, expectRecord('payload.config', payload.config));
     const params = deriveSecAggParams({
       cohortSize: config.cohort.length,
@@ -295,32 +362,32 @@ export class SecAggAgent {
     if (params.graph === 'harary' && config.securityBits < minBits) {
       throw new ParamsMismatchError('securityBits', String(config.securityBits), `>= ${minBits}`);
     }
-    const signingKeys = new Map(config.cohort.map((m) => [m.id, m.signingKey] as const));
+    const minCohort = this.policy.minCohortSize ?? 2;
+    this.enforce('cohort-size', config.cohort.length >= minCohort, () => `the cohort has ${config.cohort.length} agents, this agent's policy needs at least ${minCohort}`);
+    const graph = buildNeighbourGraph(
+      config.cohort.map((m) => m.id),
+      params.neighbours,
+      config.graphSeed,
+      session,
+    );
+    const neighbours = graph.neighbours(this.id);
     this.context = {
       session,
       config,
       params,
-      graph: buildNeighbourGraph(
-        config.cohort.map((m) => m.id),
-        params.neighbours,
-        config.graphSeed,
-        session,
-      ),
-      signingKeys,
+      graph,
+      neighbours: new Set(neighbours),
+      signingKeys: new Map(config.cohort.map((m) => [m.id, m.signingKey] as const)),
       encryption: generateBoxKeyPair(this.random),
       mask: generateBoxKeyPair(this.random),
+      inbox: new Map(neighbours.map((peer) => [peer, generateBoxKeyPair(this.random)] as const)),
     };
     this.stateValue = 'awaiting-keys';
-    return signEnvelope(
-      {
-        session,
-        stage: 'advertise',
-        sender: this.id,
-        recipients: [this.serverId],
-        payload: { encryptionKey: this.context.encryption.publicKey, maskKey: this.context.mask.publicKey },
-      },
-      this.identity.secretKey,
-    );
+    return this.sign('advertise', {
+      encryptionKey: this.context.encryption.publicKey,
+      maskKey: this.context.mask.publicKey,
+      inboxKeys: neighbours.map((peer) => ({ peer, key: (this.context?.inbox.get(peer) as BoxKeyPair).publicKey })),
+    });
   }
 
   private validateConfig(session: string, raw: Record<string, unknown>): SessionConfig {
@@ -342,7 +409,7 @@ export class SecAggAgent {
     const mine = cohort.find((m) => m.id === this.id);
     if (mine === undefined) throw new ParamsMismatchError('config.cohort', `a cohort without ${this.id}`, `${this.id} in the cohort`);
     if (!bytesEqual(mine.signingKey, this.identity.publicKey)) {
-      throw new ParamsMismatchError('config.cohort', `another signing key for ${this.id}`, 'this agent\'s own key');
+      throw new ParamsMismatchError('config.cohort', `another signing key for ${this.id}`, "this agent's own key");
     }
     if (this.directory !== undefined) {
       for (const member of cohort) {
@@ -390,12 +457,13 @@ export class SecAggAgent {
     };
   }
 
-  // ---- stage 1: keys -> share keys ----------------------------------------------------------
+  // ---- keys -> share keys -------------------------------------------------------------------
 
-  private async onKeys(payload: Record<string, unknown>, recipients: readonly string[]): Promise<AgentMessage> {
+  private onKeys(payload: Record<string, unknown>): AgentMessage {
     const ctx = this.requireContext();
-    const ads = expectArray('payload.advertisements', (payload as KeysPayload).advertisements);
+    const ads = expectArray('payload.advertisements', payload.advertisements);
     const peers = new Map<string, PeerKeys>();
+    let ownIntact = false;
     for (const ad of ads) {
       checkEnvelope(
         ad,
@@ -407,96 +475,150 @@ export class SecAggAgent {
         },
       );
       const { sender, payload: adPayload } = ad as AdvertiseMessage;
+      if (sender === this.id) {
+        ownIntact = this.isOwnAdvert(adPayload);
+        continue;
+      }
+      if (!ctx.neighbours.has(sender)) this.fail(new RelayInconsistentError(`relayed keys of ${sender}, which is not a neighbour`));
       if (peers.has(sender)) this.fail(new RelayInconsistentError(`two key advertisements for ${sender}`));
-      peers.set(sender, {
+      const inbox = expectArray(`advertisement of ${sender}.inboxKeys`, adPayload.inboxKeys)
+        .map((e, i) => expectRecord(`advertisement of ${sender}.inboxKeys[${i}]`, e))
+        .find((e) => e.peer === this.id);
+      if (inbox === undefined) this.fail(new RelayInconsistentError(`the advertisement of ${sender} has no inbox key for this agent`));
+      const keys: PeerKeys = {
         encryptionKey: expectBytes(`advertisement of ${sender}.encryptionKey`, adPayload.encryptionKey, 32),
         maskKey: expectBytes(`advertisement of ${sender}.maskKey`, adPayload.maskKey, 32),
-      });
+        inboxKey: expectBytes(`advertisement of ${sender}.inboxKeys[${this.id}]`, inbox.key, 32),
+      };
+      try {
+        for (const key of [keys.encryptionKey, keys.maskKey, keys.inboxKey]) assertStrongX25519(key, sender);
+      } catch (err) {
+        // The coordinator must refuse such an advertisement; relaying it is its fault.
+        this.fail(new RelayInconsistentError(`relayed a weak key of ${sender}: ${(err as Error).message}`));
+      }
+      peers.set(sender, keys);
     }
-    const own = peers.get(this.id);
-    if (own === undefined || !bytesEqual(own.encryptionKey, ctx.encryption.publicKey) || !bytesEqual(own.maskKey, ctx.mask.publicKey)) {
-      this.fail(new RelayInconsistentError('the relayed keys omit or alter this agent\'s own advertisement'));
-    }
-    if (recipients.length !== peers.size || !recipients.every((r) => peers.has(r))) {
-      this.fail(new RelayInconsistentError('the keys message is addressed to a different set than the agents it lists'));
-    }
-    const holders = ctx.graph.neighbours(this.id).filter((v) => peers.has(v));
+    if (!ownIntact) this.fail(new RelayInconsistentError("the relayed keys omit or alter this agent's own advertisement"));
+    const holders = sortAgents([...peers.keys()]);
     const t = ctx.params.threshold;
-    if (holders.length < t) {
-      this.fail(new RelayInconsistentError(`only ${holders.length} neighbours advertised keys, fewer than the threshold ${t}`));
-    }
+    this.enforce('masking-neighbours', holders.length >= t, () => `only ${holders.length} neighbours advertised keys, fewer than the threshold ${t}`);
     this.peers = peers;
     this.seed = this.random(SEED_LENGTH);
-    const seedShares = await shareSecret(this.seed, holders.length, t);
-    const keyShares = await shareSecret(ctx.mask.secretKey, holders.length, t);
+    const seedShares = splitSecret(this.seed, holders.length, t, this.random);
+    const keyShares = splitSecret(ctx.mask.secretKey, holders.length, t, this.random);
     const shares: EncryptedShare[] = holders.map((peer, i) => {
       const keys = peers.get(peer) as PeerKeys;
-      const boxKey = boxBefore(keys.encryptionKey, ctx.encryption.secretKey, peer);
-      this.boxKeys.set(peer, boxKey);
       const plaintext: SharePlaintext = {
         protocol: PROTOCOL_ID,
         session: ctx.session,
         from: this.id,
         to: peer,
         seedShare: seedShares[i] as Uint8Array,
+        seedSalt: this.random(SHARE_SALT_LENGTH),
         keyShare: keyShares[i] as Uint8Array,
+        keySalt: this.random(SHARE_SALT_LENGTH),
       };
       const nonce = this.random(BOX_NONCE_LENGTH);
-      return { peer, nonce, ciphertext: boxSeal(encodeCanonical(plaintext), nonce, boxKey) };
+      const boxKey = boxBefore(keys.inboxKey, ctx.encryption.secretKey, peer);
+      const ciphertext = boxSeal(encodeCanonical(plaintext), nonce, boxKey);
+      boxKey.fill(0);
+      const fields = {
+        nonce,
+        ciphertext,
+        seedShareCommitment: shareCommitment(ctx.session, this.id, peer, 'seed', plaintext.seedShare, plaintext.seedSalt),
+        keyShareCommitment: shareCommitment(ctx.session, this.id, peer, 'key', plaintext.keyShare, plaintext.keySalt),
+      };
+      return { peer, ...fields, signature: signDetached(shareStatement(ctx.session, this.id, peer, fields), this.identity.secretKey) };
     });
+    for (const s of [...seedShares, ...keyShares]) s.fill(0);
     this.stateValue = 'awaiting-shares';
-    return signEnvelope(
-      {
-        session: ctx.session,
-        stage: 'share-keys',
-        sender: this.id,
-        recipients: [this.serverId],
-        payload: { seedCommitment: seedCommitment(ctx.session, this.id, this.seed), shares },
-      },
-      this.identity.secretKey,
+    return this.sign('share-keys', { seedCommitment: seedCommitment(ctx.session, this.id, this.seed), shares });
+  }
+
+  private isOwnAdvert(payload: AdvertiseMessage['payload']): boolean {
+    const ctx = this.requireContext();
+    if (!(payload.encryptionKey instanceof Uint8Array) || !(payload.maskKey instanceof Uint8Array) || !Array.isArray(payload.inboxKeys)) return false;
+    if (!bytesEqual(payload.encryptionKey, ctx.encryption.publicKey) || !bytesEqual(payload.maskKey, ctx.mask.publicKey)) return false;
+    return (
+      payload.inboxKeys.length === ctx.inbox.size &&
+      payload.inboxKeys.every((e) => e.key instanceof Uint8Array && bytesEqual(e.key, ctx.inbox.get(e.peer)?.publicKey ?? new Uint8Array(0)))
     );
   }
 
-  // ---- stage 2: shares -> masked input ------------------------------------------------------
+  // ---- shares -> share check ----------------------------------------------------------------
 
-  private onShares(payload: Record<string, unknown>): AgentMessage[] {
+  private onShares(payload: Record<string, unknown>): AgentMessage {
     const ctx = this.requireContext();
-    const participants = new Set(expectIdList('payload.participants', (payload as SharesPayload).participants));
-    const incoming = expectArray('payload.shares', (payload as SharesPayload).shares);
+    const participants = new Set(expectIdList('payload.participants', payload.participants));
+    const incoming = expectArray('payload.shares', payload.shares);
     if (!participants.has(this.id)) this.fail(new RelayInconsistentError('this agent is missing from the participants'));
     for (const p of participants) {
-      if (!this.peers.has(p)) this.fail(new RelayInconsistentError(`participant ${p} never advertised keys`));
+      if (!ctx.signingKeys.has(p)) this.fail(new RelayInconsistentError(`participant ${p} is not in the cohort`));
+      if (ctx.neighbours.has(p) && !this.peers.has(p)) this.fail(new RelayInconsistentError(`participant ${p} never advertised keys`));
     }
-    const expected = ctx.graph.neighbours(this.id).filter((v) => participants.has(v));
+    const expected = [...this.peers.keys()].filter((v) => participants.has(v));
+    const t = ctx.params.threshold;
+    this.enforce('masking-neighbours', expected.length >= t, () => `only ${expected.length} of the participants are neighbours, fewer than the threshold ${t}`);
     const held = new Map<string, HeldShares>();
+    const complaints: Complaint[] = [];
+    const seen = new Set<string>();
     for (const [i, entry] of incoming.entries()) {
       const share = expectRecord(`payload.shares[${i}]`, entry);
       const from = expectString(`payload.shares[${i}].peer`, share.peer);
-      const nonce = expectBytes(`payload.shares[${i}].nonce`, share.nonce);
-      const ciphertext = expectBytes(`payload.shares[${i}].ciphertext`, share.ciphertext);
-      if (!expected.includes(from) || held.has(from)) {
-        this.fail(new RelayInconsistentError(`unexpected or repeated shares from ${from}`));
+      if (!expected.includes(from) || seen.has(from)) this.fail(new RelayInconsistentError(`unexpected or repeated shares from ${from}`));
+      seen.add(from);
+      const opened = this.openShare(from, share);
+      if (typeof opened === 'string') {
+        const secret = (ctx.inbox.get(from) as BoxKeyPair).secretKey;
+        complaints.push({ peer: from, inboxSecret: Uint8Array.from(secret), reason: opened });
+      } else {
+        held.set(from, opened);
       }
-      const key = this.boxKeys.get(from);
-      if (key === undefined) throw new InternalError(`no box key for neighbour ${from}`);
-      const opened = boxOpen(ciphertext, nonce, key);
-      if (opened === null) this.fail(new DecryptError(from, this.id));
-      const plain = expectRecord('share plaintext', decodeCanonical(opened, 'share plaintext'));
-      if (plain.protocol !== PROTOCOL_ID || plain.session !== ctx.session || plain.from !== from || plain.to !== this.id) {
-        this.fail(new RelayInconsistentError(`shares relayed as from ${from} were made for another session or pair`));
-      }
-      held.set(from, {
-        seedShare: expectBytes('seedShare', plain.seedShare, SHARE_LENGTH),
-        keyShare: expectBytes('keyShare', plain.keyShare, SHARE_LENGTH),
-      });
     }
-    const missing = expected.filter((v) => !held.has(v));
+    const missing = expected.filter((v) => !seen.has(v));
     if (missing.length > 0) {
-      // Such a neighbour would mask with us while we do not mask with it: the sum would break.
+      // Such a neighbour would mask with us while we could not reveal its secrets.
       this.fail(new RelayInconsistentError(`participants ${missing.join(', ')} are neighbours but their shares were withheld`));
     }
-    this.participants = participants;
+    this.sharedWith = participants;
     this.held = held;
+    this.stateValue = 'awaiting-participants';
+    return this.sign('share-check', { complaints });
+  }
+
+  /** Decrypts and checks one relayed share; a string says why it is bad (a complaint). */
+  private openShare(from: string, share: Record<string, unknown>): HeldShares | string {
+    const ctx = this.requireContext();
+    const nonce = expectBytes(`shares of ${from}.nonce`, share.nonce, BOX_NONCE_LENGTH);
+    const ciphertext = expectBytes(`shares of ${from}.ciphertext`, share.ciphertext);
+    const seedCommit = expectBytes(`shares of ${from}.seedShareCommitment`, share.seedShareCommitment, 32);
+    const keyCommit = expectBytes(`shares of ${from}.keyShareCommitment`, share.keyShareCommitment, 32);
+    const signature = expectBytes(`shares of ${from}.signature`, share.signature, 64);
+    const statement = shareStatement(ctx.session, from, this.id, { nonce, ciphertext, seedShareCommitment: seedCommit, keyShareCommitment: keyCommit });
+    // Only a ciphertext its sender signed may cost an inbox secret; anything else is the relay's doing.
+    if (!verifyDetached(statement, signature, ctx.signingKeys.get(from) as Uint8Array)) {
+      this.fail(new RelayInconsistentError(`the shares relayed as from ${from} do not carry its signature`));
+    }
+    const boxKey = boxBefore((this.peers.get(from) as PeerKeys).encryptionKey, (ctx.inbox.get(from) as BoxKeyPair).secretKey, from);
+    const opened = boxOpen(ciphertext, nonce, boxKey);
+    boxKey.fill(0);
+    if (opened === null) return 'the ciphertext does not decrypt';
+    return checkSharePlaintext(opened, ctx.session, from, this.id, seedCommit, keyCommit);
+  }
+
+  // ---- participants -> masked input ---------------------------------------------------------
+
+  private onParticipants(payload: Record<string, unknown>): AgentMessage[] {
+    const ctx = this.requireContext();
+    const participants = sortAgents(expectIdList('payload.participants', payload.participants));
+    const outside = participants.filter((p) => !this.sharedWith.has(p));
+    this.enforce('participants-subset', outside.length === 0, () => `[${outside.join(', ')}] were not participants when the shares were relayed`);
+    this.enforce('partition', participants.includes(this.id), () => 'this agent is missing from the final participants');
+    const masking = participants.filter((p) => ctx.neighbours.has(p));
+    const t = ctx.params.threshold;
+    this.enforce('masking-neighbours', masking.length >= t, () => `only ${masking.length} neighbours remain to mask with, fewer than the threshold ${t}`);
+    this.participants = participants;
+    for (const owner of [...this.held.keys()]) if (!participants.includes(owner)) this.held.delete(owner);
     if (this.input === undefined) {
       this.stateValue = 'awaiting-input';
       return [];
@@ -508,14 +630,16 @@ export class SecAggAgent {
     const ctx = this.requireContext();
     const input = this.input;
     const seed = this.seed;
-    if (input === undefined || seed === undefined) throw new InternalError('masking without input or seed');
+    const participants = this.participants;
+    if (input === undefined || seed === undefined || participants === undefined) throw new InternalError('masking without input, seed or participants');
     const nonce = maskNonce(ctx.session);
     // `input` is our private copy: mask it in place and let go of it.
     const masked = input;
     this.input = undefined;
     const terms: MaskTerm[] = [{ key: selfMaskKey(seed, ctx.session, this.id), nonce, sign: 1 }];
-    for (const peer of this.held.keys()) {
-      const keys = this.peers.get(peer) as PeerKeys;
+    for (const peer of participants) {
+      const keys = this.peers.get(peer);
+      if (keys === undefined) continue; // not a neighbour
       const key = pairwiseMaskKey(ctx.session, this.id, ctx.mask.publicKey, ctx.mask.secretKey, peer, keys.maskKey);
       terms.push({ key, nonce, sign: pairwiseSign(this.id, peer) });
     }
@@ -523,82 +647,121 @@ export class SecAggAgent {
     for (const term of terms) term.key.fill(0);
     // The seed now lives only in the neighbours' shares; drop our plaintext copy.
     seed.fill(0);
-    this.stateValue = 'awaiting-unmask';
-    return signEnvelope(
-      { session: ctx.session, stage: 'masked-input', sender: this.id, recipients: [this.serverId], payload: { masked } },
-      this.identity.secretKey,
-    );
+    this.stateValue = 'awaiting-check';
+    const maskedWith = signDetached(maskedWithStatement(ctx.session, this.id, participants), this.identity.secretKey);
+    return this.sign('masked-input', { masked, maskedWith });
   }
 
-  // ---- stage 3: unmask -> revealed shares ---------------------------------------------------
+  // ---- check -> consistency -----------------------------------------------------------------
 
-  private onUnmask(payload: Record<string, unknown>, recipients: readonly string[]): AgentMessage[] {
+  private onCheck(payload: Record<string, unknown>): AgentMessage[] {
     const ctx = this.requireContext();
-    const survivors = expectIdList('payload.survivors', (payload as UnmaskPayload).survivors);
-    const dropouts = expectIdList('payload.dropouts', (payload as UnmaskPayload).dropouts);
-    const digest = canonicalDigest({ survivors, dropouts });
+    const view = this.readView(payload);
+    const digest = canonicalDigest([view.survivors, view.dropouts]);
+    if (this.checkAnswer !== undefined) {
+      if (bytesEqual(this.checkAnswer.digest, digest)) return this.checkAnswer.messages;
+      this.enforce('second-view', false, () => 'the coordinator already announced a different survivor set');
+    }
+    this.checkPartition(view);
+    const t = ctx.params.threshold;
+    const survivors = new Set(view.survivors);
+    const surviving = (agent: string): number => ctx.graph.neighbours(agent).filter((v) => survivors.has(v)).length;
+    const mine = surviving(this.id);
+    this.enforce('survivor-neighbours', mine >= t, () => `only ${mine} neighbours survive, fewer than the threshold ${t}`);
+    const statements = this.signatureMap('payload.maskedWith', payload.maskedWith);
+    const participants = this.participants as readonly string[];
+    for (const u of ctx.graph.neighbours(this.id).filter((v) => survivors.has(v))) {
+      const signature = statements.get(u);
+      const valid = signature !== undefined && verifyDetached(maskedWithStatement(ctx.session, u, participants), signature, ctx.signingKeys.get(u) as Uint8Array);
+      this.enforce('participants-split', valid, () => `surviving neighbour ${u} did not sign that it masked with this agent's ${participants.length} participants`);
+      const theirs = surviving(u);
+      this.enforce('owner-neighbours', theirs >= t, () => `surviving neighbour ${u} keeps only ${theirs} surviving neighbours, fewer than the threshold ${t}`);
+    }
+    this.view = view;
+    const signature = signDetached(consistencyStatement(ctx.session, view.survivors, view.dropouts), this.identity.secretKey);
+    const messages = [this.sign('consistency', { signature })];
+    this.checkAnswer = { digest, messages };
+    this.stateValue = 'awaiting-unmask';
+    return messages;
+  }
+
+  private readView(payload: Record<string, unknown>): View {
+    return {
+      survivors: sortAgents(expectIdList('payload.survivors', payload.survivors)),
+      dropouts: sortAgents(expectIdList('payload.dropouts', payload.dropouts)),
+    };
+  }
+
+  private checkPartition(view: View): void {
+    const participants = new Set(this.participants ?? []);
+    const survivors = new Set(view.survivors);
+    const both = view.dropouts.filter((d) => survivors.has(d));
+    if (both.length > 0) {
+      this.fail(new InconsistentAnnouncementError(`${both.join(', ')} announced both as survivor and as dropout (that would reveal both of its secrets)`));
+    }
+    const announced = [...view.survivors, ...view.dropouts];
+    const unknown = announced.filter((a) => !participants.has(a));
+    const omitted = [...participants].filter((p) => !survivors.has(p) && !view.dropouts.includes(p));
+    this.enforce(
+      'partition',
+      unknown.length === 0 && omitted.length === 0,
+      () => `survivors and dropouts must partition the ${participants.size} participants; unknown: [${unknown.join(', ')}], omitted: [${omitted.join(', ')}]`,
+    );
+    this.enforce('partition', survivors.has(this.id), () => 'this agent sent its masked input but is announced as a dropout');
+  }
+
+  private signatureMap(where: string, raw: unknown): Map<string, Uint8Array> {
+    const out = new Map<string, Uint8Array>();
+    for (const [i, entry] of expectArray(where, raw).entries()) {
+      const r = expectRecord(`${where}[${i}]`, entry) as Partial<AgentSignature>;
+      const agent = expectString(`${where}[${i}].agent`, r.agent);
+      if (out.has(agent)) throw new MalformedMessageError(where, `two signatures of ${agent}`);
+      out.set(agent, expectBytes(`${where}[${i}].signature`, r.signature, 64));
+    }
+    return out;
+  }
+
+  // ---- unmask -> revealed shares ------------------------------------------------------------
+
+  private onUnmask(payload: Record<string, unknown>): AgentMessage[] {
+    const ctx = this.requireContext();
+    const view = this.readView(payload);
+    const digest = canonicalDigest([view.survivors, view.dropouts]);
     if (this.unmaskAnswer !== undefined) {
       if (bytesEqual(this.unmaskAnswer.digest, digest)) return this.unmaskAnswer.messages;
       this.fail(new UnmaskConflictError('the coordinator already announced a different survivor set'));
     }
-    const survivorSet = new Set(survivors);
-    const both = dropouts.filter((d) => survivorSet.has(d));
-    if (both.length > 0) {
-      this.fail(
-        new InconsistentAnnouncementError(
-          `${both.join(', ')} announced both as survivor and as dropout (that would reveal both of its secrets)`,
-        ),
-      );
-    }
-    const participants = this.participants ?? new Set<string>();
-    const announced = [...survivors, ...dropouts];
-    const unknown = announced.filter((a) => !participants.has(a));
-    const omitted = [...participants].filter((p) => !survivorSet.has(p) && !dropouts.includes(p));
-    if (unknown.length > 0 || omitted.length > 0) {
-      this.fail(
-        new InconsistentAnnouncementError(
-          `survivors and dropouts must partition the ${participants.size} participants; unknown: [${unknown.join(', ')}], omitted: [${omitted.join(', ')}]`,
-        ),
-      );
-    }
-    if (!survivorSet.has(this.id)) {
-      this.fail(new InconsistentAnnouncementError('this agent sent its masked input but is announced as a dropout'));
-    }
-    if (recipients.length !== survivors.length || !recipients.every((r) => survivorSet.has(r))) {
-      this.fail(new InconsistentAnnouncementError('the announcement is addressed to a different set than its survivors'));
-    }
-    if (survivors.length < ctx.params.threshold) {
-      this.fail(new InconsistentAnnouncementError(`${survivors.length} survivors is below the threshold ${ctx.params.threshold}`));
-    }
+    const signed = this.view;
+    const same = signed !== undefined && bytesEqual(canonicalDigest([signed.survivors, signed.dropouts]), digest);
+    this.enforce('second-view', same, () => 'the unmask request names another survivor set than the one this agent signed');
+    const checked = signed ?? view; // a weakened agent goes on with what it was told
+    if (signed === undefined) this.checkPartition(view);
+    const survivors = new Set(checked.survivors);
+    const dropouts = new Set(checked.dropouts);
+    const statement = consistencyStatement(ctx.session, checked.survivors, checked.dropouts);
+    const signatures = this.signatureMap('payload.signatures', payload.signatures);
+    const valid = [...signatures].filter(
+      ([agent, signature]) =>
+        ctx.neighbours.has(agent) && survivors.has(agent) && verifyDetached(statement, signature, ctx.signingKeys.get(agent) as Uint8Array),
+    ).length;
+    const t = ctx.params.threshold;
+    this.enforce('consistency-signatures', valid >= t, () => `only ${valid} neighbours signed this survivor set, fewer than the threshold ${t}`);
     const seedShares: RevealedShare[] = [];
     const keyShares: RevealedShare[] = [];
     for (const [owner, shares] of this.held) {
-      const kind = survivorSet.has(owner) ? 'seed' : 'key';
+      const kind = survivors.has(owner) ? 'seed' : dropouts.has(owner) ? 'key' : undefined;
+      if (kind === undefined) continue;
       const before = this.revealed.get(owner);
-      // Defence in depth: the partition check above already prevents this.
-      if (before !== undefined && before !== kind) {
-        this.fail(new UnmaskConflictError(`asked for both shares of ${owner}`));
-      }
+      // Defence in depth: the partition check already prevents this.
+      if (before !== undefined && before !== kind) this.fail(new UnmaskConflictError(`asked for both shares of ${owner}`));
       this.revealed.set(owner, kind);
-      if (kind === 'seed') seedShares.push({ owner, share: shares.seedShare });
-      else keyShares.push({ owner, share: shares.keyShare });
+      if (kind === 'seed') seedShares.push({ owner, share: shares.seedShare, salt: shares.seedSalt });
+      else keyShares.push({ owner, share: shares.keyShare, salt: shares.keySalt });
     }
-    const messages: AgentMessage[] = [
-      signEnvelope(
-        {
-          session: ctx.session,
-          stage: 'unmask-response',
-          sender: this.id,
-          recipients: [this.serverId],
-          payload: { seedShares, keyShares },
-        },
-        this.identity.secretKey,
-      ),
-    ];
+    const messages = [this.sign('unmask-response', { seedShares, keyShares })];
     this.unmaskAnswer = { digest, messages };
     this.stateValue = 'done';
-    this.context?.mask.secretKey.fill(0);
-    this.context?.encryption.secretKey.fill(0);
+    this.erase();
     return messages;
   }
 
@@ -606,4 +769,41 @@ export class SecAggAgent {
     if (this.context === undefined) throw new InternalError('no session context');
     return this.context;
   }
+}
+
+/**
+ * Checks a decrypted share plaintext against the sender's commitments; a string says what is
+ * wrong. Shared with the coordinator, which re-runs it to judge a complaint.
+ */
+export function checkSharePlaintext(
+  opened: Uint8Array,
+  session: string,
+  from: string,
+  to: string,
+  seedCommit: Uint8Array,
+  keyCommit: Uint8Array,
+): HeldShares | string {
+  let plain: Record<string, unknown>;
+  try {
+    plain = expectRecord('share plaintext', decodeCanonical(opened, 'share plaintext'));
+  } catch (err) {
+    return `the plaintext does not decode (${(err as Error).message})`;
+  }
+  if (plain.protocol !== PROTOCOL_ID || plain.session !== session || plain.from !== from || plain.to !== to) {
+    return 'the plaintext was made for another session or pair';
+  }
+  const bytes = (key: string, length: number): Uint8Array | undefined => {
+    const v = plain[key];
+    return v instanceof Uint8Array && v.length === length ? v : undefined;
+  };
+  const seedShare = bytes('seedShare', SHARE_LENGTH);
+  const seedSalt = bytes('seedSalt', SHARE_SALT_LENGTH);
+  const keyShare = bytes('keyShare', SHARE_LENGTH);
+  const keySalt = bytes('keySalt', SHARE_SALT_LENGTH);
+  if (seedShare === undefined || seedSalt === undefined || keyShare === undefined || keySalt === undefined) {
+    return 'the plaintext lacks a share or salt of the right length';
+  }
+  if (!bytesEqual(shareCommitment(session, from, to, 'seed', seedShare, seedSalt), seedCommit)) return 'the seed share does not match its commitment';
+  if (!bytesEqual(shareCommitment(session, from, to, 'key', keyShare, keySalt), keyCommit)) return 'the mask-key share does not match its commitment';
+  return { seedShare, seedSalt, keyShare, keySalt };
 }

@@ -174,6 +174,13 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Does `secretKey` (X25519) belong to `publicKey`? Used to check reconstructed mask keys. */
+const PROBE_SCALAR = new Uint8Array(32).fill(0x5a);
+
+/** Throws WEAK_KEY if `publicKey` is not a usable X25519 public key (wrong length, small order). */
+export function assertStrongX25519(publicKey: Uint8Array, whose: string): void {
+  x25519(PROBE_SCALAR, publicKey, whose).fill(0);
+}
+
 export function x25519PublicMatches(secretKey: Uint8Array, publicKey: Uint8Array): boolean {
   return secretKey.length === 32 && bytesEqual(publicFromPrivate(xPrivateKey(secretKey)), publicKey);
 }

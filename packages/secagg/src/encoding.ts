@@ -277,3 +277,27 @@ export function weightedMean(decoded: DecodedSum, params: FixedPointParams): Wei
   const errorBound = (eS * W + maxAbs * decoded.weightErrorBound) / (W * (W - decoded.weightErrorBound));
   return { mean, errorBound };
 }
+
+/**
+ * Range check of an unmasked sum of `count` inputs before anyone uses it: each honest input has
+ * |value word| <= maxValueWord and weight word <= maxWeightWord, so the sum must stay within
+ * count times those (a corrupt agent can mask arbitrary words, and masking cannot stop it).
+ * Returns why the sum is out of range, or undefined when it is in range.
+ */
+export function checkSumRange(sum: Uint32Array, params: FixedPointParams, count: number): string | undefined {
+  if (sum.length !== params.length) return `the sum has ${sum.length} words, expected ${params.length}`;
+  const valueBound = count * params.maxValueWord;
+  for (let i = 0; i < params.dimension; i++) {
+    const v = (sum[i] as number) | 0;
+    if (v > valueBound || v < -valueBound) {
+      return `coordinate ${i} of the sum is ${v / params.scale}, outside the ${count} x clip ${params.clip} = ${valueBound / params.scale} that ${count} clipped inputs can reach`;
+    }
+  }
+  const weight = sum[params.dimension] as number;
+  const weightBound = count * params.maxWeightWord;
+  if (weight > weightBound) {
+    return `the total weight ${weight / params.weightScale} is above ${count} x maxWeight ${params.maxWeight}`;
+  }
+  if (weight === 0) return `the total weight of ${count} inputs is 0: there is nothing to average`;
+  return undefined;
+}

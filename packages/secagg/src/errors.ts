@@ -156,6 +156,18 @@ export const RelayInconsistentError = createError<'FEDCLR_SECAGG_RELAY_INCONSIST
   422,
 );
 
+/**
+ * The agent refuses to go on because a rule that protects its input (or its neighbours') would
+ * be broken. Args: (rule, details). Rules: masking-neighbours, participants-subset,
+ * survivor-neighbours, owner-neighbours, participants-split, consistency-signatures,
+ * second-view, cohort-size.
+ */
+export const ConsistencyError = createError<'FEDCLR_SECAGG_CONSISTENCY', 422, [string, string]>(
+  'FEDCLR_SECAGG_CONSISTENCY',
+  'Refusing to go on (rule %s): %s',
+  422,
+);
+
 // ---- encoding ------------------------------------------------------------------------------
 
 /** Message fields have the wrong type, length or shape. Args: (where, what is wrong). */
@@ -208,6 +220,7 @@ export const ErrorCodes = {
   INCONSISTENT_ANNOUNCEMENT: 'FEDCLR_SECAGG_INCONSISTENT_ANNOUNCEMENT',
   UNMASK_CONFLICT: 'FEDCLR_SECAGG_UNMASK_CONFLICT',
   RELAY_INCONSISTENT: 'FEDCLR_SECAGG_RELAY_INCONSISTENT',
+  CONSISTENCY: 'FEDCLR_SECAGG_CONSISTENCY',
   MALFORMED: 'FEDCLR_SECAGG_MALFORMED',
   ENCODING_NO_WRAP: 'FEDCLR_SECAGG_ENCODING_NO_WRAP',
   ENCODING_INPUT: 'FEDCLR_SECAGG_ENCODING_INPUT',

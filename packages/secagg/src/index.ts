@@ -49,6 +49,7 @@ export {
   deriveFixedPoint,
   encodeFixedPoint,
   decodeFixedPointSum,
+  checkSumRange,
   weightedMean,
   preQuantized,
   cryptoRandomWords,
@@ -57,9 +58,19 @@ export {
   type DecodedSum,
   type WeightedMean,
 } from './encoding.js';
-export { maskNonce, selfMaskKey, pairwiseMaskKey, pairwiseSign, seedCommitment } from './masks.js';
+export {
+  maskNonce,
+  selfMaskKey,
+  pairwiseMaskKey,
+  pairwiseSign,
+  seedCommitment,
+  shareCommitment,
+  shareStatement,
+  maskedWithStatement,
+  consistencyStatement,
+} from './masks.js';
 export * from './messages.js';
-export { SecAggAgent, type AgentOptions, type AgentPolicy, type AgentState } from './agent.js';
+export { SecAggAgent, type AgentOptions, type AgentPolicy, type AgentState, type Rule } from './agent.js';
 export {
   SecAggServer,
   type ServerOptions,
@@ -70,5 +81,6 @@ export {
   type AbortReason,
   type AggregationResult,
   type StageDropouts,
+  type Misbehaviour,
 } from './server.js';
 export { runInProcess, type SimulationOptions, type SimulationOutcome, type TimingEvent, type DropPoint } from './simulate.js';

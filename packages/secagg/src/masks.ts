@@ -57,3 +57,63 @@ export function seedCommitment(session: string, owner: string, seed: Uint8Array)
 export const SEED_LENGTH = 32;
 /** shamir-secret-sharing shares are the secret length plus one x-coordinate byte. */
 export const SHARE_LENGTH = SEED_LENGTH + 1;
+
+/** Random salt inside each encrypted share, so a share commitment hides the share. */
+export const SHARE_SALT_LENGTH = 16;
+
+/**
+ * Commitment of `owner` to the share of kind `kind` it gave `holder`. The owner publishes it in
+ * its signed share-keys message; a revealed share that does not match is a bad share of that
+ * holder, and is skipped (robust reconstruction).
+ */
+export function shareCommitment(
+  session: string,
+  owner: string,
+  holder: string,
+  kind: 'seed' | 'key',
+  share: Uint8Array,
+  salt: Uint8Array,
+): Uint8Array {
+  return canonicalDigest(['fedclr/secagg+ share commitment', PROTOCOL_ID, session, owner, holder, kind, share, salt]);
+}
+
+const SIGNED_STATEMENT_CONTEXT = 'fedclr/secagg+/1 statement\0';
+
+/**
+ * What an agent signs for each encrypted share: a recipient complains (revealing the one inbox
+ * secret that opens it) only about a ciphertext its sender signed, so a coordinator that garbles
+ * ciphertexts cannot harvest inbox secrets; it only makes the recipient leave.
+ */
+export function shareStatement(
+  session: string,
+  from: string,
+  to: string,
+  share: { readonly nonce: Uint8Array; readonly ciphertext: Uint8Array; readonly seedShareCommitment: Uint8Array; readonly keyShareCommitment: Uint8Array },
+): Uint8Array {
+  return canonicalDigest([
+    SIGNED_STATEMENT_CONTEXT,
+    'encrypted-share',
+    PROTOCOL_ID,
+    session,
+    from,
+    to,
+    share.nonce,
+    share.ciphertext,
+    share.seedShareCommitment,
+    share.keyShareCommitment,
+  ]);
+}
+
+/**
+ * What an agent signs in its masked input: the participant set it masked with. Every neighbour
+ * that will reveal its seed checks it against its own view, so the coordinator cannot show the
+ * agent a smaller participant list than everybody else (the split-view attack).
+ */
+export function maskedWithStatement(session: string, agent: string, participants: readonly string[]): Uint8Array {
+  return canonicalDigest([SIGNED_STATEMENT_CONTEXT, 'masked-with', PROTOCOL_ID, session, agent, [...participants].sort()]);
+}
+
+/** What an agent signs in the consistency stage: the one survivor/dropout view it accepts. */
+export function consistencyStatement(session: string, survivors: readonly string[], dropouts: readonly string[]): Uint8Array {
+  return canonicalDigest([SIGNED_STATEMENT_CONTEXT, 'consistency', PROTOCOL_ID, session, [...survivors].sort(), [...dropouts].sort()]);
+}

@@ -20,14 +20,22 @@ export const PROTOCOL_ID = 'fedclr/secagg+/1';
 /** Default id of the coordinator endpoint in envelopes. */
 export const DEFAULT_SERVER_ID = 'coordinator';
 
-/** Stages, in protocol order. Server -> agents: setup, keys, shares, unmask. */
+/**
+ * Stages, in protocol order. Server -> agents: setup, keys, shares, participants, check,
+ * unmask. Agents -> server: advertise, share-keys, share-check, masked-input, consistency,
+ * unmask-response.
+ */
 export type Stage =
   | 'setup'
   | 'advertise'
   | 'keys'
   | 'share-keys'
   | 'shares'
+  | 'share-check'
+  | 'participants'
   | 'masked-input'
+  | 'check'
+  | 'consistency'
   | 'unmask'
   | 'unmask-response';
 
@@ -64,10 +72,32 @@ export type SessionConfig = {
 };
 
 export type SetupPayload = { readonly config: SessionConfig };
-export type AdvertisePayload = { readonly encryptionKey: Uint8Array; readonly maskKey: Uint8Array };
+/** A per-neighbour key: `peer` is the other agent, `key` 32 bytes. */
+export type PeerKey = { readonly peer: string; readonly key: Uint8Array };
+export type AdvertisePayload = {
+  /** Sender side of share encryption (X25519). */
+  readonly encryptionKey: Uint8Array;
+  /** Pairwise-mask key (X25519). */
+  readonly maskKey: Uint8Array;
+  /**
+   * One inbox key per neighbour (X25519): shares from `peer` are encrypted to it. Revealing one
+   * inbox secret proves a bad ciphertext from that neighbour and opens nothing else.
+   */
+  readonly inboxKeys: readonly PeerKey[];
+};
 export type AdvertiseMessage = Envelope<'advertise', AdvertisePayload>;
+/** The recipient's neighbours' advertisements (and its own), as signed by them. */
 export type KeysPayload = { readonly advertisements: readonly AdvertiseMessage[] };
-export type EncryptedShare = { readonly peer: string; readonly nonce: Uint8Array; readonly ciphertext: Uint8Array };
+export type EncryptedShare = {
+  readonly peer: string;
+  readonly nonce: Uint8Array;
+  readonly ciphertext: Uint8Array;
+  /** shareCommitment of the seed share and of the mask-key share inside (with their salts). */
+  readonly seedShareCommitment: Uint8Array;
+  readonly keyShareCommitment: Uint8Array;
+  /** The sender's Ed25519 signature over shareStatement(session, sender, recipient, the fields above). */
+  readonly signature: Uint8Array;
+};
 export type ShareKeysPayload = {
   /** SHA-256 commitment to the self-mask seed, checked after reconstruction. */
   readonly seedCommitment: Uint8Array;
@@ -75,14 +105,36 @@ export type ShareKeysPayload = {
   readonly shares: readonly EncryptedShare[];
 };
 export type SharesPayload = {
-  /** Every agent whose shares were accepted (U2); the masked-input stage expects them. */
+  /** Every agent whose shares were accepted (U2). */
   readonly participants: readonly string[];
   /** Ciphertexts addressed to the recipient; `peer` is the sender. */
   readonly shares: readonly EncryptedShare[];
 };
-export type MaskedInputPayload = { readonly masked: Uint32Array };
-export type UnmaskPayload = { readonly survivors: readonly string[]; readonly dropouts: readonly string[] };
-export type RevealedShare = { readonly owner: string; readonly share: Uint8Array };
+/** A recipient's proof that `peer`'s ciphertext to it is bad: the one inbox secret for `peer`. */
+export type Complaint = { readonly peer: string; readonly inboxSecret: Uint8Array; readonly reason: string };
+export type ShareCheckPayload = { readonly complaints: readonly Complaint[] };
+/** The final masking set (U2 minus agents proven to have sent bad shares, minus the silent). */
+export type ParticipantsPayload = { readonly participants: readonly string[] };
+export type MaskedInputPayload = {
+  readonly masked: Uint32Array;
+  /** Signature over maskedWithStatement(session, sender, participants): whom it masked with. */
+  readonly maskedWith: Uint8Array;
+};
+export type AgentSignature = { readonly agent: string; readonly signature: Uint8Array };
+export type CheckPayload = {
+  readonly survivors: readonly string[];
+  readonly dropouts: readonly string[];
+  /** The recipient's surviving neighbours' masked-with signatures. */
+  readonly maskedWith: readonly AgentSignature[];
+};
+export type ConsistencyPayload = { readonly signature: Uint8Array };
+export type UnmaskPayload = {
+  readonly survivors: readonly string[];
+  readonly dropouts: readonly string[];
+  /** Consistency signatures of the recipient's neighbours over (survivors, dropouts). */
+  readonly signatures: readonly AgentSignature[];
+};
+export type RevealedShare = { readonly owner: string; readonly share: Uint8Array; readonly salt: Uint8Array };
 export type UnmaskResponsePayload = {
   /** Shares of the self-mask seeds of surviving neighbours. */
   readonly seedShares: readonly RevealedShare[];
@@ -96,21 +148,33 @@ export type SharePlaintext = {
   readonly from: string;
   readonly to: string;
   readonly seedShare: Uint8Array;
+  readonly seedSalt: Uint8Array;
   readonly keyShare: Uint8Array;
+  readonly keySalt: Uint8Array;
 };
 
 export type SetupMessage = Envelope<'setup', SetupPayload>;
 export type KeysMessage = Envelope<'keys', KeysPayload>;
 export type ShareKeysMessage = Envelope<'share-keys', ShareKeysPayload>;
 export type SharesMessage = Envelope<'shares', SharesPayload>;
+export type ShareCheckMessage = Envelope<'share-check', ShareCheckPayload>;
+export type ParticipantsMessage = Envelope<'participants', ParticipantsPayload>;
+export type CheckMessage = Envelope<'check', CheckPayload>;
+export type ConsistencyMessage = Envelope<'consistency', ConsistencyPayload>;
 export type MaskedInputMessage = Envelope<'masked-input', MaskedInputPayload>;
 export type UnmaskMessage = Envelope<'unmask', UnmaskPayload>;
 export type UnmaskResponseMessage = Envelope<'unmask-response', UnmaskResponsePayload>;
 
 /** What the coordinator sends to agents. */
-export type ServerMessage = SetupMessage | KeysMessage | SharesMessage | UnmaskMessage;
+export type ServerMessage = SetupMessage | KeysMessage | SharesMessage | ParticipantsMessage | CheckMessage | UnmaskMessage;
 /** What agents send to the coordinator. */
-export type AgentMessage = AdvertiseMessage | ShareKeysMessage | MaskedInputMessage | UnmaskResponseMessage;
+export type AgentMessage =
+  | AdvertiseMessage
+  | ShareKeysMessage
+  | ShareCheckMessage
+  | MaskedInputMessage
+  | ConsistencyMessage
+  | UnmaskResponseMessage;
 export type SecAggMessage = ServerMessage | AgentMessage;
 
 const SIGNATURE_CONTEXT = new TextEncoder().encode('fedclr/secagg+/1 signature\0');

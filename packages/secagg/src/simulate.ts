@@ -7,7 +7,7 @@ import { messageByteLength, type AgentMessage, type SecAggMessage, type ServerMe
 import type { SecAggServer, ServerStage, ServerStatus } from './server.js';
 
 /** Stages an agent can go silent before (it never sends that stage's message, nor later ones). */
-export type DropPoint = 'advertise' | 'share-keys' | 'masked-input' | 'unmask-response';
+export type DropPoint = 'advertise' | 'share-keys' | 'share-check' | 'masked-input' | 'consistency' | 'unmask-response';
 
 export interface TimingEvent {
   readonly party: 'agent' | 'server';
@@ -27,18 +27,32 @@ export interface SimulationOptions {
   readonly agents: ReadonlyMap<string, SecAggAgent>;
   /** The encoded input of an agent, called once its session config is known. */
   readonly input: (id: string, agent: SecAggAgent) => Uint32Array;
-  /** 'early': right after setup (training overlaps key setup); 'late': once shares arrived. */
+  /** 'early': right after setup (training overlaps key setup); 'late': once participants arrived. */
   readonly inputTiming?: 'early' | 'late';
   readonly dropBefore?: Partial<Record<DropPoint, readonly string[]>>;
   readonly onTiming?: (event: TimingEvent) => void;
   /** Called for every message actually sent, with its canonical byte length. */
   readonly onSend?: (from: string, message: SecAggMessage, bytes: number) => void;
+  /**
+   * Rewrites an agent's message before the coordinator sees it (a misbehaving agent: the test
+   * re-signs with that agent's key). Return undefined to send it unchanged.
+   */
+  readonly tamper?: (from: string, message: AgentMessage) => AgentMessage | undefined;
+  /** An agent threw: without this handler the error propagates; with it the agent goes silent. */
+  readonly onAgentError?: (id: string, error: Error) => void;
+  /**
+   * The coordinator refused an agent's message (state unchanged): without this handler the error
+   * propagates; with it the run goes on as if the message was never sent.
+   */
+  readonly onRefused?: (id: string, message: AgentMessage, error: Error) => void;
 }
 
 export interface SimulationOutcome {
   readonly status: ServerStatus;
   /** Agents that went silent, with the stage they skipped. */
   readonly dropped: ReadonlyMap<string, DropPoint>;
+  /** Agents that threw (refused to go on), with the error. */
+  readonly failed: ReadonlyMap<string, Error>;
 }
 
 const now = (): number => performance.now();
@@ -47,12 +61,23 @@ const cpu = (): number => {
   return (usage.user + usage.system) / 1000;
 };
 
-export async function runInProcess(options: SimulationOptions): Promise<SimulationOutcome> {
+export function runInProcess(options: SimulationOptions): SimulationOutcome {
   const { server, agents } = options;
   const timing = options.onTiming ?? (() => undefined);
   const send = options.onSend ?? (() => undefined);
   const inputTiming = options.inputTiming ?? 'early';
   const dropped = new Map<string, DropPoint>();
+  const failed = new Map<string, Error>();
+  const guard = (id: string, task: () => AgentMessage[]): AgentMessage[] => {
+    if (options.onAgentError === undefined) return task();
+    try {
+      return task();
+    } catch (err) {
+      failed.set(id, err as Error);
+      options.onAgentError(id, err as Error);
+      return [];
+    }
+  };
   const dropAt = new Map<string, DropPoint>();
   for (const [point, ids] of Object.entries(options.dropBefore ?? {}) as [DropPoint, readonly string[]][]) {
     for (const id of ids) dropAt.set(id, point);
@@ -65,9 +90,10 @@ export async function runInProcess(options: SimulationOptions): Promise<Simulati
     }
   };
 
-  const toServer = async (id: string, messages: readonly AgentMessage[]): Promise<void> => {
-    for (const m of messages) {
+  const toServer = (id: string, messages: readonly AgentMessage[]): void => {
+    for (const original of messages) {
       if (dropped.has(id)) return;
+      const m = options.tamper?.(id, original) ?? original;
       if (dropAt.get(id) === m.stage) {
         dropped.set(id, m.stage as DropPoint);
         return;
@@ -76,19 +102,26 @@ export async function runInProcess(options: SimulationOptions): Promise<Simulati
       const serverStage = server.stage;
       const start = now();
       const startCpu = cpu();
-      const step = await server.receive(m);
+      let step: ReturnType<SecAggServer['receive']>;
+      try {
+        step = server.receive(m);
+      } catch (err) {
+        if (options.onRefused === undefined) throw err;
+        options.onRefused(id, m, err as Error);
+        continue;
+      }
       timing({ party: 'server', id, stage: m.stage, serverStage, ms: now() - start, cpuMs: cpu() - startCpu });
       fromServer(step.messages);
     }
   };
 
-  const provideInput = async (id: string, agent: SecAggAgent): Promise<void> => {
+  const provideInput = (id: string, agent: SecAggAgent): void => {
     const vector = options.input(id, agent);
     const start = now();
     const startCpu = cpu();
-    const out = await agent.setInput(vector);
+    const out = guard(id, () => agent.setInput(vector));
     timing({ party: 'agent', id, stage: 'input', ms: now() - start, cpuMs: cpu() - startCpu });
-    await toServer(id, out);
+    toServer(id, out);
   };
 
   fromServer(server.start());
@@ -99,23 +132,23 @@ export async function runInProcess(options: SimulationOptions): Promise<Simulati
       const serverStage = server.stage;
       const start = now();
       const startCpu = cpu();
-      const step = await server.stageDeadline();
+      const step = server.stageDeadline();
       timing({ party: 'server', id: server.serverId, stage: 'deadline', serverStage, ms: now() - start, cpuMs: cpu() - startCpu });
       fromServer(step.messages);
       continue;
     }
     for (const id of message.recipients) {
       const agent = agents.get(id);
-      if (agent === undefined || dropped.has(id)) continue;
+      if (agent === undefined || dropped.has(id) || failed.has(id)) continue;
       const start = now();
       const startCpu = cpu();
-      const out = await agent.receive(message);
+      const out = guard(id, () => agent.receive(message));
       timing({ party: 'agent', id, stage: message.stage, ms: now() - start, cpuMs: cpu() - startCpu });
-      await toServer(id, out);
-      if (dropped.has(id)) continue;
-      if (message.stage === 'setup' && inputTiming === 'early') await provideInput(id, agent);
-      if (message.stage === 'shares' && inputTiming === 'late') await provideInput(id, agent);
+      toServer(id, out);
+      if (dropped.has(id) || failed.has(id)) continue;
+      if (message.stage === 'setup' && inputTiming === 'early') provideInput(id, agent);
+      if (message.stage === 'participants' && inputTiming === 'late') provideInput(id, agent);
     }
   }
-  return { status: server.status, dropped };
+  return { status: server.status, dropped, failed };
 }

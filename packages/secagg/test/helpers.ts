@@ -13,6 +13,7 @@ import {
   type RandomWords,
   type SigningKeyPair,
   type AgentMessage,
+  type AgentOptions,
   type ServerMessage,
 } from '../src/index.js';
 
@@ -73,6 +74,8 @@ export interface Federation {
   readonly input: (id: string) => Uint32Array;
   /** A new agent object for `id` (e.g. for a second session). */
   readonly makeAgent: (id: string, session?: string) => SecAggAgent;
+  /** The options makeAgent uses (to build a subclass, e.g. a deliberately weakened agent). */
+  readonly agentOptions: (id: string, session?: string) => AgentOptions;
 }
 
 export function agentId(i: number): string {
@@ -102,15 +105,15 @@ export function makeFederation(options: FederationOptions): Federation {
     ...(options.securityBits !== undefined ? { securityBits: options.securityBits } : {}),
     ...(options.prg !== undefined ? { prg: options.prg } : {}),
   });
-  const makeAgent = (id: string, agentSession = session): SecAggAgent =>
-    new SecAggAgent({
-      id,
-      identity: identities.get(id) as SigningKeyPair,
-      serverPublicKey: serverIdentity.publicKey,
-      session: agentSession,
-      random: seededBytes(`${label}/${agentSession}/agent-random/${id}`),
-      policy: { minSecurityBits: options.securityBits ?? 40 },
-    });
+  const agentOptions = (id: string, agentSession = session): AgentOptions => ({
+    id,
+    identity: identities.get(id) as SigningKeyPair,
+    serverPublicKey: serverIdentity.publicKey,
+    session: agentSession,
+    random: seededBytes(`${label}/${agentSession}/agent-random/${id}`),
+    policy: { minSecurityBits: options.securityBits ?? 40 },
+  });
+  const makeAgent = (id: string, agentSession = session): SecAggAgent => new SecAggAgent(agentOptions(id, agentSession));
   const agents = new Map(ids.map((id) => [id, makeAgent(id)]));
   const updates = new Map(
     ids.map((id, i) => [
@@ -129,7 +132,7 @@ export function makeFederation(options: FederationOptions): Federation {
     }
     return vector;
   };
-  return { server, agents, identities, serverIdentity, encoding, session, ids, updates, encoded, input, makeAgent };
+  return { server, agents, identities, serverIdentity, encoding, session, ids, updates, encoded, input, makeAgent, agentOptions };
 }
 
 /** Plaintext sum mod 2^32 of the given vectors. */
@@ -152,31 +155,31 @@ export function chiSquareBytes(bytes: Uint8Array): number {
 /** Critical value of chi-square with 255 degrees of freedom at p = 0.001. */
 export const CHI2_255_P001 = 330.52;
 
-/** Expects a promise to reject with a given error code; returns the error. */
-export async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<Error & { code: string }> {
+/** Expects `fn` to throw an error with a given code; returns the error. */
+export function throwsWithCode(fn: () => unknown, code: string): Error & { code: string } {
   try {
-    await promise;
+    fn();
   } catch (err) {
     const e = err as Error & { code: string };
     if (e.code !== code) throw new Error(`expected ${code}, got ${String(e.code)}: ${e.message}`);
     return e;
   }
-  throw new Error(`expected rejection with ${code}, but it resolved`);
+  throw new Error(`expected an error with ${code}, but it returned`);
 }
 
 /** Delivers coordinator messages to their recipient agents; returns each agent's replies. */
-export async function deliver(
+export function deliver(
   fed: Federation,
   messages: readonly ServerMessage[],
   skip: ReadonlySet<string> = new Set(),
-): Promise<Map<string, AgentMessage[]>> {
+): Map<string, AgentMessage[]> {
   const replies = new Map<string, AgentMessage[]>();
   for (const message of messages) {
     for (const id of message.recipients) {
       const agent = fed.agents.get(id);
       if (agent === undefined || skip.has(id)) continue;
-      const out = await agent.receive(message);
-      if (message.stage === 'setup') out.push(...(await agent.setInput(fed.input(id))));
+      const out = agent.receive(message);
+      if (message.stage === 'setup') out.push(...agent.setInput(fed.input(id)));
       replies.set(id, [...(replies.get(id) ?? []), ...out]);
     }
   }
@@ -184,20 +187,20 @@ export async function deliver(
 }
 
 /** Sends agents' replies to the coordinator; returns what it sends next. */
-export async function submit(fed: Federation, replies: ReadonlyMap<string, readonly AgentMessage[]>): Promise<ServerMessage[]> {
+export function submit(fed: Federation, replies: ReadonlyMap<string, readonly AgentMessage[]>): ServerMessage[] {
   const next: ServerMessage[] = [];
   for (const messages of replies.values()) {
-    for (const m of messages) next.push(...(await fed.server.receive(m)).messages);
+    for (const m of messages) next.push(...fed.server.receive(m).messages);
   }
   return next;
 }
 
 /** Runs the protocol until the coordinator is about to send `stage`; returns those messages. */
-export async function runUntil(fed: Federation, stage: ServerMessage['stage']): Promise<ServerMessage[]> {
+export function runUntil(fed: Federation, stage: ServerMessage['stage']): ServerMessage[] {
   let messages: ServerMessage[] = fed.server.start();
   while (messages[0]?.stage !== stage) {
     if (messages.length === 0) throw new Error(`protocol stalled before ${stage}`);
-    messages = await submit(fed, await deliver(fed, messages));
+    messages = submit(fed, deliver(fed, messages));
   }
   return messages;
 }
