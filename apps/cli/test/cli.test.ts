@@ -73,6 +73,16 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '0/2', '--view-size', '3'], /--view-size must be an integer >= 4, got '3'/],
     [['simulate', '--train-slots=-1'], /--train-slots must be an integer >= 0, got '-1'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', '2'], /--train-slots takes only 'ipc'/],
+    // Trust and policy (issue 11): no way to trust the coordinator, bad keys, bad policy values.
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x'], /give --coordinator-key KEY \(the coordinator's public key: .*GET http:\/\/127\.0\.0\.1:1\/api\/status returns it as coordinatorKey\), or --trust-on-first-use/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--coordinator-key', 'abc'], /--coordinator-key must be the coordinator's 32-byte Ed25519 public key as 64 hex characters or base64, got 'abc'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--coordinator-key', '00'.repeat(32)], /--coordinator-key must be .*small-order/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--coordinator-key', 'ab'.repeat(32), '--trust-on-first-use'], /either --coordinator-key KEY or --trust-on-first-use, not both/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-cohort=-1'], /--min-cohort must be an integer >= 1, got '-1'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-cohort', '2.5'], /--min-cohort must be an integer >= 1, got '2\.5'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier=-1'], /--min-noise-multiplier must be a number >= 0, got '-1'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier', 'lots'], /--min-noise-multiplier must be a number >= 0, got 'lots'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--allow-plain', '--require-secure'], /either --allow-plain or --require-secure, not both/],
     // node --test runs this file without an IPC channel to its parent
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', 'ipc'], /--train-slots ipc needs an IPC channel to the parent process/],
   ];
@@ -190,10 +200,12 @@ describe('signals', () => {
     };
     try {
       const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--log-level', 'warn']);
-      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator listening on (http:\/\/\S+) /, 30_000);
+      // The banner, then the coordinator's public key (printed at start): the agent pins it.
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator listening on (http:\/\/\S+) [\s\S]*coordinator public key ([0-9a-f]{64})/, 30_000);
       const url = /listening on (http:\/\/\S+) /.exec(banner)?.[1] as string;
+      const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
       const agent = start([
-        'agent', '--coordinator', url, '--dataset', 'fashion-mnist', '--client', '0/2', '--limit', '64', '--holdout', '10',
+        'agent', '--coordinator', url, '--coordinator-key', key, '--allow-plain', '--dataset', 'fashion-mnist', '--client', '0/2', '--limit', '64', '--holdout', '10',
         '--state', join(dir, 'a'), '--workers', '0', '--json', '--log-level', 'info',
       ]);
       await waitFor(agent.child.stderr as NodeJS.ReadableStream, /agent started/, 30_000);

@@ -5,6 +5,11 @@
 //
 // Wire: both directions use the socket.io event 'message' carrying one protocol message
 // (binary fields travel as socket.io binary attachments).
+//
+// Every message to an agent except `reject` (frozen across majors) is signed here with the
+// coordinator's Ed25519 identity, bound to the connection: the agent id, the nonce of the
+// agent's hello and this connection's session id (signCoordinatorMessage). The welcome carries
+// the public key; agents pin it (--coordinator-key) or trust it on first use.
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
@@ -14,6 +19,7 @@ import {
   rejectForError,
   rejectMessage,
   respondToHello,
+  signCoordinatorMessage,
   updateRejectReasonFor,
 } from '@fedclr/protocol';
 import type { AgentMessage, CoordinatorMessage, Protocol, RejectReason } from '@fedclr/protocol';
@@ -34,6 +40,8 @@ interface Session {
   publicKey?: Uint8Array;
   key?: KeyObject;
   sessionId?: string;
+  /** The agent's hello.nonce: every signature to this connection covers it. */
+  nonce?: Uint8Array;
   handshakeTimer?: NodeJS.Timeout;
   lastSeen: number;
   heartbeat?: { state: string; roundId?: number; progress?: number; at: number };
@@ -47,6 +55,8 @@ export interface GatewayOptions {
   readonly enrolment: EnrolmentGate;
   readonly metrics: CoordinatorMetrics;
   readonly coordinatorId: string;
+  /** The coordinator's Ed25519 identity (tweetnacl layout): signs every message to agents. */
+  readonly identity: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
   readonly heartbeatIntervalMs: number;
   readonly handshakeTimeoutMs: number;
   readonly requireSignatures: boolean;
@@ -104,8 +114,14 @@ export class Gateway {
   send(agentId: string, message: CoordinatorMessage): boolean {
     const s = this.byAgent.get(agentId);
     if (s === undefined || s.state !== 'ready') return false;
-    s.socket.emit(MESSAGE_EVENT, message);
+    s.socket.emit(MESSAGE_EVENT, message.type === 'reject' ? message : this.sign(s, message));
     return true;
+  }
+
+  /** Signs a message for one connection (agent id, hello nonce, session id). */
+  private sign<M extends Exclude<CoordinatorMessage, { type: 'reject' }>>(s: Session, message: M): M {
+    const binding = { agentId: s.agentId as string, nonce: s.nonce as Uint8Array, sessionId: s.sessionId as string };
+    return signCoordinatorMessage(message, binding, this.o.identity.secretKey);
   }
 
   /** Disconnects an agent (after a shutdown message, for instance). */
@@ -215,6 +231,7 @@ export class Gateway {
     const sessionId = createSessionId();
     const reply = respondToHello(hello, {
       sessionId,
+      coordinatorKey: o.identity.publicKey,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       coordinatorId: o.coordinatorId,
       modelVersion: o.modelVersion(),
@@ -228,8 +245,9 @@ export class Gateway {
     session.publicKey = new Uint8Array(hello.publicKey);
     session.key = ed25519PublicKey(session.publicKey);
     session.sessionId = sessionId;
+    session.nonce = new Uint8Array(hello.nonce);
     session.state = 'proving';
-    session.socket.emit(MESSAGE_EVENT, reply);
+    session.socket.emit(MESSAGE_EVENT, this.sign(session, reply));
   }
 
   private onProof(session: Session, raw: unknown): void {

@@ -32,6 +32,14 @@ export async function freePort(): Promise<number> {
 
 export const MODEL = { rows: 40, cols: 25, seed: 3 } as const;
 
+/**
+ * What a test agent needs to work with a test coordinator: the coordinator's key pinned, and a
+ * lax round policy (these tests run plain rounds and cohorts of 2-5; the policy has its own tests).
+ */
+export function trust(coordinatorKey: string): { coordinatorKey: string; policy: { requireSecure: boolean; minCohort: number } } {
+  return { coordinatorKey, policy: { requireSecure: false, minCohort: 1 } };
+}
+
 export async function startTestCoordinator(
   config: Partial<CoordinatorConfig> & { stateDir: string },
 ): Promise<{ coordinator: CoordinatorHandle; manifest: ReturnType<typeof makeModel>['manifest']; weights: Float32Array }> {

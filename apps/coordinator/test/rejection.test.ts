@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { decodeFrame, encodeFrame } from '@fedclr/protocol';
 import type { UpdateMessage, UpdateRejectedMessage } from '@fedclr/protocol';
 import { createFakeTrainer, fakeLocalWeights, loadOrCreateIdentity, startAgent, type AgentHandle, type Connector } from '@fedclr/agent';
-import { startTestCoordinator, tamperingConnector, tempDir, withTimeout, type TamperOptions } from './harness.js';
+import { startTestCoordinator, tamperingConnector, tempDir, trust, withTimeout, type TamperOptions } from './harness.js';
 
 const agentLogger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn', base: { svc: 'agent' } });
 
@@ -76,6 +76,7 @@ test('bad updates are rejected with a clear reason and the model only averages t
       agentId: id,
       trainer: createFakeTrainer({ seed: id, exampleCount: count, scale: 0.05 }),
       logger: agentLogger,
+      ...trust(coordinator.publicKey),
       ...(connector === undefined ? {} : { connector }),
     });
     a.events.on('update-rejected', (r) => rejected.set(id, [...(rejected.get(id) ?? []), r]));
@@ -149,6 +150,7 @@ test('enrolment: allow-list admits listed keys only; an agent id stays bound to 
       trainer: createFakeTrainer(),
       logger: agentLogger,
       reconnect: { maxAttempts: 2, initialDelayMs: 20 },
+      ...trust(url === coordinator.url ? coordinator.publicKey : open.coordinator.publicKey),
       ...(connector === undefined ? {} : { connector }),
     });
     handles.push(a);
@@ -187,7 +189,7 @@ test('enrolment: allow-list admits listed keys only; an agent id stays bound to 
       open.coordinator.url,
       'future',
       'future',
-      tamperingConnector(join(dir, 'future'), { hello: (m) => ({ ...m, protocolVersion: '2.0', hologram: true }) }),
+      tamperingConnector(join(dir, 'future'), { hello: (m) => ({ ...m, protocolVersion: '3.0', hologram: true }) }),
     );
     const fu = await withTimeout(future.done, 5000, 'the future agent to be refused');
     assert.equal(fu.reason, 'rejected');

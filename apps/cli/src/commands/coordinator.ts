@@ -186,9 +186,11 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const startedAt = Date.now();
   const model = handle.globalModel();
   if (ipc) {
-    sendToParent({ type: 'listening', url: handle.url, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
+    sendToParent({ type: 'listening', url: handle.url, coordinatorKey: handle.publicKey, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
   }
   if (!values.json) log(`coordinator listening on ${handle.url} (state ${stateDir}, model ${model.architecture}, ${model.completedRounds} rounds done)`);
+  // Always (stderr, also with --json): the key agents pin.
+  log(`coordinator public key ${handle.publicKey} (agents pin it: fedclr agent --coordinator-key ${handle.publicKey})`);
 
   // ---- stopping: rounds done, time budget, signals, parent gone ---------------------------------
   let stopReason: StopReason | undefined;
