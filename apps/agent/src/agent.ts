@@ -506,13 +506,14 @@ class Agent {
           ),
         );
       }
-    }
-    if (msg.type === 'round-start' && this.session !== undefined) {
-      const last = this.session.lastRoundStart;
-      if (last !== undefined && msg.roundId <= last) {
-        return this.refuse(msg, new MessageReplayedError(msg.type, `round ${msg.roundId} is not newer than round ${last}, already started on this connection`));
+      // Within one connection a signature can be replayed: round ids only grow.
+      if (msg.type === 'round-start' && this.session !== undefined) {
+        const last = this.session.lastRoundStart;
+        if (last !== undefined && msg.roundId <= last) {
+          return this.refuse(msg, new MessageReplayedError(msg.type, `round ${msg.roundId} is not newer than round ${last}, already started on this connection`));
+        }
+        this.session.lastRoundStart = msg.roundId;
       }
-      this.session.lastRoundStart = msg.roundId;
     }
     if (firstUse) {
       this.coordinatorKeys.remember(key).catch((err: unknown) => this.log.error({ err }, 'could not remember the coordinator key'));

@@ -163,6 +163,10 @@ export interface TamperOptions {
   readonly replayPrevious?: boolean;
   /** Drops the connection when a matching coordinator message arrives (before the agent sees it). */
   readonly disconnectOn?: (msg: Record<string, unknown>) => boolean;
+  /** Rewrites what the coordinator sends before the agent sees it (an attacker on the path). */
+  readonly inbound?: (msg: Record<string, unknown>) => Record<string, unknown>;
+  /** Sees everything the agent sends (after the other options), e.g. to record what leaks. */
+  readonly observe?: (msg: Record<string, unknown>) => void;
 }
 
 /** A connector that wraps socket.io and tampers with what a real agent sends. */
@@ -183,7 +187,7 @@ export function tamperingConnector(stateDir: string, t: TamperOptions): Connecto
       onDisconnect: (l) => s.onDisconnect(l),
       onMessage: (l) =>
         s.onMessage((raw) => {
-          const m = raw as Record<string, unknown>;
+          const m = t.inbound === undefined ? (raw as Record<string, unknown>) : t.inbound(raw as Record<string, unknown>);
           if (t.disconnectOn?.(m) === true) {
             s.close();
             return;
@@ -193,9 +197,10 @@ export function tamperingConnector(stateDir: string, t: TamperOptions): Connecto
             rounds++;
             if (t.replayPrevious === true && previous !== undefined) s.send(previous as unknown as AgentOutbound);
           }
-          l(raw);
+          l(m);
         }),
       send: (m) => {
+        t.observe?.(m as unknown as Record<string, unknown>);
         if (t.drop?.(m) === true) return;
         if (m.type === 'hello' && t.hello !== undefined) {
           s.send(t.hello({ ...m }) as unknown as AgentOutbound);
