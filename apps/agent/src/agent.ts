@@ -532,6 +532,14 @@ class Agent {
     // A reject may also come after the welcome: the coordinator refuses the signed 'ready'
     // (key proof) with reason 'bad-signature' or 'not-enrolled'.
     if (reply.type === 'reject') {
+      if (this.session !== undefined && !RETRYABLE_REJECTS.has(reply.reason) && this.o.insecureSkipVerification !== true) {
+        // A reject is unsigned (frozen across majors), and after a verified welcome anyone on the
+        // path could forge one: it ends this connection, never the agent. If the coordinator really
+        // refuses this agent, it says so again at the next hello, where a reject is final.
+        this.log.warn({ reason: reply.reason, detail: reply.message }, 'unsigned reject after the welcome: reconnecting rather than stopping');
+        this.endSession({ kind: 'retry-later', reason: `${reply.reason}: ${reply.message} (unsigned reject after the welcome)` });
+        return;
+      }
       if (RETRYABLE_REJECTS.has(reply.reason)) {
         this.log.warn({ reason: reply.reason, detail: reply.message }, 'coordinator asked us to come back later');
         this.endSession({ kind: 'retry-later', reason: `${reply.reason}: ${reply.message}` });

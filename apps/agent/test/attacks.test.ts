@@ -233,6 +233,27 @@ test('attack: an unsigned shutdown -> refused, the agent keeps working; weakened
   }
 });
 
+test('attack: a forged (necessarily unsigned) reject after the welcome -> the agent reconnects instead of stopping; weakened agent stops', async () => {
+  const attack = (c: FakeConnection): void => c.deliverRaw({ type: 'reject', reason: 'not-enrolled', message: 'forged', protocolVersion: '2.0' });
+  const r = await connected();
+  try {
+    attack(r.c);
+    const c1 = await r.net.connection(1);
+    await c1.handshake();
+    c1.deliver(roundStart(8));
+    assert.ok((await uploaded(c1, 8, 5000)) !== undefined, 'back in business on a new connection');
+  } finally {
+    await r.agent.close();
+  }
+  const w = await connected({ insecureSkipVerification: true });
+  try {
+    attack(w.c);
+    assert.equal((await w.agent.done).reason, 'rejected', 'the weakened agent gives up for good');
+  } finally {
+    await w.agent.close();
+  }
+});
+
 test('attack: an impostor welcome (another coordinator key than the pinned one) -> no session; with that key pinned it is accepted', async () => {
   const impostor = nacl.sign.keyPair();
   const net = new FakeNetwork(impostor);
