@@ -233,6 +233,29 @@ test('attack: an unsigned shutdown -> refused, the agent keeps working; weakened
   }
 });
 
+test('attack: an unsigned round-end "aborted" mid-training -> ignored, the update goes out; weakened agent drops its work', async () => {
+  const slow = { trainer: createFakeTrainer({ seed: 'a', exampleCount: 11, scale: 0.1, delayMs: 300 }) };
+  const attack = (c: FakeConnection): void => {
+    c.deliver(roundStart(9));
+    c.deliverRaw({ type: 'round-end', roundId: 9, outcome: 'aborted', reason: 'forged abort' });
+  };
+  const r = await connected(slow);
+  try {
+    attack(r.c);
+    assert.ok((await uploaded(r.c, 9, 5000)) !== undefined, 'training went on');
+    assert.ok(r.refused.some((x) => x.type === 'round-end' && x.code === 'FEDCLR_AGENT_MESSAGE_UNSIGNED'));
+  } finally {
+    await r.agent.close();
+  }
+  const w = await connected({ ...slow, insecureSkipVerification: true });
+  try {
+    attack(w.c);
+    assert.equal(await uploaded(w.c, 9, 800), undefined, 'the weakened agent aborted its training');
+  } finally {
+    await w.agent.close();
+  }
+});
+
 test('attack: a forged (necessarily unsigned) reject after the welcome -> the agent reconnects instead of stopping; weakened agent stops', async () => {
   const attack = (c: FakeConnection): void => c.deliverRaw({ type: 'reject', reason: 'not-enrolled', message: 'forged', protocolVersion: '2.0' });
   const r = await connected();

@@ -261,6 +261,13 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       },
       checkpoint === undefined ? 'starting a fresh run' : 'resuming from the last completed round',
     );
+    const dp = config.training.dp;
+    if (dp !== undefined && dp.cohortSize > config.minCohort) {
+      logger.warn(
+        { dpCohortSize: dp.cohortSize, minCohort: config.minCohort },
+        'training.dp.cohortSize exceeds minCohort: a round sampling fewer agents would carry less noise than noiseMultiplier claims, and agents refuse it (policy rule dp-cohort); set minCohort >= dp.cohortSize',
+      );
+    }
 
     // ---- servers -----------------------------------------------------------------------------
     const app = Fastify({
