@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import {
   AGENT_TO_COORDINATOR,
+  canonicalJson,
   createSessionId,
   rejectForError,
   rejectMessage,
@@ -81,6 +82,7 @@ export class Gateway {
   /** Authenticated sessions by agent id. */
   private readonly byAgent = new Map<string, Session>();
   private closing = false;
+  private readonly canonical = new WeakMap<object, string>();
 
   constructor(options: GatewayOptions) {
     this.o = options;
@@ -118,10 +120,19 @@ export class Gateway {
     return true;
   }
 
-  /** Signs a message for one connection (agent id, hello nonce, session id). */
+  /**
+   * Signs a message for one connection (agent id, hello nonce, session id). The canonical JSON
+   * of a message object is computed once however many agents get it (the engine sends one
+   * round-start object to the whole cohort, and never mutates a message it sent).
+   */
   private sign<M extends Exclude<CoordinatorMessage, { type: 'reject' }>>(s: Session, message: M): M {
     const binding = { agentId: s.agentId as string, nonce: s.nonce as Uint8Array, sessionId: s.sessionId as string };
-    return signCoordinatorMessage(message, binding, this.o.identity.secretKey);
+    let canonical = this.canonical.get(message);
+    if (canonical === undefined) {
+      canonical = canonicalJson(message);
+      this.canonical.set(message, canonical);
+    }
+    return signCoordinatorMessage(message, binding, this.o.identity.secretKey, canonical);
   }
 
   /** Disconnects an agent (after a shutdown message, for instance). */

@@ -73,10 +73,14 @@ export interface ConnectionBinding {
 /** A coordinator message that carries a signature (everything but reject). */
 export type SignedCoordinatorMessage = Exclude<CoordinatorMessage, { type: 'reject' }>;
 
-/** The bytes the coordinator signs (and the agent verifies) for `message` on `binding`'s connection. */
-export function coordinatorSigningPayload(message: SignedCoordinatorMessage, binding: ConnectionBinding): Buffer {
+/**
+ * The bytes the coordinator signs (and the agent verifies) for `message` on `binding`'s
+ * connection. `canonical` may pass canonicalJson(message) computed once for a message sent to
+ * many agents (the same round-start to a whole cohort: one hash of the weights, not one per agent).
+ */
+export function coordinatorSigningPayload(message: SignedCoordinatorMessage, binding: ConnectionBinding, canonical: string = canonicalJson(message)): Buffer {
   const nonce = Buffer.from(binding.nonce.buffer, binding.nonce.byteOffset, binding.nonce.byteLength).toString('hex');
-  return Buffer.from(`${COORDINATOR_DOMAIN}${binding.agentId}\0${nonce}\0${binding.sessionId}\0${canonicalJson(message)}`, 'utf8');
+  return Buffer.from(`${COORDINATOR_DOMAIN}${binding.agentId}\0${nonce}\0${binding.sessionId}\0${canonical}`, 'utf8');
 }
 
 const b64url = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
@@ -127,8 +131,8 @@ export function ed25519Verify(data: Uint8Array, signature: Uint8Array, publicKey
 }
 
 /** Returns a copy of `message` with `sig` set: the coordinator's signature for this connection. */
-export function signCoordinatorMessage<M extends SignedCoordinatorMessage>(message: M, binding: ConnectionBinding, secretKey: Uint8Array): M {
-  const sig = ed25519Sign(coordinatorSigningPayload(message, binding), secretKey);
+export function signCoordinatorMessage<M extends SignedCoordinatorMessage>(message: M, binding: ConnectionBinding, secretKey: Uint8Array, canonical?: string): M {
+  const sig = ed25519Sign(coordinatorSigningPayload(message, binding, canonical), secretKey);
   return { ...message, sig };
 }
 

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import {
+  canonicalJson,
   coordinatorSigningPayload,
   createConnectionNonce,
   ed25519Sign,
@@ -87,6 +88,13 @@ describe('coordinator signatures', () => {
     const p = coordinatorSigningPayload({ type: 'shutdown', reason: 'stopping' }, binding);
     assert.ok(p.toString('utf8').startsWith(`fedclr-coordinator-sig-v1\0edge-01\0${'09'.repeat(32)}\0${'S'.repeat(22)}\0{`));
     assert.ok(!ed25519Verify(p, agentSig, coordinator.publicKey));
+  });
+
+  it('a precomputed canonical JSON (one message to a whole cohort) gives the same payload', () => {
+    const m = roundStart();
+    assert.deepEqual(coordinatorSigningPayload(m, binding, canonicalJson(m)), coordinatorSigningPayload(m, binding));
+    const other = { ...binding, agentId: 'edge-02' };
+    assert.equal(verifyCoordinatorMessage(signCoordinatorMessage(m, other, coordinator.secretKey, canonicalJson(m)), other, coordinator.publicKey), undefined);
   });
 
   it('ed25519Verify is false, not a throw, for malformed keys and signatures', () => {
