@@ -35,7 +35,9 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
-  The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).`;
+  The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
+  Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
+  ('coordinator public key HEX') and in GET /api/status (coordinatorKey); agents pin it with --coordinator-key.`;
 
 const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam'] as const;
 const OPTIMIZERS = ['adam', 'sgd', 'momentum'] as const;
