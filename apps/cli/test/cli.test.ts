@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,6 +184,39 @@ function waitFor(stream: NodeJS.ReadableStream, pattern: RegExp, timeoutMs: numb
     });
   });
 }
+
+describe('agent policy flags', () => {
+  it('are saved in the state dir (0600) and still applied after a restart without them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-cli-'));
+    const runAgent = async (extra: string[]): Promise<string> => {
+      const child = spawn(process.execPath, [
+        BIN, 'agent', '--coordinator', 'http://127.0.0.1:1', '--trust-on-first-use', '--dataset', 'fashion-mnist', '--client', '0/2',
+        '--limit', '64', '--holdout', '10', '--state', join(dir, 'a'), '--workers', '0', '--log-level', 'info', ...extra,
+      ], { stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        const text = await waitFor(child.stderr as NodeJS.ReadableStream, /"msg":"agent started"/, 30_000);
+        return text;
+      } finally {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    };
+    try {
+      const first = await runAgent(['--allow-plain', '--min-cohort', '7', '--min-noise-multiplier', '0.5']);
+      assert.match(first, /trust on first use/);
+      const file = join(dir, 'a', 'policy.json');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5 });
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      const second = await runAgent([]);
+      assert.match(second, /"policy":\{"requireSecure":false,"minCohort":7,"minNoiseMultiplier":0.5\}/);
+      await runAgent(['--require-secure', '--min-cohort', '3']);
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: true, minCohort: 3, minNoiseMultiplier: 0.5 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('signals', () => {
   it('fedclr coordinator and fedclr agent exit cleanly (code 0) on SIGTERM', async () => {
