@@ -1,7 +1,14 @@
 // The edge agent: connect, prove its identity, train when picked, upload the update, repeat.
 //
-//   connect ─> hello {agentId, Ed25519 publicKey} ─> welcome {sessionId} ─> ready (signed)
-//   round-start: decode + verify the weights frame (hash = modelVersion, finite) -> LocalTrainer
+//   connect ─> hello {agentId, Ed25519 publicKey, fresh nonce} ─> welcome {sessionId, coordinatorKey, sig}
+//           ─> ready (signed)
+//   every coordinator message is verified before anything else: signed by the pinned (or, with
+//   trustOnFirstUse, first-seen) coordinator key over this connection's agent id + nonce +
+//   session id (coordinatorSigningPayload); unsigned, badly signed or replayed -> refused
+//   (FEDCLR_AGENT_MESSAGE_*), logged, ignored: the connection and the round go on
+//   round-start: checked against the round policy (policy.ts; refusal: an error message with
+//                FEDCLR_AGENT_POLICY_REFUSED, nothing trained), then
+//                decode + verify the weights frame (hash = modelVersion, finite) -> LocalTrainer
 //                (aborted at the deadline, on round-end 'aborted', on disconnect or close)
 //             -> plain:  update {delta = local - global, exampleCount, scalar metrics} (signed)
 //             -> secure: SecAgg+ (secure-round.ts) runs its key stages while the trainer trains;
@@ -22,9 +29,11 @@ import {
   COORDINATOR_TO_AGENT,
   PROTOCOL_VERSION,
   acceptWelcome,
+  createConnectionNonce,
   createProtocol,
   openRoundStart,
   signingPayload,
+  verifyCoordinatorMessage,
 } from '@fedclr/protocol';
 import type {
   ErrorMessage,
@@ -39,6 +48,7 @@ import type {
   RoundStartMessage,
   SecaggMessage,
   ShutdownMessage,
+  SignedCoordinatorMessage,
   UpdateMessage,
   UpdateRejectedMessage,
   WelcomeMessage,
@@ -48,13 +58,19 @@ import type { AgentPolicy } from '@fedclr/secagg';
 import { CoordinatorKeys, parseCoordinatorKey } from './coordinator-keys.js';
 import {
   AgentConfigError,
+  CoordinatorKeyRequiredError,
   GaveUpError,
+  MessageBadSignatureError,
+  MessageReplayedError,
+  MessageUnsignedError,
+  PolicyRefusedError,
   RoundAbortedError,
   RoundUnsupportedError,
   SecaggRefusedError,
   TrainingFailedError,
 } from './errors.js';
 import { loadOrCreateIdentity, type AgentIdentity } from './identity.js';
+import { checkRoundPolicy, resolvePolicy, type RoundPolicy } from './policy.js';
 import { SecureRound } from './secure-round.js';
 import type { LocalTrainer } from './trainer.js';
 import { buildUpdate, prepareDelta } from './update.js';
@@ -117,13 +133,27 @@ export interface AgentOptions {
   readonly limits?: Partial<ProtocolLimits>;
   /** Override the transport (tests). */
   readonly connector?: Connector;
+  /**
+   * The coordinator's Ed25519 public key (hex or base64; the coordinator prints it at start, GET
+   * /api/status returns it as coordinatorKey). Every coordinator message, and every secure-
+   * aggregation envelope, must be signed by it. Required unless trustOnFirstUse.
+   */
+  readonly coordinatorKey?: string | Uint8Array;
+  /**
+   * Without coordinatorKey: trust the key of the first verified welcome and remember it in
+   * <stateDir>/coordinator-keys.json (a later change is refused). Weaker than pinning: a first
+   * connection to an impostor pins the impostor. Logged as a warning at start.
+   */
+  readonly trustOnFirstUse?: boolean;
+  /** Round policy overrides; merged over <stateDir>/policy.json (and saved there). See policy.ts. */
+  readonly policy?: Partial<RoundPolicy>;
+  /**
+   * TESTS ONLY: act on coordinator messages without verifying their signatures (the behaviour
+   * before protocol 2.0). Exists so the attack tests can show what verification prevents.
+   */
+  readonly insecureSkipVerification?: boolean;
   /** Secure aggregation (rounds whose config says aggregation 'secure'). */
   readonly secagg?: {
-    /**
-     * The coordinator's secagg Ed25519 public key (hex or base64; GET /api/status -> secagg.publicKey).
-     * Without it the first key seen is trusted and remembered in <stateDir>/coordinator-keys.json.
-     */
-    readonly coordinatorKey?: string | Uint8Array;
     /** Local limits on any session the coordinator proposes (see @fedclr/secagg AgentPolicy). */
     readonly policy?: AgentPolicy;
   };
@@ -147,6 +177,10 @@ export interface AgentEvents {
   'training-error': [{ roundId: number; error: Error }];
   /** A secure-aggregation message was refused (fatal: false) or the agent left the secure round (fatal: true). */
   'secagg-error': [{ roundId: number; error: Error; fatal: boolean }];
+  /** A coordinator message was refused and ignored: unsigned, badly signed, replayed, or an untrusted key. */
+  'message-refused': [{ type: string; roundId?: number; error: Error }];
+  /** A verified round-start broke this agent's policy: nothing was trained (the coordinator was told why). */
+  'round-refused': [{ roundId: number; error: Error }];
   shutdown: [ShutdownMessage];
   disconnected: [string];
   reconnecting: [{ attempt: number; delayMs: number }];
@@ -159,6 +193,8 @@ export interface AgentHandle {
   readonly agentId: string;
   /** Hex Ed25519 public key (to put on an allow-list). */
   readonly publicKey: string;
+  /** The effective round policy (after <stateDir>/policy.json and the options). */
+  readonly policy: RoundPolicy;
   readonly events: EventEmitter<AgentEvents>;
   /** Resolves when the agent stops for good. */
   readonly done: Promise<AgentExit>;
@@ -198,7 +234,10 @@ class Agent {
   private readonly lifetime = new AbortController();
   private readonly uploadMarginMs: number;
   private socket: AgentSocket | undefined;
-  private session: { id: string; maxFrameBytes: number } | undefined;
+  private session: { id: string; maxFrameBytes: number; coordinatorKey: Uint8Array; lastRoundStart?: number } | undefined;
+  /** This connection's hello.nonce: coordinator signatures are bound to it. */
+  private nonce: Uint8Array | undefined;
+  private readonly policy: RoundPolicy;
   private endOutcome: SessionOutcome | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private task: RoundTask | undefined;
@@ -208,17 +247,12 @@ class Agent {
   private stateValue: AgentState = 'connecting';
   private closing = false;
 
-  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger) {
+  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger, keys: CoordinatorKeys, policy: RoundPolicy) {
     this.o = options;
     this.id = identity;
     this.log = logger;
-    const pinned = options.secagg?.coordinatorKey;
-    this.coordinatorKeys = new CoordinatorKeys({
-      stateDir: options.stateDir,
-      coordinatorUrl: options.coordinatorUrl,
-      log: logger,
-      ...(pinned === undefined ? {} : { pinned: parseCoordinatorKey(pinned) }),
-    });
+    this.coordinatorKeys = keys;
+    this.policy = policy;
     this.protocol = createProtocol(options.limits === undefined ? {} : { limits: options.limits });
     this.connector = options.connector ?? socketIoConnector(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs });
     this.backoff = new Backoff(options.reconnect);
@@ -336,11 +370,13 @@ class Agent {
       sock.onConnect(() => {
         this.stateValue = 'handshake';
         this.events.emit('connected');
+        this.nonce = createConnectionNonce();
         const hello: HelloMessage = {
           type: 'hello',
           protocolVersion: PROTOCOL_VERSION,
           agentId: this.id.agentId,
           publicKey: this.id.publicKey,
+          nonce: this.nonce,
           capabilities: [...(this.o.capabilities ?? ['fedprox', 'dp'])],
         };
         if (this.o.exampleCount !== undefined) hello.exampleCount = this.o.exampleCount;
@@ -386,9 +422,14 @@ class Agent {
       return;
     }
     const msg = v.message;
+    if (msg.type === 'reject') {
+      // Not signed: its layout is frozen across protocol majors (see the protocol README).
+      this.onHandshakeReply(msg);
+      return;
+    }
+    if (!this.verify(msg)) return;
     switch (msg.type) {
       case 'welcome':
-      case 'reject':
         this.onHandshakeReply(msg);
         return;
       case 'round-start':
@@ -421,14 +462,84 @@ class Agent {
     }
   }
 
+  /**
+   * Checks a coordinator message before anything acts on it: signed by the trusted coordinator
+   * key over this connection (agent id, hello nonce, session id), and not a replay. False: the
+   * message was refused (logged, 'message-refused' emitted) and must be ignored.
+   */
+  private verify(msg: SignedCoordinatorMessage): boolean {
+    const nonce = this.nonce;
+    let key: Uint8Array;
+    let sessionId: string;
+    let firstUse = false;
+    if (msg.type === 'welcome') {
+      if (this.session !== undefined) {
+        this.log.warn('second welcome on an established session: ignored');
+        return false;
+      }
+      try {
+        firstUse = this.coordinatorKeys.assess(msg.coordinatorKey) === 'first-use';
+      } catch (err) {
+        return this.refuse(msg, err as Error);
+      }
+      key = msg.coordinatorKey;
+      sessionId = msg.sessionId;
+    } else {
+      if (this.session === undefined) {
+        this.log.debug({ type: msg.type }, 'coordinator message before the welcome: ignored');
+        return false;
+      }
+      key = this.session.coordinatorKey;
+      sessionId = this.session.id;
+    }
+    if (this.o.insecureSkipVerification !== true) {
+      if (nonce === undefined) return this.refuse(msg, new MessageBadSignatureError(msg.type, 'no hello was sent on this connection'));
+      const problem = verifyCoordinatorMessage(msg, { agentId: this.id.agentId, nonce, sessionId }, key);
+      const keyHex = Buffer.from(key).toString('hex').slice(0, 16);
+      if (problem === 'unsigned') return this.refuse(msg, new MessageUnsignedError(msg.type, `key ${keyHex}...`));
+      if (problem === 'bad-signature') {
+        return this.refuse(
+          msg,
+          new MessageBadSignatureError(
+            msg.type,
+            `not signed by coordinator key ${keyHex}... for this connection (agent ${this.id.agentId}, session ${sessionId}): another key, an edited message, or one replayed from another connection or addressed to another agent`,
+          ),
+        );
+      }
+      // Within one connection a signature can be replayed: round ids only grow.
+      if (msg.type === 'round-start' && this.session !== undefined) {
+        const last = this.session.lastRoundStart;
+        if (last !== undefined && msg.roundId <= last) {
+          return this.refuse(msg, new MessageReplayedError(msg.type, `round ${msg.roundId} is not newer than round ${last}, already started on this connection`));
+        }
+        this.session.lastRoundStart = msg.roundId;
+      }
+    }
+    if (firstUse) {
+      this.coordinatorKeys.remember(key).catch((err: unknown) => this.log.error({ err }, 'could not remember the coordinator key'));
+    }
+    return true;
+  }
+
+  private refuse(msg: SignedCoordinatorMessage, error: Error): false {
+    const roundId = 'roundId' in msg ? msg.roundId : undefined;
+    this.log.warn({ code: (error as { code?: string }).code, type: msg.type, roundId, err: error.message }, 'coordinator message refused: ignored');
+    this.events.emit('message-refused', { type: msg.type, error, ...(roundId === undefined ? {} : { roundId }) });
+    return false;
+  }
+
   private onHandshakeReply(reply: WelcomeMessage | RejectMessage): void {
     // A reject may also come after the welcome: the coordinator refuses the signed 'ready'
     // (key proof) with reason 'bad-signature' or 'not-enrolled'.
-    if (reply.type === 'welcome' && this.session !== undefined) {
-      this.log.warn('second welcome on an established session: ignored');
-      return;
-    }
     if (reply.type === 'reject') {
+      if (this.session !== undefined && !RETRYABLE_REJECTS.has(reply.reason) && this.o.insecureSkipVerification !== true) {
+        // A reject is unsigned (frozen across majors), and after a verified welcome anyone on the
+        // path could forge one: it ends this connection, never the agent. If the coordinator really
+        // refuses this agent, it says so again at the next hello, where a reject is final.
+        this.log.warn({ reason: reply.reason, detail: reply.message }, 'unsigned reject after the welcome: reconnecting rather than stopping');
+        this.endSession({ kind: 'retry-later', reason: `${reply.reason}: ${reply.message} (unsigned reject after the welcome)` });
+        return;
+      }
       if (RETRYABLE_REJECTS.has(reply.reason)) {
         this.log.warn({ reason: reply.reason, detail: reply.message }, 'coordinator asked us to come back later');
         this.endSession({ kind: 'retry-later', reason: `${reply.reason}: ${reply.message}` });
@@ -451,7 +562,11 @@ class Agent {
       this.endSession({ kind: 'fatal', error: err as Error });
       return;
     }
-    this.session = { id: welcome.sessionId, maxFrameBytes: Math.min(welcome.limits.maxFrameBytes, this.protocol.limits.maxFrameBytes) };
+    this.session = {
+      id: welcome.sessionId,
+      maxFrameBytes: Math.min(welcome.limits.maxFrameBytes, this.protocol.limits.maxFrameBytes),
+      coordinatorKey: Uint8Array.from(welcome.coordinatorKey),
+    };
     this.stateValue = 'idle';
     this.sendSigned({ type: 'ready' });
     this.startHeartbeat(welcome.heartbeatIntervalMs);
@@ -462,6 +577,14 @@ class Agent {
   // ---- rounds ---------------------------------------------------------------------------------
 
   private onRoundStart(msg: RoundStartMessage): void {
+    const refusal = checkRoundPolicy(this.policy, msg.config);
+    if (refusal !== undefined) {
+      const error = new PolicyRefusedError(msg.roundId, refusal.rule, refusal.problem);
+      this.log.warn({ roundId: msg.roundId, code: error.code, rule: refusal.rule, err: error.message }, 'round refused by the agent policy: not training');
+      this.events.emit('round-refused', { roundId: msg.roundId, error });
+      this.sendError(msg.roundId, error);
+      return;
+    }
     if (this.task !== undefined) this.abortTask('superseded');
     this.endSecureRound('superseded by a new round');
     const roundId = msg.roundId;
@@ -753,15 +876,39 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   if (options.trainer === null || typeof options.trainer !== 'object' || typeof options.trainer.train !== 'function') {
     throw new AgentConfigError('trainer', 'a LocalTrainer (an object with train())', typeof options.trainer);
   }
+  const pinned = options.coordinatorKey === undefined ? undefined : parseCoordinatorKey(options.coordinatorKey);
+  if (pinned === undefined && options.trustOnFirstUse !== true) throw new CoordinatorKeyRequiredError(options.coordinatorUrl);
   const identity = await loadOrCreateIdentity(options.stateDir, options.agentId);
   const base = options.logger ?? pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'info', base: { svc: 'agent' } });
   const logger = base.child({ agentId: identity.agentId });
   if (identity.created) logger.info({ path: identity.path }, 'created a new Ed25519 identity');
-  const agent = new Agent(options, identity, logger);
+  const { policy, path: policyPath, saved } = await resolvePolicy(options.stateDir, options.policy ?? {});
+  logger.info({ policy, file: policyPath, saved }, 'round policy');
+  const keys = new CoordinatorKeys({
+    stateDir: options.stateDir,
+    coordinatorUrl: options.coordinatorUrl,
+    log: logger,
+    ...(pinned === undefined ? { trustOnFirstUse: true } : { pinned }),
+  });
+  await keys.load();
+  if (pinned !== undefined) {
+    logger.info({ coordinatorKey: Buffer.from(pinned).toString('hex') }, 'coordinator key pinned');
+  } else {
+    const known = keys.trusted;
+    logger.warn(
+      { coordinatorUrl: options.coordinatorUrl, remembered: known === undefined ? null : Buffer.from(known).toString('hex') },
+      known === undefined
+        ? 'trust on first use: the first coordinator key seen will be trusted; pin it with --coordinator-key instead'
+        : 'trust on first use: using the coordinator key remembered from the first connection; pin it with --coordinator-key instead',
+    );
+  }
+  if (options.insecureSkipVerification === true) logger.error('insecureSkipVerification: coordinator messages are NOT verified (tests only)');
+  const agent = new Agent(options, identity, logger, keys, policy);
   agent.start();
   return {
     agentId: identity.agentId,
     publicKey: Buffer.from(identity.publicKey).toString('hex'),
+    policy,
     events: agent.events,
     done: agent.done,
     state: () => agent.state,

@@ -93,6 +93,81 @@ export const SecaggFailedError = createError<'FEDCLR_AGENT_SECAGG_FAILED', 409, 
   409,
 );
 
+// ---- coordinator trust -------------------------------------------------------------------
+
+/**
+ * startAgent was given no way to trust the coordinator. Args: coordinator URL.
+ */
+export const CoordinatorKeyRequiredError = createError<'FEDCLR_AGENT_COORDINATOR_KEY_REQUIRED', 500, [S]>(
+  'FEDCLR_AGENT_COORDINATOR_KEY_REQUIRED',
+  "No coordinator key for %s: pin it with --coordinator-key KEY (option coordinatorKey; hex or base64: the coordinator prints " +
+    "'coordinator public key' at start, and GET /api/status returns it as coordinatorKey), or accept the first key seen " +
+    'with --trust-on-first-use (option trustOnFirstUse; weaker: a first connection to an impostor pins the impostor)',
+  500,
+);
+
+/**
+ * The welcome announced a coordinator key other than the pinned one, or than the one this
+ * coordinator URL used before (trust on first use). Args: announced key, expected key and where it comes from.
+ */
+export const CoordinatorKeyMismatchError = createError<'FEDCLR_AGENT_COORDINATOR_KEY_MISMATCH', 403, [S, S]>(
+  'FEDCLR_AGENT_COORDINATOR_KEY_MISMATCH',
+  'Refused the coordinator: it presented key %s, but this agent trusts %s. If the coordinator really changed its key, ' +
+    'pin the new one with --coordinator-key (check it out of band: the coordinator prints it at start)',
+  403,
+);
+
+/**
+ * A coordinator message carries no signature; it was logged and ignored. Args: message type, detail.
+ */
+export const MessageUnsignedError = createError<'FEDCLR_AGENT_MESSAGE_UNSIGNED', 401, [S, S]>(
+  'FEDCLR_AGENT_MESSAGE_UNSIGNED',
+  "Ignored an unsigned '%s' message: every coordinator message must be signed by the coordinator key for this connection (%s); " +
+    'an old coordinator (protocol 1.x) or someone on the path sent it',
+  401,
+);
+
+/**
+ * A coordinator message's signature does not verify for this connection under the trusted key:
+ * another key, an edited message, one replayed from another connection or session, or one
+ * addressed to another agent. Logged and ignored. Args: message type, detail.
+ */
+export const MessageBadSignatureError = createError<'FEDCLR_AGENT_MESSAGE_BAD_SIGNATURE', 401, [S, S]>(
+  'FEDCLR_AGENT_MESSAGE_BAD_SIGNATURE',
+  "Ignored a '%s' message whose signature does not verify: %s",
+  401,
+);
+
+/**
+ * A correctly signed message that repeats an earlier one of this connection (e.g. an old
+ * round-start). Logged and ignored. Args: message type, detail.
+ */
+export const MessageReplayedError = createError<'FEDCLR_AGENT_MESSAGE_REPLAYED', 409, [S, S]>(
+  'FEDCLR_AGENT_MESSAGE_REPLAYED',
+  "Ignored a replayed '%s' message: %s",
+  409,
+);
+
+// ---- policy --------------------------------------------------------------------------------
+
+/**
+ * A round breaks this agent's policy: it does not train, and says why in an `error` message
+ * (code FEDCLR_AGENT_POLICY_REFUSED, the round id) that the coordinator records.
+ * Args: round, rule (the flag that sets it), problem.
+ */
+export const PolicyRefusedError = createError<'FEDCLR_AGENT_POLICY_REFUSED', 403, [S, S, S]>(
+  'FEDCLR_AGENT_POLICY_REFUSED',
+  'Round %s refused by this agent\'s policy (%s): %s',
+  403,
+);
+
+/** A policy value (flag, option or policy file) is invalid. Args: flag or field, rule, received. */
+export const PolicyInvalidError = createError<'FEDCLR_AGENT_POLICY_INVALID', 400, [S, S, S]>(
+  'FEDCLR_AGENT_POLICY_INVALID',
+  'Invalid agent policy %s: must be %s; got %s',
+  400,
+);
+
 // ---- catalog helpers -----------------------------------------------------------------------
 
 export const AGENT_ERROR_CODES = {
@@ -106,6 +181,14 @@ export const AGENT_ERROR_CODES = {
     'FEDCLR_AGENT_ROUND_ABORTED',
   ],
   secagg: ['FEDCLR_AGENT_SECAGG_REFUSED', 'FEDCLR_AGENT_SECAGG_FAILED'],
+  trust: [
+    'FEDCLR_AGENT_COORDINATOR_KEY_REQUIRED',
+    'FEDCLR_AGENT_COORDINATOR_KEY_MISMATCH',
+    'FEDCLR_AGENT_MESSAGE_UNSIGNED',
+    'FEDCLR_AGENT_MESSAGE_BAD_SIGNATURE',
+    'FEDCLR_AGENT_MESSAGE_REPLAYED',
+  ],
+  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID'],
 } as const;
 
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[keyof typeof AGENT_ERROR_CODES][number];

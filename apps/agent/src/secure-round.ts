@@ -82,7 +82,7 @@ export type RedTeamMode = (typeof RED_TEAM_MODES)[number];
 export interface SecureInput {
   readonly delta: Float32Array;
   readonly exampleCount: number;
-  readonly metrics: UpdateMessage['metrics'];
+  readonly metrics: NonNullable<UpdateMessage['metrics']>;
 }
 
 export interface SecureInputResult {
@@ -315,9 +315,10 @@ export class SecureRound {
       { manifest: [{ name: MASKED_TENSOR, shape: [masked.length], dtype: 'uint32' }], data: masked },
       { limits: { maxFrameBytes: this.o.maxFrameBytes } },
     );
-    const metrics = this.meta ?? { loss: 0 };
+    // Issue 11 (side channel): no per-agent metrics in a secure round's update; they stay in this agent's log.
+    this.o.log.debug({ roundId: this.roundId, metrics: this.meta }, 'local metrics (not sent in secure rounds)');
     const sentHeader = this.o.send({ type: 'secagg', roundId: this.roundId, stage: m.stage, from: this.o.agentId, to: COORDINATOR_ADDRESS, payload: header });
-    const sentUpdate = sentHeader && this.o.send({ type: 'update', roundId: this.roundId, modelVersion: this.o.modelVersion, metrics, frame });
+    const sentUpdate = sentHeader && this.o.send({ type: 'update', roundId: this.roundId, modelVersion: this.o.modelVersion, frame });
     this.maskedSent = sentUpdate;
     if (!sentUpdate) this.o.log.warn({ roundId: this.roundId }, 'connection lost before the masked input was sent');
     else this.o.log.info({ roundId: this.roundId, bytes: frame.byteLength }, 'masked input sent');

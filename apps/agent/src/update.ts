@@ -48,7 +48,7 @@ export interface PreparedDelta {
   readonly delta: Float32Array;
   readonly deltaNorm: number;
   readonly clipped: boolean;
-  readonly metrics: UpdateMessage['metrics'];
+  readonly metrics: NonNullable<UpdateMessage['metrics']>;
 }
 
 /** Checks the trainer's output and builds the update message (delta frame + scalar metrics). */
@@ -106,7 +106,7 @@ export function prepareDelta(input: Omit<UpdateInput, 'modelVersion'>): Prepared
   }
   if (findNonFinite(delta) >= 0) throw new TrainerOutputError(roundId, 'the update holds non-finite values');
 
-  const metrics: UpdateMessage['metrics'] = { loss: 0, durationMs: Math.max(0, Math.round(input.durationMs)) };
+  const metrics: NonNullable<UpdateMessage['metrics']> = { loss: 0, durationMs: Math.max(0, Math.round(input.durationMs)) };
   const extra: Record<string, number> = {};
   let nExtra = 0;
   for (const [k, v] of Object.entries(output.metrics)) {

@@ -16,6 +16,7 @@ import {
   encodeFrame,
   parseMessage,
   respondToHello,
+  signCoordinatorMessage,
   signingPayload,
 } from '@fedclr/protocol';
 import type { AgentMessage, CoordinatorMessage, HelloMessage, Manifest, RoundConfig, RoundStartMessage } from '@fedclr/protocol';
@@ -25,6 +26,11 @@ import type { LocalTrainer } from '../src/trainer.js';
 
 const logger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn', base: { svc: 'agent-test' } });
 const tmp = () => mkdtempSync(join(tmpdir(), 'fedclr-agent-'));
+/** The scripted coordinator's Ed25519 identity (tweetnacl; the protocol signs with node:crypto). */
+const COORD = nacl.sign.keyPair();
+const COORD_KEY = Buffer.from(COORD.publicKey).toString('hex');
+/** These tests exercise the mechanics: plain rounds of small cohorts are fine (policy: see attacks.test.ts). */
+const LAX_POLICY = { requireSecure: false, minCohort: 1 };
 const ALLOWED = new Set(['hello', 'ready', 'update', 'error', 'heartbeat']);
 
 /** One fake connection, driven by the test as the coordinator. */
@@ -38,6 +44,8 @@ class FakeConnection implements AgentSocket {
   private waiters: { pred: (m: AgentMessage) => boolean; resolve: (m: AgentMessage) => void }[] = [];
   sessionId = 'test-session-0000000001';
   publicKey: Uint8Array | undefined;
+  agentId = '';
+  nonce: Uint8Array | undefined;
 
   onConnect(l: () => void): void {
     this.onOpen = l;
@@ -55,8 +63,11 @@ class FakeConnection implements AgentSocket {
     // Everything the agent sends must be a valid agent-to-coordinator message of an allowed type...
     const parsed = parseMessage(AGENT_TO_COORDINATOR, message);
     assert.ok(ALLOWED.has(parsed.type), `agent sent a '${parsed.type}'`);
-    if (parsed.type === 'hello') this.publicKey = parsed.publicKey;
-    else {
+    if (parsed.type === 'hello') {
+      this.publicKey = parsed.publicKey;
+      this.agentId = parsed.agentId;
+      this.nonce = parsed.nonce;
+    } else {
       // ...and, after the hello, signed for this session.
       const sig = (parsed as { sig?: Uint8Array }).sig;
       assert.ok(sig !== undefined, `${parsed.type} must be signed`);
@@ -87,8 +98,14 @@ class FakeConnection implements AgentSocket {
     this.connected = false;
     this.onClose(reason);
   }
+  /** Delivers a message signed by the coordinator for this connection (rejects are never signed). */
   deliver(msg: CoordinatorMessage): void {
-    this.onMsg(msg);
+    if (msg.type === 'reject') {
+      this.onMsg(msg);
+      return;
+    }
+    const sessionId = msg.type === 'welcome' ? msg.sessionId : this.sessionId;
+    this.onMsg(signCoordinatorMessage(msg, { agentId: this.agentId, nonce: this.nonce as Uint8Array, sessionId }, COORD.secretKey));
   }
   next(type: string, pred: (m: AgentMessage) => boolean = () => true, timeoutMs = 5000): Promise<AgentMessage> {
     const seen = this.sent.find((m) => m.type === type && pred(m));
@@ -108,7 +125,7 @@ class FakeConnection implements AgentSocket {
   async handshake(heartbeatIntervalMs = 60_000): Promise<HelloMessage> {
     this.open();
     const hello = (await this.next('hello')) as HelloMessage;
-    const welcome = respondToHello(hello, { sessionId: this.sessionId, heartbeatIntervalMs });
+    const welcome = respondToHello(hello, { sessionId: this.sessionId, coordinatorKey: COORD.publicKey, heartbeatIntervalMs });
     this.deliver(welcome);
     await this.next('ready');
     return hello;
@@ -158,6 +175,7 @@ const CONFIG: RoundConfig = {
   clipNorm: 0,
   deadlineMs: 5000,
   aggregation: 'plain',
+  cohortSize: 3,
 };
 
 function roundStart(roundId: number, config: Partial<RoundConfig> = {}, weights = GLOBAL): RoundStartMessage {
@@ -175,6 +193,8 @@ async function agentWith(trainer: LocalTrainer | FakeTrainerOptions, extra: Reco
     connector: net.connector,
     logger,
     reconnect: { initialDelayMs: 10, maxDelayMs: 40 },
+    coordinatorKey: COORD_KEY,
+    policy: LAX_POLICY,
     ...extra,
   });
   return { agent, net };
@@ -196,7 +216,7 @@ test('handshake, key proof, training, signed upload of the delta only, heartbeat
   assert.equal(upd.roundId, 3);
   assert.equal(upd.modelVersion, start.modelVersion);
   assert.equal(upd.exampleCount, 42);
-  assert.ok(upd.metrics.loss > 0);
+  assert.ok((upd.metrics?.loss ?? 0) > 0);
   const f = decodeFrame(upd.frame, { expected: MANIFEST, checkFinite: true });
   const delta = new Float32Array(f.data.buffer, f.data.byteOffset, GLOBAL.length);
   const local = fakeLocalWeights(GLOBAL, 'u', 3, 0.1);
@@ -271,7 +291,7 @@ test('reconnects with backoff after a lost connection, a failed connect and a re
   c2.open();
   const hello = (await c2.next('hello')) as HelloMessage;
   assert.equal(hello.agentId, 'unit-agent');
-  c2.deliver({ type: 'reject', reason: 'capacity', message: 'full', protocolVersion: '1.0' });
+  c2.deliver({ type: 'reject', reason: 'capacity', message: 'full', protocolVersion: '2.0' });
   const c3 = await net.connection(3);
   await c3.handshake();
   assert.equal(reconnects.length, 3);
@@ -290,7 +310,7 @@ test('a fatal reject (not-enrolled) ends the agent; so does running out of attem
   const c = await net.connection(0);
   c.open();
   await c.next('hello');
-  c.deliver({ type: 'reject', reason: 'not-enrolled', message: 'not on the allow-list', protocolVersion: '1.0' });
+  c.deliver({ type: 'reject', reason: 'not-enrolled', message: 'not on the allow-list', protocolVersion: '2.0' });
   const exit = await agent.done;
   assert.equal(exit.reason, 'rejected');
   assert.match(exit.message ?? '', /not-enrolled/);
@@ -305,9 +325,9 @@ test('a fatal reject (not-enrolled) ends the agent; so does running out of attem
 });
 
 test('startAgent validates its options', async () => {
-  await assert.rejects(startAgent({ coordinatorUrl: 'ftp://x', stateDir: tmp(), trainer: createFakeTrainer() }), /coordinatorUrl/);
-  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: '', trainer: createFakeTrainer() }), /stateDir/);
-  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: tmp(), trainer: {} as LocalTrainer }), /trainer/);
+  await assert.rejects(startAgent({ coordinatorUrl: 'ftp://x', stateDir: tmp(), trainer: createFakeTrainer(), coordinatorKey: COORD_KEY }), /coordinatorUrl/);
+  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: '', trainer: createFakeTrainer(), coordinatorKey: COORD_KEY }), /stateDir/);
+  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: tmp(), trainer: {} as LocalTrainer, coordinatorKey: COORD_KEY }), /trainer/);
 });
 
 /** A loopback port nothing listens on (bound, then released). */
@@ -333,7 +353,7 @@ test('close() before the coordinator was ever reached settles promptly and leave
   // 0 ms: the first connection attempt is still pending; 100 ms: refused, now in backoff.
   for (const waitMs of [0, 100]) {
     // A long connect timeout: close() must not wait for it.
-    const agent = await startAgent({ coordinatorUrl: url, stateDir: tmp(), trainer: createFakeTrainer(), logger, connectTimeoutMs: 30_000 });
+    const agent = await startAgent({ coordinatorUrl: url, stateDir: tmp(), trainer: createFakeTrainer(), logger, connectTimeoutMs: 30_000, coordinatorKey: COORD_KEY });
     await new Promise((r) => setTimeout(r, waitMs));
     const started = Date.now();
     let timer: NodeJS.Timeout | undefined;

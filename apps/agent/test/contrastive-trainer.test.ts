@@ -32,6 +32,7 @@ const CONFIG: RoundConfig = {
   clipNorm: 0,
   deadlineMs: 60_000,
   aggregation: 'plain',
+  cohortSize: 3,
   seed: 5,
 };
 

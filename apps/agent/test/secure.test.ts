@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import nacl from 'tweetnacl';
-import { AGENT_TO_COORDINATOR, computeModelHash, decodeFrame, encodeFrame, parseMessage, respondToHello, signingPayload } from '@fedclr/protocol';
+import { AGENT_TO_COORDINATOR, computeModelHash, decodeFrame, encodeFrame, parseMessage, respondToHello, signCoordinatorMessage, signingPayload } from '@fedclr/protocol';
 import type { AgentMessage, CoordinatorMessage, HelloMessage, Manifest, RoundConfig, RoundStartMessage, SecaggMessage, UpdateMessage } from '@fedclr/protocol';
 import {
   SecAggAgent,
@@ -51,7 +51,10 @@ const CONFIG: RoundConfig = {
   clipNorm: 0,
   deadlineMs: 10_000,
   aggregation: 'secure',
+  cohortSize: 3,
 };
+/** The coordinator's identity: signs its protocol messages and its secagg envelopes (the agent pins it). */
+const COORD_KEYS = generateSigningKeyPair();
 
 /** One in-memory connection; every message the agent sends is schema-checked and signature-checked. */
 class Conn implements AgentSocket {
@@ -59,6 +62,7 @@ class Conn implements AgentSocket {
   readonly sent: AgentMessage[] = [];
   readonly sessionId = 'secure-session-000000001';
   publicKey: Uint8Array | undefined;
+  nonce: Uint8Array | undefined;
   private listeners: { open: () => void; message: (raw: unknown) => void; close: (r: string) => void } = {
     open: () => undefined,
     message: () => undefined,
@@ -77,8 +81,10 @@ class Conn implements AgentSocket {
   }
   send(message: AgentOutbound): void {
     const parsed = parseMessage(AGENT_TO_COORDINATOR, message);
-    if (parsed.type === 'hello') this.publicKey = parsed.publicKey;
-    else {
+    if (parsed.type === 'hello') {
+      this.publicKey = parsed.publicKey;
+      this.nonce = parsed.nonce;
+    } else {
       const sig = (parsed as { sig?: Uint8Array }).sig;
       assert.ok(sig !== undefined && nacl.sign.detached.verify(signingPayload(parsed, this.sessionId), sig, this.publicKey as Uint8Array), `${parsed.type} signature`);
     }
@@ -95,8 +101,14 @@ class Conn implements AgentSocket {
     this.connected = false;
     queueMicrotask(() => this.listeners.close('io client disconnect'));
   }
+  /** Delivers a coordinator message, signed for this connection. */
   deliver(msg: CoordinatorMessage): void {
-    this.listeners.message(msg);
+    if (msg.type === 'reject') {
+      this.listeners.message(msg);
+      return;
+    }
+    const sessionId = msg.type === 'welcome' ? msg.sessionId : this.sessionId;
+    this.listeners.message(signCoordinatorMessage(msg, { agentId: ME, nonce: this.nonce as Uint8Array, sessionId }, COORD_KEYS.secretKey));
   }
   next<T extends AgentMessage>(pred: (m: AgentMessage) => boolean, what: string, timeoutMs = 5000): Promise<T> {
     const seen = this.sent.find(pred);
@@ -116,7 +128,7 @@ class Conn implements AgentSocket {
     this.connected = true;
     this.listeners.open();
     const hello = (await this.next((m) => m.type === 'hello', 'hello')) as HelloMessage;
-    this.deliver(respondToHello(hello, { sessionId: this.sessionId, heartbeatIntervalMs: 60_000 }));
+    this.deliver(respondToHello(hello, { sessionId: this.sessionId, coordinatorKey: COORD_KEYS.publicKey, heartbeatIntervalMs: 60_000 }));
     await this.next((m) => m.type === 'ready', 'ready');
   }
 }
@@ -141,7 +153,7 @@ class Coordinator {
   server: SecAggServer | undefined;
   readonly peerWeights = new Map([['peer-1', 7], ['peer-2', 9]]);
   readonly peerDeltas = new Map(PEERS.map((id, j) => [id, Float32Array.from({ length: GLOBAL.length }, (_, i) => 0.01 * Math.sin(i + 3 * j))] as const));
-  constructor(readonly conn: Conn, readonly roundId: number, keys: SigningKeyPair = generateSigningKeyPair()) {
+  constructor(readonly conn: Conn, readonly roundId: number, keys: SigningKeyPair = COORD_KEYS) {
     this.keys = keys;
   }
 
@@ -200,6 +212,8 @@ async function setup(): Promise<{ conn: Conn; coord: Coordinator; errors: AgentE
     connector: () => (conn = new Conn()),
     logger,
     reconnect: { initialDelayMs: 60_000 },
+    coordinatorKey: COORD_KEYS.publicKey,
+    policy: { minCohort: 3 },
   });
   const errors: AgentEvents['secagg-error'][0][] = [];
   agent.events.on('secagg-error', (e) => errors.push(e));
@@ -267,10 +281,10 @@ test('secure round: unsigned, replayed, mis-addressed and untrusted messages are
     // Mis-addressed: another agent's envelope.
     conn.deliver({ ...coord.wrap(setupMsg, ME), to: 'peer-1' });
     await expectRefusal(1, /mis-addressed/);
-    // Unsigned: the signature stripped (and another 'signer' key offered: it must not get pinned).
+    // Unsigned: the envelope's signature stripped.
     const rogue = generateSigningKeyPair();
     const { signature: _sig, ...unsigned } = setupMsg as unknown as Record<string, unknown>;
-    conn.deliver(coord.wrap(unsigned, ME, rogue));
+    conn.deliver(coord.wrap(unsigned, ME));
     await expectRefusal(2, /FEDCLR_SECAGG_MALFORMED/);
     // Tampered: a bogus signature.
     conn.deliver(coord.wrap({ ...(setupMsg as unknown as Record<string, unknown>), signature: new Uint8Array(64).fill(7) }, ME));
@@ -291,7 +305,7 @@ test('secure round: unsigned, replayed, mis-addressed and untrusted messages are
     conn.deliver(coord.wrap(setupMsg, ME));
     await expectRefusal(6, /FEDCLR_SECAGG_UNEXPECTED_STAGE/);
     conn.deliver(coord.wrap(signEnvelope({ session: 'fedclr/test/round-7', stage: 'keys', sender: SERVER, recipients: [ME], payload: { advertisements: [] } }, rogue.secretKey), ME, rogue));
-    await expectRefusal(7, /used [0-9a-f]+\.\.\. before/);
+    await expectRefusal(7, /not the trusted coordinator key/);
 
     // The round goes on to the unmask stage.
     await coord.fromAgent(advertise);

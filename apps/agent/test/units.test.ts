@@ -25,6 +25,7 @@ const CONFIG: RoundConfig = {
   clipNorm: 0,
   deadlineMs: 5000,
   aggregation: 'plain',
+  cohortSize: 3,
 };
 
 test('backoff grows exponentially, caps, jitters within bounds, resets, and gives up', () => {

@@ -95,7 +95,7 @@ export function partitionOption(values: Record<string, unknown>): PartitionSpec 
 // ---- coordinator process -> parent (fedclr simulate) -----------------------------------------
 
 export type CoordinatorIpcMessage =
-  | { type: 'listening'; url: string; modelVersion: string; architecture: string; parameters: number; completedRounds: number; at: number }
+  | { type: 'listening'; url: string; coordinatorKey: string; modelVersion: string; architecture: string; parameters: number; completedRounds: number; at: number }
   | { type: 'round-started'; roundId: number; cohort: number; at: number }
   | { type: 'round-completed'; summary: RoundSummary; completedRounds: number; checkpointDir: string; at: number }
   | { type: 'round-failed'; summary: RoundSummary; at: number }

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,6 +73,16 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '0/2', '--view-size', '3'], /--view-size must be an integer >= 4, got '3'/],
     [['simulate', '--train-slots=-1'], /--train-slots must be an integer >= 0, got '-1'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', '2'], /--train-slots takes only 'ipc'/],
+    // Trust and policy (issue 11): no way to trust the coordinator, bad keys, bad policy values.
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x'], /give --coordinator-key KEY \(the coordinator's public key: .*GET http:\/\/127\.0\.0\.1:1\/api\/status returns it as coordinatorKey\), or --trust-on-first-use/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--coordinator-key', 'abc'], /--coordinator-key must be the coordinator's 32-byte Ed25519 public key as 64 hex characters or base64, got 'abc'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--coordinator-key', '00'.repeat(32)], /--coordinator-key must be .*small-order/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--coordinator-key', 'ab'.repeat(32), '--trust-on-first-use'], /either --coordinator-key KEY or --trust-on-first-use, not both/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-cohort=-1'], /--min-cohort must be an integer >= 1, got '-1'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-cohort', '2.5'], /--min-cohort must be an integer >= 1, got '2\.5'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier=-1'], /--min-noise-multiplier must be a number >= 0, got '-1'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier', 'lots'], /--min-noise-multiplier must be a number >= 0, got 'lots'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--allow-plain', '--require-secure'], /either --allow-plain or --require-secure, not both/],
     // node --test runs this file without an IPC channel to its parent
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', 'ipc'], /--train-slots ipc needs an IPC channel to the parent process/],
   ];
@@ -175,6 +185,39 @@ function waitFor(stream: NodeJS.ReadableStream, pattern: RegExp, timeoutMs: numb
   });
 }
 
+describe('agent policy flags', () => {
+  it('are saved in the state dir (0600) and still applied after a restart without them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-cli-'));
+    const runAgent = async (extra: string[]): Promise<string> => {
+      const child = spawn(process.execPath, [
+        BIN, 'agent', '--coordinator', 'http://127.0.0.1:1', '--trust-on-first-use', '--dataset', 'fashion-mnist', '--client', '0/2',
+        '--limit', '64', '--holdout', '10', '--state', join(dir, 'a'), '--workers', '0', '--log-level', 'info', ...extra,
+      ], { stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        const text = await waitFor(child.stderr as NodeJS.ReadableStream, /"msg":"agent started"/, 30_000);
+        return text;
+      } finally {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    };
+    try {
+      const first = await runAgent(['--allow-plain', '--min-cohort', '7', '--min-noise-multiplier', '0.5']);
+      assert.match(first, /trust on first use/);
+      const file = join(dir, 'a', 'policy.json');
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5 });
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      const second = await runAgent([]);
+      assert.match(second, /"policy":\{"requireSecure":false,"minCohort":7,"minNoiseMultiplier":0.5\}/);
+      await runAgent(['--require-secure', '--min-cohort', '3']);
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: true, minCohort: 3, minNoiseMultiplier: 0.5 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('signals', () => {
   it('fedclr coordinator and fedclr agent exit cleanly (code 0) on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedclr-cli-'));
@@ -190,10 +233,12 @@ describe('signals', () => {
     };
     try {
       const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--log-level', 'warn']);
-      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator listening on (http:\/\/\S+) /, 30_000);
+      // The banner, then the coordinator's public key (printed at start): the agent pins it.
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator listening on (http:\/\/\S+) [\s\S]*coordinator public key ([0-9a-f]{64})/, 30_000);
       const url = /listening on (http:\/\/\S+) /.exec(banner)?.[1] as string;
+      const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
       const agent = start([
-        'agent', '--coordinator', url, '--dataset', 'fashion-mnist', '--client', '0/2', '--limit', '64', '--holdout', '10',
+        'agent', '--coordinator', url, '--coordinator-key', key, '--allow-plain', '--dataset', 'fashion-mnist', '--client', '0/2', '--limit', '64', '--holdout', '10',
         '--state', join(dir, 'a'), '--workers', '0', '--json', '--log-level', 'info',
       ]);
       await waitFor(agent.child.stderr as NodeJS.ReadableStream, /agent started/, 30_000);

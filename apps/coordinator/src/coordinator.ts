@@ -84,6 +84,8 @@ export interface CoordinatorHandle {
   /** http://host:port (the bound port when config.port was 0). */
   readonly url: string;
   readonly port: number;
+  /** The coordinator's Ed25519 public key (hex): agents pin it (fedclr agent --coordinator-key). */
+  readonly publicKey: string;
   readonly config: ResolvedConfig;
   readonly events: EventEmitter<CoordinatorEvents>;
   readonly logger: Logger;
@@ -181,12 +183,15 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       runId = newRunId();
       db.setMeta('run-id', runId);
     }
+    // The coordinator's Ed25519 identity (<stateDir>, mode 0600), in every mode: it signs every
+    // message to agents (gateway.ts) and, in secure mode, the secure-aggregation envelopes.
+    const identity = await loadOrCreateSecaggIdentity(config.stateDir);
+    const coordinatorKey = Buffer.from(identity.publicKey).toString('hex');
     let secaggInfo: { publicKey: string; clip: number; maxWeight: number; dropoutFraction: number; corruptFraction: number } | undefined;
     let aggregator: AggregatorFactory;
     if (deps.aggregator !== undefined) {
       aggregator = deps.aggregator;
     } else if (config.aggregation === 'secure') {
-      const identity = await loadOrCreateSecaggIdentity(config.stateDir);
       const sa = config.secagg;
       aggregator = secureAggregator({
         runId,
@@ -244,6 +249,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         stateDir: config.stateDir,
         resumedFrom: checkpoint?.roundId ?? null,
         completedRounds: model.completedRounds,
+        coordinatorKey,
         modelVersion: engine.globalModel.modelVersion,
         parameters: model.weights.length,
         strategy: strategy.name,
@@ -255,6 +261,13 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       },
       checkpoint === undefined ? 'starting a fresh run' : 'resuming from the last completed round',
     );
+    const dp = config.training.dp;
+    if (dp !== undefined && dp.cohortSize > config.minCohort) {
+      logger.warn(
+        { dpCohortSize: dp.cohortSize, minCohort: config.minCohort },
+        'training.dp.cohortSize exceeds minCohort: a round sampling fewer agents would carry less noise than noiseMultiplier claims, and agents refuse it (policy rule dp-cohort); set minCohort >= dp.cohortSize',
+      );
+    }
 
     // ---- servers -----------------------------------------------------------------------------
     const app = Fastify({
@@ -430,6 +443,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       enrolment: new EnrolmentGate(config.enrolment, { boundKey: (id) => db.getEnrolment(id)?.publicKey }),
       metrics,
       coordinatorId: config.coordinatorId,
+      identity,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       requireSignatures: config.requireSignatures,
@@ -453,6 +467,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         metrics: metrics.registry,
         startedAt: Date.now(),
         coordinatorId: config.coordinatorId,
+        coordinatorKey,
         strategy: { name: strategy.name, params: strategy.params },
         aggregation: aggregator.mode,
         ...(secaggInfo === undefined ? {} : { secagg: secaggInfo }),
@@ -464,7 +479,8 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
     const url = address.startsWith('http') ? address.replace(/:\d+$/, `:${port}`) : `http://${config.host}:${port}`;
     started = true;
-    logger.info({ url }, 'coordinator listening');
+    logger.info({ url, coordinatorKey }, 'coordinator listening');
+    logger.info({ coordinatorKey }, `coordinator public key ${coordinatorKey}: agents pin it with --coordinator-key ${coordinatorKey}`);
 
     // ---- shutdown ------------------------------------------------------------------------------
     let closing: Promise<void> | undefined;
@@ -522,6 +538,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     const handle: CoordinatorHandle = {
       url,
       port,
+      publicKey: coordinatorKey,
       config,
       events,
       logger,

@@ -191,7 +191,7 @@ export interface EngineSettings {
    * Round config template; aggregation comes from the aggregator, seed is derived per round, and
    * learningRate is the base of `lrSchedule`.
    */
-  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed'>;
+  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed' | 'cohortSize'>;
   /** The learning rate across rounds (default constant: roundConfig.learningRate every round). */
   readonly lrSchedule?: LrSchedule;
   /** The run's time budget, if any: the schedule's progress is also the share of it used. */
@@ -492,8 +492,8 @@ export class RoundEngine {
     p.status = 'included';
     round.accepted++;
     if (msg.exampleCount !== undefined) p.exampleCount = msg.exampleCount;
-    p.loss = msg.metrics.loss;
-    if (msg.metrics.extra !== undefined) p.metrics = { ...msg.metrics.extra };
+    if (msg.metrics !== undefined) p.loss = msg.metrics.loss;
+    if (msg.metrics?.extra !== undefined) p.metrics = { ...msg.metrics.extra };
     p.bytes = msg.frame.byteLength;
     out.push({ type: 'update-accepted', roundId: round.roundId, agentId, exampleCount: msg.exampleCount ?? 0 });
     this.applyStep(out, round, step, now);
@@ -699,7 +699,7 @@ export class RoundEngine {
     const cohort = sampleCohort(this.ready, s.maxCohort, s.seed, roundId);
     const progress = runProgress({ completedRounds: this.model.completedRounds, rounds: s.rounds, now, budget: s.budget, expectedRoundMs: this.lastRoundMs });
     const learningRate = scheduledLearningRate(s.roundConfig.learningRate, s.lrSchedule ?? CONSTANT_SCHEDULE, progress);
-    const config: RoundConfig = { ...s.roundConfig, learningRate, aggregation: this.aggregator.mode, seed: roundSeed(s.seed, roundId) };
+    const config: RoundConfig = { ...s.roundConfig, learningRate, aggregation: this.aggregator.mode, cohortSize: cohort.length, seed: roundSeed(s.seed, roundId) };
     const required = Math.min(cohort.length, Math.max(1, s.quorum.minCount, Math.ceil(s.quorum.fraction * cohort.length)));
     const base = this.model;
     const session = this.aggregator.open({

@@ -5,15 +5,22 @@
 //
 // Wire: both directions use the socket.io event 'message' carrying one protocol message
 // (binary fields travel as socket.io binary attachments).
+//
+// Every message to an agent except `reject` (frozen across majors) is signed here with the
+// coordinator's Ed25519 identity, bound to the connection: the agent id, the nonce of the
+// agent's hello and this connection's session id (signCoordinatorMessage). The welcome carries
+// the public key; agents pin it (--coordinator-key) or trust it on first use.
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import {
   AGENT_TO_COORDINATOR,
+  canonicalJson,
   createSessionId,
   rejectForError,
   rejectMessage,
   respondToHello,
+  signCoordinatorMessage,
   updateRejectReasonFor,
 } from '@fedclr/protocol';
 import type { AgentMessage, CoordinatorMessage, Protocol, RejectReason } from '@fedclr/protocol';
@@ -34,6 +41,8 @@ interface Session {
   publicKey?: Uint8Array;
   key?: KeyObject;
   sessionId?: string;
+  /** The agent's hello.nonce: every signature to this connection covers it. */
+  nonce?: Uint8Array;
   handshakeTimer?: NodeJS.Timeout;
   lastSeen: number;
   heartbeat?: { state: string; roundId?: number; progress?: number; at: number };
@@ -47,6 +56,8 @@ export interface GatewayOptions {
   readonly enrolment: EnrolmentGate;
   readonly metrics: CoordinatorMetrics;
   readonly coordinatorId: string;
+  /** The coordinator's Ed25519 identity (tweetnacl layout): signs every message to agents. */
+  readonly identity: { readonly publicKey: Uint8Array; readonly secretKey: Uint8Array };
   readonly heartbeatIntervalMs: number;
   readonly handshakeTimeoutMs: number;
   readonly requireSignatures: boolean;
@@ -71,6 +82,7 @@ export class Gateway {
   /** Authenticated sessions by agent id. */
   private readonly byAgent = new Map<string, Session>();
   private closing = false;
+  private readonly canonical = new WeakMap<object, string>();
 
   constructor(options: GatewayOptions) {
     this.o = options;
@@ -104,8 +116,23 @@ export class Gateway {
   send(agentId: string, message: CoordinatorMessage): boolean {
     const s = this.byAgent.get(agentId);
     if (s === undefined || s.state !== 'ready') return false;
-    s.socket.emit(MESSAGE_EVENT, message);
+    s.socket.emit(MESSAGE_EVENT, message.type === 'reject' ? message : this.sign(s, message));
     return true;
+  }
+
+  /**
+   * Signs a message for one connection (agent id, hello nonce, session id). The canonical JSON
+   * of a message object is computed once however many agents get it (the engine sends one
+   * round-start object to the whole cohort, and never mutates a message it sent).
+   */
+  private sign<M extends Exclude<CoordinatorMessage, { type: 'reject' }>>(s: Session, message: M): M {
+    const binding = { agentId: s.agentId as string, nonce: s.nonce as Uint8Array, sessionId: s.sessionId as string };
+    let canonical = this.canonical.get(message);
+    if (canonical === undefined) {
+      canonical = canonicalJson(message);
+      this.canonical.set(message, canonical);
+    }
+    return signCoordinatorMessage(message, binding, this.o.identity.secretKey, canonical);
   }
 
   /** Disconnects an agent (after a shutdown message, for instance). */
@@ -215,6 +242,7 @@ export class Gateway {
     const sessionId = createSessionId();
     const reply = respondToHello(hello, {
       sessionId,
+      coordinatorKey: o.identity.publicKey,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       coordinatorId: o.coordinatorId,
       modelVersion: o.modelVersion(),
@@ -228,8 +256,9 @@ export class Gateway {
     session.publicKey = new Uint8Array(hello.publicKey);
     session.key = ed25519PublicKey(session.publicKey);
     session.sessionId = sessionId;
+    session.nonce = new Uint8Array(hello.nonce);
     session.state = 'proving';
-    session.socket.emit(MESSAGE_EVENT, reply);
+    session.socket.emit(MESSAGE_EVENT, this.sign(session, reply));
   }
 
   private onProof(session: Session, raw: unknown): void {

@@ -19,6 +19,8 @@ export interface HttpContext {
   readonly metrics: Registry;
   readonly startedAt: number;
   readonly coordinatorId: string;
+  /** Hex Ed25519 public key of the coordinator. */
+  readonly coordinatorKey: string;
   readonly strategy: { name: string; params: Readonly<Record<string, number>> };
   readonly aggregation: string;
   /** Secure mode: the coordinator's secagg signing key (hex; agents may pin it) and encoding settings. */
@@ -42,9 +44,11 @@ export const HealthSchema = {
 export const StatusSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['coordinatorId', 'phase', 'completedRounds', 'targetRounds', 'model', 'agents', 'strategy', 'aggregation', 'round'],
+  required: ['coordinatorId', 'coordinatorKey', 'phase', 'completedRounds', 'targetRounds', 'model', 'agents', 'strategy', 'aggregation', 'round'],
   properties: {
     coordinatorId: { type: 'string' },
+    /** Hex Ed25519 public key that signs every coordinator message (agents pin it: --coordinator-key). */
+    coordinatorKey: { type: 'string', pattern: '^[0-9a-f]{64}$' },
     phase: { type: 'string', enum: ['waiting', 'collecting', 'aggregating', 'committing', 'finished', 'stopped'] },
     completedRounds: { type: 'integer', minimum: 0 },
     targetRounds: { type: 'integer', minimum: 1 },
@@ -309,6 +313,7 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
       const a = ctx.agents();
       return {
         coordinatorId: ctx.coordinatorId,
+        coordinatorKey: ctx.coordinatorKey,
         phase: s.phase,
         completedRounds: s.completedRounds,
         targetRounds: s.targetRounds,

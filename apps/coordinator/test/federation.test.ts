@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createFakeTrainer, fakeLocalWeights, startAgent } from '@fedclr/agent';
 import type { RoundSummary } from '../src/engine.js';
 import { FileModelStore } from '../src/model-store.js';
-import { AGENT_SCRIPT, forkProc, startTestCoordinator, tamperingConnector, tempDir, waitFor, withTimeout, type Proc } from './harness.js';
+import { AGENT_SCRIPT, forkProc, startTestCoordinator, tamperingConnector, tempDir, trust, waitFor, withTimeout, type Proc } from './harness.js';
 
 function weightedAverage(models: Float32Array[], counts: number[]): Float64Array {
   const out = new Float64Array((models[0] as Float32Array).length);
@@ -42,6 +42,7 @@ test('3 agent processes x 2 plain rounds: each new global model is the example-w
       stateDir: join(dir, `agent-${i}`),
       agentId: `agent-${seed}`,
       trainer: { seed, exampleCount: counts[i], scale: 0.05, delayMs: 20 },
+      ...trust(coordinator.publicKey),
     }),
   );
   try {
@@ -87,6 +88,7 @@ test('an agent process killed mid-round does not stall the round (it is dropped;
       stateDir: join(dir, `agent-${i}`),
       agentId: `agent-${i}`,
       trainer: { seed: i, exampleCount: 10, delayMs: i === 2 ? 20_000 : 300 },
+      ...trust(coordinator.publicKey),
     }),
   );
   const victim = procs[2] as Proc;
@@ -135,6 +137,7 @@ test('a connected agent that never answers is cut off by the deadline; the quoru
         agentId: `agent-${i}`,
         trainer: createFakeTrainer({ seed: i, exampleCount: 5, delayMs: i === 2 ? 60_000 : 0 }),
         logger: coordinator.logger.child({ svc: 'agent' }),
+        ...trust(coordinator.publicKey),
         ...(i === 2 ? { connector: tamperingConnector(join(dir, `agent-${i}`), { drop: (m) => m.type === 'error' || m.type === 'update' }) } : {}),
       }),
     ),

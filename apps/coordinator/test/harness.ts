@@ -32,6 +32,14 @@ export async function freePort(): Promise<number> {
 
 export const MODEL = { rows: 40, cols: 25, seed: 3 } as const;
 
+/**
+ * What a test agent needs to work with a test coordinator: the coordinator's key pinned, and a
+ * lax round policy (these tests run plain rounds and cohorts of 2-5; the policy has its own tests).
+ */
+export function trust(coordinatorKey: string): { coordinatorKey: string; policy: { requireSecure: boolean; minCohort: number } } {
+  return { coordinatorKey, policy: { requireSecure: false, minCohort: 1 } };
+}
+
 export async function startTestCoordinator(
   config: Partial<CoordinatorConfig> & { stateDir: string },
 ): Promise<{ coordinator: CoordinatorHandle; manifest: ReturnType<typeof makeModel>['manifest']; weights: Float32Array }> {
@@ -155,6 +163,10 @@ export interface TamperOptions {
   readonly replayPrevious?: boolean;
   /** Drops the connection when a matching coordinator message arrives (before the agent sees it). */
   readonly disconnectOn?: (msg: Record<string, unknown>) => boolean;
+  /** Rewrites what the coordinator sends before the agent sees it (an attacker on the path). */
+  readonly inbound?: (msg: Record<string, unknown>) => Record<string, unknown>;
+  /** Sees everything the agent sends (after the other options), e.g. to record what leaks. */
+  readonly observe?: (msg: Record<string, unknown>) => void;
 }
 
 /** A connector that wraps socket.io and tampers with what a real agent sends. */
@@ -175,7 +187,7 @@ export function tamperingConnector(stateDir: string, t: TamperOptions): Connecto
       onDisconnect: (l) => s.onDisconnect(l),
       onMessage: (l) =>
         s.onMessage((raw) => {
-          const m = raw as Record<string, unknown>;
+          const m = t.inbound === undefined ? (raw as Record<string, unknown>) : t.inbound(raw as Record<string, unknown>);
           if (t.disconnectOn?.(m) === true) {
             s.close();
             return;
@@ -185,9 +197,10 @@ export function tamperingConnector(stateDir: string, t: TamperOptions): Connecto
             rounds++;
             if (t.replayPrevious === true && previous !== undefined) s.send(previous as unknown as AgentOutbound);
           }
-          l(raw);
+          l(m);
         }),
       send: (m) => {
+        t.observe?.(m as unknown as Record<string, unknown>);
         if (t.drop?.(m) === true) return;
         if (m.type === 'hello' && t.hello !== undefined) {
           s.send(t.hello({ ...m }) as unknown as AgentOutbound);

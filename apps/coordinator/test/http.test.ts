@@ -8,7 +8,7 @@ import { createFakeTrainer, startAgent } from '@fedclr/agent';
 import { AgentsSchema, HealthSchema, ModelInfoSchema, RoundDetailSchema, RoundsPageSchema, StatusSchema } from '../src/http.js';
 import { FileModelStore } from '../src/model-store.js';
 import { schemaProblem } from './helpers.js';
-import { startTestCoordinator, tempDir, withTimeout } from './harness.js';
+import { startTestCoordinator, tempDir, trust, withTimeout } from './harness.js';
 
 async function getJson(url: string): Promise<{ status: number; body: unknown; type: string | null }> {
   const res = await fetch(url);
@@ -36,7 +36,7 @@ test('HTTP routes: health, status, rounds (paginated), round detail, model, metr
     const logger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn' });
     const agents = await Promise.all(
       [0, 1].map((i) =>
-        startAgent({ coordinatorUrl: base, stateDir: join(dir, `a${i}`), trainer: createFakeTrainer({ seed: i, delayMs: 100 }), logger }),
+        startAgent({ coordinatorUrl: base, stateDir: join(dir, `a${i}`), trainer: createFakeTrainer({ seed: i, delayMs: 100 }), logger, ...trust(coordinator.publicKey) }),
       ),
     );
     // During a round.

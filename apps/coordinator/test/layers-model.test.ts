@@ -13,7 +13,7 @@ import { Network, flattenWeights, initBackend, manifestOfSpec, type GraphSpec } 
 import { startCoordinator, type CoordinatorHandle } from '../src/coordinator.js';
 import { LayersModelJsonSchema } from '../src/http.js';
 import { schemaProblem } from './helpers.js';
-import { tempDir, withTimeout } from './harness.js';
+import { tempDir, trust, withTimeout } from './harness.js';
 
 // Convolutions, BatchNorm (trainable scale/offset and non-trainable moving statistics) and a head.
 const spec: GraphSpec = {
@@ -116,7 +116,7 @@ test('after a round, model.json and weights.bin carry the new global model', asy
   const base = coordinator.url;
   const initial = coordinator.globalModel().modelVersion;
   const agents = await Promise.all(
-    [0, 1].map((i) => startAgent({ coordinatorUrl: base, stateDir: join(dir, `a${i}`), trainer: createFakeTrainer({ seed: i, delayMs: 50 }), logger })),
+    [0, 1].map((i) => startAgent({ coordinatorUrl: base, stateDir: join(dir, `a${i}`), trainer: createFakeTrainer({ seed: i, delayMs: 50 }), logger, ...trust(coordinator.publicKey) })),
   );
   try {
     await withTimeout(coordinator.finished, 15_000, 'the round');

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { createFakeTrainer, startAgent, type AgentHandle } from '@fedclr/agent';
 import { startCoordinator } from '../src/coordinator.js';
 import type { RoundSummary } from '../src/engine.js';
-import { tempDir, withTimeout } from './harness.js';
+import { tempDir, trust, withTimeout } from './harness.js';
 
 const enabled = process.env['FEDCLR_LOAD'] === '1';
 const AGENTS = Number(process.env['FEDCLR_LOAD_AGENTS'] ?? 100);
@@ -64,6 +64,7 @@ test(`load: ${AGENTS} agents x ${PARAMS} parameters x ${ROUNDS} rounds on loopba
           trainer: createFakeTrainer({ seed: i, exampleCount: 50 + i, scale: 0.001 }),
           logger,
           connectTimeoutMs: 60_000,
+          ...trust(coordinator.publicKey),
         }),
       );
     }

@@ -11,7 +11,7 @@ import type { EngineAction, RoundEngine, RoundSummary } from '../src/engine.js';
 import { isCoordinatorError } from '../src/errors.js';
 import { DEFAULT_FINAL_FRACTION, lrFactor, runProgress, scheduledLearningRate, type LrSchedule } from '../src/lr-schedule.js';
 import { deltaFor, makeEngine, ofType, sends, updateMessage } from './helpers.js';
-import { startTestCoordinator, tempDir, withTimeout } from './harness.js';
+import { startTestCoordinator, tempDir, trust, withTimeout } from './harness.js';
 
 const COSINE: LrSchedule = { kind: 'cosine', finalFraction: DEFAULT_FINAL_FRACTION };
 const close = (actual: number, expected: number, what: string): void => assert.ok(Math.abs(actual - expected) < 1e-12, `${what}: ${actual} != ${expected}`);
@@ -140,7 +140,7 @@ test('coordinator: agents receive the scheduled rate; rounds record it (summary,
               return inner.train(input, signal, onProgress);
             },
           };
-          return startAgent({ coordinatorUrl: coordinator.url, stateDir: join(dir, `a${i}`), trainer, logger });
+          return startAgent({ coordinatorUrl: coordinator.url, stateDir: join(dir, `a${i}`), trainer, logger, ...trust(coordinator.publicKey) });
         }),
       );
       await withTimeout(coordinator.finished, 15_000, 'two rounds');

@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { decodeFrame, encodeFrame } from '@fedclr/protocol';
 import type { UpdateMessage, UpdateRejectedMessage } from '@fedclr/protocol';
 import { createFakeTrainer, fakeLocalWeights, loadOrCreateIdentity, startAgent, type AgentHandle, type Connector } from '@fedclr/agent';
-import { startTestCoordinator, tamperingConnector, tempDir, withTimeout, type TamperOptions } from './harness.js';
+import { startTestCoordinator, tamperingConnector, tempDir, trust, withTimeout, type TamperOptions } from './harness.js';
 
 const agentLogger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn', base: { svc: 'agent' } });
 
@@ -76,6 +76,7 @@ test('bad updates are rejected with a clear reason and the model only averages t
       agentId: id,
       trainer: createFakeTrainer({ seed: id, exampleCount: count, scale: 0.05 }),
       logger: agentLogger,
+      ...trust(coordinator.publicKey),
       ...(connector === undefined ? {} : { connector }),
     });
     a.events.on('update-rejected', (r) => rejected.set(id, [...(rejected.get(id) ?? []), r]));
@@ -149,6 +150,7 @@ test('enrolment: allow-list admits listed keys only; an agent id stays bound to 
       trainer: createFakeTrainer(),
       logger: agentLogger,
       reconnect: { maxAttempts: 2, initialDelayMs: 20 },
+      ...trust(url === coordinator.url ? coordinator.publicKey : open.coordinator.publicKey),
       ...(connector === undefined ? {} : { connector }),
     });
     handles.push(a);
@@ -178,7 +180,9 @@ test('enrolment: allow-list admits listed keys only; an agent id stays bound to 
       tamperingConnector(join(dir, 'forger'), { ready: (m) => ({ ...m, sig: Buffer.alloc(64, 1) }) }),
     );
     const fe = await withTimeout(forger.done, 5000, 'the forger to be refused');
-    assert.equal(fe.reason, 'rejected');
+    // A reject after the welcome is unsigned, so the agent reconnects instead of trusting it; every
+    // attempt fails the same way, until it gives up.
+    assert.equal(fe.reason, 'gave-up');
     assert.match(fe.message ?? '', /bad-signature/);
     assert.equal(open.coordinator.status().readyAgents, 1);
 
@@ -187,7 +191,7 @@ test('enrolment: allow-list admits listed keys only; an agent id stays bound to 
       open.coordinator.url,
       'future',
       'future',
-      tamperingConnector(join(dir, 'future'), { hello: (m) => ({ ...m, protocolVersion: '2.0', hologram: true }) }),
+      tamperingConnector(join(dir, 'future'), { hello: (m) => ({ ...m, protocolVersion: '3.0', hologram: true }) }),
     );
     const fu = await withTimeout(future.done, 5000, 'the future agent to be refused');
     assert.equal(fu.reason, 'rejected');

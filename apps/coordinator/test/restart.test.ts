@@ -7,11 +7,11 @@ import { pino } from 'pino';
 import { createFakeTrainer, startAgent, type AgentHandle } from '@fedclr/agent';
 import { StateDb } from '../src/db.js';
 import { FileModelStore } from '../src/model-store.js';
-import { COORDINATOR_SCRIPT, MODEL, forkProc, freePort, startTestCoordinator, tempDir, withTimeout, type Proc } from './harness.js';
+import { COORDINATOR_SCRIPT, MODEL, forkProc, freePort, startTestCoordinator, tempDir, trust, withTimeout, type Proc } from './harness.js';
 
 const agentLogger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn', base: { svc: 'agent' } });
 
-async function agentsFor(url: string, dir: string, n: number, delayMs: number): Promise<AgentHandle[]> {
+async function agentsFor(url: string, dir: string, n: number, delayMs: number, coordinatorKey: string): Promise<AgentHandle[]> {
   return Promise.all(
     Array.from({ length: n }, (_, i) =>
       startAgent({
@@ -21,6 +21,7 @@ async function agentsFor(url: string, dir: string, n: number, delayMs: number): 
         trainer: createFakeTrainer({ seed: i, exampleCount: 10 + i, delayMs }),
         reconnect: { initialDelayMs: 50, maxDelayMs: 300, jitter: 0.5 },
         logger: agentLogger,
+        ...trust(coordinatorKey),
       }),
     ),
   );
@@ -47,7 +48,7 @@ test('a coordinator killed after round 2 restarts at round 3 from round 2\'s mod
   let proc: Proc = forkProc(COORDINATOR_SCRIPT, arg);
   const listening = await proc.next((m) => m['event'] === 'listening', 15_000, 'coordinator listening');
   const url = String(listening['url']);
-  const agents = await agentsFor(url, dir, 2, 150);
+  const agents = await agentsFor(url, dir, 2, 150, String(listening['publicKey']));
   let round2Version: string;
   try {
     const done2 = await proc.next((m) => m['event'] === 'round-completed' && m['roundId'] === 2, 20_000, 'round 2 to complete');
@@ -103,7 +104,7 @@ test('SIGTERM: the coordinator process aborts the round, tells agents it is rest
     model: MODEL,
   });
   const listening = await proc.next((m) => m['event'] === 'listening', 15_000, 'coordinator listening');
-  const agents = await agentsFor(String(listening['url']), dir, 2, 20_000);
+  const agents = await agentsFor(String(listening['url']), dir, 2, 20_000, String(listening['publicKey']));
   try {
     await proc.next((m) => m['event'] === 'round-started', 10_000, 'round 1 to start');
     const shutdownSeen = Promise.all(
@@ -134,7 +135,7 @@ test('close() mid-round aborts it cleanly; agents stop; a restart continues from
   const dir = tempDir();
   const stateDir = join(dir, 'coordinator');
   const first = await startTestCoordinator({ stateDir, rounds: 3, minCohort: 2, maxCohort: 2, deadlineMs: 30_000 });
-  const agents = await agentsFor(first.coordinator.url, dir, 2, 20_000);
+  const agents = await agentsFor(first.coordinator.url, dir, 2, 20_000, first.coordinator.publicKey);
   await new Promise<void>((resolve) => first.coordinator.events.once('round-started', () => resolve()));
   await first.coordinator.close();
   const exits = await Promise.all(agents.map((a) => withTimeout(a.done, 5000, 'agents to stop')));

@@ -60,7 +60,7 @@ function toWire(a: InProcessAgent, roundId: number, modelVersion: string, out: r
       const header = encodeCanonical({ ...(m as unknown as Record<string, CanonicalValue>), payload: { maskedWith } });
       result.push({ kind: 'secagg', message: { type: 'secagg', roundId, stage: m.stage, from: a.id, to: SECAGG_SERVER_ID, payload: header } });
       const frame = encodeFrame({ manifest: [{ name: MASKED_TENSOR, shape: [masked.length], dtype: 'uint32' }], data: masked });
-      const update: UpdateMessage = { type: 'update', roundId, modelVersion, metrics: { loss: 0.5 }, frame };
+      const update: UpdateMessage = { type: 'update', roundId, modelVersion, frame }; // no per-agent metrics in secure rounds
       result.push({ kind: 'update', message: update, frame: decodeFrame(frame) });
       continue;
     }

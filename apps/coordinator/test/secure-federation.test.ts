@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createFakeTrainer, fakeLocalWeights, startAgent, type AgentHandle } from '@fedclr/agent';
 import type { CoordinatorHandle } from '../src/coordinator.js';
 import type { RoundSummary } from '../src/engine.js';
-import { startTestCoordinator, tamperingConnector, tempDir, waitFor } from './harness.js';
+import { startTestCoordinator, tamperingConnector, tempDir, trust, waitFor } from './harness.js';
 
 const SEEDS = ['s0', 's1', 's2', 's3', 's4'];
 const COUNTS = [10, 20, 30, 40, 100];
@@ -52,6 +52,7 @@ async function federation(
         agentId: `agent-${i}`,
         trainer: createFakeTrainer({ seed, exampleCount: COUNTS[i] as number, scale: SCALE, delayMs: 40 }),
         logger: coordinator.logger.child({ svc: 'agent' }),
+        ...trust(coordinator.publicKey),
         ...(stage === undefined
           ? {}
           : stage.startsWith('silent:')
@@ -126,11 +127,16 @@ test('secure round, 5 agents: the new global model equals the plain-mode result 
     assertWithinBound(f.coordinator.globalModel().weights, plainResult(f.initial, [0, 1, 2, 3, 4], 1), summary.metrics['secaggQuantisationBound'] ?? Number.NaN);
     // No plaintext example count reached the coordinator.
     assert.ok(summary.participants.every((p) => p.exampleCount === undefined));
-    const status = (await (await fetch(`${f.coordinator.url}/api/status`)).json()) as { aggregation: string; secagg: { publicKey: string } };
+    // Nor any per-agent metric (issue 11: the update of a secure round carries none).
+    assert.ok(summary.participants.every((p) => p.loss === undefined && p.metrics === undefined));
+    const status = (await (await fetch(`${f.coordinator.url}/api/status`)).json()) as { aggregation: string; coordinatorKey: string; secagg: { publicKey: string } };
     assert.equal(status.aggregation, 'secure');
     assert.match(status.secagg.publicKey, /^[0-9a-f]{64}$/);
-    // Each agent pinned the coordinator's secagg key on first use.
-    assert.ok(existsSync(join(dir, 'agent-0', 'coordinator-keys.json')));
+    // One key signs the protocol messages and the secagg envelopes; the agents had it pinned
+    // (nothing trusted on first use, so nothing remembered).
+    assert.equal(status.coordinatorKey, status.secagg.publicKey);
+    assert.equal(f.coordinator.publicKey, status.secagg.publicKey);
+    assert.ok(!existsSync(join(dir, 'agent-0', 'coordinator-keys.json')));
   } finally {
     await f.close();
   }

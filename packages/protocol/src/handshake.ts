@@ -6,7 +6,9 @@
 //                                           parseMessage: a different major throws
 //                                           FEDCLR_PROTO_VERSION_INCOMPATIBLE before any
 //                                           field check; respondToHello / rejectForError
-//     <- welcome {negotiated protocolVersion, sessionId, limits}  or  reject {reason, message}
+//     (hello also carries a fresh nonce: the coordinator's signatures are bound to it)
+//     <- welcome {negotiated protocolVersion, sessionId, limits, coordinatorKey, sig}
+//        or  reject {reason, message}
 //     acceptWelcome(reply): checks the negotiated version, throws on reject
 import { randomBytes } from 'node:crypto';
 import {
@@ -16,6 +18,7 @@ import {
   type ProtocolErrorCode,
 } from './errors.js';
 import { DEFAULT_LIMITS, type ProtocolLimits } from './limits.js';
+import { CONNECTION_NONCE_BYTES } from './schemas.js';
 import type {
   HelloMessage,
   RejectMessage,
@@ -26,6 +29,11 @@ import type {
 } from './schemas.js';
 import { PROTOCOL_VERSION, assertCompatibleVersion, isCompatibleVersion, negotiateVersion } from './version.js';
 
+/** A fresh random connection nonce for `hello.nonce` (32 bytes). */
+export function createConnectionNonce(): Uint8Array {
+  return new Uint8Array(randomBytes(CONNECTION_NONCE_BYTES));
+}
+
 /** A fresh random session id (128 bits, base64url) for `welcome.sessionId`. */
 export function createSessionId(): string {
   return randomBytes(16).toString('base64url');
@@ -33,6 +41,8 @@ export function createSessionId(): string {
 
 export interface WelcomeOptions {
   sessionId: string;
+  /** The coordinator's Ed25519 public key (32 bytes); the caller signs the welcome with it. */
+  coordinatorKey: Uint8Array;
   heartbeatIntervalMs: number;
   coordinatorId?: string;
   modelVersion?: string;
@@ -58,6 +68,7 @@ export function respondToHello(hello: HelloMessage, options: WelcomeOptions): We
     sessionId: options.sessionId,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
     limits: { maxFrameBytes: limits.maxFrameBytes, maxSecaggPayloadBytes: limits.maxSecaggPayloadBytes },
+    coordinatorKey: options.coordinatorKey,
   };
   if (options.coordinatorId !== undefined) welcome.coordinatorId = options.coordinatorId;
   if (options.modelVersion !== undefined) welcome.modelVersion = options.modelVersion;

@@ -40,7 +40,8 @@ export interface RoundContext {
  * Coordinator side: checks an update against its round and decodes its frame.
  * - roundId must be the round's (FEDCLR_PROTO_ROUND_MISMATCH);
  * - modelVersion must be the round's global model (FEDCLR_PROTO_HASH_MISMATCH: stale model);
- * - plain rounds need exampleCount; secure rounds must not reveal it (FEDCLR_PROTO_INCONSISTENT);
+ * - plain rounds need exampleCount; secure rounds must not reveal it nor per-agent metrics
+ *   (FEDCLR_PROTO_INCONSISTENT);
  * - the frame must decode, match `expected` exactly, hash-verify, and hold no NaN/Inf.
  * In a secure round pass the masked layout (e.g. uint32 tensors) as `expected`.
  */
@@ -56,6 +57,12 @@ export function openUpdate(msg: UpdateMessage, round: RoundContext, options: Ope
     throw new InconsistentMessageError(
       msg.type,
       "exampleCount must be absent when the round's aggregation is 'secure' (the count travels inside the masked vector)",
+    );
+  }
+  if (round.config.aggregation === 'secure' && msg.metrics !== undefined) {
+    throw new InconsistentMessageError(
+      msg.type,
+      "metrics must be absent when the round's aggregation is 'secure' (per-agent metrics would leak what the mask hides)",
     );
   }
   return decodeFrame(msg.frame, { verifyHash: true, checkFinite: options.checkFinite ?? true, ...pick(options) });

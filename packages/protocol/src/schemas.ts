@@ -42,6 +42,10 @@ const MetricName = Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.]{0,63}$', maxLe
 export const PublicKeySchema = Type.Uint8Array({ minByteLength: 32, maxByteLength: 32 });
 /** Ed25519 detached signature: exactly 64 bytes. */
 export const SignatureSchema = Type.Uint8Array({ minByteLength: 64, maxByteLength: 64 });
+/** Bytes of the agent's per-connection nonce (hello.nonce). */
+export const CONNECTION_NONCE_BYTES = 32;
+/** Fresh random value an agent sends in each hello; the coordinator's signatures cover it. */
+export const ConnectionNonceSchema = Type.Uint8Array({ minByteLength: CONNECTION_NONCE_BYTES, maxByteLength: CONNECTION_NONCE_BYTES });
 
 type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
 
@@ -129,6 +133,8 @@ export const RoundConfigSchema = Type.Object(
     /** Time budget for train + upload, counted from receipt of round-start. */
     deadlineMs: Type.Integer({ minimum: 1000, maximum: 7 * 24 * 3600 * 1000 }),
     aggregation: AggregationModeSchema,
+    /** Number of agents the coordinator sampled for this round (agents check it against their policy). */
+    cohortSize: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     dp: Type.Optional(DpConfigSchema),
     /** Seed for the agent's augmentation/shuffling RNG (reproducible simulations). */
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 })),
@@ -155,6 +161,11 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       protocolVersion: ProtocolVersionSchema,
       agentId: AgentIdSchema,
       publicKey: PublicKeySchema,
+      /**
+       * Fresh random bytes for this connection: every coordinator message of the connection is
+       * signed over them, so none can be replayed into another connection.
+       */
+      nonce: ConnectionNonceSchema,
       capabilities: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9.-]{0,63}$', maxLength: 64 }), {
         maxItems: limits.maxCapabilities,
         uniqueItems: true,
@@ -174,7 +185,8 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       modelVersion: HashSchema,
       /** Required in plain rounds; absent in secure rounds (the count is inside the masked vector). */
       exampleCount: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
-      metrics: Type.Object(
+      /** Plain rounds only: per-agent metrics are a side channel in secure rounds (openUpdate refuses them). */
+      metrics: Type.Optional(Type.Object(
         {
           loss: Finite,
           steps: Type.Optional(Count),
@@ -182,7 +194,7 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
           extra: Type.Optional(Metrics),
         },
         strict,
-      ),
+      )),
       /** Tensor frame: the delta (plain) or the masked fixed-point vector (secure). */
       frame: Frame,
       sig: Sig,
@@ -250,6 +262,9 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       ),
       /** Current global model version, if any. */
       modelVersion: Type.Optional(HashSchema),
+      /** The coordinator's Ed25519 public key; every coordinator message is signed by it. */
+      coordinatorKey: PublicKeySchema,
+      sig: Sig,
     },
     strict,
   );
@@ -275,6 +290,7 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       config: RoundConfigSchema,
       /** Global weights as a tensor frame. */
       weights: Frame,
+      sig: Sig,
     },
     strict,
   );
@@ -292,6 +308,7 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       /** Whether this agent's update made it into the aggregate. */
       included: Type.Optional(Type.Boolean()),
       metrics: Type.Optional(Metrics),
+      sig: Sig,
     },
     strict,
   );
@@ -304,6 +321,7 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       /** The catalogued error code behind the rejection, when there is one. */
       code: Type.Optional(ErrorCode),
       message: Text,
+      sig: Sig,
     },
     strict,
   );
@@ -315,6 +333,7 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
       message: Type.Optional(Text),
       /** Reconnect no sooner than this; absent: do not reconnect. */
       reconnectAfterMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400_000 })),
+      sig: Sig,
     },
     strict,
   );

@@ -4,7 +4,10 @@
 import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 
 /** The version this build speaks. */
-export const PROTOCOL_VERSION = '1.0';
+// 2.0: every coordinator message is signed and bound to the connection (hello.nonce,
+// welcome.coordinatorKey, sig on welcome/round-start/round-end/update-rejected/shutdown),
+// round config carries cohortSize, update.metrics is optional.
+export const PROTOCOL_VERSION = '2.0';
 
 export interface ProtocolVersion {
   readonly major: number;

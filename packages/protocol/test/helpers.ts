@@ -49,6 +49,7 @@ export const roundConfig = (overrides: Partial<RoundConfig> = {}): RoundConfig =
   clipNorm: 1,
   deadlineMs: 60_000,
   aggregation: 'plain',
+  cohortSize: 10,
   ...overrides,
 });
 
@@ -61,9 +62,10 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
   const agent: AgentMessage[] = [
     {
       type: 'hello',
-      protocolVersion: '1.0',
+      protocolVersion: '2.0',
       agentId: 'edge-01',
       publicKey: Buffer.alloc(32, 1),
+      nonce: Buffer.alloc(32, 3),
       capabilities: ['secagg', 'dp'],
       exampleCount: 6000,
     },
@@ -85,14 +87,16 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
   const coordinator: CoordinatorMessage[] = [
     {
       type: 'welcome',
-      protocolVersion: '1.0',
+      protocolVersion: '2.0',
       sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
       coordinatorId: 'coord-1',
       heartbeatIntervalMs: 5000,
       limits: { maxFrameBytes: 1 << 20, maxSecaggPayloadBytes: 1 << 16 },
       modelVersion,
+      coordinatorKey: Buffer.alloc(32, 4),
+      sig,
     },
-    { type: 'reject', reason: 'not-enrolled', message: 'unknown key', protocolVersion: '1.0' },
+    { type: 'reject', reason: 'not-enrolled', message: 'unknown key', protocolVersion: '2.0' },
     {
       type: 'round-start',
       roundId: 3,

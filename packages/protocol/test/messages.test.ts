@@ -60,11 +60,11 @@ describe('message round-trips', () => {
   it('narrows on the type discriminant', () => {
     const m = parseMessage(up, overTheWire(agentMsg('update')));
     if (m.type !== 'update') assert.fail('expected update');
-    assert.equal(m.metrics.loss, 2.31); // typed access without casts
+    assert.equal(m.metrics?.loss, 2.31); // typed access without casts
   });
 
   it('accepts a hello of a newer minor of the same major', () => {
-    assert.equal(parseMessage(up, { ...agentMsg('hello'), protocolVersion: '1.7' }).type, 'hello');
+    assert.equal(parseMessage(up, { ...agentMsg('hello'), protocolVersion: '2.7' }).type, 'hello');
   });
 });
 
@@ -164,8 +164,8 @@ describe('field validation', () => {
 
 describe('hello version gate', () => {
   it('rejects another major before looking at the fields', () => {
-    const v2 = { ...agentMsg('hello'), protocolVersion: '2.0', someV2Field: true };
-    const err = assertCode(() => parseMessage(up, v2), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /2\.0 is incompatible with local version 1\.0/);
+    const v3 = { ...agentMsg('hello'), protocolVersion: '3.0', someV3Field: true };
+    const err = assertCode(() => parseMessage(up, v3), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /3\.0 is incompatible with local version 2\.0/);
     assert.equal((err as { statusCode?: number }).statusCode, 426);
   });
   it('rejects malformed versions', () => {

@@ -2,7 +2,7 @@
 // in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createContrastiveTrainer, startAgent, type AgentExit, type TrainingGate } from '@fedclr/agent';
+import { createContrastiveTrainer, parseCoordinatorKey, startAgent, type AgentExit, type RoundPolicy, type TrainingGate } from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
 import { augmentFor, cropMinOption, defaultViewSize, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
@@ -13,6 +13,16 @@ import { logLevelOption, stderrLogger } from './coordinator.js';
 
 export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset fashion-mnist --client I/N) [options]
   --coordinator URL             e.g. http://127.0.0.1:8080
+  --coordinator-key KEY         the coordinator's Ed25519 public key (hex or base64), pinned: every message from
+                                the coordinator must be signed by it. The coordinator prints it at start
+                                ('coordinator public key ...'); GET /api/status returns it as coordinatorKey
+  --trust-on-first-use          without --coordinator-key: trust the first key seen and refuse any later change
+                                (weaker: a first connection to an impostor pins the impostor). One of the two is required
+  round policy (saved in the --state dir; a later flag overrides and is saved; a round that breaks it is refused):
+  --allow-plain                 also train in plain (unmasked) rounds; default: secure aggregation only
+  --require-secure              back to secure aggregation only (after an earlier --allow-plain)
+  --min-cohort N                refuse rounds that sample fewer than N agents (default 5)
+  --min-noise-multiplier S      refuse rounds without DP noise multiplier >= S (default 0: any, or no DP)
   --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used)
   --size 28 --channels 1        image size and channels; must match the coordinator's model
   --encoder convnet-s|resnet-s  must match the coordinator's (default convnet-s for 1 channel, resnet-s for 3)
@@ -42,6 +52,12 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     args: argv,
     options: {
       coordinator: { type: 'string' },
+      'coordinator-key': { type: 'string' },
+      'trust-on-first-use': { type: 'boolean', default: false },
+      'allow-plain': { type: 'boolean', default: false },
+      'require-secure': { type: 'boolean', default: false },
+      'min-cohort': { type: 'string' },
+      'min-noise-multiplier': { type: 'string' },
       data: { type: 'string' },
       dataset: { type: 'string' },
       client: { type: 'string' },
@@ -86,7 +102,36 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     if (channel === undefined) throw new UsageError('--train-slots ipc needs an IPC channel to the parent process (fedclr simulate forks its agents with one); this process has none');
     gate = ipcTrainingGate(channel);
   }
+  // The data flags' own errors first (they are cheap to check), then trust and policy: all before any data loads.
+  if (values.dataset !== undefined) {
+    if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+    if (values.client === undefined) throw new UsageError('--dataset needs --client I/N (this agent is client I of N)');
+    clientOption(values.client);
+  } else if (values.client !== undefined || values.partition !== undefined) {
+    throw new UsageError('--client and --partition go with --dataset (simulation), not with --data');
+  }
+  const coordinatorKey = values['coordinator-key'];
+  if (coordinatorKey !== undefined) {
+    if (values['trust-on-first-use']) throw new UsageError('give either --coordinator-key KEY or --trust-on-first-use, not both');
+    try {
+      parseCoordinatorKey(coordinatorKey, '--coordinator-key');
+    } catch (err) {
+      throw new UsageError(`--coordinator-key must be the coordinator's 32-byte Ed25519 public key as 64 hex characters or base64, got '${coordinatorKey}' (${(err as Error).message})`);
+    }
+  } else if (!values['trust-on-first-use']) {
+    throw new UsageError(
+      "give --coordinator-key KEY (the coordinator's public key: it prints 'coordinator public key ...' at start, and " +
+        `GET ${values.coordinator.replace(/\/+$/, '')}/api/status returns it as coordinatorKey), or --trust-on-first-use to accept the first key seen`,
+    );
+  }
+  if (values['allow-plain'] && values['require-secure']) throw new UsageError('give either --allow-plain or --require-secure, not both');
+  const policy: { -readonly [K in keyof RoundPolicy]?: RoundPolicy[K] } = {};
+  if (values['allow-plain']) policy.requireSecure = false;
+  if (values['require-secure']) policy.requireSecure = true;
+  if (values['min-cohort'] !== undefined) policy.minCohort = intOption(values, 'min-cohort', 5, 1);
+  if (values['min-noise-multiplier'] !== undefined) policy.minNoiseMultiplier = nonNegativeOption(values, 'min-noise-multiplier', 0);
   const logger = stderrLogger(logLevelOption(values), 'agent');
+  if (values['trust-on-first-use']) logger.warn('--trust-on-first-use: the first coordinator key seen will be trusted; pin it with --coordinator-key instead');
 
   let dataset: ImageDataset;
   let simulated: { index: number; clients: number } | undefined;
@@ -137,11 +182,13 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     // DP noise and clipping are the agent's; FedProx (the round's fedproxMu) is the trainer's.
     capabilities: ['fedprox', 'dp'],
     logger,
+    ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
+    policy,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
   });
   const cropConfig = augment.crop === false ? undefined : augment.crop;
   const crop = { cropMin: cropConfig?.scale?.[0] ?? null, viewSize: cropConfig?.size?.[0] ?? dataset.height };
-  logger.info({ agentId: agent.agentId, images: dataset.count, ...(simulated ?? {}), model: spec.name, augment: crop }, 'agent started');
+  logger.info({ agentId: agent.agentId, images: dataset.count, ...(simulated ?? {}), model: spec.name, augment: crop, policy: agent.policy }, 'agent started');
   let rounds = 0;
   agent.events.on('update-sent', () => rounds++);
 

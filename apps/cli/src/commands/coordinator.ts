@@ -35,7 +35,9 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
-  The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).`;
+  The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
+  Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
+  ('coordinator public key HEX') and in GET /api/status (coordinatorKey); agents pin it with --coordinator-key.`;
 
 const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam'] as const;
 const OPTIMIZERS = ['adam', 'sgd', 'momentum'] as const;
@@ -186,9 +188,11 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const startedAt = Date.now();
   const model = handle.globalModel();
   if (ipc) {
-    sendToParent({ type: 'listening', url: handle.url, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
+    sendToParent({ type: 'listening', url: handle.url, coordinatorKey: handle.publicKey, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
   }
   if (!values.json) log(`coordinator listening on ${handle.url} (state ${stateDir}, model ${model.architecture}, ${model.completedRounds} rounds done)`);
+  // Always (stderr, also with --json): the key agents pin.
+  log(`coordinator public key ${handle.publicKey} (agents pin it: fedclr agent --coordinator-key ${handle.publicKey})`);
 
   // ---- stopping: rounds done, time budget, signals, parent gone ---------------------------------
   let stopReason: StopReason | undefined;

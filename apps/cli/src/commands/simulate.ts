@@ -516,6 +516,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       const args = [
         'agent',
         '--coordinator', listening.url,
+        // The agents pin the coordinator's key; their policy admits what this simulation runs
+        // (plain rounds when --aggregation plain, any cohort size): it is the operator's own setup.
+        '--coordinator-key', listening.coordinatorKey,
+        '--min-cohort', '1',
+        ...(aggregation === 'plain' ? ['--allow-plain'] : []),
         '--dataset', 'fashion-mnist',
         '--client', `${i}/${clients}`,
         '--partition', partitionSpec.kind,

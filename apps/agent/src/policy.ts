@@ -1,0 +1,168 @@
+// The agent's round policy: what a round must promise before this agent trains on its private
+// images. Checked on every (verified) round-start; a round that breaks it is refused with
+// FEDCLR_AGENT_POLICY_REFUSED and the rule's name, and nothing is trained or uploaded.
+//
+//   requireSecure       (default on; --allow-plain / --require-secure)  aggregation must be 'secure'
+//   minCohort           (default 5; --min-cohort N)       config.cohortSize >= N
+//   minNoiseMultiplier  (default 0; --min-noise-multiplier S)  with S > 0 the round must configure DP
+//                       with dp.noiseMultiplier >= S
+//   always              a DP round needs clipNorm > 0 (the noise is scaled to it), and its noise
+//                       denominator dp.cohortSize may not exceed the sampled cohort (else the summed
+//                       noise falls short of what the round claims)
+//
+// Why 5 agents: the secure sum hides one agent's update only among the others in it. SecAgg+
+// with its default dropout/corruption tolerances needs at least 3 (the CLI's simulate refuses
+// fewer); 5 leaves a margin for 1-2 dropouts and is what the coordinator's --min-cohort default
+// should be at least for a production run. Simulations on one machine lower it explicitly.
+//
+// The policy lives in <stateDir>/policy.json (mode 0600, written atomically): options given at
+// start override the stored values and are saved, so a restart without flags keeps them.
+import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RoundConfig } from '@fedclr/protocol';
+import { PolicyInvalidError } from './errors.js';
+
+export interface RoundPolicy {
+  /** Refuse rounds whose aggregation is not 'secure' (default true). */
+  readonly requireSecure: boolean;
+  /** Refuse rounds whose sampled cohort (config.cohortSize) is smaller (default 5). */
+  readonly minCohort: number;
+  /** With a value > 0: refuse rounds without DP or with dp.noiseMultiplier below it (default 0: any). */
+  readonly minNoiseMultiplier: number;
+}
+
+export const POLICY_DEFAULTS: RoundPolicy = { requireSecure: true, minCohort: 5, minNoiseMultiplier: 0 };
+export const POLICY_FILE = 'policy.json';
+
+/** The flag that sets each field (named in errors and refusal reasons). */
+export const POLICY_FLAGS: Readonly<Record<keyof RoundPolicy, string>> = {
+  requireSecure: '--allow-plain / --require-secure',
+  minCohort: '--min-cohort',
+  minNoiseMultiplier: '--min-noise-multiplier',
+};
+
+const MAX_COHORT = 1_000_000;
+const MAX_NOISE = 1000;
+
+/** Checks a partial policy; throws FEDCLR_AGENT_POLICY_INVALID naming the flag. */
+export function validatePolicy(p: Partial<Record<keyof RoundPolicy, unknown>>, where = ''): Partial<RoundPolicy> {
+  const out: { -readonly [K in keyof RoundPolicy]?: RoundPolicy[K] } = {};
+  const name = (k: keyof RoundPolicy): string => `${POLICY_FLAGS[k]}${where}`;
+  if (p.requireSecure !== undefined) {
+    if (typeof p.requireSecure !== 'boolean') throw new PolicyInvalidError(name('requireSecure'), 'true or false', JSON.stringify(p.requireSecure));
+    out.requireSecure = p.requireSecure;
+  }
+  if (p.minCohort !== undefined) {
+    const v = p.minCohort;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_COHORT) {
+      throw new PolicyInvalidError(name('minCohort'), `an integer from 1 to ${MAX_COHORT} (agents in the round)`, JSON.stringify(v));
+    }
+    out.minCohort = v;
+  }
+  if (p.minNoiseMultiplier !== undefined) {
+    const v = p.minNoiseMultiplier;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_NOISE) {
+      throw new PolicyInvalidError(name('minNoiseMultiplier'), `a number from 0 to ${MAX_NOISE} (0: any noise, or none)`, JSON.stringify(v));
+    }
+    out.minNoiseMultiplier = v;
+  }
+  return out;
+}
+
+/** Why `config` breaks `policy`: the rule (its flag) and the problem; undefined when it complies. */
+export function checkRoundPolicy(policy: RoundPolicy, config: RoundConfig): { rule: string; problem: string } | undefined {
+  if (policy.requireSecure && config.aggregation !== 'secure') {
+    return {
+      rule: 'require-secure',
+      problem: `aggregation is '${config.aggregation}': the coordinator would see this agent's own update; this agent requires 'secure' (start it with --allow-plain to accept plain rounds)`,
+    };
+  }
+  if (config.cohortSize < policy.minCohort) {
+    return {
+      rule: 'min-cohort',
+      problem: `the round samples ${config.cohortSize} agent(s); this agent requires at least ${policy.minCohort} (--min-cohort)`,
+    };
+  }
+  const dp = config.dp;
+  if (dp !== undefined && !(config.clipNorm > 0)) {
+    return { rule: 'dp-clip-norm', problem: `DP is configured with clipNorm ${config.clipNorm}: the noise is scaled to the clip norm, so it must be > 0` };
+  }
+  if (dp !== undefined && dp.cohortSize > config.cohortSize) {
+    return {
+      rule: 'dp-cohort',
+      problem: `DP noise is split over dp.cohortSize ${dp.cohortSize} agents but only ${config.cohortSize} are sampled: the summed noise would fall short of noiseMultiplier ${dp.noiseMultiplier}`,
+    };
+  }
+  if (policy.minNoiseMultiplier > 0) {
+    if (dp === undefined) {
+      return { rule: 'min-noise-multiplier', problem: `the round configures no differential privacy; this agent requires a noise multiplier of at least ${policy.minNoiseMultiplier} (--min-noise-multiplier)` };
+    }
+    if (dp.noiseMultiplier < policy.minNoiseMultiplier) {
+      return {
+        rule: 'min-noise-multiplier',
+        problem: `dp.noiseMultiplier is ${dp.noiseMultiplier}; this agent requires at least ${policy.minNoiseMultiplier} (--min-noise-multiplier)`,
+      };
+    }
+  }
+  return undefined;
+}
+
+interface PolicyFile {
+  version: 1;
+  requireSecure: boolean;
+  minCohort: number;
+  minNoiseMultiplier: number;
+}
+
+/**
+ * The effective policy: defaults < <stateDir>/policy.json < `overrides`. Saves the result
+ * (atomically, mode 0600) when the file is missing or `overrides` changed it.
+ */
+export async function resolvePolicy(stateDir: string, overrides: Partial<RoundPolicy> = {}): Promise<{ policy: RoundPolicy; path: string; saved: boolean }> {
+  const path = join(stateDir, POLICY_FILE);
+  const checked = validatePolicy(overrides);
+  let stored: Partial<RoundPolicy> | undefined;
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text !== undefined) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      throw new PolicyInvalidError(`file ${path}`, 'JSON', `unparsable text (${(err as Error).message}); fix or delete it`);
+    }
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || (raw as { version?: unknown }).version !== 1) {
+      throw new PolicyInvalidError(`file ${path}`, '{version: 1, requireSecure, minCohort, minNoiseMultiplier}', typeof raw);
+    }
+    const r = raw as Record<string, unknown>;
+    stored = validatePolicy({ requireSecure: r['requireSecure'], minCohort: r['minCohort'], minNoiseMultiplier: r['minNoiseMultiplier'] }, ` (in ${path})`);
+  }
+  const policy: RoundPolicy = { ...POLICY_DEFAULTS, ...stored, ...checked };
+  const same =
+    stored !== undefined &&
+    stored.requireSecure === policy.requireSecure &&
+    stored.minCohort === policy.minCohort &&
+    stored.minNoiseMultiplier === policy.minNoiseMultiplier;
+  if (!same) await writeAtomically(path, { version: 1, ...policy });
+  return { policy, path, saved: !same };
+}
+
+async function writeAtomically(path: string, body: PolicyFile): Promise<void> {
+  const tmp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(`${JSON.stringify(body, null, 2)}\n`);
+    await fh.sync();
+  } catch (err) {
+    await fh.close();
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  await chmod(tmp, 0o600);
+  await rename(tmp, path);
+}
