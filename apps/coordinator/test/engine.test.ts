@@ -37,6 +37,7 @@ test('waits for the minimum cohort, then samples up to the maximum (deterministi
   assert.equal(msg.roundId, 1);
   assert.equal(msg.modelVersion, engine.globalModel.modelVersion);
   assert.equal(msg.config.aggregation, 'plain');
+  assert.equal(msg.config.cohortSize, 3, 'the signed config tells agents how many were sampled');
   assert.equal(typeof msg.config.seed, 'number');
   assert.deepEqual(ofType(actions, 'set-timer').map((t) => [t.timer, t.delayMs]), [['deadline', 1000]]);
   assert.equal(ofType(actions, 'round-started').length, 1);
@@ -51,6 +52,7 @@ test('waits for the minimum cohort, then samples up to the maximum (deterministi
   const { engine: e2 } = makeEngine({ minCohort: 2, maxCohort: 4 });
   const started = roundStart(ready(e2, ids.slice(0, 4)).concat(ready(e2, [])));
   assert.equal(started.cohort.length, 2, 'starts as soon as minCohort is there (no cohort wait)');
+  assert.equal(started.msg.config.cohortSize, 2);
 });
 
 test('cohort wait: after minCohort, waits for more agents until the timer, starts at once at maxCohort', () => {
