@@ -71,7 +71,7 @@ import {
 } from './errors.js';
 import { loadOrCreateIdentity, type AgentIdentity } from './identity.js';
 import { checkRoundPolicy, resolvePolicy, type RoundPolicy } from './policy.js';
-import { SecureRound } from './secure-round.js';
+import { SecureRound, type RedTeamMode } from './secure-round.js';
 import type { LocalTrainer } from './trainer.js';
 import { buildUpdate, prepareDelta } from './update.js';
 
@@ -156,6 +156,8 @@ export interface AgentOptions {
   readonly secagg?: {
     /** Local limits on any session the coordinator proposes (see @fedclr/secagg AgentPolicy). */
     readonly policy?: AgentPolicy;
+    /** Robustness tests only: this agent misbehaves in secure rounds (see SecureRoundOptions.redTeam). */
+    readonly redTeam?: RedTeamMode;
   };
 }
 
@@ -710,7 +712,10 @@ class Agent {
         remember: (key) => this.coordinatorKeys.remember(key),
       },
       usedSessions: this.usedSessions,
-      ...(this.o.secagg?.policy === undefined ? {} : { policy: this.o.secagg.policy }),
+      // The round policy's cohort minimum also applies to the secagg session's real cohort, which
+      // the coordinator cannot inflate the way it could a number in the round config.
+      policy: { ...this.o.secagg?.policy, minCohortSize: Math.max(this.o.secagg?.policy?.minCohortSize ?? 0, this.policy.minCohort) },
+      ...(this.o.secagg?.redTeam === undefined ? {} : { redTeam: this.o.secagg.redTeam }),
       send: (m) => this.sendSigned(m),
       maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes,
       log: this.log,

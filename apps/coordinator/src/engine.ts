@@ -564,6 +564,8 @@ export class RoundEngine {
     // Secure mode: an agent that gave up after its masked input (e.g. it refused an inconsistent
     // unmask request) will not answer the unmask stage; let the session stop waiting for it.
     if ((this.phaseValue === 'collecting' || this.phaseValue === 'aggregating') && r.session.mode === 'secure' && p.status === 'included') {
+      // Its input stays in the sum; the reason (e.g. the secagg rule the coordinator broke) is kept.
+      p.reason ??= `${msg.code}: ${msg.message}`;
       this.applyStep(out, r, r.session.drop(agentId), now);
     }
   }

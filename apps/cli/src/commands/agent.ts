@@ -2,7 +2,16 @@
 // in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createContrastiveTrainer, parseCoordinatorKey, startAgent, type AgentExit, type RoundPolicy, type TrainingGate } from '@fedclr/agent';
+import {
+  createContrastiveTrainer,
+  parseCoordinatorKey,
+  RED_TEAM_MODES,
+  startAgent,
+  type AgentExit,
+  type RedTeamMode,
+  type RoundPolicy,
+  type TrainingGate,
+} from '@fedclr/agent';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
 import { augmentFor, cropMinOption, defaultViewSize, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
@@ -36,7 +45,9 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --weight-decay 0 --agent-id ID --log-level info --json
   simulation (fedclr simulate passes these): --dataset fashion-mnist --client I/N
     --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0 --holdout H --limit N
-    --train-slots ipc           train only while holding a slot granted by the parent process over IPC`;
+    --train-slots ipc           train only while holding a slot granted by the parent process over IPC
+    --red-team garbage-shares   robustness tests (fedclr simulate --byzantine): send garbage encrypted shares in
+                                secure rounds; honest agents prove it and the coordinator excludes this agent`;
 
 /** `I/N`: client I (0-based) of N. */
 function clientOption(raw: string): { index: number; clients: number } {
@@ -58,6 +69,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'require-secure': { type: 'boolean', default: false },
       'min-cohort': { type: 'string' },
       'min-noise-multiplier': { type: 'string' },
+      'red-team': { type: 'string' },
       data: { type: 'string' },
       dataset: { type: 'string' },
       client: { type: 'string' },
@@ -131,6 +143,11 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   if (values['min-cohort'] !== undefined) policy.minCohort = intOption(values, 'min-cohort', 5, 1);
   if (values['min-noise-multiplier'] !== undefined) policy.minNoiseMultiplier = nonNegativeOption(values, 'min-noise-multiplier', 0);
   const logger = stderrLogger(logLevelOption(values), 'agent');
+  const redTeam = values['red-team'] as RedTeamMode | undefined;
+  if (redTeam !== undefined && !(RED_TEAM_MODES as readonly string[]).includes(redTeam)) {
+    throw new UsageError(`--red-team must be one of ${RED_TEAM_MODES.join(', ')}, got '${redTeam}'`);
+  }
+  if (redTeam !== undefined) logger.warn({ redTeam }, 'red team: this agent will misbehave in secure rounds (a robustness test)');
   if (values['trust-on-first-use']) logger.warn('--trust-on-first-use: the first coordinator key seen will be trusted; pin it with --coordinator-key instead');
 
   let dataset: ImageDataset;
@@ -185,6 +202,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
     policy,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
+    ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),
   });
   const cropConfig = augment.crop === false ? undefined : augment.crop;
   const crop = { cropMin: cropConfig?.scale?.[0] ?? null, viewSize: cropConfig?.size?.[0] ?? dataset.height };

@@ -66,6 +66,8 @@ export const simulateHelp = `fedclr simulate [options]
                               training; evaluation stays on full 28 px images; default 20, as fedclr train)
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
+  --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
+                              federation must complete each round without them; default 0)
   --server-lr LR              the strategy's server step size (default 2 with fedavg: x + 2 x the agents' mean
                               delta, BatchNorm statistics averaged; fedclr coordinator's fedavg default is 1)
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
@@ -149,6 +151,8 @@ export interface RoundRecord {
   roundId: number;
   cohort: number;
   participants: number;
+  /** Cohort members left out of the aggregate, with the coordinator's reason (e.g. proven misbehaviour). */
+  excluded: { agentId: string; status: string; reason: string | null }[];
   /** Mean of the included agents' local losses, weighted by their example counts. */
   loss: number | null;
   /** The learning rate the coordinator sent for this round (--lr-schedule). */
@@ -250,6 +254,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       strategy: { type: 'string' },
       'server-lr': { type: 'string' },
       aggregation: { type: 'string', default: 'plain' },
+      byzantine: { type: 'string' },
       encoder: { type: 'string', default: 'convnet-s' },
       'eval-every': { type: 'string' },
       k: { type: 'string' },
@@ -274,6 +279,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const cohort = intOption(values, 'cohort', clients, 1);
   if (cohort > clients) throw new UsageError(`--cohort ${cohort} exceeds --clients ${clients}`);
   if (aggregation === 'secure' && cohort < 3) throw new UsageError(`--aggregation secure needs a cohort of at least 3 agents (SecAgg+), got ${cohort}; use --aggregation plain`);
+  const byzantine = intOption(values, 'byzantine', 0, 0);
+  if (byzantine > 0 && aggregation !== 'secure') throw new UsageError('--byzantine needs --aggregation secure (the misbehaviour is in secure aggregation)');
+  if (byzantine >= clients) throw new UsageError(`--byzantine ${byzantine} must be below --clients ${clients}`);
   const minutes = numberOption(values, 'minutes', undefined);
   const rounds = intOption(values, 'rounds', minutes === undefined ? 10 : 1_000_000);
   const localEpochs = intOption(values, 'local-epochs', 1);
@@ -431,6 +439,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         roundId: s.roundId,
         cohort: s.cohort.length,
         participants: s.metrics['included'] ?? 0,
+        excluded: s.participants.filter((p) => p.status !== 'included').map((p) => ({ agentId: p.agentId, status: p.status, reason: p.reason ?? null })),
         loss: round4(s.metrics['loss'] ?? null),
         learningRate: s.metrics['learningRate'] ?? null,
         examples: s.totalWeight ?? 0,
@@ -541,6 +550,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         ...(slots !== undefined ? ['--train-slots', 'ipc'] : []),
         ...(weightDecay > 0 ? ['--weight-decay', String(weightDecay)] : []),
         '--log-level', level,
+        // The last B agents misbehave (agent ids sim-(N-B) .. sim-(N-1)).
+        ...(i >= clients - byzantine ? ['--red-team', 'garbage-shares'] : []),
       ];
       const agent = spawnFedclr(`agent-${i}`, args, join(outDir, 'logs', `agent-${i}.log`));
       if (slots !== undefined) {
@@ -633,6 +644,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       strategy,
       serverLr: serverLr ?? null,
       aggregation,
+      byzantine,
       encoder,
       widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
       cropMin: cropMin ?? GRAY_CROP_MIN,
