@@ -61,13 +61,6 @@ export const UnknownSignerError = createError<'FEDCLR_SECAGG_UNKNOWN_SIGNER', 40
   401,
 );
 
-/** An encrypted share does not open for its recipient. Args: (sender, recipient). */
-export const DecryptError = createError<'FEDCLR_SECAGG_DECRYPT_FAILED', 401, [string, string]>(
-  'FEDCLR_SECAGG_DECRYPT_FAILED',
-  'Encrypted shares from %s do not open for %s (rerouted, corrupted, or encrypted to another key)',
-  401,
-);
-
 /** A public key is of low order or malformed. Args: (whose key, what is wrong). */
 export const WeakKeyError = createError<'FEDCLR_SECAGG_WEAK_KEY', 401, [string, string]>(
   'FEDCLR_SECAGG_WEAK_KEY',
@@ -208,7 +201,6 @@ export const ErrorCodes = {
   PARAMS_MISMATCH: 'FEDCLR_SECAGG_PARAMS_MISMATCH',
   BAD_SIGNATURE: 'FEDCLR_SECAGG_BAD_SIGNATURE',
   UNKNOWN_SIGNER: 'FEDCLR_SECAGG_UNKNOWN_SIGNER',
-  DECRYPT_FAILED: 'FEDCLR_SECAGG_DECRYPT_FAILED',
   WEAK_KEY: 'FEDCLR_SECAGG_WEAK_KEY',
   PROTOCOL_MISMATCH: 'FEDCLR_SECAGG_PROTOCOL_MISMATCH',
   SESSION_MISMATCH: 'FEDCLR_SECAGG_SESSION_MISMATCH',
