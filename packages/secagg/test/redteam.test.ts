@@ -372,3 +372,27 @@ test('without complaints (the pre-fix behaviour) one garbage-share agent aborts 
   });
   assert.equal(outcome.status.kind, 'aborted');
 });
+
+test('invented cohort members: an agent with a directory of peer keys refuses them; without one, Sybils beyond the corrupt bound expose it', () => {
+  // The coordinator enrols four Sybils (keys it holds) next to one real agent.
+  const fed = makeFederation({ n: 5, label: 'sybil', corruptFraction: 0.2 });
+  const victim = fed.ids[0] as string;
+  const sybils = fed.ids.slice(1);
+  const setup = signEnvelope(
+    { session: fed.session, stage: 'setup', sender: 'coordinator', recipients: fed.ids, payload: { config: fed.server.config } },
+    fed.serverIdentity.secretKey,
+  );
+  const pinned = new Map([[victim, (fed.identities.get(victim) as { publicKey: Uint8Array }).publicKey]]);
+  const careful = new SecAggAgent({ ...fed.agentOptions(victim), directory: (id) => pinned.get(id) });
+  assert.throws(() => careful.receive(setup), { code: ErrorCodes.PARAMS_MISMATCH });
+
+  // Control: without a directory the round runs, and the sum minus the Sybils' own inputs (the
+  // coordinator chose them) is the victim's input. Secure aggregation cannot help here; only
+  // pinned peer keys (or enough agents the coordinator does not control) can.
+  const outcome = runInProcess({ server: fed.server, agents: fed.agents, input: (id) => fed.input(id) });
+  assert.equal(outcome.status.kind, 'done');
+  if (outcome.status.kind !== 'done') return;
+  const sybilSum = plainSum(sybils.map((id) => fed.input(id)), fed.encoding.length);
+  const recovered = outcome.status.result.sum.map((w, i) => (w - (sybilSum[i] as number)) >>> 0);
+  assert.deepEqual(recovered, fed.input(victim));
+});
