@@ -1,0 +1,57 @@
+// The deployment path as the README shows it: `fedclr coordinator` on loopback, three
+// `fedclr agent` processes on private PNG folders (pinning the coordinator's key), two secure
+// rounds with real contrastive training, then `fedclr eval` of the last checkpoint.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fedclr, pngFolders, type Proc } from './helpers.js';
+
+describe('deploy: fedclr coordinator + 3 fedclr agent processes on PNG folders, 2 secure rounds, fedclr eval', () => {
+  let dir: string;
+  const procs: Proc[] = [];
+  let coordinator: Proc;
+  let url = '';
+  let key = '';
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'fedclr-e2e-deploy-'));
+    const folders = await pngFolders(dir, 3, 96);
+    coordinator = fedclr([
+      'coordinator', '--state', join(dir, 'coordinator'), '--host', '127.0.0.1', '--port', '0',
+      '--rounds', '2', '--min-cohort', '3', '--max-cohort', '3', '--widths', '8,16,32', '--batch', '32', '--deadline', '120',
+    ]);
+    procs.push(coordinator);
+    url = (await coordinator.waitFor(/coordinator listening on (\S+)/, 60_000))[1] as string;
+    key = (await coordinator.waitFor(/coordinator public key ([0-9a-f]{64})/, 10_000))[1] as string;
+    for (const [i, folder] of folders.entries()) {
+      procs.push(
+        fedclr([
+          'agent', '--coordinator', url, '--coordinator-key', key, '--data', folder, '--state', join(dir, `agent-${i}`),
+          '--min-cohort', '3', '--widths', '8,16,32', '--steps-per-round', '2', '--workers', '1',
+        ]),
+      );
+    }
+  });
+  after(() => {
+    for (const p of procs) p.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs both secure rounds and stops by itself', async () => {
+    const code = await coordinator.exited;
+    assert.equal(code, 0, coordinator.stderr.slice(-3000));
+    assert.match(coordinator.stdout, /after 2 completed rounds/);
+    assert.ok(existsSync(join(dir, 'coordinator', 'checkpoints', 'round-00000002', 'tfjs', 'model.json')));
+  });
+
+  it('fedclr eval scores the federated checkpoint', async () => {
+    const evaluation = fedclr(['eval', '--model', join(dir, 'coordinator', 'checkpoints', 'round-00000002', 'tfjs'), '--json', '--workers', '1']);
+    procs.push(evaluation);
+    const code = await evaluation.exited;
+    assert.equal(code, 0, evaluation.stderr.slice(-3000));
+    const result = JSON.parse(evaluation.stdout.trim().split('\n').pop() as string) as { linearProbe?: number; probe?: number };
+    const probe = result.linearProbe ?? result.probe;
+    assert.ok(typeof probe === 'number' && probe > 0.5 && probe <= 1, `probe ${String(probe)}`);
+  });
+});

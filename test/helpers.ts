@@ -1,0 +1,81 @@
+// Shared fixtures of the end-to-end tests: the fedclr binary, child processes that are always
+// cleaned up, private PNG folders cut from Fashion-MNIST, and waiting for a log line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { loadFashionMnist } from '@fedclr/data';
+
+export const BIN = fileURLToPath(new URL('../../apps/cli/bin/fedclr.js', import.meta.url));
+
+export interface Proc {
+  readonly child: ChildProcess;
+  stdout: string;
+  stderr: string;
+  readonly exited: Promise<number | null>;
+  /** Resolves with the first match of `re` in stderr + stdout, or rejects after `timeoutMs`. */
+  waitFor(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  kill(): void;
+}
+
+/** Runs `fedclr args...`; the caller must kill() or await exited. */
+export function fedclr(args: readonly string[]): Proc {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc: Proc = {
+    child,
+    stdout: '',
+    stderr: '',
+    exited: new Promise((r) => child.once('exit', (code) => r(code))),
+    waitFor(re, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          const m = (proc.stderr + proc.stdout).match(re);
+          if (m !== null) resolve(m);
+          return m !== null;
+        };
+        if (check()) return;
+        const timer = setTimeout(() => {
+          child.stderr?.off('data', onData);
+          reject(new Error(`no ${re} within ${timeoutMs} ms; stderr:\n${proc.stderr.slice(-3000)}`));
+        }, timeoutMs);
+        const onData = (): void => {
+          if (check()) {
+            clearTimeout(timer);
+            child.stderr?.off('data', onData);
+          }
+        };
+        child.stderr?.on('data', onData);
+        child.stdout?.on('data', onData);
+      });
+    },
+    kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  };
+  child.stdout?.on('data', (b: Buffer) => (proc.stdout += b.toString()));
+  child.stderr?.on('data', (b: Buffer) => (proc.stderr += b.toString()));
+  return proc;
+}
+
+/**
+ * Writes `perFolder` Fashion-MNIST train images into each of `folders` directories as PNG files
+ * (disjoint slices, no labels): the agents' private image folders.
+ */
+export async function pngFolders(root: string, folders: number, perFolder: number): Promise<string[]> {
+  const train = await loadFashionMnist('train', { limit: folders * perFolder });
+  const dirs: string[] = [];
+  for (let f = 0; f < folders; f++) {
+    const dir = join(root, `photos-${f}`);
+    mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < perFolder; i++) {
+      const index = f * perFolder + i;
+      const pixels = train.images.subarray(index * 784, (index + 1) * 784);
+      const png = await sharp(Buffer.from(pixels), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+      await writeFile(join(dir, `img-${String(i).padStart(4, '0')}.png`), png);
+    }
+    dirs.push(dir);
+  }
+  return dirs;
+}
