@@ -81,7 +81,9 @@ export const simulateHelp = `fedclr simulate [options]
                               (default: the number of cores; 0: all at once). With C agents per round,
                               each agent's local training is also capped at 0.8 x deadline / ceil(C/S),
                               so that every wave of S fits in the round's deadline
-  --out DIR --json --verbose`;
+  --out DIR --json --verbose
+  Admission as deployed: the coordinator admits only enrolled agents; simulate mints one one-time enrolment
+  token per agent over the coordinator's admin API (<out>/coordinator/admin-token) and passes it (--token).`;
 
 /**
  * FedAvg's server step in simulations. With C clients of k local steps, plain averaging moves the
