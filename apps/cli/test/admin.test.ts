@@ -35,6 +35,26 @@ describe('fedclr agent id', () => {
   });
 });
 
+describe('fedclr agent --token / --token-file', () => {
+  it('refuses a malformed token, both flags, and an unreadable file before any data loads', async () => {
+    const base = ['agent', '--coordinator', 'http://127.0.0.1:1', '--data', '/nonexistent', '--coordinator-key', 'a'.repeat(64)];
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-token-'));
+    const file = join(dir, 'token');
+    writeFileSync(file, 'has space\n');
+    const cases: [string[], RegExp][] = [
+      [['--token', 'not a token'], /--token must be an enrolment token as fedclr admin token prints it/],
+      [['--token', 'x', '--token-file', file], /give --token T or --token-file F, not both/],
+      [['--token-file', join(dir, 'missing')], /cannot read --token-file .*missing/],
+      [['--token-file', file], /--token must be an enrolment token .* got 'has space'/],
+    ];
+    for (const [extra, re] of cases) {
+      const r = await run([...base, ...extra]);
+      assert.equal(r.code, 2, extra.join(' '));
+      assert.match(r.err.join('\n'), re);
+    }
+  });
+});
+
 describe('fedclr admin', () => {
   let dir: string;
   let coordinator: CoordinatorHandle;

@@ -15,7 +15,7 @@ import { tempDir } from './harness.js';
 const ADMIN = 'fedclr-admin.test-token-with-enough-characters-0123456789';
 const key = (): string => Buffer.from(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }).x as string, 'base64url').toString('hex');
 
-async function app(http: HttpConfig = {}, host = '127.0.0.1'): Promise<{ app: FastifyInstance; db: StateDb; evicted: string[] }> {
+async function app(http: HttpConfig = {}, host = '127.0.0.1', weakened = false): Promise<{ app: FastifyInstance; db: StateDb; evicted: string[] }> {
   const dir = tempDir();
   const db = new StateDb(join(dir, 'coordinator.db'));
   const tokens = await EnrolmentTokens.open(dir, db);
@@ -26,7 +26,8 @@ async function app(http: HttpConfig = {}, host = '127.0.0.1'): Promise<{ app: Fa
     const status = err.statusCode ?? 500;
     void reply.status(status).send({ statusCode: status, code: err.code, error: err.name, message: err.message });
   });
-  await installHttpSecurity(a, { http: config.http, adminToken: ADMIN });
+  // weakened: the routes without the access rules, to show that they are what refuses.
+  if (!weakened) await installHttpSecurity(a, { http: config.http, adminToken: ADMIN });
   await a.register(adminRoutes({ db, tokens, mode: 'allow-list', evict: (id) => (evicted.push(id), true), connected: () => false }));
   a.get('/health', async () => ({ status: 'ok' }));
   a.get('/api/status', async () => ({ phase: 'waiting' }));
@@ -54,6 +55,13 @@ test('admin routes: no token or a wrong one gets 401 naming the problem; the rig
   assert.equal((await a.inject({ method: 'GET', url: '/api/admin/enrolments', headers: auth() })).statusCode, 200);
   await a.close();
   db.close();
+  // Weakened (no access rules): the same token-less call enrols the attacker's key.
+  const w = await app({}, '127.0.0.1', true);
+  const attack = await w.app.inject({ method: 'POST', url: '/api/admin/enrolments', payload: { agentId: 'intruder', publicKey: key() } });
+  assert.equal(attack.statusCode, 201);
+  assert.deepEqual(w.db.listEnrolments().map((r) => r.agentId), ['intruder']);
+  await w.app.close();
+  w.db.close();
 });
 
 test('admin routes: enrol, list, revoke (evicts), tokens; bad input is 400 and conflicts 409, writing nothing', async () => {

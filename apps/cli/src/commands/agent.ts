@@ -1,5 +1,6 @@
 // fedclr agent: an edge agent that trains the federation's model on a private image folder (or,
 // in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -24,9 +25,9 @@ import { logLevelOption, stderrLogger } from './coordinator.js';
 export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset fashion-mnist --client I/N) [options]
        fedclr agent id [--state DIR] [--agent-id ID] [--json]   print this agent's id and public key (hex), to enrol
                                 it (creates the identity if missing; does not connect)
-  --token T                     one-time enrolment token from the operator (fedclr admin token): enrols this key at
-                                its first successful handshake; ignored once enrolled. Without it, the operator enrols
-                                the key printed by \`fedclr agent id\` (fedclr admin enroll ID KEY)
+  --token T | --token-file F    one-time enrolment token from the operator (fedclr admin token; the file's first line):
+                                enrols this key at its first successful handshake; ignored once enrolled. Without it,
+                                the operator enrols the key printed by \`fedclr agent id\` (fedclr admin enroll ID KEY)
   --coordinator URL             e.g. http://127.0.0.1:8080
   --coordinator-key KEY         the coordinator's Ed25519 public key (hex or base64), pinned: every message from
                                 the coordinator must be signed by it. The coordinator prints it at start
@@ -64,6 +65,15 @@ function clientOption(raw: string): { index: number; clients: number } {
   return { index, clients };
 }
 
+/** The first line of a token file (--token-file: keeps the token out of the process list). */
+async function readTokenFile(path: string): Promise<string> {
+  try {
+    return ((await readFile(path, 'utf8')).split('\n')[0] ?? '').trim();
+  } catch (err) {
+    throw new UsageError(`cannot read --token-file ${path}: ${(err as Error).message}`);
+  }
+}
+
 /** fedclr agent id: the identity an operator enrols (fedclr admin enroll ID KEY). */
 async function agentIdCommand(argv: string[], out: (line: string) => void): Promise<number> {
   const { values } = parseArgs({
@@ -91,6 +101,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       coordinator: { type: 'string' },
       'coordinator-key': { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       'trust-on-first-use': { type: 'boolean', default: false },
       'allow-plain': { type: 'boolean', default: false },
       'require-secure': { type: 'boolean', default: false },
@@ -163,8 +174,10 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
         `GET ${values.coordinator.replace(/\/+$/, '')}/api/status returns it as coordinatorKey), or --trust-on-first-use to accept the first key seen`,
     );
   }
-  if (values.token !== undefined && !/^[A-Za-z0-9._-]{1,256}$/.test(values.token)) {
-    throw new UsageError(`--token must be an enrolment token as fedclr admin token prints it (fedclr-et1....), got '${values.token.slice(0, 40)}'`);
+  if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token T or --token-file F, not both');
+  const enrolmentToken = values['token-file'] !== undefined ? await readTokenFile(values['token-file']) : values.token;
+  if (enrolmentToken !== undefined && !/^[A-Za-z0-9._-]{1,256}$/.test(enrolmentToken)) {
+    throw new UsageError(`--token must be an enrolment token as fedclr admin token prints it (fedclr-et1....), got '${enrolmentToken.slice(0, 40)}'`);
   }
   if (values['allow-plain'] && values['require-secure']) throw new UsageError('give either --allow-plain or --require-secure, not both');
   const policy: { -readonly [K in keyof RoundPolicy]?: RoundPolicy[K] } = {};
@@ -232,7 +245,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
     policy,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
-    ...(values.token !== undefined ? { enrolmentToken: values.token } : {}),
+    ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),
     ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),
   });
   const cropConfig = augment.crop === false ? undefined : augment.crop;
