@@ -34,6 +34,16 @@ function bearer(req: FastifyRequest): string | undefined {
 }
 
 /**
+ * True for an admin route. Decided by the matched route's pattern, never by the raw URL: the
+ * router percent-decodes paths, so '/api/%61dmin/...' reaches an admin route while its URL
+ * does not start with '/api/admin'. Unmatched URLs (404) count as read routes.
+ */
+function isAdminRoute(req: FastifyRequest): boolean {
+  const route = req.routeOptions.url;
+  return route !== undefined && (route === ADMIN_PREFIX || route.startsWith(`${ADMIN_PREFIX}/`));
+}
+
+/**
  * Installs rate limits, CORS and the bearer-token check on `app` (call before the routes are
  * registered, on the root instance, so every route gets them).
  */
@@ -44,8 +54,8 @@ export async function installHttpSecurity(app: FastifyInstance, o: HttpSecurityO
       global: true,
       timeWindow: http.rateWindowMs,
       // Per client IP; admin routes have their own, smaller budget.
-      max: (req) => (req.url.startsWith(ADMIN_PREFIX) ? http.adminRateLimit : http.rateLimit) || 1_000_000_000,
-      keyGenerator: (req) => `${req.url.startsWith(ADMIN_PREFIX) ? 'admin' : 'api'}:${req.ip}`,
+      max: (req) => (isAdminRoute(req) ? http.adminRateLimit : http.rateLimit) || 1_000_000_000,
+      keyGenerator: (req) => `${isAdminRoute(req) ? 'admin' : 'api'}:${req.ip}`,
     });
   }
   if (http.corsOrigins.length > 0) {
@@ -58,9 +68,9 @@ export async function installHttpSecurity(app: FastifyInstance, o: HttpSecurityO
   // preParsing: after every onRequest hook, so the rate limiter (a route-level onRequest hook)
   // counts refused requests too, and before any body is parsed.
   app.addHook('preParsing', async (req, reply, payload) => {
-    const path = req.url.split('?')[0] ?? req.url;
-    if (req.method === 'OPTIONS' || ALWAYS_PUBLIC.has(path)) return payload;
-    const admin = path === ADMIN_PREFIX || path.startsWith(`${ADMIN_PREFIX}/`);
+    const route = req.routeOptions.url;
+    if (req.method === 'OPTIONS' || (route !== undefined && ALWAYS_PUBLIC.has(route))) return payload;
+    const admin = isAdminRoute(req);
     if (!admin && http.publicRead) return payload;
     const given = bearer(req);
     void reply.header('www-authenticate', 'Bearer realm="fedclr"');

@@ -51,6 +51,11 @@ test('admin routes: no token or a wrong one gets 401 naming the problem; the rig
     const basic = await a.inject({ method, url, payload: {}, headers: { authorization: `Basic ${Buffer.from(`admin:${ADMIN}`).toString('base64')}` } });
     assert.equal(basic.statusCode, 401);
   }
+  // The router percent-decodes paths: an encoded admin path is still an admin route.
+  for (const url of ['/api/%61dmin/enrolments', '/api/admin/%65nrolments', '/%61pi/admin/enrolments']) {
+    const sneaky = await a.inject({ method: 'POST', url, payload: { agentId: 'intruder', publicKey: key() } });
+    assert.equal(sneaky.statusCode, 401, url);
+  }
   assert.equal(db.listEnrolments().length, 0, 'nothing was enrolled without the token');
   assert.equal((await a.inject({ method: 'GET', url: '/api/admin/enrolments', headers: auth() })).statusCode, 200);
   await a.close();
