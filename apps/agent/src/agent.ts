@@ -124,6 +124,12 @@ export interface AgentOptions {
   readonly agentId?: string;
   /** Advertised in hello (informational). */
   readonly exampleCount?: number;
+  /**
+   * A one-time enrolment token from the coordinator's operator (fedclr admin token), sent in every
+   * hello: a coordinator that has not enrolled this key yet enrolls it with the token at the first
+   * successful handshake; once enrolled, the token is ignored (so it may stay configured).
+   */
+  readonly enrolmentToken?: string;
   readonly capabilities?: readonly string[];
   readonly logger?: Logger;
   readonly reconnect?: BackoffOptions;
@@ -382,6 +388,7 @@ class Agent {
           capabilities: [...(this.o.capabilities ?? ['fedprox', 'dp'])],
         };
         if (this.o.exampleCount !== undefined) hello.exampleCount = this.o.exampleCount;
+        if (this.o.enrolmentToken !== undefined) hello.token = this.o.enrolmentToken;
         sock.send(hello);
       });
       sock.onConnectError((err) => {
@@ -880,6 +887,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   if (options.trainer === null || typeof options.trainer !== 'object' || typeof options.trainer.train !== 'function') {
     throw new AgentConfigError('trainer', 'a LocalTrainer (an object with train())', typeof options.trainer);
+  }
+  if (options.enrolmentToken !== undefined && !/^[A-Za-z0-9._-]{1,256}$/.test(options.enrolmentToken)) {
+    throw new AgentConfigError('enrolmentToken', 'a token as fedclr admin token prints it (1-256 characters of A-Z a-z 0-9 . _ -)', JSON.stringify(options.enrolmentToken.slice(0, 40)));
   }
   const pinned = options.coordinatorKey === undefined ? undefined : parseCoordinatorKey(options.coordinatorKey);
   if (pinned === undefined && options.trustOnFirstUse !== true) throw new CoordinatorKeyRequiredError(options.coordinatorUrl);

@@ -1,4 +1,5 @@
 // The fedclr command line.
+import { adminCommand, adminHelp } from './commands/admin.js';
 import { agentCommand, agentHelp } from './commands/agent.js';
 import { coordinatorCommand, coordinatorHelp } from './commands/coordinator.js';
 import { evalCommand, evalHelp } from './commands/eval.js';
@@ -14,6 +15,7 @@ const commands: Record<string, { run: Command; help: string }> = {
   coordinator: { run: coordinatorCommand, help: coordinatorHelp },
   agent: { run: agentCommand, help: agentHelp },
   simulate: { run: simulateCommand, help: simulateHelp },
+  admin: { run: adminCommand, help: adminHelp },
 };
 
 const usage = `fedclr <command> [options]

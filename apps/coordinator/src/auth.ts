@@ -1,5 +1,5 @@
 // Agent identity: Ed25519 signature checks (node:crypto, no extra dependency; byte-compatible
-// with tweetnacl's nacl.sign.detached on the agent) and the enrolment policy.
+// with tweetnacl's nacl.sign.detached on the agent). Who may join is admission.ts.
 //
 // Handshake: the hello carries the agent's public key; the welcome carries a fresh random
 // session id; the agent's first message after it, `ready`, must be signed over
@@ -9,7 +9,6 @@
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { signingPayload } from '@fedclr/protocol';
 import type { AgentMessage } from '@fedclr/protocol';
-import type { EnrolmentPolicy } from './config.js';
 import { BadPublicKeyError } from './errors.js';
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -42,40 +41,4 @@ export function parsePublicKey(text: string): Buffer {
   else throw new BadPublicKeyError(JSON.stringify(t.slice(0, 80)));
   if (b.length !== 32) throw new BadPublicKeyError(JSON.stringify(t.slice(0, 80)));
   return b;
-}
-
-export type EnrolmentDecision = { ok: true } | { ok: false; message: string };
-
-export interface EnrolmentLookup {
-  /** The key an agent id is bound to, if it ever enrolled. */
-  boundKey(agentId: string): Uint8Array | undefined;
-}
-
-/** Decides whether a hello's (agentId, publicKey) may proceed to the key proof. */
-export class EnrolmentGate {
-  private readonly policy: EnrolmentPolicy;
-  private readonly allowed: ReadonlySet<string> | undefined;
-  private readonly lookup: EnrolmentLookup;
-
-  constructor(policy: EnrolmentPolicy, lookup: EnrolmentLookup) {
-    this.policy = policy;
-    this.lookup = lookup;
-    this.allowed = policy.mode === 'allow-list' ? new Set(policy.publicKeys.map((k) => parsePublicKey(k).toString('hex'))) : undefined;
-  }
-
-  get mode(): EnrolmentPolicy['mode'] {
-    return this.policy.mode;
-  }
-
-  check(agentId: string, publicKey: Uint8Array): EnrolmentDecision {
-    const hex = Buffer.from(publicKey).toString('hex');
-    if (this.allowed !== undefined && !this.allowed.has(hex)) {
-      return { ok: false, message: `public key ${hex.slice(0, 16)}... is not on the coordinator's allow-list` };
-    }
-    const bound = this.lookup.boundKey(agentId);
-    if (bound !== undefined && Buffer.from(bound).toString('hex') !== hex) {
-      return { ok: false, message: `agent id '${agentId}' is enrolled with another public key` };
-    }
-    return { ok: true };
-  }
 }

@@ -8,10 +8,34 @@ import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleN
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
 
 export type EnrolmentPolicy =
-  /** Any key may enrol; an agent id stays bound to the first key that proved possession of it. */
+  /**
+   * Any key may enrol (an explicit choice: logged as a warning at start); an agent id stays bound
+   * to the first key that proved possession of it.
+   */
   | { mode: 'open' }
-  /** Only these Ed25519 public keys (32 bytes, hex or base64) are admitted. */
-  | { mode: 'allow-list'; publicKeys: readonly string[] };
+  /**
+   * The default. Only agents enrolled in the state database are admitted (the admin API, fedclr
+   * admin, or a one-time enrolment token), plus these Ed25519 public keys (32 bytes, hex or
+   * base64), each enrolled at its first handshake under the agent id it presents.
+   */
+  | { mode: 'allow-list'; publicKeys?: readonly string[] };
+
+/** The HTTP API's access rules (admin routes always need the admin bearer token). */
+export interface HttpConfig {
+  /**
+   * Read routes (status, rounds, agents, model, metrics) without a token. Default: true when the
+   * coordinator binds a loopback address (127.0.0.0/8, ::1, localhost), false otherwise.
+   */
+  publicRead?: boolean;
+  /** Origins allowed by CORS (exact strings, e.g. 'https://dash.example'; '*' for any). Default: none (CORS off). */
+  corsOrigins?: readonly string[];
+  /** Requests per client IP per window on every route; 0 turns rate limiting off. Default 600. */
+  rateLimit?: number;
+  /** Requests per client IP per window on /api/admin routes (also caps token guessing). Default 60. */
+  adminRateLimit?: number;
+  /** The rate-limit window. Default 60000 (one minute). */
+  rateWindowMs?: number;
+}
 
 /** Local training settings sent to agents in each round's config. */
 export interface TrainingConfig {
@@ -115,7 +139,9 @@ export interface CoordinatorConfig {
   keepLastK?: number;
   /** Seed of cohort sampling and of the per-round agent seeds. */
   seed?: number;
+  /** Who may join. Default { mode: 'allow-list' } (only enrolled agents). */
   enrolment?: EnrolmentPolicy;
+  http?: HttpConfig;
   /** Require a valid Ed25519 signature on every agent message after the welcome. */
   requireSignatures?: boolean;
   maxAgents?: number;
@@ -156,6 +182,7 @@ export interface ResolvedConfig {
   readonly keepLastK: number;
   readonly seed: number;
   readonly enrolment: EnrolmentPolicy;
+  readonly http: Readonly<Required<Omit<HttpConfig, 'corsOrigins'>>> & { readonly corsOrigins: readonly string[] };
   readonly requireSignatures: boolean;
   readonly maxAgents: number;
   readonly maxExampleCount: number;
@@ -170,7 +197,7 @@ export interface ResolvedConfig {
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
   'training', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
-  'keepLastK', 'seed', 'enrolment', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
+  'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
 
@@ -239,6 +266,12 @@ function resolveLrSchedule(v: unknown): LrSchedule {
   }
   // A rate of 0 is not a valid round config (agents need learningRate > 0): the floor is above 0.
   return Object.freeze({ kind, finalFraction: num('lrSchedule.finalFraction', o['finalFraction'], DEFAULT_FINAL_FRACTION, 0, 1, true) });
+}
+
+/** True for a loopback bind address: 127.0.0.0/8, ::1 (also as ::ffff:127.x) and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 /** Validates a configuration and fills in defaults. Throws FEDCLR_COORD_CONFIG_INVALID naming the field. */
@@ -339,18 +372,35 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     }
   }
 
-  let enrolment: EnrolmentPolicy = { mode: 'open' };
+  let enrolment: EnrolmentPolicy = { mode: 'allow-list', publicKeys: [] };
   if (c['enrolment'] !== undefined) {
     const e = obj('enrolment', c['enrolment'], ['mode', 'publicKeys']);
-    const mode = oneOf('enrolment.mode', e['mode'], 'open', ['open', 'allow-list'] as const);
-    if (mode === 'allow-list') {
-      const keys = e['publicKeys'];
-      if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
-        throw new ConfigInvalidError('enrolment.publicKeys', 'an array of strings (hex or base64 Ed25519 keys)', describe(keys));
-      }
-      enrolment = { mode, publicKeys: [...(keys as string[])] };
+    const mode = oneOf('enrolment.mode', e['mode'], 'allow-list', ['open', 'allow-list'] as const);
+    const keys = e['publicKeys'] ?? [];
+    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
+      throw new ConfigInvalidError('enrolment.publicKeys', 'an array of strings (hex or base64 Ed25519 keys)', describe(keys));
     }
+    if (mode === 'open' && keys.length > 0) throw new ConfigInvalidError('enrolment.publicKeys', "absent with mode 'open' (every key is admitted)", 'an array');
+    for (const [i, k] of (keys as string[]).entries()) {
+      if (!/^[0-9a-fA-F]{64}$/.test(k.trim()) && !/^[A-Za-z0-9+/_-]{43}=?$/.test(k.trim())) {
+        throw new ConfigInvalidError(`enrolment.publicKeys[${i}]`, 'an Ed25519 public key (64 hex characters or base64)', describe(k));
+      }
+    }
+    enrolment = mode === 'open' ? { mode } : { mode, publicKeys: Object.freeze([...(keys as string[])]) };
   }
+
+  const h = obj('http', c['http'], ['publicRead', 'corsOrigins', 'rateLimit', 'adminRateLimit', 'rateWindowMs']);
+  const cors = h['corsOrigins'] ?? [];
+  if (!Array.isArray(cors) || !cors.every((o) => typeof o === 'string' && o.length > 0 && o.length <= 256)) {
+    throw new ConfigInvalidError('http.corsOrigins', "an array of origins ('https://host:port', or '*')", describe(cors));
+  }
+  const http: ResolvedConfig['http'] = Object.freeze({
+    publicRead: bool('http.publicRead', h['publicRead'], isLoopbackHost(host)),
+    corsOrigins: Object.freeze([...(cors as string[])]),
+    rateLimit: int('http.rateLimit', h['rateLimit'], 600, 0, 10_000_000),
+    adminRateLimit: int('http.adminRateLimit', h['adminRateLimit'], 60, 0, 10_000_000),
+    rateWindowMs: int('http.rateWindowMs', h['rateWindowMs'], 60_000, 1000, 86_400_000),
+  });
 
   const sd = obj('shutdown', c['shutdown'], ['mode', 'timeoutMs']);
   const limits = c['limits'] === undefined ? {} : (c['limits'] as Partial<ProtocolLimits>);
@@ -384,6 +434,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     keepLastK: int('keepLastK', c['keepLastK'], 5, 1, 1_000_000),
     seed: int('seed', c['seed'], 0, 0, 2 ** 32 - 1),
     enrolment,
+    http,
     requireSignatures: bool('requireSignatures', c['requireSignatures'], true),
     maxAgents: int('maxAgents', c['maxAgents'], 10_000, 1, 10_000_000),
     maxExampleCount,

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import Fastify, { LogController, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { Server } from 'socket.io';
 import { canonicalManifest, createProtocol, elementCount, FRAME_HEADER_BYTES } from '@fedclr/protocol';
@@ -17,7 +17,8 @@ import type { Manifest, ProtocolLimits, UpdateRejectReason } from '@fedclr/proto
 import type { GraphSpec } from '@fedclr/tensor';
 import { plainAggregator, type AggregatorFactory } from './aggregation.js';
 import { loadOrCreateSecaggIdentity, newRunId, secureAggregator } from './secure-aggregation.js';
-import { EnrolmentGate } from './auth.js';
+import { adminRoutes, installHttpSecurity } from './admin.js';
+import { Admission, EnrolmentTokens, loadOrCreateAdminToken } from './admission.js';
 import { resolveConfig, type CoordinatorConfig, type ResolvedConfig } from './config.js';
 import { StateDb } from './db.js';
 import {
@@ -187,6 +188,21 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     // message to agents (gateway.ts) and, in secure mode, the secure-aggregation envelopes.
     const identity = await loadOrCreateSecaggIdentity(config.stateDir);
     const coordinatorKey = Buffer.from(identity.publicKey).toString('hex');
+    // Admission (admission.ts): enrolments in the DB, one-time tokens, the admin bearer token.
+    const admission = new Admission({
+      mode: config.enrolment.mode,
+      ...(config.enrolment.mode === 'allow-list' && config.enrolment.publicKeys !== undefined ? { configKeys: config.enrolment.publicKeys } : {}),
+      db,
+      tokens: await EnrolmentTokens.open(config.stateDir, db),
+    });
+    const adminToken = await loadOrCreateAdminToken(config.stateDir);
+    if (adminToken.created) {
+      // Printed once: later starts only say where it is.
+      logger.warn({ path: adminToken.path }, `admin token created (printed once; it is in ${adminToken.path}, mode 0600): ${adminToken.value}`);
+    }
+    if (config.enrolment.mode === 'open') {
+      logger.warn('OPEN ENROLMENT: any agent that reaches this coordinator joins the federation (and stays enrolled); use it only on a test bench');
+    }
     let secaggInfo: { publicKey: string; clip: number; maxWeight: number; dropoutFraction: number; corruptFraction: number } | undefined;
     let aggregator: AggregatorFactory;
     if (deps.aggregator !== undefined) {
@@ -274,6 +290,8 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       loggerInstance: logger,
       logController: new LogController({ disableRequestLogging: true }),
       forceCloseConnections: true,
+      // Unknown fields are refused (400), not silently dropped (fastify's default strips them).
+      ajv: { customOptions: { removeAdditional: false } },
     });
     const io = new Server(app.server, {
       serveClient: false,
@@ -440,7 +458,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       protocol,
       logger,
       db,
-      enrolment: new EnrolmentGate(config.enrolment, { boundKey: (id) => db.getEnrolment(id)?.publicKey }),
+      admission,
       metrics,
       coordinatorId: config.coordinatorId,
       identity,
@@ -457,6 +475,17 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       if (status >= 500) req.log.error({ err }, 'request failed');
       void reply.status(status).send({ statusCode: status, code: err.code, error: err.name, message: err.message });
     });
+    // (the root instance, so the hooks cover every route; cast: its logger type is pino's own)
+    await installHttpSecurity(app as unknown as FastifyInstance, { http: config.http, adminToken: adminToken.value });
+    await app.register(
+      adminRoutes({
+        db,
+        tokens: admission.tokens,
+        mode: admission.mode,
+        evict: (id, reason) => gateway.evict(id, reason),
+        connected: (id) => gateway.isConnected(id),
+      }),
+    );
     await app.register(
       httpRoutes({
         db,
@@ -479,7 +508,10 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
     const url = address.startsWith('http') ? address.replace(/:\d+$/, `:${port}`) : `http://${config.host}:${port}`;
     started = true;
-    logger.info({ url, coordinatorKey }, 'coordinator listening');
+    logger.info(
+      { url, coordinatorKey, enrolment: config.enrolment.mode, publicRead: config.http.publicRead, adminToken: adminToken.path },
+      'coordinator listening',
+    );
     logger.info({ coordinatorKey }, `coordinator public key ${coordinatorKey}: agents pin it with --coordinator-key ${coordinatorKey}`);
 
     // ---- shutdown ------------------------------------------------------------------------------

@@ -69,7 +69,43 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX enrolments_key ON enrolments (public_key);
     `,
   },
+  {
+    version: 2,
+    name: 'admission: enrolment status, source and timestamps; one-time enrolment tokens',
+    // Rows of version 1 were written by open enrolment (the only mode that created them before
+    // allow-lists were kept here): they stay enrolled, with source 'open'.
+    sql: `
+      CREATE TABLE enrolments_v2 (
+        agent_id      TEXT PRIMARY KEY,
+        public_key    BLOB NOT NULL CHECK (length(public_key) = 32),
+        status        TEXT NOT NULL CHECK (status IN ('enrolled', 'revoked')),
+        source        TEXT NOT NULL CHECK (source IN ('admin', 'config', 'token', 'open')),
+        enrolled_at   INTEGER NOT NULL,
+        revoked_at    INTEGER,
+        revoke_reason TEXT,
+        first_seen    INTEGER,
+        last_seen     INTEGER,
+        sessions      INTEGER NOT NULL DEFAULT 0
+      );
+      INSERT INTO enrolments_v2 (agent_id, public_key, status, source, enrolled_at, first_seen, last_seen, sessions)
+        SELECT agent_id, public_key, 'enrolled', 'open', first_seen, first_seen, last_seen, sessions FROM enrolments;
+      DROP TABLE enrolments;
+      ALTER TABLE enrolments_v2 RENAME TO enrolments;
+      CREATE INDEX enrolments_key ON enrolments (public_key);
+      CREATE TABLE enrolment_tokens (
+        token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER,
+        used_by    TEXT
+      );
+    `,
+  },
 ];
+
+export type EnrolmentStatus = 'enrolled' | 'revoked';
+/** How an enrolment came about: the admin API, a --config allow-list key, a one-time token, open enrolment. */
+export type EnrolmentSource = 'admin' | 'config' | 'token' | 'open';
 
 export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted' | 'interrupted';
 
@@ -103,10 +139,54 @@ export interface ParticipantRow {
 export interface EnrolmentRow {
   readonly agentId: string;
   readonly publicKey: Buffer;
-  readonly firstSeen: number;
-  readonly lastSeen: number;
+  readonly status: EnrolmentStatus;
+  readonly source: EnrolmentSource;
+  readonly enrolledAt: number;
+  readonly revokedAt: number | null;
+  readonly revokeReason: string | null;
+  /** First and last session (null: never connected). */
+  readonly firstSeen: number | null;
+  readonly lastSeen: number | null;
   readonly sessions: number;
 }
+
+interface RawEnrolment {
+  agent_id: string;
+  public_key: Buffer;
+  status: EnrolmentStatus;
+  source: EnrolmentSource;
+  enrolled_at: number;
+  revoked_at: number | null;
+  revoke_reason: string | null;
+  first_seen: number | null;
+  last_seen: number | null;
+  sessions: number;
+}
+
+const toEnrolment = (r: RawEnrolment): EnrolmentRow => ({
+  agentId: r.agent_id,
+  publicKey: r.public_key,
+  status: r.status,
+  source: r.source,
+  enrolledAt: r.enrolled_at,
+  revokedAt: r.revoked_at,
+  revokeReason: r.revoke_reason,
+  firstSeen: r.first_seen,
+  lastSeen: r.last_seen,
+  sessions: r.sessions,
+});
+
+export interface TokenRow {
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly usedAt: number | null;
+  readonly usedBy: string | null;
+}
+
+/** Outcome of StateDb.admit. */
+export type AdmitResult =
+  | { readonly ok: true; readonly row: EnrolmentRow; readonly created: boolean }
+  | { readonly ok: false; readonly conflict: 'id-taken' | 'key-taken' | 'token-used' | 'token-unknown' | 'token-expired'; readonly row?: EnrolmentRow; readonly token?: TokenRow };
 
 interface RawRound {
   id: number;
@@ -141,8 +221,15 @@ export class StateDb {
     participants: Statement;
     metrics: Statement;
     getEnrolment: Statement;
-    upsertEnrolment: Statement;
+    enrolmentsByKey: Statement;
+    insertEnrolment: Statement;
+    reenrol: Statement;
+    recordSession: Statement;
     touchEnrolment: Statement;
+    revoke: Statement;
+    getToken: Statement;
+    insertToken: Statement;
+    useToken: Statement;
   };
 
   constructor(path: string) {
@@ -187,11 +274,26 @@ export class StateDb {
       ),
       metrics: db.prepare(`SELECT name, value FROM round_metrics WHERE round_id = ?`),
       getEnrolment: db.prepare(`SELECT * FROM enrolments WHERE agent_id = ?`),
-      upsertEnrolment: db.prepare(
-        `INSERT INTO enrolments (agent_id, public_key, first_seen, last_seen, sessions) VALUES (?, ?, ?, ?, 1)
-         ON CONFLICT (agent_id) DO UPDATE SET last_seen = excluded.last_seen, sessions = sessions + 1`,
+      enrolmentsByKey: db.prepare(`SELECT * FROM enrolments WHERE public_key = ? ORDER BY agent_id`),
+      insertEnrolment: db.prepare(
+        `INSERT INTO enrolments (agent_id, public_key, status, source, enrolled_at) VALUES (?, ?, 'enrolled', ?, ?)`,
+      ),
+      reenrol: db.prepare(
+        `UPDATE enrolments SET public_key = ?, status = 'enrolled', source = ?, enrolled_at = ?, revoked_at = NULL, revoke_reason = NULL
+         WHERE agent_id = ? AND status = 'revoked'`,
+      ),
+      recordSession: db.prepare(
+        `UPDATE enrolments SET first_seen = COALESCE(first_seen, @now), last_seen = @now, sessions = sessions + 1 WHERE agent_id = @agentId`,
       ),
       touchEnrolment: db.prepare(`UPDATE enrolments SET last_seen = ? WHERE agent_id = ?`),
+      revoke: db.prepare(
+        `UPDATE enrolments SET status = 'revoked', revoked_at = ?, revoke_reason = ? WHERE agent_id = ? AND status = 'enrolled'`,
+      ),
+      getToken: db.prepare(`SELECT created_at, expires_at, used_at, used_by FROM enrolment_tokens WHERE token_hash = ?`),
+      insertToken: db.prepare(`INSERT INTO enrolment_tokens (token_hash, created_at, expires_at) VALUES (?, ?, ?)`),
+      useToken: db.prepare(
+        `UPDATE enrolment_tokens SET used_at = ?, used_by = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?`,
+      ),
     };
   }
 
@@ -389,17 +491,60 @@ export class StateDb {
   // ---- enrolments -----------------------------------------------------------------------------
 
   getEnrolment(agentId: string): EnrolmentRow | undefined {
-    const r = this.stmts.getEnrolment.get(agentId) as
-      | { agent_id: string; public_key: Buffer; first_seen: number; last_seen: number; sessions: number }
-      | undefined;
-    return r === undefined
-      ? undefined
-      : { agentId: r.agent_id, publicKey: r.public_key, firstSeen: r.first_seen, lastSeen: r.last_seen, sessions: r.sessions };
+    const r = this.stmts.getEnrolment.get(agentId) as RawEnrolment | undefined;
+    return r === undefined ? undefined : toEnrolment(r);
   }
 
-  /** Records a session of an agent that proved its key (enrols it on first sight). */
-  enrol(agentId: string, publicKey: Uint8Array, now: number): void {
-    this.stmts.upsertEnrolment.run(agentId, Buffer.from(publicKey), now, now);
+  /** Every row (any agent id, any status) holding this public key. */
+  enrolmentsByKey(publicKey: Uint8Array): EnrolmentRow[] {
+    return (this.stmts.enrolmentsByKey.all(Buffer.from(publicKey)) as RawEnrolment[]).map(toEnrolment);
+  }
+
+  listEnrolments(status?: EnrolmentStatus): EnrolmentRow[] {
+    const rows = (status === undefined
+      ? this.db.prepare(`SELECT * FROM enrolments ORDER BY agent_id`).all()
+      : this.db.prepare(`SELECT * FROM enrolments WHERE status = ? ORDER BY agent_id`).all(status)) as RawEnrolment[];
+    return rows.map(toEnrolment);
+  }
+
+  /**
+   * Enrols (agentId, publicKey) in one transaction, optionally consuming a one-time token (by its
+   * hash) in the same transaction: either both happen or neither. An id already enrolled with this
+   * key is a no-op (created: false); an id enrolled with another key, or a key enrolled under
+   * another id, is a conflict. A revoked id is enrolled again (the operator's or a token's call).
+   */
+  admit(agentId: string, publicKey: Uint8Array, source: EnrolmentSource, now: number, tokenHash?: Uint8Array): AdmitResult {
+    const key = Buffer.from(publicKey);
+    return this.db.transaction((): AdmitResult => {
+      const row = this.getEnrolment(agentId);
+      if (row !== undefined && row.status === 'enrolled') {
+        if (!row.publicKey.equals(key)) return { ok: false, conflict: 'id-taken', row };
+        return { ok: true, row, created: false };
+      }
+      const other = this.enrolmentsByKey(key).find((r) => r.status === 'enrolled' && r.agentId !== agentId);
+      if (other !== undefined) return { ok: false, conflict: 'key-taken', row: other };
+      if (tokenHash !== undefined) {
+        const token = this.getToken(tokenHash);
+        if (token === undefined) return { ok: false, conflict: 'token-unknown' };
+        if (token.usedAt !== null) return { ok: false, conflict: 'token-used', token };
+        if (token.expiresAt <= now) return { ok: false, conflict: 'token-expired', token };
+        this.stmts.useToken.run(now, agentId, Buffer.from(tokenHash), now);
+      }
+      if (row === undefined) this.stmts.insertEnrolment.run(agentId, key, source, now);
+      else this.stmts.reenrol.run(key, source, now, agentId);
+      return { ok: true, row: this.getEnrolment(agentId) as EnrolmentRow, created: true };
+    }).immediate();
+  }
+
+  /** Revokes an enrolled agent id; returns its row (already revoked: unchanged), or undefined if unknown. */
+  revoke(agentId: string, now: number, reason: string | null): EnrolmentRow | undefined {
+    this.stmts.revoke.run(now, reason, agentId);
+    return this.getEnrolment(agentId);
+  }
+
+  /** Records a session of an enrolled agent that proved its key. */
+  recordSession(agentId: string, now: number): void {
+    this.stmts.recordSession.run({ agentId, now });
   }
 
   touch(agentId: string, now: number): void {
@@ -408,6 +553,20 @@ export class StateDb {
 
   countEnrolments(): number {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM enrolments`).get() as { n: number }).n;
+  }
+
+  // ---- enrolment tokens (only their SHA-256 is stored) ------------------------------------------
+
+  /** Stores minted tokens' hashes, all or none. */
+  insertTokens(hashes: readonly Uint8Array[], createdAt: number, expiresAt: number): void {
+    this.db.transaction(() => {
+      for (const h of hashes) this.stmts.insertToken.run(Buffer.from(h), createdAt, expiresAt);
+    })();
+  }
+
+  getToken(hash: Uint8Array): TokenRow | undefined {
+    const r = this.stmts.getToken.get(Buffer.from(hash)) as { created_at: number; expires_at: number; used_at: number | null; used_by: string | null } | undefined;
+    return r === undefined ? undefined : { createdAt: r.created_at, expiresAt: r.expires_at, usedAt: r.used_at, usedBy: r.used_by };
   }
 
   close(): void {

@@ -123,6 +123,34 @@ export const BadPublicKeyError = createError<'FEDCLR_COORD_BAD_PUBLIC_KEY', 500,
   500,
 );
 
+/** A public key given to the admin API is not 32 bytes of hex or base64. Args: value. */
+export const AdminBadKeyError = createError<'FEDCLR_COORD_ADMIN_BAD_KEY', 400, [S]>(
+  'FEDCLR_COORD_ADMIN_BAD_KEY',
+  'publicKey %s is not an Ed25519 public key (32 bytes as 64 hex characters or base64)',
+  400,
+);
+
+/** An enrolment would bind an id or a key twice. Args: problem. */
+export const EnrolmentConflictError = createError<'FEDCLR_COORD_ENROLMENT_CONFLICT', 409, [S]>(
+  'FEDCLR_COORD_ENROLMENT_CONFLICT',
+  'Enrolment refused: %s',
+  409,
+);
+
+/** The admin API was asked about an agent id that was never enrolled. Args: agent id. */
+export const AgentNotEnrolledError = createError<'FEDCLR_COORD_AGENT_NOT_ENROLLED', 404, [S]>(
+  'FEDCLR_COORD_AGENT_NOT_ENROLLED',
+  "Agent '%s' is not enrolled",
+  404,
+);
+
+/** A secret file in the state dir (admin token, token key) is unusable. Args: path, problem. */
+export const SecretFileError = createError<'FEDCLR_COORD_SECRET_FILE', 500, [S, S]>(
+  'FEDCLR_COORD_SECRET_FILE',
+  'Secret file %s is unusable: %s',
+  500,
+);
+
 // ---- lifecycle and HTTP --------------------------------------------------------------------
 
 /** The coordinator is shutting down. */
@@ -130,6 +158,13 @@ export const ShuttingDownError = createError<'FEDCLR_COORD_SHUTTING_DOWN', 503, 
   'FEDCLR_COORD_SHUTTING_DOWN',
   'The coordinator is shutting down',
   503,
+);
+
+/** An HTTP request lacks the bearer token its route needs, or carries a wrong one. Args: problem. */
+export const UnauthorizedError = createError<'FEDCLR_COORD_UNAUTHORIZED', 401, [S]>(
+  'FEDCLR_COORD_UNAUTHORIZED',
+  'Unauthorized: %s',
+  401,
 );
 
 /** No such round. Args: round id. */
@@ -159,8 +194,14 @@ export const COORDINATOR_ERROR_CODES = {
     'FEDCLR_COORD_SECAGG_IDENTITY',
   ],
   engine: ['FEDCLR_COORD_ENGINE_STATE'],
-  agents: ['FEDCLR_COORD_BAD_PUBLIC_KEY'],
-  lifecycle: ['FEDCLR_COORD_SHUTTING_DOWN', 'FEDCLR_COORD_ROUND_NOT_FOUND'],
+  agents: [
+    'FEDCLR_COORD_BAD_PUBLIC_KEY',
+    'FEDCLR_COORD_ADMIN_BAD_KEY',
+    'FEDCLR_COORD_ENROLMENT_CONFLICT',
+    'FEDCLR_COORD_AGENT_NOT_ENROLLED',
+    'FEDCLR_COORD_SECRET_FILE',
+  ],
+  lifecycle: ['FEDCLR_COORD_SHUTTING_DOWN', 'FEDCLR_COORD_ROUND_NOT_FOUND', 'FEDCLR_COORD_UNAUTHORIZED'],
 } as const;
 
 export type CoordinatorErrorCode = (typeof COORDINATOR_ERROR_CODES)[keyof typeof COORDINATOR_ERROR_CODES][number];

@@ -24,7 +24,8 @@ import {
   updateRejectReasonFor,
 } from '@fedclr/protocol';
 import type { AgentMessage, CoordinatorMessage, Protocol, RejectReason } from '@fedclr/protocol';
-import { ed25519PublicKey, verifyMessage, type EnrolmentGate } from './auth.js';
+import type { Admission } from './admission.js';
+import { ed25519PublicKey, verifyMessage } from './auth.js';
 import type { StateDb } from './db.js';
 import type { EngineEvent } from './engine.js';
 import type { CoordinatorMetrics } from './metrics.js';
@@ -43,6 +44,8 @@ interface Session {
   sessionId?: string;
   /** The agent's hello.nonce: every signature to this connection covers it. */
   nonce?: Uint8Array;
+  /** hello.token: a one-time enrolment token, consumed at the key proof if it enrols this key. */
+  token?: string;
   handshakeTimer?: NodeJS.Timeout;
   lastSeen: number;
   heartbeat?: { state: string; roundId?: number; progress?: number; at: number };
@@ -53,7 +56,8 @@ export interface GatewayOptions {
   readonly protocol: Protocol;
   readonly logger: Logger;
   readonly db: StateDb;
-  readonly enrolment: EnrolmentGate;
+  /** Who may join (admission.ts): checked at the hello and again, enrolling, at the key proof. */
+  readonly admission: Admission;
   readonly metrics: CoordinatorMetrics;
   readonly coordinatorId: string;
   /** The coordinator's Ed25519 identity (tweetnacl layout): signs every message to agents. */
@@ -107,6 +111,11 @@ export class Gateway {
     }));
   }
 
+  /** True when this agent id has an authenticated session. */
+  isConnected(agentId: string): boolean {
+    return this.byAgent.get(agentId)?.state === 'ready';
+  }
+
   /** Refuse new connections from now on. */
   stopAccepting(): void {
     this.closing = true;
@@ -139,6 +148,25 @@ export class Gateway {
   disconnect(agentId: string): void {
     const s = this.byAgent.get(agentId);
     if (s !== undefined) s.socket.disconnect(true);
+  }
+
+  /**
+   * Ends a revoked agent's session at once: a signed shutdown 'evicted' naming the reason, then
+   * the disconnect. The engine hears 'agent-left' now, so it is never sampled again (and drops
+   * out of a running round like any agent that leaves). False if it was not connected.
+   */
+  evict(agentId: string, reason: string): boolean {
+    const s = this.byAgent.get(agentId);
+    if (s === undefined) return false;
+    const wasReady = s.state === 'ready';
+    if (wasReady) s.socket.emit(MESSAGE_EVENT, this.sign(s, { type: 'shutdown', reason: 'evicted', message: reason.slice(0, 2000) }));
+    this.byAgent.delete(agentId);
+    s.state = 'closed';
+    this.o.logger.warn({ agentId, reason }, 'agent evicted');
+    if (wasReady) this.o.dispatch({ type: 'agent-left', agentId });
+    // Let the shutdown reach the agent before the transport closes.
+    setTimeout(() => s.socket.disconnect(true), 100).unref();
+    return true;
   }
 
   disconnectAll(): void {
@@ -234,7 +262,8 @@ export class Gateway {
     }
     const hello = parsed.message;
     session.agentId = hello.agentId;
-    const decision = o.enrolment.check(hello.agentId, hello.publicKey);
+    if (hello.token !== undefined) session.token = hello.token;
+    const decision = o.admission.check(hello.agentId, hello.publicKey, hello.token, Date.now());
     if (!decision.ok) {
       this.refuse(session, 'not-enrolled', decision.message);
       return;
@@ -273,8 +302,16 @@ export class Gateway {
       return;
     }
     const agentId = session.agentId as string;
-    // Re-check: another session may have enrolled this agent id with another key meanwhile.
-    const decision = o.enrolment.check(agentId, session.publicKey as Uint8Array);
+    // Check again and enrol (consuming a token) in one transaction: the operator may have revoked
+    // the key, or another session enrolled this id or used this token, since the hello.
+    let decision: { ok: true } | { ok: false; message: string };
+    try {
+      decision = o.admission.admit(agentId, session.publicKey as Uint8Array, session.token, Date.now());
+    } catch (err) {
+      o.logger.error({ err, agentId }, 'could not record the enrolment');
+      this.refuse(session, 'capacity', 'the coordinator could not record this session');
+      return;
+    }
     if (!decision.ok) {
       this.refuse(session, 'not-enrolled', decision.message);
       return;
@@ -289,13 +326,6 @@ export class Gateway {
       previous.state = 'closed';
       previous.socket.disconnect(true);
       if (wasReady) o.dispatch({ type: 'agent-left', agentId });
-    }
-    try {
-      o.db.enrol(agentId, session.publicKey as Uint8Array, Date.now());
-    } catch (err) {
-      o.logger.error({ err, agentId }, 'could not record the enrolment');
-      this.refuse(session, 'capacity', 'the coordinator could not record this session');
-      return;
     }
     session.state = 'ready';
     this.byAgent.set(agentId, session);

@@ -45,8 +45,9 @@ export async function startTestCoordinator(
 ): Promise<{ coordinator: CoordinatorHandle; manifest: ReturnType<typeof makeModel>['manifest']; weights: Float32Array }> {
   const { manifest, weights } = makeModel(MODEL.rows, MODEL.cols, MODEL.seed);
   const coordinator = await startCoordinator(
-    // Plain unless a test asks for 'secure' (the default of a real deployment).
-    { port: 0, logLevel: 'warn', deadlineGraceMs: 200, retryDelayMs: 100, handshakeTimeoutMs: 5000, aggregation: 'plain', ...config },
+    // Plain unless a test asks for 'secure' (the default of a real deployment). Open enrolment:
+    // these tests are their own test bench (admission has its own tests, which ask for allow-list).
+    { enrolment: { mode: 'open' }, port: 0, logLevel: 'warn', deadlineGraceMs: 200, retryDelayMs: 100, handshakeTimeoutMs: 5000, aggregation: 'plain', ...config },
     { initialModel: { architecture: 'test-mlp', manifest, weights } },
   );
   return { coordinator, manifest, weights };

@@ -67,7 +67,7 @@ before(async () => {
   const weights = flattenWeights(net).map((w, i) => w + 0.01 * Math.sin(i));
   net.dispose();
   coordinator = await startCoordinator(
-    { stateDir: join(dir, 'coordinator'), port: 0, logLevel: 'warn', rounds: 1, minCohort: 2, maxCohort: 2, aggregation: 'plain', retryDelayMs: 100 },
+    { stateDir: join(dir, 'coordinator'), port: 0, logLevel: 'warn', rounds: 1, minCohort: 2, maxCohort: 2, aggregation: 'plain', retryDelayMs: 100, enrolment: { mode: 'open' } },
     { initialModel: { architecture: 'layers-http-test@8x8x1', manifest, weights }, modelSpec: spec, logger },
   );
 });

@@ -37,6 +37,7 @@ test(`load: ${AGENTS} agents x ${PARAMS} parameters x ${ROUNDS} rounds on loopba
       maxAgents: AGENTS + 10,
       heartbeatIntervalMs: 5000,
       handshakeTimeoutMs: 60_000,
+      enrolment: { mode: 'open' },
       logLevel: 'warn',
       aggregation: 'plain',
     },

@@ -43,6 +43,7 @@ test('a coordinator killed after round 2 restarts at round 3 from round 2\'s mod
     keepLastK: 10,
     logLevel: 'warn',
     aggregation: 'plain',
+    enrolment: { mode: 'open' },
   };
   const arg = { config, model: MODEL };
   let proc: Proc = forkProc(COORDINATOR_SCRIPT, arg);
@@ -100,7 +101,7 @@ test('SIGTERM: the coordinator process aborts the round, tells agents it is rest
   const dir = tempDir();
   const stateDir = join(dir, 'coordinator');
   const proc = forkProc(COORDINATOR_SCRIPT, {
-    config: { stateDir, port: 0, rounds: 5, minCohort: 2, maxCohort: 2, deadlineMs: 30_000, handleSignals: true, logLevel: 'warn', aggregation: 'plain' },
+    config: { stateDir, port: 0, rounds: 5, minCohort: 2, maxCohort: 2, deadlineMs: 30_000, handleSignals: true, logLevel: 'warn', aggregation: 'plain', enrolment: { mode: 'open' } },
     model: MODEL,
   });
   const listening = await proc.next((m) => m['event'] === 'listening', 15_000, 'coordinator listening');

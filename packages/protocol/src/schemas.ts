@@ -171,6 +171,12 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
         uniqueItems: true,
       }),
       exampleCount: Type.Optional(Count),
+      /**
+       * A one-time enrolment token from the coordinator's operator (fedclr admin token): a key
+       * not yet enrolled is enrolled with it at its first successful handshake. Ignored once the
+       * key is enrolled. Opaque to the protocol.
+       */
+      token: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._-]+$' })),
     },
     strict,
   );

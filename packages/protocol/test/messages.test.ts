@@ -140,6 +140,15 @@ describe('field validation', () => {
     assertCode(() => parseMessage(up, { ...agentMsg('hello'), capabilities: ['dp', 'dp'] }), 'FEDCLR_PROTO_INVALID_VALUE', /duplicates/);
     assertCode(() => parseMessage(up, { ...agentMsg('secagg'), to: 'bad address!' }), 'FEDCLR_PROTO_INVALID_VALUE', /'to'.*"@coordinator"/);
   });
+  it('hello.token: optional, an opaque token of [A-Za-z0-9._-], at most 256 characters', () => {
+    const token = `fedclr-et1.${'A'.repeat(22)}.1800000000000.${'b'.repeat(43)}`;
+    assert.equal((parseMessage(up, { ...agentMsg('hello'), token }) as { token?: string }).token, token);
+    assert.equal((parseMessage(up, agentMsg('hello')) as { token?: string }).token, undefined);
+    assertCode(() => parseMessage(up, { ...agentMsg('hello'), token: 'has space' }), 'FEDCLR_PROTO_INVALID_VALUE', /'token'/);
+    assertCode(() => parseMessage(up, { ...agentMsg('hello'), token: '' }), 'FEDCLR_PROTO_INVALID_VALUE', /'token'/);
+    assertCode(() => parseMessage(up, { ...agentMsg('hello'), token: 'x'.repeat(257) }), 'FEDCLR_PROTO_PAYLOAD_TOO_LARGE', /'token'.*256 characters/);
+    assertCode(() => parseMessage(up, { ...agentMsg('hello'), token: 42 }), 'FEDCLR_PROTO_WRONG_TYPE', /'token'/);
+  });
   it('rejects cross-field contradictions', () => {
     const rs = { ...coordMsg('round-start'), config: roundConfig({ clipNorm: 0, dp: { noiseMultiplier: 1, cohortSize: 5 } }) };
     assertCode(() => parseMessage(down, rs), 'FEDCLR_PROTO_INCONSISTENT', /clipNorm > 0/);

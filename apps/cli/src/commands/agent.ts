@@ -1,9 +1,11 @@
 // fedclr agent: an edge agent that trains the federation's model on a private image folder (or,
 // in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   createContrastiveTrainer,
+  loadOrCreateIdentity,
   parseCoordinatorKey,
   RED_TEAM_MODES,
   startAgent,
@@ -21,6 +23,11 @@ import { ipcTrainingGate, parentChannel } from '../slots.js';
 import { logLevelOption, stderrLogger } from './coordinator.js';
 
 export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset fashion-mnist --client I/N) [options]
+       fedclr agent id [--state DIR] [--agent-id ID] [--json]   print this agent's id and public key (hex), to enrol
+                                it (creates the identity if missing; does not connect)
+  --token T | --token-file F    one-time enrolment token from the operator (fedclr admin token; the file's first line):
+                                enrols this key at its first successful handshake; ignored once enrolled. Without it,
+                                the operator enrols the key printed by \`fedclr agent id\` (fedclr admin enroll ID KEY)
   --coordinator URL             e.g. http://127.0.0.1:8080
   --coordinator-key KEY         the coordinator's Ed25519 public key (hex or base64), pinned: every message from
                                 the coordinator must be signed by it. The coordinator prints it at start
@@ -58,12 +65,43 @@ function clientOption(raw: string): { index: number; clients: number } {
   return { index, clients };
 }
 
+/** The first line of a token file (--token-file: keeps the token out of the process list). */
+async function readTokenFile(path: string): Promise<string> {
+  try {
+    return ((await readFile(path, 'utf8')).split('\n')[0] ?? '').trim();
+  } catch (err) {
+    throw new UsageError(`cannot read --token-file ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** fedclr agent id: the identity an operator enrols (fedclr admin enroll ID KEY). */
+async function agentIdCommand(argv: string[], out: (line: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { state: { type: 'string' }, 'agent-id': { type: 'string' }, json: { type: 'boolean', default: false } },
+    strict: true,
+  });
+  const id = await loadOrCreateIdentity(resolve(values.state ?? 'fedclr-agent'), values['agent-id']);
+  const publicKey = Buffer.from(id.publicKey).toString('hex');
+  if (values.json) out(JSON.stringify({ agentId: id.agentId, publicKey, identity: id.path, created: id.created }));
+  else {
+    out(`agent id    ${id.agentId}`);
+    out(`public key  ${publicKey}`);
+    out(`${id.created ? 'created' : 'identity'}     ${id.path}`);
+    out(`enrol it:   fedclr admin enroll --coordinator URL ${id.agentId} ${publicKey}`);
+  }
+  return 0;
+}
+
 export async function agentCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
+  if (argv[0] === 'id') return agentIdCommand(argv.slice(1), out);
   const { values } = parseArgs({
     args: argv,
     options: {
       coordinator: { type: 'string' },
       'coordinator-key': { type: 'string' },
+      token: { type: 'string' },
+      'token-file': { type: 'string' },
       'trust-on-first-use': { type: 'boolean', default: false },
       'allow-plain': { type: 'boolean', default: false },
       'require-secure': { type: 'boolean', default: false },
@@ -136,6 +174,11 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
         `GET ${values.coordinator.replace(/\/+$/, '')}/api/status returns it as coordinatorKey), or --trust-on-first-use to accept the first key seen`,
     );
   }
+  if (values.token !== undefined && values['token-file'] !== undefined) throw new UsageError('give --token T or --token-file F, not both');
+  const enrolmentToken = values['token-file'] !== undefined ? await readTokenFile(values['token-file']) : values.token;
+  if (enrolmentToken !== undefined && !/^[A-Za-z0-9._-]{1,256}$/.test(enrolmentToken)) {
+    throw new UsageError(`--token must be an enrolment token as fedclr admin token prints it (fedclr-et1....), got '${enrolmentToken.slice(0, 40)}'`);
+  }
   if (values['allow-plain'] && values['require-secure']) throw new UsageError('give either --allow-plain or --require-secure, not both');
   const policy: { -readonly [K in keyof RoundPolicy]?: RoundPolicy[K] } = {};
   if (values['allow-plain']) policy.requireSecure = false;
@@ -202,6 +245,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
     policy,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
+    ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),
     ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),
   });
   const cropConfig = augment.crop === false ? undefined : augment.crop;

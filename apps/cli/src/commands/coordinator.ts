@@ -13,6 +13,7 @@ import { fedproxMuOption, intOption, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { federationModel, sendToParent, type StopReason } from '../federation.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
+import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
 export const coordinatorHelp = `fedclr coordinator [options]
   --config FILE                 JSON: startCoordinator settings (stateDir, rounds, minCohort, training {...},
@@ -37,7 +38,8 @@ export const coordinatorHelp = `fedclr coordinator [options]
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
   The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
   Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
-  ('coordinator public key HEX') and in GET /api/status (coordinatorKey); agents pin it with --coordinator-key.`;
+  ('coordinator public key HEX') and in GET /api/status (coordinatorKey); agents pin it with --coordinator-key.
+${admissionHelp}`;
 
 const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam'] as const;
 const OPTIMIZERS = ['adam', 'sgd', 'momentum'] as const;
@@ -113,6 +115,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
       seed: { type: 'string' },
       'log-level': { type: 'string' },
       'report-ipc': { type: 'boolean', default: false },
+      ...admissionFlags,
       json: { type: 'boolean', default: false },
     },
     strict: true,
@@ -135,7 +138,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (optimizer !== undefined) training.optimizer = optimizer;
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
-  const config: CoordinatorConfig = {
+  const config: CoordinatorConfig = admissionConfig(values, {
     ...fileRest,
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
@@ -163,7 +166,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     ...(values['keep-last'] !== undefined ? { keepLastK: intOption(values, 'keep-last', 5) } : {}),
     ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0, 0) } : {}),
     handleSignals: false,
-  };
+  });
   if (config.minCohort !== undefined && config.maxCohort === undefined && config.minCohort > 100) config.maxCohort = config.minCohort;
   const size = values.size !== undefined ? intOption(values, 'size', 28) : (fileModel?.size ?? 28);
   const channels = values.channels !== undefined ? intOption(values, 'channels', 1) : (fileModel?.channels ?? 1);

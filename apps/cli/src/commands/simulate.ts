@@ -14,7 +14,7 @@
 // had its own machine; N agents training at once on a few cores waste a third of the machine.
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +81,9 @@ export const simulateHelp = `fedclr simulate [options]
                               (default: the number of cores; 0: all at once). With C agents per round,
                               each agent's local training is also capped at 0.8 x deadline / ceil(C/S),
                               so that every wave of S fits in the round's deadline
-  --out DIR --json --verbose`;
+  --out DIR --json --verbose
+  Admission as deployed: the coordinator admits only enrolled agents; simulate mints one one-time enrolment
+  token per agent over the coordinator's admin API (<out>/coordinator/admin-token) and passes it (--token).`;
 
 /**
  * FedAvg's server step in simulations. With C clients of k local steps, plain averaging moves the
@@ -519,6 +521,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     ]);
     if (!ready || listening === undefined) throw new SimulationError(`the coordinator did not start; its log (${coordinator.log}):\n${tail(coordinator.log)}`);
     log(`simulate: coordinator at ${listening.url}; starting ${clients} agents`);
+    // Admission as a deployment does it: one one-time enrolment token per agent, minted over the
+    // coordinator's admin API with its admin token (the coordinator admits only enrolled agents).
+    const enrolmentTokens = await mintEnrolmentTokens(listening.url, join(outDir, 'coordinator', 'admin-token'), clients);
 
     const agents: Child[] = [];
     for (let i = 0; i < clients; i++) {
@@ -528,6 +533,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         // The agents pin the coordinator's key; their policy admits what this simulation runs
         // (plain rounds when --aggregation plain, any cohort size): it is the operator's own setup.
         '--coordinator-key', listening.coordinatorKey,
+        '--token', enrolmentTokens[i] as string,
         '--min-cohort', '1',
         ...(aggregation === 'plain' ? ['--allow-plain'] : []),
         '--dataset', 'fashion-mnist',
@@ -712,4 +718,17 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%; report ${join(outDir, 'report.json')}`,
     );
   return 0;
+}
+
+/** Mints `count` one-time enrolment tokens (valid for a day) over the coordinator's admin API. */
+async function mintEnrolmentTokens(url: string, adminTokenFile: string, count: number): Promise<string[]> {
+  const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
+  const res = await fetch(`${url}/api/admin/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ count, ttlSeconds: 86_400 }),
+  });
+  const body = (await res.json()) as { tokens?: string[]; message?: string };
+  if (!res.ok || body.tokens?.length !== count) throw new SimulationError(`could not mint enrolment tokens: HTTP ${res.status} ${body.message ?? ''}`);
+  return body.tokens;
 }
