@@ -1,6 +1,8 @@
-// The deployment path as the README shows it: `fedclr coordinator` on loopback, three
-// `fedclr agent` processes on private PNG folders (pinning the coordinator's key), two secure
-// rounds with real contrastive training, then `fedclr eval` of the last checkpoint.
+// The deployment path as the README shows it: `fedclr coordinator` on loopback (allow-list by
+// default), one-time enrolment tokens from `fedclr admin token`, three `fedclr agent` processes on
+// private PNG folders (each pinning the coordinator's key and presenting a token), two secure
+// rounds with real contrastive training, then `fedclr eval` of the last checkpoint. A stranger
+// without a token is refused, and so is an admin call without the admin token.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -24,14 +26,28 @@ describe('deploy: fedclr coordinator + 3 fedclr agent processes on PNG folders, 
     procs.push(coordinator);
     url = (await coordinator.waitFor(/coordinator listening on (\S+)/, 60_000))[1] as string;
     key = (await coordinator.waitFor(/coordinator public key ([0-9a-f]{64})/, 10_000))[1] as string;
+    const minting = fedclr(['admin', 'token', '--count', '3', '--coordinator', url, '--state', join(dir, 'coordinator')]);
+    procs.push(minting);
+    assert.equal(await minting.exited, 0, minting.stderr);
+    const tokens = minting.stdout.trim().split('\n');
+    assert.equal(tokens.length, 3);
     for (const [i, folder] of folders.entries()) {
       procs.push(
         fedclr([
-          'agent', '--coordinator', url, '--coordinator-key', key, '--data', folder, '--state', join(dir, `agent-${i}`),
+          'agent', '--coordinator', url, '--coordinator-key', key, '--token', tokens[i] as string, '--data', folder, '--state', join(dir, `agent-${i}`),
           '--min-cohort', '3', '--widths', '8,16,32', '--steps-per-round', '2', '--workers', '1',
         ]),
       );
     }
+  });
+
+  it('refuses a stranger (no enrolment, no token) and an admin call without the admin token', async () => {
+    const stranger = fedclr(['agent', '--coordinator', url, '--coordinator-key', key, '--data', join(dir, 'photos-0'), '--state', join(dir, 'stranger'), '--widths', '8,16,32']);
+    procs.push(stranger);
+    await stranger.waitFor(/not enrolled|FEDCLR_\w*ENROL\w*/i, 60_000);
+    stranger.kill();
+    const response = await fetch(`${url}/api/admin/enrolments`);
+    assert.equal(response.status, 401);
   });
   after(() => {
     for (const p of procs) p.kill();
