@@ -2,7 +2,8 @@
 export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
 export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
 export { resolveConfig } from './config.js';
-export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, TrainingConfig, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
+export { isLoopbackHost } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
 export { CONSTANT_SCHEDULE, DEFAULT_FINAL_FRACTION, LR_SCHEDULES, lrFactor, runProgress, scheduledLearningRate } from './lr-schedule.js';
 export type { LrSchedule, LrScheduleName, RunProgressInput, TimeBudget } from './lr-schedule.js';
 export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
@@ -51,6 +52,10 @@ export type { Strategy, StrategyName, StrategyResult, StrategySpec, StrategyStat
 export { FileModelStore, checkpointDirName } from './model-store.js';
 export type { Checkpoint, CheckpointExporter, CheckpointWriter, ModelStore, FileModelStoreOptions } from './model-store.js';
 export { StateDb, MIGRATIONS } from './db.js';
+export type { AdmitResult, EnrolmentRow, EnrolmentSource, EnrolmentStatus, TokenRow } from './db.js';
+export { Admission, EnrolmentTokens, ADMIN_TOKEN_FILE, TOKEN_KEY_FILE, TOKEN_PREFIX, loadOrCreateAdminToken } from './admission.js';
+export type { AdmissionDecision, AdmissionMode } from './admission.js';
+export { ADMIN_PREFIX, EnrolmentSchema, EnrolmentListSchema, TokensSchema, adminRoutes, installHttpSecurity } from './admin.js';
 export { sampleCohort, roundSeed } from './sampling.js';
 export { parsePublicKey, verifyEd25519, ed25519PublicKey } from './auth.js';
 export * from './errors.js';
