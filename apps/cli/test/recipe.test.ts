@@ -4,10 +4,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deflateSync } from 'node:zlib';
 import { defaultFederatedRecipe, defaultRecipe, recipeOptimizer, RECIPE_DEFAULTS, type Recipe } from '@fedclr/contrastive';
 import { resolveConfig } from '@fedclr/coordinator';
 import { main } from '../src/main.js';
@@ -93,6 +94,17 @@ describe('one meaning per flag', () => {
     for (const r of [coordinator, simulate]) assert.deepEqual({ ...local(r), augment: r.augment }, { ...local(train), augment: train.augment });
   });
 
+  it("fedclr coordinator: --config's model, training, lrSchedule and strategy come between the recipe and the flags", () => {
+    const file = { model: { widths: [8, 16, 32] }, training: { batchSize: 32, learningRate: 0.01 }, lrSchedule: { kind: 'cosine' as const, finalFraction: 0.2 }, strategy: { name: 'fedavg' as const, lr: 1 } };
+    const fromFile = coordinatorRecipe(parseCoordinatorArgs([]), file);
+    assert.deepEqual([fromFile.model.widths, fromFile.batchSize, fromFile.learningRate, fromFile.lrSchedule, fromFile.serverLr], [[8, 16, 32], 32, 0.01, { kind: 'cosine', finalFraction: 0.2 }, 1]);
+    assert.equal(fromFile.temperature, RECIPE_DEFAULTS.temperature, 'what the file does not set stays the recipe default');
+    const flags = coordinatorRecipe(parseCoordinatorArgs(['--batch', '16', '--server-lr', '3', '--lr-schedule', 'constant']), file);
+    assert.deepEqual([flags.batchSize, flags.serverLr, flags.lrSchedule, flags.learningRate], [16, 3, { kind: 'constant' }, 0.01]);
+    // Another strategy keeps its own server step.
+    assert.equal(coordinatorRecipe(parseCoordinatorArgs(['--strategy', 'fedadam'])).serverLr, 0.1);
+  });
+
   it('every help text states the recipe defaults', async () => {
     const train = await help('train');
     const coordinator = await help('coordinator');
@@ -135,6 +147,37 @@ function logLine(text: string, msg: string): Record<string, unknown> {
   throw new Error(`no log line '${msg}' in:\n${text}`);
 }
 
+
+/** A minimal 8-bit grayscale PNG (signature, IHDR, one IDAT, IEND). */
+function grayPng(width: number, height: number, pixel: (x: number, y: number) => number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf: Buffer): number => {
+    let c = 0xffffffff;
+    for (const b of buf) c = (crcTable[(c ^ b) & 0xff] as number) ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grayscale
+  const raw = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) raw[y * (width + 1) + 1 + x] = pixel(x, y) & 0xff;
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
 describe('fedclr agent trains the recipe its coordinator sent', () => {
   it('a coordinator with a non-default recipe, an agent with no recipe flag: the agent trains exactly that recipe', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedclr-recipe-'));
@@ -169,6 +212,46 @@ describe('fedclr agent trains the recipe its coordinator sent', () => {
       const { lrSchedule: _s, serverLr: _l, localEpochs: _e, ...localRecipe } = expected;
       assert.deepEqual(plan['recipe'], localRecipe, 'the agent trained exactly the recipe the coordinator sent');
       assert.equal(plan['model'], 'convnet-s-8-16-32+mlp32-128');
+    } finally {
+      for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fedclr agent --coordinator URL --data DIR needs nothing else: it reads its PNG folder at the size the coordinator sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-recipe-'));
+    const started: ChildProcess[] = [];
+    const start = (args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; exit: Promise<number | null> } => {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      started.push(child);
+      let out = '';
+      let err = '';
+      child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+      return { child, stdout: () => out, stderr: () => err, exit: new Promise((r) => child.once('exit', (code) => r(code))) };
+    };
+    try {
+      const photos = join(dir, 'photos', 'nested');
+      mkdirSync(photos, { recursive: true });
+      // 12 images of 24 px: stripes of different periods and phases.
+      for (let i = 0; i < 12; i++) writeFileSync(join(photos, `img-${i}.png`), grayPng(24, 24, (x, y) => (((x + i) >> (i % 3)) + y * (i % 4)) % 2 === 0 ? 220 : 30));
+      const coordinator = start([
+        'coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json',
+        '--size', '16', '--channels', '1', '--widths', '4,8,8', '--view-size', '12', '--batch', '8',
+      ]);
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator public key ([0-9a-f]{64})/, 30_000);
+      const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
+      const url = logLine(banner, 'the training recipe, sent to the agents with every round')['url'] as string;
+      const agent = start(['agent', '--coordinator', url, '--coordinator-key', key, '--allow-plain', '--min-cohort', '1', '--data', join(dir, 'photos'), '--state', join(dir, 'a'), '--workers', '0', '--steps-per-round', '1', '--log-level', 'info', '--json']);
+      assert.equal(await coordinator.exit, 0, coordinator.stderr());
+      assert.equal((JSON.parse(coordinator.stdout().trim().split('\n').pop() as string) as { completedRounds: number }).completedRounds, 1);
+      assert.equal(await agent.exit, 0, agent.stderr());
+      assert.deepEqual(logLine(agent.stderr(), "reading the image folder at the coordinator's input size")['input'], { height: 16, width: 16, channels: 1 });
+      const plan = logLine(agent.stderr(), "training the coordinator's recipe") as { recipe: { model: { input: unknown; widths: number[] }; augment: { viewSize: number } } };
+      assert.deepEqual(plan.recipe.model.input, { height: 16, width: 16, channels: 1 });
+      assert.deepEqual(plan.recipe.model.widths, [4, 8, 8]);
+      assert.equal(plan.recipe.augment.viewSize, 12);
+      assert.equal((JSON.parse(agent.stdout().trim().split('\n').pop() as string) as { images: number }).images, 12);
     } finally {
       for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
