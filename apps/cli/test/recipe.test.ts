@@ -137,6 +137,9 @@ function waitFor(stream: NodeJS.ReadableStream, pattern: RegExp, timeoutMs: numb
   });
 }
 
+/** The coordinator's key line and its (asynchronously written) recipe log line, in either order. */
+const BANNER = /^(?=[\s\S]*coordinator public key [0-9a-f]{64})(?=[\s\S]*"msg":"the training recipe, sent to the agents with every round"\}\n)/;
+
 /** The first pino JSON line of `text` whose msg is `msg`. */
 function logLine(text: string, msg: string): Record<string, unknown> {
   for (const line of text.split('\n')) {
@@ -194,7 +197,7 @@ describe('fedclr agent trains the recipe its coordinator sent', () => {
     const recipeFlags = ['--widths', '8,16,32', '--view-size', '12', '--crop-min', '0.5', '--strength', '0.3', '--batch', '16', '--lr', '0.01', '--temperature', '0.3', '--optimizer', 'momentum', '--weight-decay', '0.0001', '--lr-schedule', 'constant'];
     try {
       const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json', ...recipeFlags]);
-      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator public key ([0-9a-f]{64})/, 30_000);
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, BANNER, 30_000);
       const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
       const sent = logLine(banner, 'the training recipe, sent to the agents with every round');
       const url = sent['url'] as string;
@@ -239,7 +242,7 @@ describe('fedclr agent trains the recipe its coordinator sent', () => {
         'coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json',
         '--size', '16', '--channels', '1', '--widths', '4,8,8', '--view-size', '12', '--batch', '8',
       ]);
-      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator public key ([0-9a-f]{64})/, 30_000);
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, BANNER, 30_000);
       const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
       const url = logLine(banner, 'the training recipe, sent to the agents with every round')['url'] as string;
       const agent = start(['agent', '--coordinator', url, '--coordinator-key', key, '--allow-plain', '--min-cohort', '1', '--data', join(dir, 'photos'), '--state', join(dir, 'a'), '--workers', '0', '--steps-per-round', '1', '--log-level', 'info', '--json']);
