@@ -35,14 +35,14 @@ describe('deploy: fedclr coordinator + 3 fedclr agent processes on PNG folders, 
       procs.push(
         fedclr([
           'agent', '--coordinator', url, '--coordinator-key', key, '--token', tokens[i] as string, '--data', folder, '--state', join(dir, `agent-${i}`),
-          '--min-cohort', '3', '--widths', '8,16,32', '--steps-per-round', '2', '--workers', '1',
+          '--min-cohort', '3', '--steps-per-round', '2', '--workers', '1',
         ]),
       );
     }
   });
 
   it('refuses a stranger (no enrolment, no token) and an admin call without the admin token', async () => {
-    const stranger = fedclr(['agent', '--coordinator', url, '--coordinator-key', key, '--data', join(dir, 'photos-0'), '--state', join(dir, 'stranger'), '--widths', '8,16,32']);
+    const stranger = fedclr(['agent', '--coordinator', url, '--coordinator-key', key, '--data', join(dir, 'photos-0'), '--state', join(dir, 'stranger')]);
     procs.push(stranger);
     await stranger.waitFor(/not enrolled|FEDCLR_\w*ENROL\w*/i, 60_000);
     stranger.kill();

@@ -1,7 +1,19 @@
 // The real LocalTrainer: contrastive training (SimCLR's NT-Xent on two augmented views) of the
 // global model on the agent's private images, through @fedclr/contrastive's trainContrastive.
 //
+// What it trains is the coordinator's: every round config carries the training recipe
+// (`recipe`: architecture and augmentation; the rest are the config's own fields), and the
+// trainer builds its encoder and augmentation from it (@fedclr/contrastive recipeModelSpec,
+// recipeAugmentConfig). Its own options only tighten its limits (steps, minutes, threads, a
+// training slot). It refuses (FEDCLR_AGENT_RECIPE_REFUSED) a recipe it cannot run: none sent
+// (unless the trainer was given a fixed spec for recipe-less rounds), an unknown encoder, an input
+// its images cannot have (a fixed dataset of another shape), a view larger than the images.
+// With a loader instead of a fixed dataset, the images are read at the recipe's input size.
+//
 // Round config -> trainer:
+//   recipe.model  -> the model (encoder, widths, head, input); the round's manifest must be its
+//   recipe.augment -> SimCLR's pipeline with the recipe's view size, smallest crop and strength
+//   recipe.weightDecay -> decoupled weight decay (Adam) or L2 (SGD) on kernels
 //   localEpochs   -> epochs                 (or fewer: maxStepsPerRound, maxMinutesPerRound, and
 //                                             deadlineFraction * deadlineMs, whichever comes first;
 //                                             time spent waiting, for a training slot or for the
@@ -9,7 +21,7 @@
 //   batchSize     -> batchSize              (capped at the local image count)
 //   learningRate  -> learningRate           (constant within a round: no warm-up, no decay, unless
 //                                             the trainer options say otherwise)
-//   optimizer     -> adam | sgd (momentum 0) | momentum (SGD, Nesterov momentum 0.9)
+//   optimizer     -> adam | sgd (plain, momentum 0) | momentum (SGD, Nesterov momentum 0.9)
 //   loss          -> ntxent only; the others are refused (RoundUnsupportedError)
 //   temperature   -> NT-Xent temperature
 //   fedproxMu     -> > 0: FedProx, the gradient of every trainable weight gets mu * (w - global)
@@ -23,22 +35,57 @@
 // slotWaitMs (waiting for the gate's training slot) with a gate. Waiting is in neither trainMs
 // nor setupMs.
 import type { Logger } from 'pino';
-import { gray28Config, ntXentPairLoss, simclrRgbConfig, trainContrastive, type AugmentConfig, type OptimizerConfig } from '@fedclr/contrastive';
+import {
+  checkAugmentRecipe,
+  checkModelRecipe,
+  gray28Config,
+  ntXentPairLoss,
+  recipeAugmentConfig,
+  recipeModelSpec,
+  recipeOptimizer,
+  simclrRgbConfig,
+  trainContrastive,
+  type AugmentConfig,
+  type EncoderName,
+  type InputShape,
+  type OptimizerConfig,
+  type Recipe,
+} from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
-import type { Manifest, RoundConfig } from '@fedclr/protocol';
+import type { Manifest, RoundConfig, RoundRecipe } from '@fedclr/protocol';
 import { manifestOfSpec, type GraphSpec } from '@fedclr/tensor';
-import { AgentConfigError, isAgentError, RoundAbortedError, RoundUnsupportedError, TrainingFailedError } from './errors.js';
+import { AgentConfigError, isAgentError, RecipeRefusedError, RoundAbortedError, RoundUnsupportedError, TrainingFailedError } from './errors.js';
 import type { LocalTrainer, ProgressCallback, TrainingGate, TrainingSlot, TrainInput, TrainOutput } from './trainer.js';
+
+/** Reads the agent's images at an input shape (e.g. an image folder, resized on decode). */
+export type ImageLoader = (input: InputShape) => Promise<ImageDataset>;
+
+/** What one round trains with: the coordinator's recipe, resolved (see planRound). */
+export interface TrainingPlan {
+  readonly round: number;
+  /** The recipe as the trainer runs it; null for a recipe-less round on the trainer's fixed spec. */
+  readonly recipe: Recipe | null;
+  readonly spec: GraphSpec;
+  readonly augment: AugmentConfig | null;
+  readonly optimizer: OptimizerConfig;
+}
 
 /** Default share of a round's deadline that the training loop may use. */
 export const DEFAULT_DEADLINE_FRACTION = 0.8;
 
 export interface ContrastiveTrainerOptions {
-  /** The agent's private images (labels, if any, are never used). */
-  readonly dataset: ImageDataset;
-  /** The architecture the coordinator trains; each round's manifest is checked against it. */
-  readonly spec: GraphSpec;
-  /** Augmentations; default gray28Config() for 1 channel, SimCLR RGB (strength 0.5, no blur) for 3. */
+  /**
+   * The agent's private images (labels, if any, are never used): a fixed dataset (a recipe for
+   * another input shape is refused), or a loader that reads them at the recipe's input shape
+   * (called once per shape, then cached).
+   */
+  readonly dataset: ImageDataset | ImageLoader;
+  /**
+   * Only for rounds that carry no recipe (library use, tests): the model to train then. Rounds
+   * with a recipe build their model from it. Without `spec`, a recipe-less round is refused.
+   */
+  readonly spec?: GraphSpec;
+  /** Augmentations of recipe-less rounds; default gray28Config() for 1 channel, SimCLR RGB (strength 0.5, no blur) for 3. */
   readonly augment?: AugmentConfig | null;
   /** Training threads (0: in-process). Default 0. */
   readonly workers?: number;
@@ -60,14 +107,14 @@ export interface ContrastiveTrainerOptions {
    * in the metric slotWaitMs.
    */
   readonly gate?: TrainingGate;
-  /** Decoupled weight decay (Adam) or L2 (SGD) on kernels. Default 0. */
+  /** Weight decay of recipe-less rounds (a recipe carries its own). Default 0. */
   readonly weightDecay?: number;
-  /** Momentum of the 'momentum' optimizer. Default 0.9. */
-  readonly momentum?: number;
   /** Linear warm-up steps at the start of each round. Default 0. */
   readonly warmupSteps?: number;
   /** Learning rate at the end of a round as a fraction of the peak (cosine). Default 1: constant. */
   readonly finalFraction?: number;
+  /** Called with what each round trains with, before it trains (logs, tests). */
+  readonly onPlan?: (plan: TrainingPlan) => void;
   readonly logger?: Logger;
 }
 
@@ -100,16 +147,27 @@ function manifestProblem(expected: Manifest, got: Manifest): string | undefined 
   return undefined;
 }
 
-function optimizerFor(config: RoundConfig, options: ContrastiveTrainerOptions): OptimizerConfig {
-  const weightDecay = options.weightDecay ?? 0;
-  switch (config.optimizer) {
-    case 'adam':
-      return { kind: 'adam', weightDecay };
-    case 'sgd':
-      return { kind: 'sgd', momentum: 0, weightDecay };
-    case 'momentum':
-      return { kind: 'sgd', momentum: options.momentum ?? 0.9, nesterov: true, weightDecay };
-  }
+/** The wire form of a recipe (round config `recipe`): its model, augmentation and weight decay; the rest travels in the config's own fields. */
+export function wireRecipe(recipe: Recipe): RoundRecipe {
+  return {
+    model: { encoder: recipe.model.encoder, widths: [...recipe.model.widths], head: { ...recipe.model.head }, input: { ...recipe.model.input } },
+    augment: { ...recipe.augment },
+    weightDecay: recipe.weightDecay,
+  };
+}
+
+/** The contrastive recipe of a round: the wire recipe plus the config's optimizer, rate, batch, loss, temperature. */
+export function roundRecipe(config: RoundConfig, wire: RoundRecipe): Recipe {
+  return {
+    model: { encoder: wire.model.encoder as EncoderName, widths: [...wire.model.widths], head: { ...wire.model.head }, input: { ...wire.model.input } },
+    augment: { ...wire.augment },
+    optimizer: config.optimizer,
+    learningRate: config.learningRate,
+    weightDecay: wire.weightDecay,
+    batchSize: config.batchSize,
+    loss: 'ntxent',
+    temperature: config.temperature,
+  };
 }
 
 function abortError(round: number, signal: AbortSignal): Error {
@@ -120,13 +178,20 @@ function abortError(round: number, signal: AbortSignal): Error {
 
 /** A LocalTrainer that trains the global model contrastively on `options.dataset`. */
 export function createContrastiveTrainer(options: ContrastiveTrainerOptions): LocalTrainer {
-  const { dataset, spec } = options;
-  const { height, width, channels } = spec.input;
-  if (dataset.height !== height || dataset.width !== width || dataset.channels !== channels) {
-    throw new AgentConfigError('trainer.dataset', `images of ${height}x${width}x${channels} (the model's input)`, `${dataset.height}x${dataset.width}x${dataset.channels}`);
-  }
-  if (!Number.isInteger(dataset.count) || dataset.count < 2) {
-    throw new AgentConfigError('trainer.dataset', 'at least 2 images (contrastive training needs negatives)', String(dataset.count));
+  const fixed = typeof options.dataset === 'function' ? undefined : options.dataset;
+  const checkImages = (dataset: ImageDataset, field: string): void => {
+    if (!Number.isInteger(dataset.count) || dataset.count < 2) {
+      throw new AgentConfigError(field, 'at least 2 images (contrastive training needs negatives)', String(dataset.count));
+    }
+  };
+  if (fixed !== undefined) {
+    checkImages(fixed, 'trainer.dataset');
+    if (options.spec !== undefined) {
+      const { height, width, channels } = options.spec.input;
+      if (fixed.height !== height || fixed.width !== width || fixed.channels !== channels) {
+        throw new AgentConfigError('trainer.dataset', `images of ${height}x${width}x${channels} (the model's input)`, `${fixed.height}x${fixed.width}x${fixed.channels}`);
+      }
+    }
   }
   positive('maxStepsPerRound', options.maxStepsPerRound, true);
   positive('maxMinutesPerRound', options.maxMinutesPerRound, false);
@@ -134,10 +199,51 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
   if ((options.deadlineFraction ?? DEFAULT_DEADLINE_FRACTION) > 1) throw new AgentConfigError('trainer.deadlineFraction', 'at most 1', String(options.deadlineFraction));
   const workers = options.workers ?? 0;
   if (!Number.isInteger(workers) || workers < 0) throw new AgentConfigError('trainer.workers', 'an integer >= 0', String(workers));
-  const expected = protocolManifest(spec);
-  const parameters = expected.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
-  const augment = options.augment !== undefined ? options.augment : channels === 1 ? gray28Config() : simclrRgbConfig({ strength: 0.5, blur: false });
   const log = options.logger;
+  // Loaded images, per input shape (a loader is called once per shape).
+  const loaded = new Map<string, Promise<ImageDataset>>();
+
+  /** The images at `input`: the fixed dataset (which must have that shape), or the loader's. */
+  const imagesFor = async (round: number, input: InputShape): Promise<ImageDataset> => {
+    const shape = `${input.height}x${input.width}x${input.channels}`;
+    if (fixed !== undefined) {
+      const own = `${fixed.height}x${fixed.width}x${fixed.channels}`;
+      if (own !== shape) throw new RecipeRefusedError(round, `the recipe's model takes ${shape} images; this agent's images are ${own} and it cannot resize them`);
+      return fixed;
+    }
+    let pending = loaded.get(shape);
+    if (pending === undefined) {
+      pending = (options.dataset as ImageLoader)(input);
+      loaded.set(shape, pending);
+      pending.catch(() => loaded.delete(shape));
+    }
+    const dataset = await pending;
+    if (dataset.height !== input.height || dataset.width !== input.width || dataset.channels !== input.channels) {
+      throw new RecipeRefusedError(round, `the image loader returned ${dataset.height}x${dataset.width}x${dataset.channels} images for a ${shape} recipe`);
+    }
+    checkImages(dataset, 'trainer.dataset (loaded)');
+    return dataset;
+  };
+
+  /** What the round trains with: built from its recipe, or the fixed spec of a recipe-less round. */
+  const planRound = (round: number, config: RoundConfig): TrainingPlan => {
+    if (config.recipe === undefined) {
+      if (options.spec === undefined) throw new RecipeRefusedError(round, 'the round config carries no recipe (a coordinator of protocol 2.1 or later sends the model and augmentation with every round)');
+      const { channels } = options.spec.input;
+      const augment = options.augment !== undefined ? options.augment : channels === 1 ? gray28Config() : simclrRgbConfig({ strength: 0.5, blur: false });
+      return { round, recipe: null, spec: options.spec, augment, optimizer: recipeOptimizer(config.optimizer, options.weightDecay ?? 0) };
+    }
+    const recipe = roundRecipe(config, config.recipe);
+    let spec: GraphSpec;
+    try {
+      checkModelRecipe(recipe.model, 'recipe.model');
+      checkAugmentRecipe(recipe.augment, recipe.model.input, 'recipe.augment');
+      spec = recipeModelSpec(recipe.model);
+    } catch (err) {
+      throw new RecipeRefusedError(round, (err as Error).message);
+    }
+    return { round, recipe, spec, augment: recipeAugmentConfig(recipe.augment, recipe.model.input.channels), optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay) };
+  };
   // One training at a time: a round aborted by the agent stops at its next step, and the next
   // round waits for it so two engines never compete for the same cores.
   let running: Promise<unknown> = Promise.resolve();
@@ -146,10 +252,17 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
   const trainOnce = async (input: TrainInput, signal: AbortSignal, calledAt: number, onProgress?: ProgressCallback): Promise<TrainOutput> => {
     const { round, config, globalWeights, manifest } = input;
     if (signal.aborted) throw abortError(round, signal);
+    if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
+    const plan = planRound(round, config);
+    const { spec, augment } = plan;
+    const expected = protocolManifest(spec);
     const problem = manifestProblem(expected, manifest);
     if (problem !== undefined) throw new RoundUnsupportedError(round, `model mismatch: ${problem}`);
+    const parameters = expected.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
     if (globalWeights.length !== parameters) throw new RoundUnsupportedError(round, `${globalWeights.length} weights for a model of ${parameters}`);
-    if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
+    const dataset = await imagesFor(round, spec.input);
+    if (signal.aborted) throw abortError(round, signal);
+    options.onPlan?.(plan);
 
     const batchSize = Math.min(config.batchSize, dataset.count);
     const waitStarted = performance.now();
@@ -179,7 +292,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
         spec,
         augment,
         loss: ntXentPairLoss({ temperature: config.temperature }),
-        optimizer: optimizerFor(config, options),
+        optimizer: plan.optimizer,
         // The optimiser copies the anchor: globalWeights stays the round's global model.
         ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),
         learningRate: config.learningRate,

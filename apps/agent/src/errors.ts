@@ -48,6 +48,16 @@ export const RoundUnsupportedError = createError<'FEDCLR_AGENT_ROUND_UNSUPPORTED
   400,
 );
 
+/**
+ * The round's training recipe (round config `recipe`) is one this agent cannot run: none sent,
+ * an unknown encoder, an input its images cannot have, a view larger than its images. Args: round, problem.
+ */
+export const RecipeRefusedError = createError<'FEDCLR_AGENT_RECIPE_REFUSED', 400, [S, S]>(
+  'FEDCLR_AGENT_RECIPE_REFUSED',
+  "Round %s: this agent cannot run the coordinator's training recipe: %s",
+  400,
+);
+
 /** The local trainer returned something unusable. Args: round, problem. */
 export const TrainerOutputError = createError<'FEDCLR_AGENT_TRAINER_OUTPUT', 500, [S, S]>(
   'FEDCLR_AGENT_TRAINER_OUTPUT',
@@ -176,6 +186,7 @@ export const AGENT_ERROR_CODES = {
   handshake: ['FEDCLR_AGENT_GAVE_UP'],
   rounds: [
     'FEDCLR_AGENT_ROUND_UNSUPPORTED',
+    'FEDCLR_AGENT_RECIPE_REFUSED',
     'FEDCLR_AGENT_TRAINER_OUTPUT',
     'FEDCLR_AGENT_TRAINING_FAILED',
     'FEDCLR_AGENT_ROUND_ABORTED',

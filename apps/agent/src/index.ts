@@ -27,5 +27,5 @@ export type { KeyVerdict } from './coordinator-keys.js';
 export { POLICY_DEFAULTS, POLICY_FILE, POLICY_FLAGS, checkRoundPolicy, resolvePolicy, validatePolicy } from './policy.js';
 export type { RoundPolicy } from './policy.js';
 export * from './errors.js';
-export { createContrastiveTrainer, protocolManifest, architectureId, DEFAULT_DEADLINE_FRACTION } from './contrastive-trainer.js';
-export type { ContrastiveTrainerOptions } from './contrastive-trainer.js';
+export { createContrastiveTrainer, protocolManifest, architectureId, roundRecipe, wireRecipe, DEFAULT_DEADLINE_FRACTION } from './contrastive-trainer.js';
+export type { ContrastiveTrainerOptions, ImageLoader, TrainingPlan } from './contrastive-trainer.js';

@@ -3,12 +3,12 @@
 // trains only while holding its gate's slot.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { convnetS, initialState, withProjectionHead } from '@fedclr/contrastive';
+import { convnetS, initialState, recipeAugmentConfig, recipeModelSpec, withProjectionHead } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
-import type { RoundConfig } from '@fedclr/protocol';
+import type { RoundConfig, RoundRecipe } from '@fedclr/protocol';
 import { initBackend, manifestOfSpec } from '@fedclr/tensor';
 import type { Logger } from 'pino';
-import { createContrastiveTrainer, protocolManifest } from '../src/contrastive-trainer.js';
+import { createContrastiveTrainer, protocolManifest, roundRecipe, wireRecipe, type TrainingPlan } from '../src/contrastive-trainer.js';
 import { isAgentError } from '../src/errors.js';
 import type { TrainingGate } from '../src/trainer.js';
 
@@ -222,5 +222,67 @@ describe('createContrastiveTrainer', () => {
       assert.deepEqual(late.log, ['acquire', 'granted', 'release']);
       assert.deepEqual(late.released, [{ trainMs: 0 }]);
     });
+  });
+});
+
+describe('createContrastiveTrainer: the round recipe', () => {
+  const wire: RoundRecipe = {
+    model: { encoder: 'convnet-s', widths: [4, 8, 8], head: { hidden: 8, out: 8 }, input: { height: 12, width: 12, channels: 1 } },
+    augment: { viewSize: 8, cropMin: 0.5, strength: 0.3 },
+    weightDecay: 0.001,
+  };
+  const config: RoundConfig = { ...CONFIG, optimizer: 'momentum', recipe: wire };
+  let global: Float32Array;
+  before(async () => {
+    await initBackend({ prefer: 'wasm' });
+    global = initialState(spec, 3).params;
+  });
+
+  it("builds its model, augmentation and optimizer from the round's recipe and trains exactly that", async () => {
+    const plans: TrainingPlan[] = [];
+    const shapes: string[] = [];
+    const trainer = createContrastiveTrainer({
+      dataset: async (input) => {
+        shapes.push(`${input.height}x${input.width}x${input.channels}`);
+        return dataset(20);
+      },
+      maxStepsPerRound: 1,
+      onPlan: (p) => plans.push(p),
+    });
+    const out = await trainer.train({ round: 1, globalWeights: global.slice(), manifest, config }, new AbortController().signal);
+    assert.equal(out.metrics['steps'], 1);
+    await trainer.train({ round: 2, globalWeights: global.slice(), manifest, config }, new AbortController().signal);
+    assert.deepEqual(shapes, ['12x12x1'], 'the loader reads the images once, at the recipe input size');
+    const plan = plans[0] as TrainingPlan;
+    assert.deepEqual(plan.recipe, roundRecipe(config, wire));
+    assert.deepEqual(plan.recipe, {
+      model: wire.model, augment: wire.augment, optimizer: 'momentum', learningRate: 0.01, weightDecay: 0.001, batchSize: 8, loss: 'ntxent', temperature: 0.5,
+    });
+    assert.deepEqual(plan.spec, recipeModelSpec(plan.recipe.model));
+    assert.deepEqual(protocolManifest(plan.spec), manifest);
+    assert.deepEqual(plan.augment, recipeAugmentConfig(wire.augment, 1));
+    assert.deepEqual((plan.augment?.crop as { scale: unknown; size: unknown }).scale, [0.5, 1]);
+    assert.deepEqual((plan.augment?.crop as { scale: unknown; size: unknown }).size, [8, 8]);
+    assert.deepEqual(plan.optimizer, { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 0.001 });
+    // The wire form round-trips.
+    assert.deepEqual(wireRecipe(plan.recipe), wire);
+  });
+
+  it('refuses a recipe it cannot run, naming the problem (FEDCLR_AGENT_RECIPE_REFUSED)', async () => {
+    const signal = new AbortController().signal;
+    const refused = (pattern: RegExp) => (err: unknown) => isAgentError(err, 'FEDCLR_AGENT_RECIPE_REFUSED') && pattern.test((err as Error).message);
+    const fixed = createContrastiveTrainer({ dataset: dataset(20) });
+    const train = (trainer: ReturnType<typeof createContrastiveTrainer>, c: RoundConfig) => trainer.train({ round: 7, globalWeights: global.slice(), manifest, config: c }, signal);
+    // No recipe, and no fixed spec to fall back on.
+    await assert.rejects(train(fixed, CONFIG), refused(/carries no recipe/));
+    // A fixed dataset (a simulated client) cannot take another input size.
+    const big28 = { ...wire, model: { ...wire.model, input: { height: 28, width: 28, channels: 1 } } };
+    const other = protocolManifest(recipeModelSpec({ ...big28.model, encoder: 'convnet-s' }));
+    await assert.rejects(fixed.train({ round: 8, globalWeights: new Float32Array(other.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0)), manifest: other, config: { ...config, recipe: big28 } }, signal), refused(/takes 28x28x1 images; this agent's images are 12x12x1/));
+    await assert.rejects(train(fixed, { ...config, recipe: { ...wire, model: { ...wire.model, encoder: 'vit' } } }), refused(/recipe\.model\.encoder: expected one of convnet-s, resnet-s, got 'vit'/));
+    await assert.rejects(train(fixed, { ...config, recipe: { ...wire, augment: { ...wire.augment, viewSize: 20 } } }), refused(/recipe\.augment\.viewSize: expected an integer between 4 and the image side 12, got 20/));
+    await assert.rejects(train(fixed, { ...config, recipe: { ...wire, model: { ...wire.model, widths: [4, 8] } } }), refused(/recipe\.model\.widths/));
+    // A recipe whose model is not the round's weights is a model mismatch.
+    await assert.rejects(train(fixed, { ...config, recipe: { ...wire, model: { ...wire.model, widths: [4, 8, 16] } } }), (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_UNSUPPORTED') && /model mismatch/.test((err as Error).message));
   });
 });

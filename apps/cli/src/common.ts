@@ -1,20 +1,7 @@
 // Shared option handling of the fedclr commands.
 import { availableParallelism } from 'node:os';
-import {
-  contrastiveModel,
-  convnetS,
-  gray28Config,
-  representationWidth,
-  simclrRgbConfig,
-  withProjectionHead,
-  type AugmentConfig,
-  type EncoderName,
-  type InputShape,
-  type LocalViews,
-  type ProjectionHeadOptions,
-} from '@fedclr/contrastive';
+import { recipeAugmentConfig, type LocalViews, type Recipe } from '@fedclr/contrastive';
 import { loadFashionMnist, readImageFolder, type ImageDataset } from '@fedclr/data';
-import type { GraphSpec } from '@fedclr/tensor';
 import { UsageError } from './errors.js';
 
 export function intOption(values: Record<string, unknown>, name: string, fallback: number, min = 1): number {
@@ -60,77 +47,25 @@ export function fedproxMuOption(values: Record<string, unknown>): number | undef
   return mu;
 }
 
-/**
- * The augmentation recipe: the grayscale pipeline for 1 channel, SimCLR's RGB one (no blur) for 3;
- * `strength` scales the colour jitter, `cropMin` replaces the smallest crop area.
- */
-// Chosen on a held-out part of the Fashion-MNIST train split (fedclr eval --split validation):
-// for ~1000-step runs a smallest crop of 40% beat 20%, temperature 0.2 beat 0.5, lr 4e-3 beat 2e-3.
-export const GRAY_CROP_MIN = 0.4;
-export const DEFAULT_TEMPERATURE = 0.2;
-
-export function augmentFor(
-  channels: number,
-  options: { strength?: number | undefined; cropMin?: number | undefined; cropMax?: number | undefined; viewSize?: number | undefined } = {},
-): AugmentConfig {
-  const { strength, viewSize } = options;
-  const cropMin = options.cropMin ?? (channels === 1 ? GRAY_CROP_MIN : undefined);
-  const base = channels === 1 ? gray28Config(strength === undefined ? {} : { strength }) : simclrRgbConfig({ strength: strength ?? 0.5, blur: false });
-  if (!base.crop) return base;
-  const scale: readonly [number, number] | undefined =
-    cropMin === undefined && options.cropMax === undefined ? undefined : [cropMin ?? base.crop.scale?.[0] ?? 0.08, options.cropMax ?? 1];
-  return {
-    ...base,
-    crop: {
-      ...base.crop,
-      ...(scale === undefined ? {} : { scale }),
-      ...(viewSize === undefined ? {} : { size: [viewSize, viewSize] as const }),
-    },
-  };
-}
-
 /** Smallest local (multi-crop) view, as a fraction of the image area; the largest is the global views' smallest. */
 export const LOCAL_CROP_MIN = 0.1;
 
 /**
  * --local-views M [--local-size S]: multi-crop's M extra views per image, crops of LOCAL_CROP_MIN
- * up to the global views' smallest crop, resized to S px (default 12 for 28 px images: 3/7 of the side).
+ * up to the recipe's smallest crop, resized to S px (default 12 for 28 px images: 3/7 of the side).
  */
-export function localViewsOption(values: Record<string, unknown>, channels: number, imageSize: number, options: { strength?: number | undefined; cropMin?: number | undefined }): LocalViews | undefined {
+export function localViewsOption(values: Record<string, unknown>, recipe: Recipe): LocalViews | undefined {
   const count = intOption(values, 'local-views', 0, 0);
   if (count === 0) {
     if (values['local-size'] !== undefined) throw new UsageError('--local-size needs --local-views M (M >= 1)');
     return undefined;
   }
+  const imageSize = recipe.model.input.height;
   const size = intOption(values, 'local-size', Math.max(4, Math.round((imageSize * 3) / 7)), 4);
   if (size > imageSize) throw new UsageError(`--local-size must be between 4 and the image size ${imageSize}, got ${size}`);
-  const globalMin = options.cropMin ?? (channels === 1 ? GRAY_CROP_MIN : 0.08);
+  const globalMin = recipe.augment.cropMin;
   if (globalMin <= LOCAL_CROP_MIN) throw new UsageError(`--local-views needs the global views' smallest crop (--crop-min) above ${LOCAL_CROP_MIN}, got ${globalMin}`);
-  return { count, augment: augmentFor(channels, { strength: options.strength, cropMin: LOCAL_CROP_MIN, cropMax: globalMin, viewSize: size }) };
-}
-
-/**
- * Side of the training views when --view-size is not given: 5/7 of the image side for grayscale
- * (20 px for 28 px Fashion-MNIST: ~1.7x the images per second of 28 px views, and a better
- * validation probe in 10 minutes), the image size for RGB (not measured).
- */
-export function defaultViewSize(channels: number, imageSize: number): number {
-  return grayscaleViewSize(channels, imageSize, 5 / 7);
-}
-
-/**
- * fedclr train's default view side: 4/7 of the side for grayscale (16 px for 28 px images). In
- * 10 minutes, convnet-s 32/64/256 on 16 px views saw 443k images (738 img/s) and scored 0.8881 on
- * the validation probe, against 324k and 0.8808 on 20 px views. Agents and simulate keep
- * defaultViewSize, the size their federated runs were measured with.
- */
-export function trainViewSize(channels: number, imageSize: number): number {
-  return grayscaleViewSize(channels, imageSize, 4 / 7);
-}
-
-/** `fraction` of the side for grayscale (at least 4 px); RGB trains on full-size views. */
-function grayscaleViewSize(channels: number, imageSize: number, fraction: number): number {
-  return channels === 1 ? Math.max(4, Math.round(imageSize * fraction)) : imageSize;
+  return { count, augment: recipeAugmentConfig({ viewSize: size, cropMin: LOCAL_CROP_MIN, strength: recipe.augment.strength }, recipe.model.input.channels, globalMin) };
 }
 
 /** --view-size N: side of the training views in pixels (crops are resized to it); the model is still evaluated on full images. */
@@ -165,26 +100,4 @@ export async function loadImages(options: DataOptions, split: 'train' | 'test', 
   const name = options.dataset ?? 'fashion-mnist';
   if (name !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${name}'; available: fashion-mnist (or --data DIR)`);
   return loadFashionMnist(split);
-}
-
-/** The contrastive model (encoder + head) named by --encoder, optionally with --widths for convnet-s. */
-/** `--head HIDDEN,OUT` of the projection head (default: hidden = representation width, out 128). */
-export function headOption(flag: string | undefined): ProjectionHeadOptions {
-  if (flag === undefined) return {};
-  const sizes = flag.split(',').map(Number);
-  if (sizes.length !== 2 || sizes.some((w) => !Number.isInteger(w) || w < 1)) {
-    throw new UsageError(`--head takes two positive integers (hidden, output), e.g. 512,128; got '${flag}'`);
-  }
-  return { hidden: sizes[0] as number, out: sizes[1] as number };
-}
-
-export function modelSpec(encoder: string, input: InputShape, widthsFlag: string | undefined, head: ProjectionHeadOptions = {}): GraphSpec {
-  if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${encoder}'`);
-  if (widthsFlag === undefined) return contrastiveModel(encoder as EncoderName, input, head);
-  const widths = widthsFlag.split(',').map(Number);
-  if (encoder !== 'convnet-s' || widths.length !== 3 || widths.some((w) => !Number.isInteger(w) || w < 1)) {
-    throw new UsageError(`--widths takes three positive integers for convnet-s, e.g. 32,64,256; got '${widthsFlag}'`);
-  }
-  const encoderSpec = convnetS({ ...input, widths: widths as [number, number, number] });
-  return withProjectionHead(encoderSpec, representationWidth(encoderSpec), head);
 }

@@ -1,29 +1,10 @@
-// Pieces shared by `fedclr coordinator`, `fedclr agent` and `fedclr simulate`: the model, the
-// simulated federation's data split, and the messages a coordinator process sends its parent.
-import type { EncoderName } from '@fedclr/contrastive';
+// Pieces shared by `fedclr coordinator`, `fedclr agent` and `fedclr simulate`: the simulated
+// federation's data split, and the messages a coordinator process sends its parent. (The model
+// is the recipe's: recipe-flags.ts and @fedclr/contrastive's recipe.)
 import type { RoundSummary } from '@fedclr/coordinator';
 import { createRng, loadFashionMnist, partition, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
-import type { GraphSpec } from '@fedclr/tensor';
-import { intOption, modelSpec, numberOption } from './common.js';
+import { intOption, numberOption } from './common.js';
 import { UsageError } from './errors.js';
-
-export interface ModelOptions {
-  encoder?: string | undefined;
-  size: number;
-  channels: number;
-  /** convnet-s filters per layer, as the --widths flag takes them ('32,64,128'). */
-  widths?: string | undefined;
-}
-
-/** The contrastive model (encoder + projection head) a federation trains. */
-export function federationModel(options: ModelOptions): { spec: GraphSpec; encoder: EncoderName } {
-  if (options.channels !== 1 && options.channels !== 3) throw new UsageError(`--channels must be 1 or 3, got ${options.channels}`);
-  const encoder = (options.encoder ?? (options.channels === 1 ? 'convnet-s' : 'resnet-s')) as EncoderName;
-  if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new UsageError(`--encoder must be convnet-s or resnet-s, got '${options.encoder}'`);
-  if (!Number.isInteger(options.size) || options.size < 8 || options.size > 512) throw new UsageError(`--size must be an integer in [8, 512], got ${options.size}`);
-  // The same recipe as fedclr train: coordinator and agents given the same --widths build the same model.
-  return { spec: modelSpec(encoder, { height: options.size, width: options.size, channels: options.channels }, options.widths), encoder };
-}
 
 // ---- the simulated federation's data ---------------------------------------------------------
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../src/main.js';
-import { defaultViewSize, trainViewSize } from '../src/common.js';
+import { defaultViewSize } from '@fedclr/contrastive';
 import { splitSimulation } from '../src/federation.js';
 
 const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
@@ -66,11 +66,15 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['coordinator', '--widths', '8,x,32'], /--widths takes three positive integers for convnet-s/],
     [['coordinator', '--fedprox-mu', '2000'], /--fedprox-mu must be a number in \[0, 1000\], got '2000'/],
     [['coordinator', '--lr-schedule', 'step'], /--lr-schedule must be one of constant, cosine, got 'step'/],
-    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--crop-min', '2'], /--crop-min must be in \(0, 1\], got 2/],
-    // --view-size is checked against the image size before any image loads
-    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--view-size', '30'], /--view-size must be between 4 and the image size 28, got 30/],
-    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--size', '16', '--view-size', '20'], /--view-size must be between 4 and the image size 16, got 20/],
-    [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '0/2', '--view-size', '3'], /--view-size must be an integer >= 4, got '3'/],
+    // The recipe is the coordinator's: an agent flag that would change it is refused, naming the flag.
+    ...['--crop-min', '--view-size', '--encoder', '--widths', '--size', '--channels', '--weight-decay', '--batch', '--lr', '--temperature', '--optimizer', '--strength'].map(
+      (flag): [string[], RegExp] => [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', flag, '1'], new RegExp(`${flag} is not an agent flag: the coordinator sends the training recipe .* set it on fedclr coordinator`)],
+    ),
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--trust-on-first-use', '--data', '/nonexistent/fedclr-images'], /--data \/nonexistent\/fedclr-images is not a readable directory/],
+    [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--optimizer', 'nesterov'], /--optimizer must be adam, sgd or momentum, got 'nesterov'/],
+    [['coordinator', '--optimizer', 'nesterov'], /--optimizer must be adam, sgd or momentum, got 'nesterov'/],
+    [['coordinator', '--view-size', '29'], /--view-size must be between 4 and the image size 28, got 29/],
+    [['coordinator', '--size', '32', '--channels', '3', '--widths', '8,16,32'], /--widths takes three positive integers for convnet-s.*with --encoder resnet-s/],
     [['simulate', '--train-slots=-1'], /--train-slots must be an integer >= 0, got '-1'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', '2'], /--train-slots takes only 'ipc'/],
     // Trust and policy (issue 11): no way to trust the coordinator, bad keys, bad policy values.
@@ -124,18 +128,23 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     const simulate = (await run(['simulate', '--help'])).out.join('\n');
     for (const flag of ['--widths', '--crop-min', '--view-size', '--fedprox-mu', '--lr-schedule', '--train-slots']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
     assert.match(simulate, /--lr-schedule cosine\|constant +the learning rate of each round \(default cosine/);
-    assert.match((await run(['coordinator', '--help'])).out.join('\n'), /--fedprox-mu MU[\s\S]*--lr-schedule constant\|cosine[\s\S]*--widths 32,64,256/);
-    assert.match((await run(['agent', '--help'])).out.join('\n'), /--widths 32,64,256[\s\S]*--crop-min F[\s\S]*--view-size N/);
+    const coordinator = (await run(['coordinator', '--help'])).out.join('\n');
+    assert.match(coordinator, /--widths 32,64,256[\s\S]*--fedprox-mu MU[\s\S]*--lr-schedule cosine\|constant the learning rate of each round \(default cosine/);
+    // The agent takes no recipe flag: its help names only its own limits.
+    const agent = (await run(['agent', '--help'])).out.join('\n');
+    for (const flag of ['--widths', '--crop-min', '--view-size', '--encoder', '--size', '--batch', '--weight-decay']) assert.doesNotMatch(agent, new RegExp(`^ +${flag} `, 'm'), flag);
+    assert.match(agent, /The coordinator sends the training recipe with every round/);
+
   });
 });
 
 describe('default view sizes', () => {
-  it('train: 16 px views of 28 px grayscale; agents and simulate: 20 px; RGB: the full image', () => {
-    assert.equal(trainViewSize(1, 28), 16);
-    assert.equal(defaultViewSize(1, 28), 20);
-    assert.equal(trainViewSize(3, 32), 32);
-    assert.equal(defaultViewSize(3, 32), 32);
-    assert.equal(trainViewSize(1, 6), 4); // never below the 4 px minimum of --view-size
+  it('central (train): 16 px views of 28 px grayscale; federated (coordinator, simulate): 20 px; RGB: the full image', () => {
+    assert.equal(defaultViewSize({ height: 28, channels: 1 }, 'central'), 16);
+    assert.equal(defaultViewSize({ height: 28, channels: 1 }, 'federated'), 20);
+    assert.equal(defaultViewSize({ height: 32, channels: 3 }, 'central'), 32);
+    assert.equal(defaultViewSize({ height: 32, channels: 3 }, 'federated'), 32);
+    assert.equal(defaultViewSize({ height: 6, channels: 1 }, 'central'), 4); // never below the 4 px minimum of --view-size
   });
 });
 

@@ -54,7 +54,7 @@ describe('fedclr simulate', () => {
       BIN, 'simulate', '--clients', '3', '--partition', 'dirichlet', '--alpha', '0.5', '--limit', '512', '--rounds', '2',
       '--steps-per-round', '1', '--batch', '32', '--aggregation', 'plain', '--eval-every', '1', '--eval-workers', '0',
       '--seed', '7', '--widths', '8,16,32', '--crop-min', '0.3', '--view-size', '20', '--fedprox-mu', '0.01', '--train-slots', '1', '--out', out, '--json',
-      '--verbose', // info logs: each agent logs its augmentation at start
+      '--verbose', // info logs: each agent logs the recipe it trains, each round
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
@@ -138,14 +138,18 @@ describe('fedclr simulate', () => {
     assert.deepEqual(loaded.spec.nodes.filter((n) => n.op === 'conv').map((n) => (n.op === 'conv' ? n.filters : 0)), [8, 16, 32]);
   });
 
-  it('every agent trained with the recipe flags (--crop-min 0.3, --view-size 20)', () => {
+  it('every agent trained with the recipe the coordinator sent (--crop-min 0.3, --view-size 20, --widths 8,16,32)', () => {
     for (const name of ['agent-0', 'agent-1', 'agent-2']) {
-      const started = readFileSync(join(out, 'logs', `${name}.log`), 'utf8')
+      const plans = readFileSync(join(out, 'logs', `${name}.log`), 'utf8')
         .split('\n')
         .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as { msg?: string; augment?: unknown })
-        .find((l) => l.msg === 'agent started');
-      assert.deepEqual(started?.augment, { cropMin: 0.3, viewSize: 20 }, name);
+        .map((l) => JSON.parse(l) as { msg?: string; recipe?: { augment: unknown; model: { widths: number[] }; batchSize: number } })
+        .filter((l) => l.msg === "training the coordinator's recipe");
+      assert.ok(plans.length >= 1, name);
+      for (const plan of plans) {
+        assert.deepEqual(plan.recipe?.augment, { cropMin: 0.3, viewSize: 20, strength: 0.5 }, name);
+        assert.deepEqual(plan.recipe?.model.widths, [8, 16, 32], name);
+      }
     }
   });
 

@@ -1,7 +1,8 @@
 // Coordinator configuration: what a caller may set, the defaults, and validation that names
 // the offending field. `resolveConfig` returns a frozen, fully populated copy.
-import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, resolveLimits } from '@fedclr/protocol';
-import type { AggregationMode, DpConfig, LossName, Optimizer, ProtocolLimits } from '@fedclr/protocol';
+import { RECIPE_DEFAULTS } from '@fedclr/contrastive';
+import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
+import type { AggregationMode, DpConfig, LossName, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
 import { deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, type PrgAlgorithm } from '@fedclr/secagg';
 import { ConfigInvalidError } from './errors.js';
 import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleName } from './lr-schedule.js';
@@ -37,7 +38,10 @@ export interface HttpConfig {
   rateWindowMs?: number;
 }
 
-/** Local training settings sent to agents in each round's config. */
+/**
+ * Local training settings sent to agents in each round's config. The defaults are the tuned
+ * recipe's (@fedclr/contrastive RECIPE_DEFAULTS: batch 64, Adam, lr 4e-3, NT-Xent, temperature 0.2).
+ */
 export interface TrainingConfig {
   batchSize?: number;
   learningRate?: number;
@@ -111,6 +115,11 @@ export interface CoordinatorConfig {
   localEpochs?: number;
   training?: TrainingConfig;
   /**
+   * The model and augmentation agents train (round config `recipe`), sent with every round;
+   * `fedclr coordinator` always sets it. Default: none (agents that need it refuse the round).
+   */
+  recipe?: RoundRecipe;
+  /**
    * The learning rate sent in each round's config: 'constant' (default) or 'cosine', from
    * training.learningRate down to finalFraction of it, by the run's progress (rounds completed of
    * `rounds`, or the time budget used, whichever is further). A name or { kind, finalFraction }.
@@ -169,6 +178,7 @@ export interface ResolvedConfig {
   readonly cohortWaitMs: number;
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp'>> & { dp?: DpConfig }>;
+  readonly recipe: RoundRecipe | null;
   readonly lrSchedule: LrSchedule;
   readonly budgetEndsAt: number | null;
   readonly strategy: StrategySpec;
@@ -196,7 +206,7 @@ export interface ResolvedConfig {
 
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
-  'training', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
+  'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
@@ -313,11 +323,11 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     'batchSize', 'learningRate', 'optimizer', 'loss', 'temperature', 'fedproxMu', 'clipNorm', 'dp',
   ]);
   const training: ResolvedConfig['training'] = {
-    batchSize: int('training.batchSize', t['batchSize'], 64, 2, 65536),
-    learningRate: num('training.learningRate', t['learningRate'], 0.01, 0, 10, true),
-    optimizer: oneOf('training.optimizer', t['optimizer'], 'adam', OPTIMIZERS),
-    loss: oneOf('training.loss', t['loss'], 'ntxent', LOSSES),
-    temperature: num('training.temperature', t['temperature'], 0.5, 0, 100, true),
+    batchSize: int('training.batchSize', t['batchSize'], RECIPE_DEFAULTS.batchSize, 2, 65536),
+    learningRate: num('training.learningRate', t['learningRate'], RECIPE_DEFAULTS.learningRates[RECIPE_DEFAULTS.optimizer], 0, 10, true),
+    optimizer: oneOf('training.optimizer', t['optimizer'], RECIPE_DEFAULTS.optimizer, OPTIMIZERS),
+    loss: oneOf('training.loss', t['loss'], RECIPE_DEFAULTS.loss, LOSSES),
+    temperature: num('training.temperature', t['temperature'], RECIPE_DEFAULTS.temperature, 0, 100, true),
     fedproxMu: num('training.fedproxMu', t['fedproxMu'], 0, 0, 1000),
     clipNorm: num('training.clipNorm', t['clipNorm'], 0, 0, 1e6),
   };
@@ -328,6 +338,15 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
       cohortSize: int('training.dp.cohortSize', dp['cohortSize'], -1, 1, 1_000_000),
     };
     if (training.clipNorm === 0) throw new ConfigInvalidError('training.clipNorm', '> 0 when training.dp is set', '0');
+  }
+
+  let recipe: RoundRecipe | null = null;
+  if (c['recipe'] !== undefined) {
+    try {
+      recipe = Object.freeze(structuredClone(parseRoundRecipe(c['recipe'])));
+    } catch (err) {
+      throw new ConfigInvalidError('recipe', 'a training recipe (protocol RoundRecipeSchema)', (err as Error).message);
+    }
   }
 
   const lrSchedule = resolveLrSchedule(c['lrSchedule']);
@@ -421,6 +440,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),
+    recipe,
     lrSchedule,
     budgetEndsAt,
     strategy: Object.freeze(strategy) as unknown as StrategySpec,

@@ -54,3 +54,10 @@ export const TrainingWorkerError = createError<'FEDCLR_CONTRASTIVE_WORKER', 500,
   'Training worker %d failed: %s',
   500,
 );
+
+/** A training recipe (recipe.ts) cannot be run: unknown encoder, widths, view size, ... Args: (field, what is wrong). */
+export const InvalidRecipeError = createError<'FEDCLR_CONTRASTIVE_INVALID_RECIPE', 400, [string, string]>(
+  'FEDCLR_CONTRASTIVE_INVALID_RECIPE',
+  'Invalid recipe %s: %s',
+  400,
+);

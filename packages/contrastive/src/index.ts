@@ -4,3 +4,4 @@ export * from './encoders/index.js';
 export * from './train/index.js';
 export * from './eval/index.js';
 export * from './errors.js';
+export * from './recipe.js';

@@ -20,8 +20,10 @@ import {
 } from './errors.js';
 import { resolveLimits, type ProtocolLimits } from './limits.js';
 import {
+  RoundRecipeSchema,
   buildMessageSchemas,
   type AgentMessage,
+  type RoundRecipe,
   type CoordinatorMessage,
   type MessageSchemas,
 } from './schemas.js';
@@ -121,6 +123,20 @@ export function parseMessage<D extends Direction>(direction: D, raw: unknown): M
 /** validate of the default protocol (DEFAULT_LIMITS). */
 export function validateMessage<D extends Direction>(direction: D, raw: unknown): ValidationResult<MessageFor<D>> {
   return defaultProtocol.validate(direction, raw);
+}
+
+let recipeChecker: TypeCheck<typeof RoundRecipeSchema> | undefined;
+
+/**
+ * Validates a training recipe on its own (RoundRecipeSchema), e.g. in a coordinator's
+ * configuration before any round: returns it typed or throws the catalogued error naming the
+ * field (message type 'recipe').
+ */
+export function parseRoundRecipe(raw: unknown): RoundRecipe {
+  recipeChecker ??= TypeCompiler.Compile(RoundRecipeSchema);
+  if (!isPlainObject(raw)) throw new NotAnObjectError(describeValue(raw));
+  if (!recipeChecker.Check(raw)) throw schemaError('recipe', recipeChecker.Errors(raw));
+  return raw as RoundRecipe;
 }
 
 // ---- cross-field rules the schemas cannot express ------------------------------------------

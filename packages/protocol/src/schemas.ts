@@ -117,6 +117,50 @@ export const DpConfigSchema = Type.Object(
   strict,
 );
 
+/**
+ * The model and augmentation of a round's training recipe (the rest of it, optimizer, rate,
+ * batch, loss and temperature, are RoundConfig's own fields). An agent builds its encoder and
+ * augmentation from this and trains nothing else; it refuses a recipe it cannot run.
+ */
+export const RoundRecipeSchema = Type.Object(
+  {
+    model: Type.Object(
+      {
+        /** Encoder family, e.g. 'convnet-s' or 'resnet-s' (agents refuse one they do not know). */
+        encoder: Type.String({ pattern: '^[a-z][a-z0-9-]{0,31}$', maxLength: 32 }),
+        /** Filters per layer (convnet-s) or channels per stage (resnet-s). */
+        widths: Type.Array(Type.Integer({ minimum: 1, maximum: 4096 }), { minItems: 1, maxItems: 8 }),
+        /** Projection head: hidden and output units. */
+        head: Type.Object({ hidden: Type.Integer({ minimum: 1, maximum: 4096 }), out: Type.Integer({ minimum: 1, maximum: 4096 }) }, strict),
+        /** The images the model takes. */
+        input: Type.Object(
+          {
+            height: Type.Integer({ minimum: 8, maximum: 512 }),
+            width: Type.Integer({ minimum: 8, maximum: 512 }),
+            channels: Type.Integer({ minimum: 1, maximum: 4 }),
+          },
+          strict,
+        ),
+      },
+      strict,
+    ),
+    augment: Type.Object(
+      {
+        /** Side of the training views: random crops are resized to it. */
+        viewSize: Type.Integer({ minimum: 4, maximum: 512 }),
+        /** Smallest random crop, fraction of the image area. */
+        cropMin: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+        /** Colour-jitter strength. */
+        strength: Type.Number({ minimum: 0, maximum: 2.5 }),
+      },
+      strict,
+    ),
+    /** Decoupled weight decay (adam) or L2 (sgd, momentum) on kernels. */
+    weightDecay: Type.Number({ minimum: 0, maximum: 1 }),
+  },
+  strict,
+);
+
 /** What an agent must do in a round. */
 export const RoundConfigSchema = Type.Object(
   {
@@ -138,6 +182,8 @@ export const RoundConfigSchema = Type.Object(
     dp: Type.Optional(DpConfigSchema),
     /** Seed for the agent's augmentation/shuffling RNG (reproducible simulations). */
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 })),
+    /** The architecture and augmentation to train (2.1); a contrastive agent refuses a round without it. */
+    recipe: Type.Optional(RoundRecipeSchema),
   },
   strict,
 );
@@ -380,6 +426,7 @@ export type AggregationMode = (typeof AGGREGATION_MODES)[number];
 export type RejectReason = (typeof REJECT_REASONS)[number];
 export type UpdateRejectReason = (typeof UPDATE_REJECT_REASONS)[number];
 export type RoundConfig = Static<typeof RoundConfigSchema>;
+export type RoundRecipe = Static<typeof RoundRecipeSchema>;
 export type DpConfig = Static<typeof DpConfigSchema>;
 
 export type HelloMessage = Static<A['hello']>;

@@ -7,7 +7,8 @@ import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 // 2.0: every coordinator message is signed and bound to the connection (hello.nonce,
 // welcome.coordinatorKey, sig on welcome/round-start/round-end/update-rejected/shutdown),
 // round config carries cohortSize, update.metrics is optional.
-export const PROTOCOL_VERSION = '2.0';
+// 2.1: round config carries the training recipe (model and augmentation), `recipe`.
+export const PROTOCOL_VERSION = '2.1';
 
 export interface ProtocolVersion {
   readonly major: number;

@@ -155,6 +155,21 @@ describe('field validation', () => {
     assertCode(() => parseMessage(up, { ...agentMsg('secagg'), to: 'edge-01' }), 'FEDCLR_PROTO_INCONSISTENT', /from and to/);
     assertCode(() => parseMessage(down, { ...coordMsg('secagg'), from: '@all', to: 'edge-02' }), 'FEDCLR_PROTO_INCONSISTENT');
   });
+  it('carries a training recipe in the round config and checks every field of it', () => {
+    const recipe = {
+      model: { encoder: 'convnet-s', widths: [32, 64, 256], head: { hidden: 256, out: 128 }, input: { height: 28, width: 28, channels: 1 } },
+      augment: { viewSize: 20, cropMin: 0.4, strength: 0.5 },
+      weightDecay: 0,
+    };
+    const rs = (r: unknown) => ({ ...coordMsg('round-start'), config: { ...roundConfig(), recipe: r } });
+    const parsed = parseMessage(down, rs(recipe));
+    assert.ok(parsed.type === 'round-start');
+    assert.deepEqual(parsed.config.recipe, recipe);
+    assertCode(() => parseMessage(down, rs({ ...recipe, augment: { ...recipe.augment, cropMin: 0 } })), 'FEDCLR_PROTO_OUT_OF_RANGE', /'config\.recipe\.augment\.cropMin'.*> 0/);
+    assertCode(() => parseMessage(down, rs({ ...recipe, model: { ...recipe.model, widths: [] } })), 'FEDCLR_PROTO_INVALID_VALUE', /'config\.recipe\.model\.widths'.*at least 1/);
+    assertCode(() => parseMessage(down, rs({ ...recipe, crop: 0.4 })), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'config\.recipe\.crop'/);
+    assertCode(() => parseMessage(down, rs({ model: recipe.model, weightDecay: 0 })), 'FEDCLR_PROTO_MISSING_FIELD', /'config\.recipe\.augment'/);
+  });
   it('treats __proto__ and constructor keys from JSON as unknown fields', () => {
     assertCode(() => parseMessage(up, JSON.parse('{"type":"ready","__proto__":{"admin":true}}')), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'__proto__'/);
     assertCode(() => parseMessage(up, JSON.parse('{"type":"ready","constructor":1}')), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'constructor'/);
@@ -174,7 +189,7 @@ describe('field validation', () => {
 describe('hello version gate', () => {
   it('rejects another major before looking at the fields', () => {
     const v3 = { ...agentMsg('hello'), protocolVersion: '3.0', someV3Field: true };
-    const err = assertCode(() => parseMessage(up, v3), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /3\.0 is incompatible with local version 2\.0/);
+    const err = assertCode(() => parseMessage(up, v3), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /3\.0 is incompatible with local version 2\.1/);
     assert.equal((err as { statusCode?: number }).statusCode, 426);
   });
   it('rejects malformed versions', () => {

@@ -14,11 +14,14 @@ import {
   type RoundPolicy,
   type TrainingGate,
 } from '@fedclr/agent';
-import { subsetDataset, type ImageDataset } from '@fedclr/data';
+import { stat } from 'node:fs/promises';
+import type { InputShape } from '@fedclr/contrastive';
+import { readImageFolder, subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
-import { augmentFor, cropMinOption, defaultViewSize, defaultWorkers, intOption, loadImages, numberOption, nonNegativeOption, viewSizeOption } from '../common.js';
+import { defaultWorkers, intOption, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
-import { federationModel, loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
+import { loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
+import { RECIPE_FLAG_OPTIONS } from '../recipe-flags.js';
 import { ipcTrainingGate, parentChannel } from '../slots.js';
 import { logLevelOption, stderrLogger } from './coordinator.js';
 
@@ -39,17 +42,16 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --require-secure              back to secure aggregation only (after an earlier --allow-plain)
   --min-cohort N                refuse rounds that sample fewer than N agents (default 5)
   --min-noise-multiplier S      refuse rounds without DP noise multiplier >= S (default 0: any, or no DP)
-  --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used)
-  --size 28 --channels 1        image size and channels; must match the coordinator's model
-  --encoder convnet-s|resnet-s  must match the coordinator's (default convnet-s for 1 channel, resnet-s for 3)
-  --widths 32,64,256            convnet-s filters per layer; must match the coordinator's
-  --crop-min F                  smallest random crop, as a fraction of the image area (default 0.4 gray, 0.08 RGB)
-  --view-size N                 side of the training views (crops are resized to N px: faster local training;
-                                the model still takes full images; default 20 for 28 px grayscale, as fedclr train)
-  --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
+  --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used), read at
+                                the image size and channels of the coordinator's model (each image is resized)
+  The coordinator sends the training recipe with every round (model, image size, augmentation, optimizer,
+  rate, batch, temperature, weight decay): the agent trains exactly that and refuses a recipe it cannot run
+  (FEDCLR_AGENT_RECIPE_REFUSED); the recipe flags of fedclr coordinator are refused here.
+  Limits of this agent (they only ever cut its own work):
   --workers N                   training threads (default min(2, cores))
   --steps-per-round S --minutes-per-round M   caps on local training per round
-  --weight-decay 0 --agent-id ID --log-level info --json
+  --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
+  --agent-id ID --log-level info --json
   simulation (fedclr simulate passes these): --dataset fashion-mnist --client I/N
     --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0 --holdout H --limit N
     --train-slots ipc           train only while holding a slot granted by the parent process over IPC
@@ -117,17 +119,14 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       holdout: { type: 'string' },
       limit: { type: 'string' },
       seed: { type: 'string' },
+      // Refused with a clear error below: the coordinator's recipe sets them.
+      ...RECIPE_FLAG_OPTIONS,
       size: { type: 'string' },
       channels: { type: 'string' },
-      encoder: { type: 'string' },
-      widths: { type: 'string' },
-      'crop-min': { type: 'string' },
-      'view-size': { type: 'string' },
       state: { type: 'string' },
       workers: { type: 'string' },
       'steps-per-round': { type: 'string' },
       'minutes-per-round': { type: 'string' },
-      'weight-decay': { type: 'string' },
       'agent-id': { type: 'string' },
       'train-slots': { type: 'string' },
       'log-level': { type: 'string' },
@@ -137,14 +136,17 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   });
   if (values.coordinator === undefined) throw new UsageError('give --coordinator URL (e.g. http://127.0.0.1:8080)');
   if (!/^(https?|wss?):\/\/[^/\s]+/.test(values.coordinator)) throw new UsageError(`--coordinator must be an http(s):// URL, got '${values.coordinator}'`);
+  for (const flag of [...Object.keys(RECIPE_FLAG_OPTIONS), 'size', 'channels']) {
+    if ((values as Record<string, unknown>)[flag] !== undefined) {
+      throw new UsageError(
+        `--${flag} is not an agent flag: the coordinator sends the training recipe (model, image size, augmentation, optimizer, rate, batch) with every round and the agent trains exactly that; set it on fedclr coordinator`,
+      );
+    }
+  }
   if ((values.data === undefined) === (values.dataset === undefined)) throw new UsageError('give exactly one of --data DIR (private images) or --dataset fashion-mnist --client I/N (simulation)');
   const workers = intOption(values, 'workers', defaultWorkers(), 0);
   const maxSteps = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
   const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
-  const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
-  const cropMin = cropMinOption(values);
-  // Checked before the images load: they are 28 px in a simulation, --size px from a folder.
-  const viewSize = viewSizeOption(values, values.dataset !== undefined ? 28 : intOption(values, 'size', 28, 8));
   let gate: TrainingGate | undefined;
   if (values['train-slots'] !== undefined) {
     if (values['train-slots'] !== 'ipc') throw new UsageError(`--train-slots takes only 'ipc' (a slot from the parent process, as fedclr simulate passes it), got '${values['train-slots']}'`);
@@ -193,7 +195,10 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   if (redTeam !== undefined) logger.warn({ redTeam }, 'red team: this agent will misbehave in secure rounds (a robustness test)');
   if (values['trust-on-first-use']) logger.warn('--trust-on-first-use: the first coordinator key seen will be trusted; pin it with --coordinator-key instead');
 
-  let dataset: ImageDataset;
+  // The images: a simulated client's fixed Fashion-MNIST share (28x28x1: a recipe for another input
+  // is refused), or the private folder, read at the recipe's input size on the first round.
+  let images: ImageDataset | ((input: InputShape) => Promise<ImageDataset>);
+  let imageCount: number | undefined;
   let simulated: { index: number; clients: number } | undefined;
   if (values.dataset !== undefined) {
     if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
@@ -210,26 +215,29 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     const train = await loadSimulationTrain(spec);
     const split = splitSimulation(train.labels, spec);
     // The simulated private folder: this client's images only, without labels.
-    dataset = { ...subsetDataset(train, split.parts[simulated.index] as number[]), labels: null, classNames: [] };
+    const share: ImageDataset = { ...subsetDataset(train, split.parts[simulated.index] as number[]), labels: null, classNames: [] };
+    images = share;
+    imageCount = share.count;
   } else {
     if (values.client !== undefined || values.partition !== undefined) throw new UsageError('--client and --partition go with --dataset (simulation), not with --data');
-    const channels = intOption(values, 'channels', 1);
-    if (channels !== 1 && channels !== 3) throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
-    dataset = await loadImages({ data: values.data, size: intOption(values, 'size', 28, 8), channels }, 'train', log);
+    const dir = values.data as string;
+    const info = await stat(dir).catch(() => undefined);
+    if (info === undefined || !info.isDirectory()) throw new UsageError(`--data ${dir} is not a readable directory`);
+    images = async (input) => {
+      logger.info({ data: dir, input }, "reading the image folder at the coordinator's input size");
+      const folder = await readImageFolder(dir, { height: input.height, width: input.width, channels: input.channels as 1 | 3, labeled: false });
+      if (folder.skipped.length > 0) logger.warn({ skipped: folder.skipped.length, example: folder.skipped[0] }, 'skipped unreadable files');
+      if (folder.count < 2) throw new Error(`${folder.count} readable PNG or JPEG images under ${dir}; contrastive training needs at least 2`);
+      imageCount = folder.count;
+      return folder;
+    };
   }
-  const { spec } = federationModel({ encoder: values.encoder, size: dataset.height, channels: dataset.channels, widths: values.widths });
-  if (values.size !== undefined && intOption(values, 'size', 28) !== dataset.height) throw new UsageError(`--size ${values.size} does not match the dataset's ${dataset.height}x${dataset.width} images`);
-
-  // The same recipe as fedclr train's (smallest crop 0.4 for grayscale unless --crop-min).
-  const augment = augmentFor(dataset.channels, { cropMin, viewSize: viewSize ?? defaultViewSize(dataset.channels, dataset.height) });
   await initBackend();
   const trainer = createContrastiveTrainer({
-    dataset,
-    spec,
+    dataset: images,
     workers,
-    weightDecay,
-    augment,
     logger,
+    onPlan: (plan) => logger.info({ round: plan.round, model: plan.spec.name, recipe: plan.recipe }, "training the coordinator's recipe"),
     ...(maxSteps !== undefined ? { maxStepsPerRound: maxSteps } : {}),
     ...(maxMinutes !== undefined ? { maxMinutesPerRound: maxMinutes } : {}),
     ...(gate !== undefined ? { gate } : {}),
@@ -238,7 +246,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     coordinatorUrl: values.coordinator,
     stateDir: resolve(values.state ?? 'fedclr-agent'),
     trainer,
-    exampleCount: dataset.count,
+    ...(imageCount !== undefined ? { exampleCount: imageCount } : {}),
     // DP noise and clipping are the agent's; FedProx (the round's fedproxMu) is the trainer's.
     capabilities: ['fedprox', 'dp'],
     logger,
@@ -248,9 +256,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),
     ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),
   });
-  const cropConfig = augment.crop === false ? undefined : augment.crop;
-  const crop = { cropMin: cropConfig?.scale?.[0] ?? null, viewSize: cropConfig?.size?.[0] ?? dataset.height };
-  logger.info({ agentId: agent.agentId, images: dataset.count, ...(simulated ?? {}), model: spec.name, augment: crop, policy: agent.policy }, 'agent started');
+  logger.info({ agentId: agent.agentId, images: imageCount ?? null, ...(simulated ?? {}), policy: agent.policy }, 'agent started');
   let rounds = 0;
   agent.events.on('update-sent', () => rounds++);
 
@@ -289,7 +295,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     process.removeListener('disconnect', onGone);
   }
   const ok = signalled !== undefined || exit.reason === 'completed' || exit.reason === 'stopping' || exit.reason === 'closed';
-  const summary = { agentId: agent.agentId, exit: exit.reason, ...(exit.message !== undefined ? { message: exit.message } : {}), ...(signalled !== undefined ? { signal: signalled } : {}), updatesSent: rounds, images: dataset.count };
+  const summary = { agentId: agent.agentId, exit: exit.reason, ...(exit.message !== undefined ? { message: exit.message } : {}), ...(signalled !== undefined ? { signal: signalled } : {}), updatesSent: rounds, images: imageCount ?? null };
   if (values.json) out(JSON.stringify(summary));
   else out(`agent ${agent.agentId} stopped (${exit.reason}${exit.message !== undefined ? `: ${exit.message}` : ''}) after sending ${rounds} updates`);
   if (!ok) log(`fedclr agent: ${exit.error?.message ?? exit.message ?? exit.reason}`);

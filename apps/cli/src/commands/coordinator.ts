@@ -5,13 +5,14 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
-import { architectureId, protocolManifest } from '@fedclr/agent';
-import { initialState } from '@fedclr/contrastive';
-import { checkpointDirName, LR_SCHEDULES, startCoordinator, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
+import { architectureId, protocolManifest, wireRecipe } from '@fedclr/agent';
+import { initialState, recipeModelSpec, RECIPE_DEFAULTS, type FederatedRecipe } from '@fedclr/contrastive';
+import { checkpointDirName, LR_SCHEDULES, startCoordinator, STRATEGY_DEFAULTS, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
 import { fedproxMuOption, intOption, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
-import { federationModel, sendToParent, type StopReason } from '../federation.js';
+import { sendToParent, type StopReason } from '../federation.js';
+import { recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
 import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
@@ -19,20 +20,21 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --config FILE                 JSON: startCoordinator settings (stateDir, rounds, minCohort, training {...},
                                 strategy {...}, enrolment {...}, quorum {...}, ...) plus "model": {"encoder",
                                 "size", "channels", "widths"} and "minutes"; flags override the file
+  The coordinator sends the whole recipe (model, augmentation, optimizer, rate, batch, loss, temperature)
+  with every round: agents build their model and augmentation from it and need none of these flags.
   --state DIR                   SQLite state and checkpoints (default ./fedclr-coordinator)
   --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
   --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
   --strategy fedavg|fedavgm|fedadam --aggregation secure|plain   (the coordinator's default: secure)
-  --server-lr LR                the strategy's server step size (defaults: fedavg 1, i.e. plain averaging,
-                                fedavgm 1, fedadam 0.1); BatchNorm statistics are always averaged
+  --server-lr LR                the strategy's server step size (defaults: fedavg 2, the recipe's: x + 2 x the
+                                agents' mean delta; fedavgm 1, fedadam 0.1); BatchNorm statistics are always averaged
   --deadline SECONDS            agents' train + upload budget per round (default 600)
-  --batch 256 --lr 0.002 --temperature 0.5 --optimizer adam|sgd|momentum   local training of each round
+  --size 28 --channels 1        the images the model takes (agents read their folders at this size)
+${recipeFlagsHelp('federated')}
   --fedprox-mu MU               FedProx: agents pull their weights towards the round's global model (default 0)
-  --lr-schedule constant|cosine the learning rate of each round (default constant): cosine decays --lr to 5%
-                                of it over the run (rounds done of --rounds, or time used of --minutes,
-                                whichever is further); "lrSchedule": {"kind", "finalFraction"} in --config
-  --encoder convnet-s|resnet-s --size 28 --channels 1                      the model (agents must match)
-  --widths 32,64,256            convnet-s filters per layer (agents must match)
+  --lr-schedule cosine|constant the learning rate of each round (default cosine: --lr decays to 5% of it
+                                over the run, by rounds done of --rounds or time used of --minutes, whichever
+                                is further); "lrSchedule": {"kind", "finalFraction"} in --config
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
@@ -42,7 +44,6 @@ export const coordinatorHelp = `fedclr coordinator [options]
 ${admissionHelp}`;
 
 const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam'] as const;
-const OPTIMIZERS = ['adam', 'sgd', 'momentum'] as const;
 const AGGREGATIONS = ['secure', 'plain'] as const;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 type LogLevel = (typeof LOG_LEVELS)[number];
@@ -50,6 +51,40 @@ type LogLevel = (typeof LOG_LEVELS)[number];
 interface FileConfig extends Partial<CoordinatorConfig> {
   model?: { encoder?: string; size?: number; channels?: number; widths?: string | number[] };
   minutes?: number;
+}
+
+/**
+ * The recipe fedclr coordinator sends: the recipe's federated defaults (@fedclr/contrastive
+ * defaultFederatedRecipe), then --config's "model", "training", "lrSchedule" and "strategy",
+ * then the flags.
+ */
+export function coordinatorRecipe(values: Record<string, unknown>, file: FileConfig = {}): FederatedRecipe {
+  const size = values['size'] !== undefined ? intOption(values, 'size', 28) : (file.model?.size ?? 28);
+  const channels = values['channels'] !== undefined ? intOption(values, 'channels', 1) : (file.model?.channels ?? 1);
+  if (channels !== 1 && channels !== 3) throw new UsageError(`--channels must be 1 or 3, got ${channels}`);
+  if (!Number.isInteger(size) || size < 8 || size > 512) throw new UsageError(`--size must be an integer in [8, 512], got ${size}`);
+  const t = file.training ?? {};
+  const recipe = recipeFromFlags(values, { height: size, width: size, channels }, 'federated', {
+    encoder: file.model?.encoder,
+    widths: file.model?.widths,
+    batchSize: t.batchSize,
+    learningRate: t.learningRate,
+    optimizer: t.optimizer,
+    temperature: t.temperature,
+  });
+  const scheduleFlag = oneOf('lr-schedule', values['lr-schedule'] as string | undefined, LR_SCHEDULES);
+  const fileSchedule = typeof file.lrSchedule === 'string' ? { kind: file.lrSchedule } : file.lrSchedule;
+  const kind = scheduleFlag ?? fileSchedule?.kind ?? RECIPE_DEFAULTS.lrSchedule.kind;
+  const strategy = oneOf('strategy', values['strategy'] as string | undefined, STRATEGIES) ?? file.strategy?.name ?? 'fedavg';
+  const fileStrategy = file.strategy?.name === strategy ? file.strategy : undefined;
+  // The recipe's server step is FedAvg's (2); the other strategies keep their own defaults.
+  const serverLr = numberOption(values, 'server-lr', undefined) ?? fileStrategy?.lr ?? (strategy === 'fedavg' ? RECIPE_DEFAULTS.serverLr : STRATEGY_DEFAULTS[strategy].lr);
+  return {
+    ...recipe,
+    lrSchedule: kind === 'cosine' ? { kind, finalFraction: (fileSchedule?.kind === 'cosine' ? fileSchedule.finalFraction : undefined) ?? RECIPE_DEFAULTS.lrSchedule.finalFraction } : { kind },
+    serverLr,
+    localEpochs: values['local-epochs'] !== undefined ? intOption(values, 'local-epochs', 1) : (file.localEpochs ?? RECIPE_DEFAULTS.localEpochs),
+  };
 }
 
 async function readConfigFile(path: string): Promise<FileConfig> {
@@ -84,83 +119,80 @@ export function stderrLogger(level: LogLevel, svc: string): Logger {
   return pino({ level, base: { svc } }, pino.destination(2));
 }
 
+const COORDINATOR_OPTIONS = {
+  config: { type: 'string' },
+  state: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  rounds: { type: 'string' },
+  'min-cohort': { type: 'string' },
+  'max-cohort': { type: 'string' },
+  'local-epochs': { type: 'string' },
+  strategy: { type: 'string' },
+  'server-lr': { type: 'string' },
+  aggregation: { type: 'string' },
+  deadline: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  temperature: { type: 'string' },
+  optimizer: { type: 'string' },
+  'weight-decay': { type: 'string' },
+  strength: { type: 'string' },
+  'crop-min': { type: 'string' },
+  'view-size': { type: 'string' },
+  'fedprox-mu': { type: 'string' },
+  'lr-schedule': { type: 'string' },
+  encoder: { type: 'string' },
+  widths: { type: 'string' },
+  size: { type: 'string' },
+  channels: { type: 'string' },
+  minutes: { type: 'string' },
+  'keep-last': { type: 'string' },
+  seed: { type: 'string' },
+  'log-level': { type: 'string' },
+  'report-ipc': { type: 'boolean', default: false },
+  ...admissionFlags,
+  json: { type: 'boolean', default: false },
+} as const;
+
+/** fedclr coordinator's flags, parsed. */
+export function parseCoordinatorArgs(argv: string[]) {
+  return parseArgs({ args: argv, options: COORDINATOR_OPTIONS, strict: true }).values;
+}
+
 export async function coordinatorCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      config: { type: 'string' },
-      state: { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      rounds: { type: 'string' },
-      'min-cohort': { type: 'string' },
-      'max-cohort': { type: 'string' },
-      'local-epochs': { type: 'string' },
-      strategy: { type: 'string' },
-      'server-lr': { type: 'string' },
-      aggregation: { type: 'string' },
-      deadline: { type: 'string' },
-      batch: { type: 'string' },
-      lr: { type: 'string' },
-      temperature: { type: 'string' },
-      optimizer: { type: 'string' },
-      'fedprox-mu': { type: 'string' },
-      'lr-schedule': { type: 'string' },
-      encoder: { type: 'string' },
-      widths: { type: 'string' },
-      size: { type: 'string' },
-      channels: { type: 'string' },
-      minutes: { type: 'string' },
-      'keep-last': { type: 'string' },
-      seed: { type: 'string' },
-      'log-level': { type: 'string' },
-      'report-ipc': { type: 'boolean', default: false },
-      ...admissionFlags,
-      json: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
+  const values = parseCoordinatorArgs(argv);
   const file: FileConfig = values.config === undefined ? {} : await readConfigFile(values.config);
-  const { model: fileModel, minutes: fileMinutes, ...fileRest } = file;
+  const { model: _fileModel, minutes: fileMinutes, ...fileRest } = file;
   if (fileRest.budgetEndsAt !== undefined) throw new UsageError('--config: give the time budget as "minutes" (or --minutes), not "budgetEndsAt"');
-  const lrSchedule = oneOf('lr-schedule', values['lr-schedule'], LR_SCHEDULES);
   const strategy = oneOf('strategy', values.strategy, STRATEGIES);
-  const optimizer = oneOf('optimizer', values.optimizer, OPTIMIZERS);
   const aggregation = oneOf('aggregation', values.aggregation, AGGREGATIONS);
   const deadline = numberOption(values, 'deadline', undefined);
-  const serverLr = numberOption(values, 'server-lr', undefined);
   const minutes = numberOption(values, 'minutes', fileMinutes);
   if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`"minutes" in --config must be > 0, got ${minutes}`);
-  const training = { batchSize: 256, learningRate: 2e-3, ...(fileRest.training ?? {}) };
-  if (values.batch !== undefined) training.batchSize = intOption(values, 'batch', 256, 2);
-  if (values.lr !== undefined) training.learningRate = numberOption(values, 'lr', 2e-3) as number;
-  if (values.temperature !== undefined) training.temperature = numberOption(values, 'temperature', 0.5) as number;
-  if (optimizer !== undefined) training.optimizer = optimizer;
+  // The recipe: its federated defaults, then the file, then the flags; sent whole with every round.
+  const recipe = coordinatorRecipe(values, file);
+  const training = { ...(fileRest.training ?? {}), batchSize: recipe.batchSize, learningRate: recipe.learningRate, optimizer: recipe.optimizer, temperature: recipe.temperature, loss: recipe.loss };
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
   const config: CoordinatorConfig = admissionConfig(values, {
     ...fileRest,
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
+    recipe: wireRecipe(recipe),
+    localEpochs: recipe.localEpochs,
     ...(values.host !== undefined ? { host: values.host } : {}),
     ...(values.port !== undefined ? { port: intOption(values, 'port', 8080, 0) } : {}),
     ...(values.rounds !== undefined ? { rounds: intOption(values, 'rounds', 10) } : {}),
     ...(values['min-cohort'] !== undefined ? { minCohort: intOption(values, 'min-cohort', 2) } : {}),
     ...(values['max-cohort'] !== undefined ? { maxCohort: intOption(values, 'max-cohort', 100) } : {}),
-    ...(values['local-epochs'] !== undefined ? { localEpochs: intOption(values, 'local-epochs', 1) } : {}),
-    ...(strategy !== undefined || serverLr !== undefined
-      ? {
-          strategy: {
-            ...(strategy === undefined || fileRest.strategy?.name === strategy ? fileRest.strategy : {}),
-            name: strategy ?? fileRest.strategy?.name ?? 'fedavg',
-            ...(serverLr !== undefined ? { lr: serverLr } : {}),
-          },
-        }
-      : {}),
-    // The flag keeps the file's finalFraction when it names the same schedule.
-    ...(lrSchedule !== undefined
-      ? { lrSchedule: typeof fileRest.lrSchedule === 'object' && fileRest.lrSchedule.kind === lrSchedule ? fileRest.lrSchedule : lrSchedule }
-      : {}),
+    strategy: {
+      ...(strategy === undefined || fileRest.strategy?.name === strategy ? fileRest.strategy : {}),
+      name: strategy ?? fileRest.strategy?.name ?? 'fedavg',
+      lr: recipe.serverLr,
+    } as NonNullable<CoordinatorConfig['strategy']>,
+    // The recipe's schedule (cosine to 5%) unless the flag or the file names one (the flag keeps the file's finalFraction when it names the same schedule).
+    lrSchedule: recipe.lrSchedule,
     ...(aggregation !== undefined ? { aggregation } : {}),
     ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
     ...(values['keep-last'] !== undefined ? { keepLastK: intOption(values, 'keep-last', 5) } : {}),
@@ -168,10 +200,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     handleSignals: false,
   });
   if (config.minCohort !== undefined && config.maxCohort === undefined && config.minCohort > 100) config.maxCohort = config.minCohort;
-  const size = values.size !== undefined ? intOption(values, 'size', 28) : (fileModel?.size ?? 28);
-  const channels = values.channels !== undefined ? intOption(values, 'channels', 1) : (fileModel?.channels ?? 1);
-  const fileWidths = Array.isArray(fileModel?.widths) ? fileModel.widths.join(',') : fileModel?.widths;
-  const { spec } = federationModel({ encoder: values.encoder ?? fileModel?.encoder, size, channels, widths: values.widths ?? fileWidths });
+  const spec = recipeModelSpec(recipe.model);
   const logger = stderrLogger(logLevelOption(values), 'coordinator');
   const ipc = values['report-ipc'];
 
@@ -193,6 +222,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (ipc) {
     sendToParent({ type: 'listening', url: handle.url, coordinatorKey: handle.publicKey, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
   }
+  logger.info({ url: handle.url, recipe, architecture: model.architecture }, 'the training recipe, sent to the agents with every round');
   if (!values.json) log(`coordinator listening on ${handle.url} (state ${stateDir}, model ${model.architecture}, ${model.completedRounds} rounds done)`);
   // Always (stderr, also with --json): the key agents pin.
   log(`coordinator public key ${handle.publicKey} (agents pin it: fedclr agent --coordinator-key ${handle.publicKey})`);

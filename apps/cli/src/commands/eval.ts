@@ -10,11 +10,13 @@ import {
   initialState,
   ntXentPairLoss,
   rawPixelFeatures,
+  recipeModelSpec,
   type EvaluationResult,
 } from '@fedclr/contrastive';
 import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import { defaultWorkers, intOption, modelSpec, nonNegativeOption } from '../common.js';
+import { defaultWorkers, intOption, nonNegativeOption } from '../common.js';
+import { modelFromFlags } from '../recipe-flags.js';
 import { UsageError } from '../errors.js';
 
 export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [options]
@@ -88,7 +90,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
     let spec: GraphSpec;
     let weights: Float32Array;
     if (values.baseline === 'random') {
-      spec = modelSpec(values.encoder, { height: train.height, width: train.width, channels: train.channels }, values.widths);
+      spec = recipeModelSpec(modelFromFlags(values, { height: train.height, width: train.width, channels: train.channels }));
       weights = initialState(spec, intOption(values, 'seed', 0, 0)).params;
       subject = `randomly initialised ${spec.name}`;
     } else if (values.baseline !== undefined) {

@@ -20,25 +20,13 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DEADLINE_FRACTION } from '@fedclr/agent';
-import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrScheduleName } from '@fedclr/coordinator';
-import { evaluateRepresentation, initialState } from '@fedclr/contrastive';
+import { LR_SCHEDULES } from '@fedclr/coordinator';
+import { evaluateRepresentation, initialState, recipeModelSpec, type FederatedRecipe } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
-import {
-  DEFAULT_TEMPERATURE,
-  GRAY_CROP_MIN,
-  cropMinOption,
-  defaultWorkers,
-  fedproxMuOption,
-  intOption,
-  numberOption,
-  nonNegativeOption,
-  viewSizeOption,
-  defaultViewSize,
-} from '../common.js';
+import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
-  federationModel,
   loadSimulationTest,
   loadSimulationTrain,
   partitionOption,
@@ -47,7 +35,9 @@ import {
   type SimulationDataSpec,
   type StopReason,
 } from '../federation.js';
+import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp } from '../recipe-flags.js';
 import { isSlotMessage, SlotSemaphore, unionLength, type SlotIpcMessage } from '../slots.js';
+import { coordinatorRecipe } from './coordinator.js';
 import { encodeSplit } from './eval.js';
 
 export const simulateHelp = `fedclr simulate [options]
@@ -57,19 +47,17 @@ export const simulateHelp = `fedclr simulate [options]
                               comes after it): no round starts that would not end in time
   --rounds R                  default 10, or unlimited with --minutes
   --local-epochs 1 --steps-per-round S                local training per round (S caps the steps)
-  --batch 64 --lr 0.004 --temperature 0.2 --optimizer adam|sgd|momentum --weight-decay 0
+  The recipe flags go to the coordinator, which sends the recipe to the agents with every round; the
+  defaults are fedclr coordinator's (the recipe's federated defaults):
+${recipeFlagsHelp('federated')}
   --lr-schedule cosine|constant  the learning rate of each round (default cosine: from --lr down to 5% of it
                               over the run, by rounds done of --rounds or time used of --minutes)
-  --widths 32,64,256          convnet-s filters per layer (the last is the representation)
-  --crop-min F                smallest random crop of the agents' augmentation, fraction of the area (default 0.4 for grayscale)
-  --view-size N               side of the agents' training views (crops resized to N px: faster local
-                              training; evaluation stays on full 28 px images; default 20, as fedclr train)
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
-  --strategy fedavg|fedavgm|fedadam --aggregation plain|secure --encoder convnet-s
+  --strategy fedavg|fedavgm|fedadam --aggregation plain|secure
   --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
                               federation must complete each round without them; default 0)
-  --server-lr LR              the strategy's server step size (default 2 with fedavg: x + 2 x the agents' mean
-                              delta, BatchNorm statistics averaged; fedclr coordinator's fedavg default is 1)
+  --server-lr LR              the strategy's server step size (default 2 with fedavg, as fedclr coordinator: x + 2 x
+                              the agents' mean delta, BatchNorm statistics averaged; fedavgm 1, fedadam 0.1)
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
   --k 20                      kNN neighbours
   --holdout H                 fit the probe on H labeled train images kept from the agents (default 0:
@@ -85,12 +73,51 @@ export const simulateHelp = `fedclr simulate [options]
   Admission as deployed: the coordinator admits only enrolled agents; simulate mints one one-time enrolment
   token per agent over the coordinator's admin API (<out>/coordinator/admin-token) and passes it (--token).`;
 
+const SIMULATE_OPTIONS = {
+  dataset: { type: 'string', default: 'fashion-mnist' },
+  clients: { type: 'string' },
+  cohort: { type: 'string' },
+  partition: { type: 'string', default: 'iid' },
+  alpha: { type: 'string' },
+  'shards-per-client': { type: 'string' },
+  seed: { type: 'string' },
+  minutes: { type: 'string' },
+  rounds: { type: 'string' },
+  'local-epochs': { type: 'string' },
+  'steps-per-round': { type: 'string' },
+  ...RECIPE_FLAG_OPTIONS,
+  'fedprox-mu': { type: 'string' },
+  'lr-schedule': { type: 'string' },
+  strategy: { type: 'string' },
+  'server-lr': { type: 'string' },
+  aggregation: { type: 'string', default: 'plain' },
+  byzantine: { type: 'string' },
+  'eval-every': { type: 'string' },
+  k: { type: 'string' },
+  holdout: { type: 'string' },
+  limit: { type: 'string' },
+  'agent-workers': { type: 'string' },
+  'eval-workers': { type: 'string' },
+  deadline: { type: 'string' },
+  'train-slots': { type: 'string' },
+  out: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+} as const;
+
+/** fedclr simulate's flags, parsed. */
+export function parseSimulateArgs(argv: string[]) {
+  return parseArgs({ args: argv, options: SIMULATE_OPTIONS, strict: true }).values;
+}
+
 /**
- * FedAvg's server step in simulations. With C clients of k local steps, plain averaging moves the
- * model about as far per round as one client's k steps, like training with C times the batch;
- * a step of 2 scored 0.8671 against 0.8638 (10 clients, Dirichlet 0.5, 20 minutes).
+ * The recipe a simulation runs: fedclr coordinator's (coordinatorRecipe) for 28 px grayscale
+ * Fashion-MNIST, so that a simulation and a deployment share every default; the simulation passes
+ * it to its coordinator flag by flag, and the coordinator sends it to the agents.
  */
-export const SIMULATE_FEDAVG_SERVER_LR = 2;
+export function simulateRecipe(values: Record<string, unknown>): FederatedRecipe {
+  return coordinatorRecipe({ ...values, size: undefined, channels: undefined });
+}
 
 const BIN = fileURLToPath(new URL('../../../bin/fedclr.js', import.meta.url));
 
@@ -229,49 +256,7 @@ const round4 = (v: number | null): number | null => (v === null ? null : Math.ro
 
 export async function simulateCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
   const t0 = Date.now();
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      dataset: { type: 'string', default: 'fashion-mnist' },
-      clients: { type: 'string' },
-      cohort: { type: 'string' },
-      partition: { type: 'string', default: 'iid' },
-      alpha: { type: 'string' },
-      'shards-per-client': { type: 'string' },
-      seed: { type: 'string' },
-      minutes: { type: 'string' },
-      rounds: { type: 'string' },
-      'local-epochs': { type: 'string' },
-      'steps-per-round': { type: 'string' },
-      batch: { type: 'string' },
-      lr: { type: 'string' },
-      temperature: { type: 'string' },
-      optimizer: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      widths: { type: 'string' },
-      'crop-min': { type: 'string' },
-      'view-size': { type: 'string' },
-      'fedprox-mu': { type: 'string' },
-      'lr-schedule': { type: 'string' },
-      strategy: { type: 'string' },
-      'server-lr': { type: 'string' },
-      aggregation: { type: 'string', default: 'plain' },
-      byzantine: { type: 'string' },
-      encoder: { type: 'string', default: 'convnet-s' },
-      'eval-every': { type: 'string' },
-      k: { type: 'string' },
-      holdout: { type: 'string' },
-      limit: { type: 'string' },
-      'agent-workers': { type: 'string' },
-      'eval-workers': { type: 'string' },
-      deadline: { type: 'string' },
-      'train-slots': { type: 'string' },
-      out: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      verbose: { type: 'boolean', default: false },
-    },
-    strict: true,
-  });
+  const values = parseSimulateArgs(argv);
 
   // ---- options -------------------------------------------------------------------------------
   if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
@@ -286,23 +271,18 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   if (byzantine >= clients) throw new UsageError(`--byzantine ${byzantine} must be below --clients ${clients}`);
   const minutes = numberOption(values, 'minutes', undefined);
   const rounds = intOption(values, 'rounds', minutes === undefined ? 10 : 1_000_000);
-  const localEpochs = intOption(values, 'local-epochs', 1);
   const stepsPerRound = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
-  const batch = intOption(values, 'batch', 64, 2);
-  const lr = numberOption(values, 'lr', 4e-3) as number;
-  const temperature = numberOption(values, 'temperature', DEFAULT_TEMPERATURE) as number;
-  const optimizer = values.optimizer ?? 'adam';
-  if (!['adam', 'sgd', 'momentum'].includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
-  const weightDecay = nonNegativeOption(values, 'weight-decay', 0);
-  const cropMin = cropMinOption(values);
-  const viewSize = viewSizeOption(values, 28) ?? defaultViewSize(1, 28);
-  const fedproxMu = fedproxMuOption(values) ?? 0;
-  // Cosine by default: a simulation always has a horizon (--rounds, or --minutes).
-  const lrSchedule = (values['lr-schedule'] ?? 'cosine') as LrScheduleName;
-  if (!(LR_SCHEDULES as readonly string[]).includes(lrSchedule)) throw new UsageError(`--lr-schedule must be ${LR_SCHEDULES.join(' or ')}, got '${lrSchedule}'`);
   const strategy = values.strategy ?? 'fedavg';
   if (!['fedavg', 'fedavgm', 'fedadam'].includes(strategy)) throw new UsageError(`--strategy must be fedavg, fedavgm or fedadam, got '${strategy}'`);
-  const serverLr = numberOption(values, 'server-lr', strategy === 'fedavg' ? SIMULATE_FEDAVG_SERVER_LR : undefined);
+  if (values['lr-schedule'] !== undefined && !(LR_SCHEDULES as readonly string[]).includes(values['lr-schedule'])) {
+    throw new UsageError(`--lr-schedule must be ${LR_SCHEDULES.join(' or ')}, got '${values['lr-schedule']}'`);
+  }
+  // Checked here, before any process starts; the coordinator gets it flag by flag and sends it to every agent.
+  const recipe = simulateRecipe(values);
+  const { batchSize: batch, learningRate: lr, temperature, optimizer, weightDecay, localEpochs, serverLr } = recipe;
+  const { cropMin, viewSize, strength } = recipe.augment;
+  const lrSchedule = recipe.lrSchedule;
+  const fedproxMu = fedproxMuOption(values) ?? 0;
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
@@ -328,8 +308,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     ...(values.holdout !== undefined ? { holdout: intOption(values, 'holdout', 0, 0) } : {}),
     ...(limit !== undefined ? { limit } : {}),
   };
-  // Checked here, before any process starts; the coordinator and every agent get the same --widths.
-  const { spec, encoder } = federationModel({ encoder: values.encoder, size: 28, channels: 1, widths: values.widths });
+  const spec = recipeModelSpec(recipe.model);
+  const encoder = recipe.model.encoder;
   const outDir = resolve(values.out ?? join('runs', `simulate-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   try {
     if ((await readdir(outDir)).length > 0) throw new UsageError(`--out ${outDir} is not empty; give a new directory`);
@@ -393,17 +373,21 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--max-cohort', String(cohort),
       '--local-epochs', String(localEpochs),
       '--strategy', strategy,
-      ...(serverLr !== undefined ? ['--server-lr', String(serverLr)] : []),
+      '--server-lr', String(serverLr),
       '--aggregation', aggregation,
       '--deadline', String(deadlineSec),
       '--batch', String(batch),
       '--lr', String(lr),
       '--temperature', String(temperature),
       '--optimizer', optimizer,
+      '--weight-decay', String(weightDecay),
       '--encoder', encoder,
-      ...(values.widths !== undefined ? ['--widths', values.widths] : []),
+      ...(encoder === 'convnet-s' ? ['--widths', recipe.model.widths.join(',')] : []),
+      '--view-size', String(viewSize),
+      '--crop-min', String(cropMin),
+      '--strength', String(strength),
       '--fedprox-mu', String(fedproxMu),
-      '--lr-schedule', lrSchedule,
+      '--lr-schedule', lrSchedule.kind,
       '--size', '28',
       '--channels', '1',
       '--seed', String(seed),
@@ -544,17 +528,12 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--seed', String(seed),
         '--holdout', String(holdoutCount),
         ...(limit !== undefined ? ['--limit', String(limit)] : []),
-        '--encoder', encoder,
-        ...(values.widths !== undefined ? ['--widths', values.widths] : []),
-        ...(cropMin !== undefined ? ['--crop-min', String(cropMin)] : []),
-        '--view-size', String(viewSize),
         '--state', join(outDir, 'agents', `agent-${i}`),
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
         ...(stepsPerRound !== undefined ? ['--steps-per-round', String(stepsPerRound)] : []),
         ...(minutesPerRound !== undefined ? ['--minutes-per-round', String(minutesPerRound)] : []),
         ...(slots !== undefined ? ['--train-slots', 'ipc'] : []),
-        ...(weightDecay > 0 ? ['--weight-decay', String(weightDecay)] : []),
         '--log-level', level,
         // The last B agents misbehave (agent ids sim-(N-B) .. sim-(N-1)).
         ...(i >= clients - byzantine ? ['--red-team', 'garbage-shares'] : []),
@@ -643,18 +622,19 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       stepsPerRound: stepsPerRound ?? null,
       batch,
       lr,
-      lrSchedule: lrSchedule === 'cosine' ? { kind: lrSchedule, finalFraction: DEFAULT_FINAL_FRACTION } : { kind: lrSchedule },
+      lrSchedule,
       temperature,
       optimizer,
       weightDecay,
       strategy,
-      serverLr: serverLr ?? null,
+      serverLr,
       aggregation,
       byzantine,
       encoder,
-      widths: values.widths === undefined ? null : values.widths.split(',').map(Number),
-      cropMin: cropMin ?? GRAY_CROP_MIN,
+      widths: [...recipe.model.widths],
+      cropMin,
       viewSize,
+      recipe,
       fedproxMu,
       architecture: listening.architecture,
       parameters: listening.parameters,

@@ -8,6 +8,7 @@ import { loadModel, saveModel, type GraphSpec, type WeightManifest } from '@fedc
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError } from '../errors.js';
 import type { StepEngine } from './engine.js';
+import { RECIPE_DEFAULTS } from '../recipe.js';
 import { createStepEngine } from './parallel.js';
 import type { PairLoss } from './loss.js';
 import type { LocalViews } from './replica.js';
@@ -187,8 +188,9 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
   const totalSteps = config.epochs !== undefined ? Math.ceil(config.epochs * batchesPerEpoch) : undefined;
   const stepCap = Math.min(totalSteps ?? Infinity, config.maxSteps ?? Infinity);
   const budgetMs = config.minutes !== undefined ? config.minutes * 60_000 : Infinity;
-  const warmup = config.warmupSteps ?? Math.max(1, Math.round(0.02 * (Number.isFinite(stepCap) ? stepCap : batchesPerEpoch)));
-  const finalFraction = config.finalFraction ?? 0;
+  // The recipe's central schedule (recipe.ts): warm-up for 2% of the run, cosine to 0.
+  const warmup = config.warmupSteps ?? Math.max(1, Math.round(RECIPE_DEFAULTS.centralSchedule.warmupFraction * (Number.isFinite(stepCap) ? stepCap : batchesPerEpoch)));
+  const finalFraction = config.finalFraction ?? RECIPE_DEFAULTS.centralSchedule.finalFraction;
   const rootRng = createRng(config.seed);
   const batch = new Float32Array(batchSize * pixels);
   const started = performance.now() - state.elapsedMs;
