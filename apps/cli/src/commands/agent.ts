@@ -1,9 +1,12 @@
 // fedclr agent: an edge agent that trains the federation's model on a private image folder (or,
 // in a simulation, on its partition of Fashion-MNIST) and uploads only its weight updates.
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   createContrastiveTrainer,
+  InsecureUrlError,
+  isLoopbackHost,
   parseCoordinatorKey,
   RED_TEAM_MODES,
   startAgent,
@@ -21,7 +24,10 @@ import { ipcTrainingGate, parentChannel } from '../slots.js';
 import { logLevelOption, stderrLogger } from './coordinator.js';
 
 export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset fashion-mnist --client I/N) [options]
-  --coordinator URL             e.g. http://127.0.0.1:8080
+  --coordinator URL             e.g. https://coord.example:8080 (http:// only to loopback, or with --insecure)
+  --ca FILE                     PEM CA certificate(s) that signed the coordinator's TLS certificate (a private CA;
+                                default: the system CA store). A certificate that does not verify stops the agent
+  --insecure                    allow http:// (no TLS) to a host that is not loopback
   --coordinator-key KEY         the coordinator's Ed25519 public key (hex or base64), pinned: every message from
                                 the coordinator must be signed by it. The coordinator prints it at start
                                 ('coordinator public key ...'); GET /api/status returns it as coordinatorKey
@@ -64,6 +70,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     options: {
       coordinator: { type: 'string' },
       'coordinator-key': { type: 'string' },
+      ca: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
       'trust-on-first-use': { type: 'boolean', default: false },
       'allow-plain': { type: 'boolean', default: false },
       'require-secure': { type: 'boolean', default: false },
@@ -121,6 +129,26 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     clientOption(values.client);
   } else if (values.client !== undefined || values.partition !== undefined) {
     throw new UsageError('--client and --partition go with --dataset (simulation), not with --data');
+  }
+  // TLS: before any data is loaded, so a wrong URL or CA file fails at once.
+  let coordinatorHost: string;
+  try {
+    coordinatorHost = new URL(values.coordinator).hostname;
+  } catch {
+    throw new UsageError(`--coordinator must be a URL such as https://coord.example:8080, got '${values.coordinator}'`);
+  }
+  if (/^(http|ws):/.test(values.coordinator) && !isLoopbackHost(coordinatorHost) && !values.insecure) {
+    throw new InsecureUrlError(values.coordinator, coordinatorHost);
+  }
+  let ca: { ca: string; caPath: string } | undefined;
+  if (values.ca !== undefined) {
+    const caPath = resolve(values.ca);
+    try {
+      ca = { ca: await readFile(caPath, 'utf8'), caPath };
+    } catch (err) {
+      throw new UsageError(`cannot read --ca ${caPath}: ${(err as Error).message}`);
+    }
+    if (!ca.ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${caPath} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   }
   const coordinatorKey = values['coordinator-key'];
   if (coordinatorKey !== undefined) {
@@ -200,6 +228,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     capabilities: ['fedprox', 'dp'],
     logger,
     ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
+    ...(ca ?? {}),
+    ...(values.insecure ? { insecure: true } : {}),
     policy,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
     ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),

@@ -34,6 +34,11 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --widths 32,64,256            convnet-s filters per layer (agents must match)
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
+  --tls-cert FILE --tls-key FILE serve https (and wss for agents) with this PEM certificate chain and key;
+                                without them plain http (loopback, or behind a TLS reverse proxy)
+  --max-update-norm N           plain rounds: the server clips each update to L2 norm N (default: the round's
+                                clipNorm, plus room for DP noise; without clipNorm the global model's norm)
+  --max-example-count N         largest exampleCount one update may claim (default 100000; more is rejected)
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
   The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
   Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
@@ -65,6 +70,14 @@ async function readConfigFile(path: string): Promise<FileConfig> {
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`--config ${path} must hold a JSON object`);
   return parsed as FileConfig;
+}
+
+async function readPem(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(resolve(path), 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --${flag} ${path}: ${(err as Error).message}`);
+  }
 }
 
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
@@ -112,6 +125,10 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
       'keep-last': { type: 'string' },
       seed: { type: 'string' },
       'log-level': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'max-update-norm': { type: 'string' },
+      'max-example-count': { type: 'string' },
       'report-ipc': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -135,8 +152,15 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (optimizer !== undefined) training.optimizer = optimizer;
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
+  const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
+  const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined);
+  if (maxUpdateNorm !== undefined && !(maxUpdateNorm > 0)) throw new UsageError(`--max-update-norm must be > 0, got ${maxUpdateNorm}`);
   const config: CoordinatorConfig = {
     ...fileRest,
+    ...(tls !== undefined ? { tls } : {}),
+    ...(maxUpdateNorm !== undefined ? { maxUpdateNorm } : {}),
+    ...(values['max-example-count'] !== undefined ? { maxExampleCount: intOption(values, 'max-example-count', 100_000) } : {}),
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
     ...(values.host !== undefined ? { host: values.host } : {}),
