@@ -6,6 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { io as ioClient } from 'socket.io-client';
 import { createFakeTrainer, isLoopbackHost, startAgent, type AgentHandle } from '@fedclr/agent';
 import { resolveConfig } from '../src/config.js';
 import { makeCa, makeServerCert } from './certs.js';
@@ -52,6 +53,29 @@ test('https coordinator: an agent that trusts the private CA joins over wss and 
     assert.ok(res instanceof Error, 'fetch without the CA must fail certificate verification');
   } finally {
     await agent.close();
+    await coordinator.close();
+  }
+});
+
+test('over TLS too, a connection that sends 1 MiB before hello is cut at the (decrypted) transport', async () => {
+  const dir = tempDir();
+  const coordinator = await tlsCoordinator(dir);
+  try {
+    const s = ioClient(coordinator.url, { transports: ['websocket'], reconnection: false, forceNew: true, ca: ca.cert });
+    const outcome = await withTimeout(
+      new Promise<string>((resolve) => {
+        s.once('connect', () => s.emit('message', { type: 'hello', padding: Buffer.alloc(1024 * 1024, 7) }));
+        s.once('message', () => resolve('answered'));
+        s.once('disconnect', () => resolve('cut'));
+        s.once('connect_error', (err) => resolve(`connect_error: ${err.message}`));
+      }),
+      10_000,
+      'the oversize hello over TLS',
+    );
+    s.close();
+    assert.equal(outcome, 'cut');
+    assert.equal(coordinator.metrics.handshakesRejected.get({ reason: 'too-large' }), 1);
+  } finally {
     await coordinator.close();
   }
 });
