@@ -154,8 +154,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
-  const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined);
-  if (maxUpdateNorm !== undefined && !(maxUpdateNorm > 0)) throw new UsageError(`--max-update-norm must be > 0, got ${maxUpdateNorm}`);
+  const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined); // > 0
   const config: CoordinatorConfig = {
     ...fileRest,
     ...(tls !== undefined ? { tls } : {}),
