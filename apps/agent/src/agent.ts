@@ -60,6 +60,8 @@ import {
   AgentConfigError,
   CoordinatorKeyRequiredError,
   GaveUpError,
+  InsecureUrlError,
+  TlsVerifyError,
   MessageBadSignatureError,
   MessageReplayedError,
   MessageUnsignedError,
@@ -91,14 +93,19 @@ export interface AgentSocket {
 
 export type Connector = (url: string) => AgentSocket;
 
-/** The default connector: socket.io-client, websocket transport, no built-in reconnection. */
-export function socketIoConnector(options: { connectTimeoutMs?: number; transports?: ('websocket' | 'polling')[] } = {}): Connector {
+/**
+ * The default connector: socket.io-client, websocket transport, no built-in reconnection. An
+ * https:// or wss:// URL is verified against Node's CA store, or against `ca` (PEM) instead.
+ */
+export function socketIoConnector(options: { connectTimeoutMs?: number; transports?: ('websocket' | 'polling')[]; ca?: string } = {}): Connector {
   return (url) => {
     const s = ioClient(url, {
       reconnection: false,
       forceNew: true,
       transports: options.transports ?? ['websocket'],
       timeout: options.connectTimeoutMs ?? 10_000,
+      rejectUnauthorized: true,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
     return {
       get connected() {
@@ -139,6 +146,14 @@ export interface AgentOptions {
   readonly limits?: Partial<ProtocolLimits>;
   /** Override the transport (tests). */
   readonly connector?: Connector;
+  /**
+   * PEM CA certificate(s) to verify the coordinator's TLS certificate with, instead of the
+   * system store (a private CA). `caPath` only names the file in error messages.
+   */
+  readonly ca?: string;
+  readonly caPath?: string;
+  /** Accept http:// (no TLS) to a host that is not loopback. */
+  readonly insecure?: boolean;
   /**
    * The coordinator's Ed25519 public key (hex or base64; the coordinator prints it at start, GET
    * /api/status returns it as coordinatorKey). Every coordinator message, and every secure-
@@ -262,7 +277,12 @@ class Agent {
     this.coordinatorKeys = keys;
     this.policy = policy;
     this.protocol = createProtocol(options.limits === undefined ? {} : { limits: options.limits });
-    this.connector = options.connector ?? socketIoConnector(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs });
+    this.connector =
+      options.connector ??
+      socketIoConnector({
+        ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+        ...(options.ca === undefined ? {} : { ca: options.ca }),
+      });
     this.backoff = new Backoff(options.reconnect);
     this.uploadMarginMs = options.uploadMarginMs ?? 250;
     this.done = new Promise((resolve) => {
@@ -392,6 +412,16 @@ class Agent {
         sock.send(hello);
       });
       sock.onConnectError((err) => {
+        const tls = tlsFailure(err);
+        if (tls !== undefined) {
+          // A certificate that does not verify will not verify on the next attempt either.
+          const url = this.o.coordinatorUrl;
+          const anchors = this.o.ca === undefined ? 'the system CA store' : `the CA in ${this.o.caPath ?? '--ca'}`;
+          const error = new TlsVerifyError(url, hostOf(url), anchors, tls.code, tls.message);
+          this.log.error({ code: error.code, tls: tls.code }, error.message);
+          settle({ kind: 'fatal', error });
+          return;
+        }
         this.log.debug({ err: err.message }, 'connection failed');
         settle({ kind: 'lost', welcomed: false, lastedMs: 0, reason: err.message });
       });
@@ -877,10 +907,68 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** OpenSSL / Node codes of a certificate that failed verification. */
+const TLS_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'HOSTNAME_MISMATCH',
+]);
+
+/**
+ * The TLS failure behind a socket.io connect_error, if it is one: engine.io-client wraps the
+ * transport's error (websocket: a ws ErrorEvent whose `error` is Node's) in `description`.
+ */
+export function tlsFailure(err: unknown): { code: string; message: string } | undefined {
+  const seen = new Set<unknown>();
+  const queue: unknown[] = [err];
+  while (queue.length > 0) {
+    const e = queue.shift();
+    if (typeof e !== 'object' || e === null || seen.has(e)) continue;
+    seen.add(e);
+    const r = e as { code?: unknown; message?: unknown; description?: unknown; error?: unknown; cause?: unknown };
+    if (typeof r.code === 'string' && TLS_CODES.has(r.code)) {
+      return { code: r.code, message: typeof r.message === 'string' ? r.message : r.code };
+    }
+    queue.push(r.description, r.error, r.cause);
+  }
+  return undefined;
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
+}
+
+/** 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
 /** Starts an agent: loads or creates its identity, then connects (and reconnects) in the background. */
 export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   if (typeof options.coordinatorUrl !== 'string' || !/^(https?|wss?):\/\//.test(options.coordinatorUrl)) {
     throw new AgentConfigError('coordinatorUrl', 'an http(s):// or ws(s):// URL', JSON.stringify(options.coordinatorUrl));
+  }
+  // Before anything is written to the state dir.
+  const host = hostOf(options.coordinatorUrl);
+  const plainRemote = /^(http|ws):/.test(options.coordinatorUrl) && !isLoopbackHost(host);
+  if (plainRemote && options.insecure !== true) throw new InsecureUrlError(options.coordinatorUrl, host);
+  if (options.ca !== undefined && (typeof options.ca !== 'string' || !options.ca.includes('-----BEGIN CERTIFICATE-----'))) {
+    throw new AgentConfigError('ca', 'PEM text with at least one CERTIFICATE', options.caPath ?? typeof options.ca);
   }
   if (typeof options.stateDir !== 'string' || options.stateDir.length === 0) {
     throw new AgentConfigError('stateDir', 'a directory path', JSON.stringify(options.stateDir));
@@ -918,6 +1006,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     );
   }
   if (options.insecureSkipVerification === true) logger.error('insecureSkipVerification: coordinator messages are NOT verified (tests only)');
+  if (plainRemote) logger.warn({ coordinatorUrl: options.coordinatorUrl }, 'insecure: connecting without TLS to a host that is not loopback');
   const agent = new Agent(options, identity, logger, keys, policy);
   agent.start();
   return {

@@ -39,6 +39,20 @@ export const GaveUpError = createError<'FEDCLR_AGENT_GAVE_UP', 503, [S, S]>(
   503,
 );
 
+/** http:// (no TLS) to a host that is not loopback, without --insecure. Args: url, host. */
+export const InsecureUrlError = createError<'FEDCLR_AGENT_INSECURE_URL', 400, [S, S]>(
+  'FEDCLR_AGENT_INSECURE_URL',
+  'Refusing %s: plain http:// (no TLS) to the non-loopback host %s would send everything unencrypted; use https:// (fedclr coordinator --tls-cert FILE --tls-key FILE, or a TLS reverse proxy) or pass --insecure to accept it',
+  400,
+);
+
+/** The coordinator's TLS certificate failed verification. Args: url, expected host, trust anchors, TLS code, detail. */
+export const TlsVerifyError = createError<'FEDCLR_AGENT_TLS_VERIFY_FAILED', 502, [S, S, S, S, S]>(
+  'FEDCLR_AGENT_TLS_VERIFY_FAILED',
+  "The TLS certificate of %s is not trusted: expected a certificate for host '%s' chaining to %s; got %s (%s). Give the CA that signed it with --ca FILE, or connect with the host name in its subjectAltName",
+  502,
+);
+
 // ---- rounds --------------------------------------------------------------------------------
 
 /** The round cannot be done by this agent (model dtypes, unknown aggregation, bad frame). Args: round, problem. */
@@ -183,7 +197,7 @@ export const PolicyInvalidError = createError<'FEDCLR_AGENT_POLICY_INVALID', 400
 export const AGENT_ERROR_CODES = {
   config: ['FEDCLR_AGENT_CONFIG_INVALID'],
   identity: ['FEDCLR_AGENT_IDENTITY_INSECURE', 'FEDCLR_AGENT_IDENTITY_CORRUPT'],
-  handshake: ['FEDCLR_AGENT_GAVE_UP'],
+  handshake: ['FEDCLR_AGENT_GAVE_UP', 'FEDCLR_AGENT_INSECURE_URL', 'FEDCLR_AGENT_TLS_VERIFY_FAILED'],
   rounds: [
     'FEDCLR_AGENT_ROUND_UNSUPPORTED',
     'FEDCLR_AGENT_RECIPE_REFUSED',

@@ -1,5 +1,5 @@
 // @fedclr/agent: the edge client of fedclr federated training.
-export { startAgent, socketIoConnector } from './agent.js';
+export { startAgent, socketIoConnector, tlsFailure, isLoopbackHost } from './agent.js';
 export type {
   AgentEvents,
   AgentExit,

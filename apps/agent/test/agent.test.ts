@@ -186,7 +186,7 @@ function roundStart(roundId: number, config: Partial<RoundConfig> = {}, weights 
 async function agentWith(trainer: LocalTrainer | FakeTrainerOptions, extra: Record<string, unknown> = {}): Promise<{ agent: AgentHandle; net: FakeNetwork }> {
   const net = new FakeNetwork();
   const agent = await startAgent({
-    coordinatorUrl: 'http://coordinator.test',
+    coordinatorUrl: 'https://coordinator.test',
     stateDir: tmp(),
     agentId: 'unit-agent',
     trainer: 'train' in trainer ? (trainer as LocalTrainer) : createFakeTrainer(trainer as FakeTrainerOptions),
@@ -326,8 +326,8 @@ test('a fatal reject (not-enrolled) ends the agent; so does running out of attem
 
 test('startAgent validates its options', async () => {
   await assert.rejects(startAgent({ coordinatorUrl: 'ftp://x', stateDir: tmp(), trainer: createFakeTrainer(), coordinatorKey: COORD_KEY }), /coordinatorUrl/);
-  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: '', trainer: createFakeTrainer(), coordinatorKey: COORD_KEY }), /stateDir/);
-  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: tmp(), trainer: {} as LocalTrainer, coordinatorKey: COORD_KEY }), /trainer/);
+  await assert.rejects(startAgent({ coordinatorUrl: 'https://x', stateDir: '', trainer: createFakeTrainer(), coordinatorKey: COORD_KEY }), /stateDir/);
+  await assert.rejects(startAgent({ coordinatorUrl: 'https://x', stateDir: tmp(), trainer: {} as LocalTrainer, coordinatorKey: COORD_KEY }), /trainer/);
 });
 
 /** A loopback port nothing listens on (bound, then released). */

@@ -33,7 +33,7 @@ interface Run {
 async function connected(options: Partial<AgentOptions> = {}): Promise<Run> {
   const net = new FakeNetwork();
   const agent = await startAgent({
-    coordinatorUrl: 'http://coordinator.test',
+    coordinatorUrl: 'https://coordinator.test',
     stateDir: tmp(),
     agentId: 'target-agent',
     trainer: createFakeTrainer({ seed: 'a', exampleCount: 11, scale: 0.1, delayMs: 5 }),
@@ -281,7 +281,7 @@ test('attack: an impostor welcome (another coordinator key than the pinned one) 
   const impostor = nacl.sign.keyPair();
   const net = new FakeNetwork(impostor);
   const refused: string[] = [];
-  const agent = await startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir: tmp(), trainer: createFakeTrainer(), connector: net.connector, logger, coordinatorKey: COORDINATOR_KEY, policy: PLAIN_OK });
+  const agent = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir: tmp(), trainer: createFakeTrainer(), connector: net.connector, logger, coordinatorKey: COORDINATOR_KEY, policy: PLAIN_OK });
   agent.events.on('message-refused', (r) => refused.push(String((r.error as { code?: string }).code)));
   try {
     const c = await net.connection(0);
@@ -295,7 +295,7 @@ test('attack: an impostor welcome (another coordinator key than the pinned one) 
   }
   // Control: the same script with the impostor's key pinned is a normal session.
   const net2 = new FakeNetwork(impostor);
-  const a2 = await startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir: tmp(), trainer: createFakeTrainer(), connector: net2.connector, logger, coordinatorKey: impostor.publicKey, policy: PLAIN_OK });
+  const a2 = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir: tmp(), trainer: createFakeTrainer(), connector: net2.connector, logger, coordinatorKey: impostor.publicKey, policy: PLAIN_OK });
   try {
     await (await net2.connection(0)).handshake();
   } finally {
@@ -378,20 +378,20 @@ test('attack (signed): dp on with clipNorm 0 -> refused by the protocol schema (
 
 test('no coordinator key and no trust on first use: startAgent refuses, saying how to get the key', async () => {
   await assert.rejects(
-    startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir: tmp(), trainer: createFakeTrainer() }),
+    startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir: tmp(), trainer: createFakeTrainer() }),
     (err: Error & { code?: string }) => {
       assert.equal(err.code, 'FEDCLR_AGENT_COORDINATOR_KEY_REQUIRED');
       assert.match(err.message, /--coordinator-key KEY.*GET \/api\/status.*--trust-on-first-use/);
       return true;
     },
   );
-  await assert.rejects(startAgent({ coordinatorUrl: 'http://x', stateDir: tmp(), trainer: createFakeTrainer(), coordinatorKey: 'not-a-key' }), /coordinatorKey/);
+  await assert.rejects(startAgent({ coordinatorUrl: 'https://x', stateDir: tmp(), trainer: createFakeTrainer(), coordinatorKey: 'not-a-key' }), /coordinatorKey/);
 });
 
 test('trust on first use: the first welcome key is remembered (0600); a later connection with another key is refused', async () => {
   const stateDir = tmp();
   const first = new FakeNetwork(COORDINATOR);
-  const a = await startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: first.connector, logger, trustOnFirstUse: true, policy: PLAIN_OK });
+  const a = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: first.connector, logger, trustOnFirstUse: true, policy: PLAIN_OK });
   try {
     await (await first.connection(0)).handshake();
   } finally {
@@ -399,13 +399,13 @@ test('trust on first use: the first welcome key is remembered (0600); a later co
   }
   await new Promise((res) => setTimeout(res, 50));
   const file = join(stateDir, 'coordinator-keys.json');
-  assert.equal(JSON.parse(readFileSync(file, 'utf8'))['http://coordinator.test'], COORDINATOR_KEY);
+  assert.equal(JSON.parse(readFileSync(file, 'utf8'))['https://coordinator.test'], COORDINATOR_KEY);
   assert.equal(statSync(file).mode & 0o777, 0o600);
 
   const other = nacl.sign.keyPair();
   const second = new FakeNetwork(other);
   const refused: string[] = [];
-  const b = await startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: second.connector, logger, trustOnFirstUse: true, policy: PLAIN_OK });
+  const b = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: second.connector, logger, trustOnFirstUse: true, policy: PLAIN_OK });
   b.events.on('message-refused', (r) => refused.push(String((r.error as { code?: string }).code)));
   try {
     const c = await second.connection(0);
@@ -423,7 +423,7 @@ test('policy persistence: set, restart without flags, still applied; later flags
   const stateDir = tmp();
   const net = new FakeNetwork();
   const set = { requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5 };
-  const a = await startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: net.connector, logger, coordinatorKey: COORDINATOR_KEY, policy: set });
+  const a = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: net.connector, logger, coordinatorKey: COORDINATOR_KEY, policy: set });
   assert.deepEqual(a.policy, set);
   await a.close();
   const file = join(stateDir, POLICY_FILE);
@@ -431,7 +431,7 @@ test('policy persistence: set, restart without flags, still applied; later flags
 
   // Restart with no policy option: the stored one applies to rounds.
   const net2 = new FakeNetwork();
-  const b = await startAgent({ coordinatorUrl: 'http://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: net2.connector, logger, coordinatorKey: COORDINATOR_KEY });
+  const b = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: net2.connector, logger, coordinatorKey: COORDINATOR_KEY });
   try {
     assert.deepEqual(b.policy, set);
     const c = await net2.connection(0);
@@ -466,7 +466,7 @@ test('policy: defaults are secure-only, cohort >= 5, any noise; bad values are r
   ];
   for (const [p, re] of bad) {
     await assert.rejects(
-      startAgent({ coordinatorUrl: 'http://x', stateDir: tmp(), trainer: createFakeTrainer(), coordinatorKey: COORDINATOR_KEY, policy: p as AgentOptions['policy'] }),
+      startAgent({ coordinatorUrl: 'https://x', stateDir: tmp(), trainer: createFakeTrainer(), coordinatorKey: COORDINATOR_KEY, policy: p as AgentOptions['policy'] }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'FEDCLR_AGENT_POLICY_INVALID');
         assert.match(err.message, re);

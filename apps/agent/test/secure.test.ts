@@ -205,7 +205,7 @@ class Coordinator {
 async function setup(): Promise<{ conn: Conn; coord: Coordinator; errors: AgentEvents['secagg-error'][0][]; close: () => Promise<unknown> }> {
   let conn: Conn | undefined;
   const agent = await startAgent({
-    coordinatorUrl: 'http://coordinator.test',
+    coordinatorUrl: 'https://coordinator.test',
     stateDir: mkdtempSync(join(tmpdir(), 'fedclr-agent-secure-')),
     agentId: ME,
     trainer: createFakeTrainer({ seed: 'me', exampleCount: 42, scale: 0.02, delayMs: 300 }),

@@ -66,6 +66,8 @@ export interface AggregationRound {
   readonly manifest: Manifest;
   /** Number of model parameters. */
   readonly dimension: number;
+  /** Plain mode: each update's delta is scaled down to at most this L2 norm (default: no bound). */
+  readonly maxUpdateNorm?: number;
 }
 
 /** A validated update, ready to be summed. */
@@ -117,6 +119,8 @@ export class PlainAggregationSession implements AggregationSession {
   private weight = 0;
   private readonly contributors: string[] = [];
   private readonly cohort: ReadonlySet<string>;
+  private readonly maxNorm: number;
+  private clippedUpdates = 0;
   private closed = false;
 
   constructor(round: AggregationRound) {
@@ -124,6 +128,7 @@ export class PlainAggregationSession implements AggregationSession {
     this.updateManifest = round.manifest;
     this.cohort = new Set(round.cohort);
     this.sum = new Float64Array(round.dimension);
+    this.maxNorm = round.maxUpdateNorm ?? Number.POSITIVE_INFINITY;
   }
 
   start(): AggregationStep {
@@ -148,8 +153,15 @@ export class PlainAggregationSession implements AggregationSession {
       if (t.dtype !== 'float32') throw new AggregationInputError(`tensor '${t.name}' is ${t.dtype}; plain updates are float32`);
     }
     const delta = new Float32Array(data.buffer, data.byteOffset, this.round.dimension);
+    // The server's norm bound: one update moves the weighted mean by at most maxUpdateNorm.
+    let sq = 0;
+    for (let i = 0; i < delta.length; i++) sq += (delta[i] as number) * (delta[i] as number);
+    const norm = Math.sqrt(sq);
+    const scale = norm > this.maxNorm ? this.maxNorm / norm : 1;
+    if (scale < 1) this.clippedUpdates++;
+    const ws = w * scale;
     const sum = this.sum;
-    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + w * (delta[i] as number);
+    for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + ws * (delta[i] as number);
     this.weight += w;
     this.contributors.push(agentId);
     return { messages: NONE, status: { kind: 'collecting' } };
@@ -173,7 +185,15 @@ export class PlainAggregationSession implements AggregationSession {
     if (this.contributors.length === 0 || this.sum === undefined) return { kind: 'aborted', reason: 'no updates to aggregate' };
     return {
       kind: 'done',
-      aggregate: { weightedSum: this.sum, totalWeight: this.weight, contributors: [...this.contributors] },
+      aggregate: {
+        weightedSum: this.sum,
+        totalWeight: this.weight,
+        contributors: [...this.contributors],
+        metrics: {
+          clippedUpdates: this.clippedUpdates,
+          ...(Number.isFinite(this.maxNorm) ? { maxUpdateNorm: this.maxNorm } : {}),
+        },
+      },
     };
   }
 }

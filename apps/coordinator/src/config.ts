@@ -1,5 +1,6 @@
 // Coordinator configuration: what a caller may set, the defaults, and validation that names
 // the offending field. `resolveConfig` returns a frozen, fully populated copy.
+import { createSecureContext } from 'node:tls';
 import { RECIPE_DEFAULTS } from '@fedclr/contrastive';
 import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
 import type { AggregationMode, DpConfig, LossName, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
@@ -97,6 +98,29 @@ export interface ShutdownConfig {
   timeoutMs?: number;
 }
 
+/** In-process TLS: fastify serves https (and socket.io wss) with this certificate. */
+export interface TlsConfig {
+  /** PEM certificate chain (the server certificate first). */
+  cert: string;
+  /** PEM private key of the certificate. */
+  key: string;
+}
+
+/**
+ * Limits on connections before their agent is trusted (see gateway.ts). An agent is trusted once
+ * its signed `ready` verified; until then a connection is "pending".
+ */
+export interface ConnectionLimits {
+  /** Bytes a pending connection may send in all (transport framing included). Default 65536. */
+  preHandshakeMaxBytes?: number;
+  /** Pending connections at once, from anywhere. Default 256. */
+  maxPending?: number;
+  /** Pending connections at once from one IP address. Default 32. */
+  maxPendingPerIp?: number;
+  /** Connections (pending or trusted) from one IP address. Default 1024. */
+  maxPerIp?: number;
+}
+
 export interface CoordinatorConfig {
   /** Directory for the SQLite database and checkpoints (created if missing). */
   stateDir: string;
@@ -165,6 +189,15 @@ export interface CoordinatorConfig {
   /** Install a SIGTERM/SIGINT handler that closes the coordinator gracefully. */
   handleSignals?: boolean;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Serve https/wss in-process (default: plain http, e.g. behind a TLS-terminating proxy). */
+  tls?: TlsConfig;
+  /** Limits before trust (pending connections). */
+  connections?: ConnectionLimits;
+  /**
+   * Plain mode: the server clips each update's L2 norm to this bound. 'auto' (default): the
+   * round's clipNorm (with DP, plus the norm its noise can add), else the global model's norm.
+   */
+  maxUpdateNorm?: number | 'auto';
 }
 
 export interface ResolvedConfig {
@@ -202,6 +235,9 @@ export interface ResolvedConfig {
   readonly shutdown: Readonly<Required<ShutdownConfig>>;
   readonly handleSignals: boolean;
   readonly logLevel: NonNullable<CoordinatorConfig['logLevel']>;
+  readonly tls: Readonly<TlsConfig> | null;
+  readonly connections: Readonly<Required<ConnectionLimits>>;
+  readonly maxUpdateNorm: number | 'auto';
 }
 
 const KNOWN_KEYS = new Set<string>([
@@ -210,6 +246,39 @@ const KNOWN_KEYS = new Set<string>([
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
+for (const k of ['tls', 'connections', 'maxUpdateNorm']) KNOWN_KEYS.add(k);
+
+/** The default of maxExampleCount: one agent's weight in plain rounds (far below 1e9). */
+export const DEFAULT_MAX_EXAMPLE_COUNT = 100_000;
+
+function resolveTls(v: unknown): Readonly<TlsConfig> | null {
+  if (v === undefined) return null;
+  const o = obj('tls', v, ['cert', 'key']);
+  for (const k of ['cert', 'key'] as const) {
+    const pem = o[k];
+    if (typeof pem !== 'string' || !pem.includes('-----BEGIN ')) {
+      throw new ConfigInvalidError(`tls.${k}`, 'PEM text (-----BEGIN ...)', describe(pem));
+    }
+  }
+  const tls = { cert: o['cert'] as string, key: o['key'] as string };
+  try {
+    createSecureContext(tls); // a malformed PEM or a key that does not belong to the certificate
+  } catch (err) {
+    throw new ConfigInvalidError('tls', 'a PEM certificate and its own private key', (err as Error).message);
+  }
+  return Object.freeze(tls);
+}
+
+function resolveConnections(v: unknown): Readonly<Required<ConnectionLimits>> {
+  const o = obj('connections', v, ['preHandshakeMaxBytes', 'maxPending', 'maxPendingPerIp', 'maxPerIp']);
+  const out: Required<ConnectionLimits> = {
+    preHandshakeMaxBytes: int('connections.preHandshakeMaxBytes', o['preHandshakeMaxBytes'], 65_536, 1024, 64 * 1024 * 1024),
+    maxPending: int('connections.maxPending', o['maxPending'], 256, 1, 1_000_000),
+    maxPendingPerIp: int('connections.maxPendingPerIp', o['maxPendingPerIp'], 32, 1, 1_000_000),
+    maxPerIp: int('connections.maxPerIp', o['maxPerIp'], 1024, 1, 10_000_000),
+  };
+  return Object.freeze(out);
+}
 
 const describe = (v: unknown): string => {
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}...` : v);
@@ -365,7 +434,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     }
   }
 
-  const maxExampleCount = int('maxExampleCount', c['maxExampleCount'], 1_000_000_000, 1, Number.MAX_SAFE_INTEGER);
+  const maxExampleCount = int('maxExampleCount', c['maxExampleCount'], DEFAULT_MAX_EXAMPLE_COUNT, 1, Number.MAX_SAFE_INTEGER);
   const sa = obj('secagg', c['secagg'], ['clip', 'maxWeight', 'dropoutFraction', 'corruptFraction', 'stageTimeoutMs', 'prg']);
   const secagg: Required<SecAggConfig> = {
     clip: num('secagg.clip', sa['clip'], defaultClip(training), 0, 1000, true),
@@ -467,6 +536,9 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     }),
     handleSignals: bool('handleSignals', c['handleSignals'], false),
     logLevel: oneOf('logLevel', c['logLevel'], 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const),
+    tls: resolveTls(c['tls']),
+    connections: resolveConnections(c['connections']),
+    maxUpdateNorm: c['maxUpdateNorm'] === undefined || c['maxUpdateNorm'] === 'auto' ? 'auto' : num('maxUpdateNorm', c['maxUpdateNorm'], 0, 0, Number.MAX_VALUE, true),
   };
   return Object.freeze(resolved);
 }

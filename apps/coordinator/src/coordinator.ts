@@ -8,6 +8,8 @@
 // agent hears about it, and a crash at any point loses nothing that completed.
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
+import { createServer as createHttpServer, type RequestListener, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import Fastify, { LogController, type FastifyError, type FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
@@ -82,7 +84,7 @@ export interface CoordinatorEvents {
 }
 
 export interface CoordinatorHandle {
-  /** http://host:port (the bound port when config.port was 0). */
+  /** http://host:port, or https:// with config.tls (the bound port when config.port was 0). */
   readonly url: string;
   readonly port: number;
   /** The coordinator's Ed25519 public key (hex): agents pin it (fedclr agent --coordinator-key). */
@@ -246,6 +248,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         retryDelayMs: config.retryDelayMs,
         seed: config.seed,
         maxExampleCount: config.maxExampleCount,
+        maxUpdateNorm: config.maxUpdateNorm,
         limits: protocol.limits,
       },
       strategy,
@@ -286,7 +289,11 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     }
 
     // ---- servers -----------------------------------------------------------------------------
+    const tls = config.tls;
     const app = Fastify({
+      // https with config.tls: socket.io below attaches to the same server, so agents get wss.
+      serverFactory: (handler: RequestListener): HttpServer =>
+        tls === null ? createHttpServer(handler) : (createHttpsServer({ cert: tls.cert, key: tls.key }, handler) as unknown as HttpServer),
       loggerInstance: logger,
       logController: new LogController({ disableRequestLogging: true }),
       forceCloseConnections: true,
@@ -300,7 +307,12 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       maxHttpBufferSize: protocol.limits.maxFrameBytes + 4 * MiB,
       pingInterval: Math.min(25_000, config.heartbeatIntervalMs * 2),
       pingTimeout: 20_000,
-      transports: ['websocket', 'polling'],
+      // websocket only: long-polling would buffer whole request bodies per HTTP request, out of
+      // reach of the gateway's pre-handshake byte count (the agent uses websocket only).
+      transports: ['websocket'],
+      // Limits before trust: caps on pending connections (per IP too), checked before the upgrade.
+      allowRequest: (req, callback) => gateway.allowRequest(req, callback),
+      connectTimeout: config.handshakeTimeoutMs,
     });
 
     const events = new EventEmitter<CoordinatorEvents>();
@@ -466,6 +478,8 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       handshakeTimeoutMs: config.handshakeTimeoutMs,
       requireSignatures: config.requireSignatures,
       maxAgents: config.maxAgents,
+      pending: config.connections,
+      uploadRefusal: (agentId, roundId) => engine.uploadRefusal(agentId, roundId),
       dispatch,
       modelVersion: () => engine.globalModel.modelVersion,
     });
@@ -506,7 +520,8 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     const address = await app.listen({ port: config.port, host: config.host });
     const bound = app.server.address();
     const port = typeof bound === 'object' && bound !== null ? bound.port : config.port;
-    const url = address.startsWith('http') ? address.replace(/:\d+$/, `:${port}`) : `http://${config.host}:${port}`;
+    const scheme = tls === null ? 'http' : 'https';
+    const url = address.startsWith('http') ? address.replace(/^https?:/, `${scheme}:`).replace(/:\d+$/, `:${port}`) : `${scheme}://${config.host}:${port}`;
     started = true;
     logger.info(
       { url, coordinatorKey, enrolment: config.enrolment.mode, publicRead: config.http.publicRead, adminToken: adminToken.path },

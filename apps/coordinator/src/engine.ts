@@ -203,7 +203,29 @@ export interface EngineSettings {
   readonly retryDelayMs: number;
   readonly seed: number;
   readonly maxExampleCount: number;
+  /** Plain mode's server-side L2 bound on each update (default 'auto', see maxUpdateNormFor). */
+  readonly maxUpdateNorm?: number | 'auto';
   readonly limits: Readonly<ProtocolLimits>;
+}
+
+/**
+ * The L2 bound the server clips each plain update to. A number: that. 'auto': the round's
+ * clipNorm C (honest agents already clip to it), plus with DP the norm their Gaussian noise of
+ * standard deviation sigma C / sqrt(n) per coordinate can add (sqrt(d) + 6 standard deviations
+ * of a chi with d degrees of freedom: never reached by honest noise); without clipNorm, the
+ * global model's own norm (at least 1): one update can at most double the model.
+ */
+export function maxUpdateNormFor(setting: number | 'auto' | undefined, config: Pick<RoundConfig, 'clipNorm' | 'dp'>, global: Float32Array): number {
+  if (typeof setting === 'number') return setting;
+  const c = config.clipNorm ?? 0;
+  if (c > 0) {
+    const dp = config.dp;
+    const noise = dp === undefined || dp.noiseMultiplier === 0 ? 0 : (dp.noiseMultiplier * (Math.sqrt(global.length) + 6)) / Math.sqrt(dp.cohortSize);
+    return c * (1 + noise) * (1 + 1e-6);
+  }
+  let sq = 0;
+  for (let i = 0; i < global.length; i++) sq += (global[i] as number) * (global[i] as number);
+  return Math.max(1, Math.sqrt(sq));
 }
 
 export interface EngineInit {
@@ -500,6 +522,15 @@ export class RoundEngine {
     if (this.phaseValue === 'collecting') this.closeIfAllAnswered(out, round, now);
   }
 
+  /**
+   * Why an update for `roundId` from `agentId` cannot be taken now, or undefined if it can. Pure
+   * and cheap: the gateway asks it before it validates, verifies or decodes an upload.
+   */
+  uploadRefusal(agentId: string, roundId: number): { reason: UpdateRejectReason; message: string; late: boolean } | undefined {
+    if (this.phaseValue === 'stopped') return { reason: 'late', message: 'the coordinator has stopped', late: true };
+    return this.admissible(agentId, roundId);
+  }
+
   /** Why an update for `roundId` from `agentId` cannot be taken now, or undefined if it can. */
   private admissible(
     agentId: string,
@@ -710,6 +741,7 @@ export class RoundEngine {
       cohort,
       manifest: base.manifest,
       dimension: base.weights.length,
+      ...(this.aggregator.mode === 'plain' ? { maxUpdateNorm: maxUpdateNormFor(s.maxUpdateNorm, config, base.weights) } : {}),
     });
     const deadlineMs = s.roundConfig.deadlineMs + s.deadlineGraceMs;
     const round: ActiveRound = {

@@ -11,6 +11,7 @@
 // agent's hello and this connection's session id (signCoordinatorMessage). The welcome carries
 // the public key; agents pin it (--coordinator-key) or trust it on first use.
 import type { KeyObject } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import {
@@ -23,7 +24,7 @@ import {
   signCoordinatorMessage,
   updateRejectReasonFor,
 } from '@fedclr/protocol';
-import type { AgentMessage, CoordinatorMessage, Protocol, RejectReason } from '@fedclr/protocol';
+import type { AgentMessage, CoordinatorMessage, Protocol, RejectReason, UpdateRejectReason } from '@fedclr/protocol';
 import type { Admission } from './admission.js';
 import { ed25519PublicKey, verifyMessage } from './auth.js';
 import type { StateDb } from './db.js';
@@ -51,6 +52,33 @@ interface Session {
   heartbeat?: { state: string; roundId?: number; progress?: number; at: number };
 }
 
+/** Limits on connections before their agent is trusted (config.connections). */
+export interface PendingLimits {
+  /** Bytes a pending connection may send (transport framing included) before it is cut. */
+  readonly preHandshakeMaxBytes: number;
+  readonly maxPending: number;
+  readonly maxPendingPerIp: number;
+  readonly maxPerIp: number;
+}
+
+/** One transport connection, tracked from the engine.io handshake (before socket.io's CONNECT). */
+interface Conn {
+  readonly ip: string;
+  bytes: number;
+  /** The agent behind it proved its key (signed ready): no longer pending. */
+  trusted: boolean;
+  closed: boolean;
+  stopCounting?: () => void;
+  timer?: NodeJS.Timeout;
+}
+
+/** The engine.io socket, as far as the gateway uses it. */
+interface EngineConn {
+  readonly request: IncomingMessage;
+  close(): void;
+  once(event: 'close', listener: () => void): void;
+}
+
 export interface GatewayOptions {
   readonly io: Server;
   readonly protocol: Protocol;
@@ -65,7 +93,11 @@ export interface GatewayOptions {
   readonly heartbeatIntervalMs: number;
   readonly handshakeTimeoutMs: number;
   readonly requireSignatures: boolean;
+  /** Most trusted (admitted, ready) agents at once; pending connections are capped by `pending`. */
   readonly maxAgents: number;
+  readonly pending: PendingLimits;
+  /** Why an upload for this round cannot be taken now (engine.uploadRefusal): asked before any decoding. */
+  readonly uploadRefusal: (agentId: string, roundId: number) => { reason: UpdateRejectReason; message: string } | undefined;
   /** Feeds an event to the round engine. */
   readonly dispatch: (event: EngineEvent) => void;
   /** The current model version (announced in welcome). */
@@ -87,10 +119,115 @@ export class Gateway {
   private readonly byAgent = new Map<string, Session>();
   private closing = false;
   private readonly canonical = new WeakMap<object, string>();
+  private readonly conns = new WeakMap<object, Conn>();
+  private readonly perIp = new Map<string, { pending: number; total: number }>();
+  private pendingCount = 0;
 
   constructor(options: GatewayOptions) {
     this.o = options;
+    options.io.engine.on('connection', (conn: EngineConn) => this.onTransport(conn));
     options.io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Connections whose agent has not proved its key yet. */
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  /**
+   * engine.io's allowRequest: refuses a new transport before the websocket upgrade when the
+   * pending caps or the per-IP cap are reached (HTTP 403, nothing allocated).
+   */
+  allowRequest(req: IncomingMessage, callback: (err: string | null | undefined, success: boolean) => void): void {
+    const why = this.overLimit(remoteIp(req));
+    if (why !== undefined) {
+      this.o.metrics.handshakesRejected.inc({ reason: 'connection-limit' });
+      callback(why, false);
+      return;
+    }
+    callback(null, true);
+  }
+
+  private overLimit(ip: string): string | undefined {
+    const l = this.o.pending;
+    const n = this.perIp.get(ip);
+    if (this.closing) return 'the coordinator is shutting down';
+    if (this.pendingCount >= l.maxPending) return `too many connections awaiting their handshake (${l.maxPending})`;
+    if ((n?.pending ?? 0) >= l.maxPendingPerIp) return `too many connections awaiting their handshake from ${ip} (${l.maxPendingPerIp})`;
+    if ((n?.total ?? 0) >= l.maxPerIp) return `too many connections from ${ip} (${l.maxPerIp})`;
+    return undefined;
+  }
+
+  /**
+   * A new transport connection (engine.io handshake done, before any socket.io packet): it is
+   * pending until its agent proves its key. While pending, every byte it sends is counted on the
+   * raw socket as it arrives, so an oversize frame is cut after preHandshakeMaxBytes instead of
+   * being buffered up to the transport's limit (maxHttpBufferSize holds for trusted agents).
+   */
+  private onTransport(engineConn: EngineConn): void {
+    const o = this.o;
+    const ip = remoteIp(engineConn.request);
+    const why = this.overLimit(ip); // allowRequest already checked; this closes the race between upgrades
+    if (why !== undefined) {
+      o.metrics.handshakesRejected.inc({ reason: 'connection-limit' });
+      engineConn.close();
+      return;
+    }
+    const conn: Conn = { ip, bytes: 0, trusted: false, closed: false };
+    this.conns.set(engineConn, conn);
+    const counts = this.perIp.get(ip) ?? { pending: 0, total: 0 };
+    counts.pending++;
+    counts.total++;
+    this.perIp.set(ip, counts);
+    this.pendingCount++;
+    const raw = engineConn.request.socket;
+    const onData = (chunk: Buffer): void => {
+      conn.bytes += chunk.length;
+      if (conn.bytes > o.pending.preHandshakeMaxBytes && !conn.trusted) {
+        conn.stopCounting?.();
+        o.metrics.handshakesRejected.inc({ reason: 'too-large' });
+        o.logger.warn({ ip, bytes: conn.bytes, limit: o.pending.preHandshakeMaxBytes }, 'connection sent more than the pre-handshake limit before proving its key; cut');
+        raw.destroy();
+      }
+    };
+    raw.on('data', onData);
+    conn.stopCounting = () => {
+      raw.removeListener('data', onData);
+      delete conn.stopCounting;
+    };
+    conn.timer = setTimeout(() => {
+      if (!conn.trusted && !conn.closed) {
+        o.metrics.handshakesRejected.inc({ reason: 'timeout' });
+        o.logger.info({ ip }, 'transport handshake timed out; disconnecting');
+        engineConn.close();
+      }
+    }, o.handshakeTimeoutMs);
+    engineConn.once('close', () => {
+      conn.closed = true;
+      if (conn.timer !== undefined) clearTimeout(conn.timer);
+      conn.stopCounting?.();
+      if (!conn.trusted) this.pendingCount--;
+      const c = this.perIp.get(ip);
+      if (c !== undefined) {
+        if (!conn.trusted) c.pending--;
+        c.total--;
+        if (c.total <= 0) this.perIp.delete(ip);
+      }
+    });
+  }
+
+  /** The agent on this connection proved its key: lift the pending limits. */
+  private trust(session: Session): void {
+    const conn = this.conns.get(session.socket.conn);
+    if (conn === undefined || conn.trusted) return;
+    conn.trusted = true;
+    conn.stopCounting?.();
+    if (conn.timer !== undefined) clearTimeout(conn.timer);
+    if (!conn.closed) {
+      this.pendingCount--;
+      const c = this.perIp.get(conn.ip);
+      if (c !== undefined) c.pending--;
+    }
   }
 
   get connected(): number {
@@ -182,10 +319,6 @@ export class Gateway {
     socket.conn.on('packetCreate', (packet: { data?: unknown }) => o.metrics.bytesOut.inc(undefined, byteSize(packet.data)));
     if (this.closing) {
       this.refuse(session, 'shutting-down', 'the coordinator is shutting down');
-      return;
-    }
-    if (this.sessions.size >= o.maxAgents) {
-      this.refuse(session, 'capacity', `the coordinator serves at most ${o.maxAgents} agents`);
       return;
     }
     this.sessions.add(session);
@@ -318,6 +451,11 @@ export class Gateway {
     }
     if (session.handshakeTimer !== undefined) clearTimeout(session.handshakeTimer);
     const previous = this.byAgent.get(agentId);
+    // maxAgents counts admitted agents only (a reconnecting agent replaces its old session).
+    if ((previous === undefined || previous === session) && this.byAgent.size >= o.maxAgents) {
+      this.refuse(session, 'capacity', `the coordinator serves at most ${o.maxAgents} agents`);
+      return;
+    }
     if (previous !== undefined && previous !== session) {
       // The same identity proved itself again: the old connection is stale (or a twin). Replace it.
       o.logger.warn({ agentId }, 'agent opened a new session; closing the previous one');
@@ -328,6 +466,7 @@ export class Gateway {
       if (wasReady) o.dispatch({ type: 'agent-left', agentId });
     }
     session.state = 'ready';
+    this.trust(session);
     this.byAgent.set(agentId, session);
     o.logger.info({ agentId, socket: session.socket.id }, 'agent authenticated');
     o.dispatch({ type: 'agent-ready', agentId });
@@ -336,6 +475,17 @@ export class Gateway {
   private onAgentMessage(session: Session, raw: unknown): void {
     const o = this.o;
     const agentId = session.agentId as string;
+    // Uploads: cohort membership first, before the schema, the signature or the frame is looked at.
+    if (isRecord(raw) && raw['type'] === 'update') {
+      const rid = raw['roundId'];
+      if (typeof rid === 'number' && Number.isSafeInteger(rid) && rid >= 0) {
+        const refusal = o.uploadRefusal(agentId, rid);
+        if (refusal !== undefined) {
+          o.dispatch({ type: 'update-invalid', agentId, roundId: rid, reason: refusal.reason, message: refusal.message });
+          return;
+        }
+      }
+    }
     const parsed = o.protocol.validate(AGENT_TO_COORDINATOR, raw);
     if (!parsed.ok) {
       const rawType = isRecord(raw) ? raw['type'] : undefined;
@@ -398,6 +548,12 @@ export class Gateway {
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The peer address of a request (IPv4-mapped IPv6 addresses as plain IPv4). */
+function remoteIp(req: IncomingMessage): string {
+  const a = req.socket.remoteAddress ?? 'unknown';
+  return a.startsWith('::ffff:') ? a.slice(7) : a;
 }
 
 function byteSize(data: unknown): number {

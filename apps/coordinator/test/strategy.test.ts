@@ -114,7 +114,9 @@ test('plain aggregation sums weighted deltas in float64 and exposes only the sum
   close(step.status.aggregate.weightedSum, [4, 0, 6], 0);
   assert.equal(step.status.aggregate.totalWeight, 6);
   assert.deepEqual(step.status.aggregate.contributors, ['a', 'b']);
-  assert.deepEqual(Object.keys(step.status.aggregate).sort(), ['contributors', 'totalWeight', 'weightedSum']);
+  assert.deepEqual(Object.keys(step.status.aggregate).sort(), ['contributors', 'metrics', 'totalWeight', 'weightedSum']);
+  // Metrics are counts over the cohort (how many updates the server's norm bound clipped), never per agent.
+  assert.deepEqual(step.status.aggregate.metrics, { clippedUpdates: 0 });
   code(() => session.close(), 'FEDCLR_COORD_AGGREGATION_STATE');
   code(() => session.addUpdate('c', { frame: frame([0, 0, 0]), exampleCount: 1 }), 'FEDCLR_COORD_AGGREGATION_STATE');
 

@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import {
   createContrastiveTrainer,
   loadOrCreateIdentity,
+  InsecureUrlError,
+  isLoopbackHost,
   parseCoordinatorKey,
   RED_TEAM_MODES,
   startAgent,
@@ -31,7 +33,10 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --token T | --token-file F    one-time enrolment token from the operator (fedclr admin token; the file's first line):
                                 enrols this key at its first successful handshake; ignored once enrolled. Without it,
                                 the operator enrols the key printed by \`fedclr agent id\` (fedclr admin enroll ID KEY)
-  --coordinator URL             e.g. http://127.0.0.1:8080
+  --coordinator URL             e.g. https://coord.example:8080 (http:// only to loopback, or with --insecure)
+  --ca FILE                     PEM CA certificate(s) that signed the coordinator's TLS certificate (a private CA;
+                                default: the system CA store). A certificate that does not verify stops the agent
+  --insecure                    allow http:// (no TLS) to a host that is not loopback
   --coordinator-key KEY         the coordinator's Ed25519 public key (hex or base64), pinned: every message from
                                 the coordinator must be signed by it. The coordinator prints it at start
                                 ('coordinator public key ...'); GET /api/status returns it as coordinatorKey
@@ -104,6 +109,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'coordinator-key': { type: 'string' },
       token: { type: 'string' },
       'token-file': { type: 'string' },
+      ca: { type: 'string' },
+      insecure: { type: 'boolean', default: false },
       'trust-on-first-use': { type: 'boolean', default: false },
       'allow-plain': { type: 'boolean', default: false },
       'require-secure': { type: 'boolean', default: false },
@@ -161,6 +168,26 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     clientOption(values.client);
   } else if (values.client !== undefined || values.partition !== undefined) {
     throw new UsageError('--client and --partition go with --dataset (simulation), not with --data');
+  }
+  // TLS: before any data is loaded, so a wrong URL or CA file fails at once.
+  let coordinatorHost: string;
+  try {
+    coordinatorHost = new URL(values.coordinator).hostname;
+  } catch {
+    throw new UsageError(`--coordinator must be a URL such as https://coord.example:8080, got '${values.coordinator}'`);
+  }
+  if (/^(http|ws):/.test(values.coordinator) && !isLoopbackHost(coordinatorHost) && !values.insecure) {
+    throw new InsecureUrlError(values.coordinator, coordinatorHost);
+  }
+  let ca: { ca: string; caPath: string } | undefined;
+  if (values.ca !== undefined) {
+    const caPath = resolve(values.ca);
+    try {
+      ca = { ca: await readFile(caPath, 'utf8'), caPath };
+    } catch (err) {
+      throw new UsageError(`cannot read --ca ${caPath}: ${(err as Error).message}`);
+    }
+    if (!ca.ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${caPath} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   }
   const coordinatorKey = values['coordinator-key'];
   if (coordinatorKey !== undefined) {
@@ -251,6 +278,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     capabilities: ['fedprox', 'dp'],
     logger,
     ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
+    ...(ca ?? {}),
+    ...(values.insecure ? { insecure: true } : {}),
     policy,
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
     ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),

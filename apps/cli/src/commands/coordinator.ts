@@ -37,6 +37,11 @@ ${recipeFlagsHelp('federated')}
                                 is further); "lrSchedule": {"kind", "finalFraction"} in --config
   --minutes M                   do not start a round that would not end within M minutes
   --keep-last 5 --seed 0 --log-level info --json
+  --tls-cert FILE --tls-key FILE serve https (and wss for agents) with this PEM certificate chain and key;
+                                without them plain http (loopback, or behind a TLS reverse proxy)
+  --max-update-norm N           plain rounds: the server clips each update to L2 norm N (default: the round's
+                                clipNorm, plus room for DP noise; without clipNorm the global model's norm)
+  --max-example-count N         largest exampleCount one update may claim (default 100000; more is rejected)
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
   The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
   Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
@@ -104,6 +109,14 @@ async function readConfigFile(path: string): Promise<FileConfig> {
   return parsed as FileConfig;
 }
 
+async function readPem(flag: string, path: string): Promise<string> {
+  try {
+    return await readFile(resolve(path), 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --${flag} ${path}: ${(err as Error).message}`);
+  }
+}
+
 function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got '${value}'`);
@@ -150,6 +163,10 @@ const COORDINATOR_OPTIONS = {
   'keep-last': { type: 'string' },
   seed: { type: 'string' },
   'log-level': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'max-update-norm': { type: 'string' },
+  'max-example-count': { type: 'string' },
   'report-ipc': { type: 'boolean', default: false },
   ...admissionFlags,
   json: { type: 'boolean', default: false },
@@ -175,8 +192,14 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const training = { ...(fileRest.training ?? {}), batchSize: recipe.batchSize, learningRate: recipe.learningRate, optimizer: recipe.optimizer, temperature: recipe.temperature, loss: recipe.loss };
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
+  const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
+  const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined); // > 0
   const config: CoordinatorConfig = admissionConfig(values, {
     ...fileRest,
+    ...(tls !== undefined ? { tls } : {}),
+    ...(maxUpdateNorm !== undefined ? { maxUpdateNorm } : {}),
+    ...(values['max-example-count'] !== undefined ? { maxExampleCount: intOption(values, 'max-example-count', 100_000) } : {}),
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
     recipe: wireRecipe(recipe),
