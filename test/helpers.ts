@@ -1,7 +1,8 @@
 // Shared fixtures of the end-to-end tests: the fedclr binary, child processes that are always
 // cleaned up, private PNG folders cut from Fashion-MNIST, and waiting for a log line.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,4 +79,30 @@ export async function pngFolders(root: string, folders: number, perFolder: numbe
     dirs.push(dir);
   }
   return dirs;
+}
+
+/**
+ * The README's TLS set-up: a private CA (ca.crt) and a server certificate for localhost and
+ * 127.0.0.1 (coord.crt, coord.key), written into `dir` with openssl.
+ */
+export function certificates(dir: string): { ca: string; cert: string; key: string } {
+  const sh = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  sh(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3650', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=fedclr CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'coord.key', '-out', 'coord.csr', '-subj', '/CN=localhost']);
+  writeFileSync(join(dir, 'coord.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
+  sh(['x509', '-req', '-in', 'coord.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '825', '-out', 'coord.crt', '-extfile', 'coord.ext']);
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'coord.crt'), key: join(dir, 'coord.key') };
+}
+
+/** GET over https with a private CA; resolves with the status code. */
+export function httpsStatus(url: string, ca: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca, headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

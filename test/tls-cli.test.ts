@@ -39,7 +39,7 @@ test('fedclr coordinator --tls-cert/--tls-key + fedclr agent --ca: a round over 
   const dir = mkdtempSync(join(tmpdir(), 'fedclr-tls-cli-'));
   certificates(dir);
   const coordinator = spawn(process.execPath, [
-    BIN, 'coordinator', '--state', join(dir, 'state'), '--port', '0', '--tls-cert', join(dir, 'coord.crt'), '--tls-key', join(dir, 'coord.key'),
+    BIN, 'coordinator', '--state', join(dir, 'state'), '--port', '0', '--open-enrolment', '--tls-cert', join(dir, 'coord.crt'), '--tls-key', join(dir, 'coord.key'),
     '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--widths', '8,16,32', '--log-level', 'warn',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   const coordinatorDone = runToEnd(coordinator, 180_000);
@@ -58,7 +58,7 @@ test('fedclr coordinator --tls-cert/--tls-key + fedclr agent --ca: a round over 
   });
   const agentArgs = (state: string, extra: string[]): string[] => [
     BIN, 'agent', '--coordinator', `https://localhost:${port}`, '--coordinator-key', key, '--dataset', 'fashion-mnist', '--client', '0/1', '--limit', '256',
-    '--allow-plain', '--min-cohort', '1', '--steps-per-round', '2', '--widths', '8,16,32', '--state', join(dir, state), '--log-level', 'error', '--json', ...extra,
+    '--allow-plain', '--min-cohort', '1', '--steps-per-round', '2', '--state', join(dir, state), '--log-level', 'error', '--json', ...extra,
   ];
   try {
     const refused = await runToEnd(spawn(process.execPath, agentArgs('agent-no-ca', []), { stdio: ['ignore', 'pipe', 'pipe'] }), 120_000);

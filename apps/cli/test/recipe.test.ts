@@ -196,7 +196,7 @@ describe('fedclr agent trains the recipe its coordinator sent', () => {
     };
     const recipeFlags = ['--widths', '8,16,32', '--view-size', '12', '--crop-min', '0.5', '--strength', '0.3', '--batch', '16', '--lr', '0.01', '--temperature', '0.3', '--optimizer', 'momentum', '--weight-decay', '0.0001', '--lr-schedule', 'constant'];
     try {
-      const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json', ...recipeFlags]);
+      const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--open-enrolment', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json', ...recipeFlags]);
       const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, BANNER, 30_000);
       const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
       const sent = logLine(banner, 'the training recipe, sent to the agents with every round');
@@ -239,7 +239,7 @@ describe('fedclr agent trains the recipe its coordinator sent', () => {
       // 12 images of 24 px: stripes of different periods and phases.
       for (let i = 0; i < 12; i++) writeFileSync(join(photos, `img-${i}.png`), grayPng(24, 24, (x, y) => (((x + i) >> (i % 3)) + y * (i % 4)) % 2 === 0 ? 220 : 30));
       const coordinator = start([
-        'coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json',
+        'coordinator', '--state', join(dir, 'c'), '--port', '0', '--open-enrolment', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--json',
         '--size', '16', '--channels', '1', '--widths', '4,8,8', '--view-size', '12', '--batch', '8',
       ]);
       const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, BANNER, 30_000);

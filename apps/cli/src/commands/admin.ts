@@ -2,6 +2,8 @@
 // list agents, mint one-time enrolment tokens. Also the coordinator's admission and HTTP flags
 // (shared with fedclr coordinator, which only calls admissionConfig).
 import { readFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CoordinatorConfig } from '@fedclr/coordinator';
@@ -17,6 +19,7 @@ export const adminHelp = `fedclr admin enroll|revoke|list|token --coordinator UR
   list [--status enrolled|revoked]   the enrolments (id, key, status, source, last seen, connected)
   token [--ttl 24h] [--count 1] one-time enrolment tokens (fedclr agent --token T), one per line: each enrols one
                                 new key at its first handshake, until it expires (--ttl: 30m, 24h, 7d; at most 365d)
+  --ca FILE                     PEM CA that signed the coordinator's TLS certificate (a private CA, as fedclr agent --ca)
   --json                        print the API's JSON`;
 
 /** Admission and HTTP flags of fedclr coordinator (parseArgs options), and their help lines. */
@@ -106,6 +109,7 @@ export async function adminCommand(argv: string[], out: (line: string) => void):
       status: { type: 'string' },
       ttl: { type: 'string' },
       count: { type: 'string' },
+      ca: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
     allowPositionals: true,
@@ -149,18 +153,20 @@ export async function adminCommand(argv: string[], out: (line: string) => void):
       body = { ttlSeconds: ttlSeconds(values.ttl ?? '24h'), count: intOption(values, 'count', 1) };
   }
   const token = await adminToken(values);
-  let res: Response;
+  const ca = values.ca === undefined ? undefined : await readCa(values.ca);
+  let res: { status: number; ok: boolean; text: string };
   try {
-    res = await fetch(`${base}${path}`, {
+    res = await send(`${base}${path}`, {
       method,
       headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(ca === undefined ? {} : { ca }),
     });
   } catch (err) {
-    const cause = (err as { cause?: { message?: string } }).cause?.message;
-    throw new ProcessError(`cannot reach the coordinator at ${base}: ${cause ?? (err as Error).message}`);
+    const code = (err as { code?: string }).code;
+    throw new ProcessError(`cannot reach the coordinator at ${base}: ${(err as Error).message}${code === undefined ? '' : ` (${code}${ca === undefined && /CERT|SELF_SIGNED|ISSUER/.test(code) ? '; a private CA? give --ca FILE' : ''})`}`);
   }
-  const text = await res.text();
+  const text = res.text;
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -191,4 +197,43 @@ export async function adminCommand(argv: string[], out: (line: string) => void):
   const e = data as Enrolment;
   out(action === 'revoke' ? `revoked ${e.agentId} (${e.publicKey})` : `enrolled ${e.agentId} (${e.publicKey})${res.status === 200 ? ' (already enrolled)' : ''}`);
   return 0;
+}
+
+async function readCa(path: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --ca ${path}: ${(err as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  return pem;
+}
+
+/** One HTTP(S) request; node:https so that a private CA can be given (fetch takes none). */
+function send(
+  url: string,
+  options: { method: string; headers: Record<string, string>; body?: string; ca?: string },
+): Promise<{ status: number; ok: boolean; text: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url);
+    const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = request(
+      target,
+      { method: options.method, headers: options.headers, ...(options.ca === undefined ? {} : { ca: options.ca }), timeout: 30_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          resolve({ status, ok: status >= 200 && status < 300, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+    req.on('error', reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
 }
