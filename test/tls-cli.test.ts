@@ -4,22 +4,13 @@
 // real contrastive training; the same agent without --ca is refused, naming host and CA.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const BIN = fileURLToPath(new URL('../../apps/cli/bin/fedclr.js', import.meta.url));
+import { BIN, certificates } from './helpers.js';
 
-function certificates(dir: string): void {
-  const sh = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  sh(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3650', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=fedclr CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-  sh(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'coord.key', '-out', 'coord.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(dir, 'coord.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n');
-  sh(['x509', '-req', '-in', 'coord.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '825', '-out', 'coord.crt', '-extfile', 'coord.ext']);
-}
 
 function runToEnd(p: ChildProcess, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
   let stdout = '';

@@ -12,7 +12,7 @@ import { initBackend } from '@fedclr/tensor';
 import { fedproxMuOption, intOption, numberOption } from '../common.js';
 import { UsageError } from '../errors.js';
 import { sendToParent, type StopReason } from '../federation.js';
-import { recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
+import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
 import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
@@ -133,6 +133,7 @@ export function stderrLogger(level: LogLevel, svc: string): Logger {
 }
 
 const COORDINATOR_OPTIONS = {
+  ...RECIPE_FLAG_OPTIONS,
   config: { type: 'string' },
   state: { type: 'string' },
   host: { type: 'string' },
@@ -145,18 +146,8 @@ const COORDINATOR_OPTIONS = {
   'server-lr': { type: 'string' },
   aggregation: { type: 'string' },
   deadline: { type: 'string' },
-  batch: { type: 'string' },
-  lr: { type: 'string' },
-  temperature: { type: 'string' },
-  optimizer: { type: 'string' },
-  'weight-decay': { type: 'string' },
-  strength: { type: 'string' },
-  'crop-min': { type: 'string' },
-  'view-size': { type: 'string' },
   'fedprox-mu': { type: 'string' },
   'lr-schedule': { type: 'string' },
-  encoder: { type: 'string' },
-  widths: { type: 'string' },
   size: { type: 'string' },
   channels: { type: 'string' },
   minutes: { type: 'string' },
