@@ -9,11 +9,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DEFAULT_FINAL_FRACTION, lrFactor } from '@fedclr/coordinator';
 import { loadModel } from '@fedclr/tensor';
+import { BIN } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../bin/fedclr.js', import.meta.url));
 
 interface Report {
   config: Record<string, unknown>;
