@@ -311,6 +311,11 @@ export class SecAggAgent {
     if (!ok) this.fail(new ConsistencyError(rule, details()));
   }
 
+  /** Whether a relayed share carries its sender's signature. Tests override it (a weakened agent). */
+  protected senderSigned(statement: Uint8Array, signature: Uint8Array, senderKey: Uint8Array): boolean {
+    return verifyDetached(statement, signature, senderKey);
+  }
+
   private assertAlive(): void {
     if (this.stateValue === 'failed') throw new SessionEndedError(`failed: ${this.failure?.message ?? 'unknown'}`);
   }
@@ -596,7 +601,7 @@ export class SecAggAgent {
     const signature = expectBytes(`shares of ${from}.signature`, share.signature, 64);
     const statement = shareStatement(ctx.session, from, this.id, { nonce, ciphertext, seedShareCommitment: seedCommit, keyShareCommitment: keyCommit });
     // Only a ciphertext its sender signed may cost an inbox secret; anything else is the relay's doing.
-    if (!verifyDetached(statement, signature, ctx.signingKeys.get(from) as Uint8Array)) {
+    if (!this.senderSigned(statement, signature, ctx.signingKeys.get(from) as Uint8Array)) {
       this.fail(new RelayInconsistentError(`the shares relayed as from ${from} do not carry its signature`));
     }
     const boxKey = boxBefore((this.peers.get(from) as PeerKeys).encryptionKey, (ctx.inbox.get(from) as BoxKeyPair).secretKey, from);

@@ -359,11 +359,11 @@ export class SecAggServer {
 
   private acceptAdvert(sender: string, payload: Record<string, unknown>, msg: AdvertiseMessage): void {
     // A small-order key would make every neighbour refuse the relayed keys: refuse it here.
-    assertStrongX25519(expectBytes('advertise.encryptionKey', payload.encryptionKey, 32), sender);
-    assertStrongX25519(expectBytes('advertise.maskKey', payload.maskKey, 32), sender);
+    this.checkAdvertKey(expectBytes('advertise.encryptionKey', payload.encryptionKey, 32), sender);
+    this.checkAdvertKey(expectBytes('advertise.maskKey', payload.maskKey, 32), sender);
     const inbox = expectArray('advertise.inboxKeys', payload.inboxKeys).map((e, i) => {
       const r = expectRecord(`advertise.inboxKeys[${i}]`, e);
-      assertStrongX25519(expectBytes(`advertise.inboxKeys[${i}].key`, r.key, 32), sender);
+      this.checkAdvertKey(expectBytes(`advertise.inboxKeys[${i}].key`, r.key, 32), sender);
       return expectString(`advertise.inboxKeys[${i}].peer`, r.peer);
     });
     const want = this.graph.neighbours(sender);
@@ -371,6 +371,11 @@ export class SecAggServer {
       throw new MalformedMessageError('advertise.inboxKeys', `must hold one key for each neighbour, in order: [${want.join(', ')}]`);
     }
     this.advertisements.set(sender, msg);
+  }
+
+  /** Refuses a weak advertised X25519 key (WEAK_KEY). Tests override it (a weakened coordinator). */
+  protected checkAdvertKey(key: Uint8Array, sender: string): void {
+    assertStrongX25519(key, sender);
   }
 
   private acceptShareKeys(sender: string, payload: Record<string, unknown>): void {

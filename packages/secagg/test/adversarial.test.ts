@@ -8,6 +8,7 @@ import {
   DEFAULT_SERVER_ID,
   ErrorCodes,
   SecAggAgent,
+  SecAggServer,
   applyMasks,
   boxBefore,
   combineShares,
@@ -558,13 +559,11 @@ test('an agent masking out-of-range words makes the coordinator abort with sum-o
   expectDone(runInProcess({ server: honest.server, agents: honest.agents, input: (id) => honest.input(id) }).status);
 });
 
-// KNOWN BUG (fails until fixed in src): a complaint reveals the complainer's inbox secret for the
-// accused, which opens the accused's *genuine* ciphertext that the coordinator holds. Relayed
-// ciphertexts carry no signature of their sender, so the coordinator itself can garble an honest
-// agent's ciphertexts, collect t complaints, decrypt t genuine shares of both of its secrets,
-// keep it among the participants and unmask its individual input. No corrupt agent is needed.
-test('a coordinator garbling an honest agent\'s ciphertexts cannot collect its shares through complaints', () => {
-  const fed = makeFederation({ n: 5, dropoutFraction: 0, corruptFraction: 0.2, label: 'frame' });
+// A complaint reveals the complainer's inbox secret for the accused, which opens the accused's
+// genuine ciphertext that the coordinator holds. If relayed ciphertexts carried no signature of
+// their sender, the coordinator itself could garble an honest agent's ciphertexts, collect t
+// complaints, decrypt t genuine shares of both of its secrets and unmask its input alone.
+function garblingAttack(fed: Federation): { recovered: boolean; refused: number; complaints: number } {
   const t = fed.server.params.threshold;
   const victim = fed.ids[2] as string;
   const adverts = deliver(fed, fed.server.start());
@@ -622,17 +621,36 @@ test('a coordinator garbling an honest agent\'s ciphertexts cannot collect its s
     applyMasks(masked, terms, fed.server.config.prg);
     recovered = masked.every((w, i) => w === fed.input(victim)[i]);
   }
-  assert.ok(!recovered, `the coordinator alone recovered ${victim}'s unmasked input from ${complaints.size} framed complaints (${refused} holders refused)`);
+  return { recovered, refused, complaints: complaints.size };
+}
+
+/** Takes relayed shares without checking their sender's signature (the behaviour before the fix). */
+class UncheckedSharesAgent extends SecAggAgent {
+  protected override senderSigned(): boolean {
+    return true;
+  }
+}
+
+test('a coordinator garbling an honest agent\'s ciphertexts cannot collect its shares through complaints', () => {
+  const label = 'frame';
+  const honest = makeFederation({ n: 5, dropoutFraction: 0, corruptFraction: 0.2, label });
+  const attack = garblingAttack(honest);
+  assert.ok(!attack.recovered, `the coordinator alone recovered the victim's input from ${attack.complaints} framed complaints`);
+  assert.equal(attack.complaints, 0);
+  assert.equal(attack.refused, honest.server.params.threshold, 'every framed holder saw the tampering and stopped');
+
+  // Control: agents that do not check the sender's signature complain, and the same script
+  // recovers the victim's input from the revealed inbox secrets.
+  const weak = makeFederation({ n: 5, dropoutFraction: 0, corruptFraction: 0.2, label });
+  for (const id of weak.ids) weak.agents.set(id, new UncheckedSharesAgent(weak.agentOptions(id)));
+  const control = garblingAttack(weak);
+  assert.ok(control.recovered, `without the check the attack should work (${control.complaints} complaints)`);
 });
 
-// KNOWN BUG (fails until fixed in src): the coordinator accepts advertised X25519 keys of small
-// order. A corrupt agent advertising small-order inbox keys makes every neighbour throw WEAK_KEY
+// A corrupt agent advertising small-order inbox keys would make every neighbour throw WEAK_KEY
 // when it encrypts its shares to them (state unchanged, so it never answers share-keys): one
-// agent takes the whole round down instead of losing its own place. (By the same code path a
-// small-order encryption key would stop the neighbours at share-check and a mask key at
-// masking; not exercised here.)
-test('a corrupt agent advertising a small-order key is refused; the round goes on without it', () => {
-  const fed = makeFederation({ n: 8, dropoutFraction: 0.25, corruptFraction: 0.125, label: 'weak-key' });
+// agent would take the whole round down instead of losing its own place.
+function weakKeyRound(fed: Federation): { refused: boolean; failures: Map<string, string>; status: ServerStatus; corrupt: string } {
   const corrupt = fed.ids[4] as string;
   const replies = deliver(fed, fed.server.start());
   const advert = first(replies.get(corrupt)) as AdvertiseMessage;
@@ -668,11 +686,27 @@ test('a corrupt agent advertising a small-order key is refused; the round goes o
     }
     messages = next;
   }
-  const status = fed.server.status;
+  return { refused, failures, status: fed.server.status, corrupt };
+}
+
+/** Accepts any advertised key (the behaviour before the fix). */
+class UncheckedKeysServer extends SecAggServer {
+  protected override checkAdvertKey(): void {}
+}
+
+test('a corrupt agent advertising a small-order key is refused; the round goes on without it', () => {
+  const options = { n: 8, dropoutFraction: 0.25, corruptFraction: 0.125, label: 'weak-key' };
+  const fed = makeFederation(options);
+  const { refused, failures, status, corrupt } = weakKeyRound(fed);
   const summary = `status ${status.kind}${status.kind === 'aborted' ? ` (${status.abort.reason})` : ''}, agents that threw: ${JSON.stringify([...failures])}`;
   assert.ok(refused, `the coordinator accepted small-order inbox keys; ${summary}`);
   assert.equal(failures.size, 0, summary);
   const result = expectDone(status);
   assert.ok(!result.survivors.includes(corrupt));
   assertExact(fed, result);
+
+  // Control: a coordinator that relays the weak keys loses the round to that one agent.
+  const weak = weakKeyRound(makeFederation({ ...options, serverClass: UncheckedKeysServer }));
+  assert.equal(weak.refused, false);
+  assert.ok(weak.status.kind === 'aborted' || weak.failures.size > 0, `without the check the round should break (${weak.status.kind})`);
 });

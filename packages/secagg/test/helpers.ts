@@ -57,6 +57,8 @@ export interface FederationOptions {
   readonly session?: string;
   readonly label?: string;
   readonly prg?: PrgAlgorithm;
+  /** The coordinator's class (a deliberately weakened subclass in the red-team controls). */
+  readonly serverClass?: typeof SecAggServer;
 }
 
 export interface Federation {
@@ -92,7 +94,7 @@ export function makeFederation(options: FederationOptions): Federation {
   const identities = new Map(ids.map((id) => [id, generateSigningKeyPair(seededBytes(`${label}/identity/${id}`))]));
   const serverIdentity = generateSigningKeyPair(seededBytes(`${label}/identity/server`));
   const encoding = deriveFixedPoint({ dimension, clip, cohortSize: options.n, maxWeight });
-  const server = new SecAggServer({
+  const server = new (options.serverClass ?? SecAggServer)({
     session,
     identity: serverIdentity,
     enrolled: new Map([...identities].map(([id, pair]) => [id, pair.publicKey])),
