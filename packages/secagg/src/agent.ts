@@ -11,7 +11,7 @@
 // message signed by the coordinator proves it inconsistent, or breaks a rule that protects this
 // agent's input or its neighbours' (see `Rule`), the agent moves to `failed` for good and the
 // error names the rule. A neighbour's bad ciphertext is not fatal: it becomes a complaint.
-import { canonicalDigest, decodeCanonical, encodeCanonical, type CanonicalValue } from './canonical.js';
+import { canonicalDigest, encodeCanonical, type CanonicalValue } from './canonical.js';
 import {
   BOX_NONCE_LENGTH,
   assertStrongX25519,
@@ -51,8 +51,9 @@ import {
   selfMaskKey,
   shareCommitment,
   shareStatement,
+  checkSharePlaintext,
+  type OpenedShares,
   SEED_LENGTH,
-  SHARE_LENGTH,
   SHARE_SALT_LENGTH,
 } from './masks.js';
 import {
@@ -165,13 +166,6 @@ interface PeerKeys {
   readonly inboxKey: Uint8Array;
 }
 
-interface HeldShares {
-  readonly seedShare: Uint8Array;
-  readonly seedSalt: Uint8Array;
-  readonly keyShare: Uint8Array;
-  readonly keySalt: Uint8Array;
-}
-
 interface SessionContext {
   readonly session: string;
   readonly config: SessionConfig;
@@ -213,7 +207,7 @@ export class SecAggAgent {
   private seed: Uint8Array | undefined;
   private sharedWith: ReadonlySet<string> = new Set(); // U2 as announced with the shares
   private participants: readonly string[] | undefined; // final U2 (participants stage)
-  private held = new Map<string, HeldShares>();
+  private held = new Map<string, OpenedShares>();
   private input: Uint32Array | undefined;
   private inputProvided = false;
   private view: View | undefined;
@@ -564,7 +558,7 @@ export class SecAggAgent {
     const expected = [...this.peers.keys()].filter((v) => participants.has(v));
     const t = ctx.params.threshold;
     this.enforce('masking-neighbours', expected.length >= t, () => `only ${expected.length} of the participants are neighbours, fewer than the threshold ${t}`);
-    const held = new Map<string, HeldShares>();
+    const held = new Map<string, OpenedShares>();
     const complaints: Complaint[] = [];
     const seen = new Set<string>();
     for (const [i, entry] of incoming.entries()) {
@@ -592,7 +586,7 @@ export class SecAggAgent {
   }
 
   /** Decrypts and checks one relayed share; a string says why it is bad (a complaint). */
-  private openShare(from: string, share: Record<string, unknown>): HeldShares | string {
+  private openShare(from: string, share: Record<string, unknown>): OpenedShares | string {
     const ctx = this.requireContext();
     const nonce = expectBytes(`shares of ${from}.nonce`, share.nonce, BOX_NONCE_LENGTH);
     const ciphertext = expectBytes(`shares of ${from}.ciphertext`, share.ciphertext);
@@ -774,41 +768,4 @@ export class SecAggAgent {
     if (this.context === undefined) throw new InternalError('no session context');
     return this.context;
   }
-}
-
-/**
- * Checks a decrypted share plaintext against the sender's commitments; a string says what is
- * wrong. Shared with the coordinator, which re-runs it to judge a complaint.
- */
-export function checkSharePlaintext(
-  opened: Uint8Array,
-  session: string,
-  from: string,
-  to: string,
-  seedCommit: Uint8Array,
-  keyCommit: Uint8Array,
-): HeldShares | string {
-  let plain: Record<string, unknown>;
-  try {
-    plain = expectRecord('share plaintext', decodeCanonical(opened, 'share plaintext'));
-  } catch (err) {
-    return `the plaintext does not decode (${(err as Error).message})`;
-  }
-  if (plain.protocol !== PROTOCOL_ID || plain.session !== session || plain.from !== from || plain.to !== to) {
-    return 'the plaintext was made for another session or pair';
-  }
-  const bytes = (key: string, length: number): Uint8Array | undefined => {
-    const v = plain[key];
-    return v instanceof Uint8Array && v.length === length ? v : undefined;
-  };
-  const seedShare = bytes('seedShare', SHARE_LENGTH);
-  const seedSalt = bytes('seedSalt', SHARE_SALT_LENGTH);
-  const keyShare = bytes('keyShare', SHARE_LENGTH);
-  const keySalt = bytes('keySalt', SHARE_SALT_LENGTH);
-  if (seedShare === undefined || seedSalt === undefined || keyShare === undefined || keySalt === undefined) {
-    return 'the plaintext lacks a share or salt of the right length';
-  }
-  if (!bytesEqual(shareCommitment(session, from, to, 'seed', seedShare, seedSalt), seedCommit)) return 'the seed share does not match its commitment';
-  if (!bytesEqual(shareCommitment(session, from, to, 'key', keyShare, keySalt), keyCommit)) return 'the mask-key share does not match its commitment';
-  return { seedShare, seedSalt, keyShare, keySalt };
 }

@@ -2,9 +2,9 @@
 // protocol id and the session id (domain separation): a mask from one round never reappears in
 // another, even if an agent reused its keys.
 import { createHash } from 'node:crypto';
-import { canonicalDigest } from './canonical.js';
-import { hkdf, x25519 } from './crypto.js';
-import { PROTOCOL_ID } from './messages.js';
+import { canonicalDigest, decodeCanonical } from './canonical.js';
+import { bytesEqual, hkdf, x25519 } from './crypto.js';
+import { PROTOCOL_ID, expectRecord } from './messages.js';
 import { PRG_NONCE_LENGTH } from './prg.js';
 
 function sessionSalt(session: string): Uint8Array {
@@ -57,6 +57,14 @@ export function seedCommitment(session: string, owner: string, seed: Uint8Array)
 export const SEED_LENGTH = 32;
 /** shamir-secret-sharing shares are the secret length plus one x-coordinate byte. */
 export const SHARE_LENGTH = SEED_LENGTH + 1;
+
+/** A neighbour's two shares and their salts, as decrypted by their holder. */
+export interface OpenedShares {
+  readonly seedShare: Uint8Array;
+  readonly seedSalt: Uint8Array;
+  readonly keyShare: Uint8Array;
+  readonly keySalt: Uint8Array;
+}
 
 /** Random salt inside each encrypted share, so a share commitment hides the share. */
 export const SHARE_SALT_LENGTH = 16;
@@ -116,4 +124,41 @@ export function maskedWithStatement(session: string, agent: string, participants
 /** What an agent signs in the consistency stage: the one survivor/dropout view it accepts. */
 export function consistencyStatement(session: string, survivors: readonly string[], dropouts: readonly string[]): Uint8Array {
   return canonicalDigest([SIGNED_STATEMENT_CONTEXT, 'consistency', PROTOCOL_ID, session, [...survivors].sort(), [...dropouts].sort()]);
+}
+
+/**
+ * Checks a decrypted share plaintext against the sender's commitments; a string says what is
+ * wrong. Shared with the coordinator, which re-runs it to judge a complaint.
+ */
+export function checkSharePlaintext(
+  opened: Uint8Array,
+  session: string,
+  from: string,
+  to: string,
+  seedCommit: Uint8Array,
+  keyCommit: Uint8Array,
+): OpenedShares | string {
+  let plain: Record<string, unknown>;
+  try {
+    plain = expectRecord('share plaintext', decodeCanonical(opened, 'share plaintext'));
+  } catch (err) {
+    return `the plaintext does not decode (${(err as Error).message})`;
+  }
+  if (plain.protocol !== PROTOCOL_ID || plain.session !== session || plain.from !== from || plain.to !== to) {
+    return 'the plaintext was made for another session or pair';
+  }
+  const bytes = (key: string, length: number): Uint8Array | undefined => {
+    const v = plain[key];
+    return v instanceof Uint8Array && v.length === length ? v : undefined;
+  };
+  const seedShare = bytes('seedShare', SHARE_LENGTH);
+  const seedSalt = bytes('seedSalt', SHARE_SALT_LENGTH);
+  const keyShare = bytes('keyShare', SHARE_LENGTH);
+  const keySalt = bytes('keySalt', SHARE_SALT_LENGTH);
+  if (seedShare === undefined || seedSalt === undefined || keyShare === undefined || keySalt === undefined) {
+    return 'the plaintext lacks a share or salt of the right length';
+  }
+  if (!bytesEqual(shareCommitment(session, from, to, 'seed', seedShare, seedSalt), seedCommit)) return 'the seed share does not match its commitment';
+  if (!bytesEqual(shareCommitment(session, from, to, 'key', keyShare, keySalt), keyCommit)) return 'the mask-key share does not match its commitment';
+  return { seedShare, seedSalt, keyShare, keySalt };
 }

@@ -26,7 +26,6 @@ import {
   UnexpectedStageError,
   UnknownSignerError,
 } from './errors.js';
-import { checkSharePlaintext } from './agent.js';
 import type { CanonicalValue } from './canonical.js';
 import { buildNeighbourGraph, sortAgents, type NeighbourGraph } from './graph.js';
 import {
@@ -39,6 +38,7 @@ import {
   selfMaskKey,
   shareCommitment,
   shareStatement,
+  checkSharePlaintext,
   SHARE_LENGTH,
   SHARE_SALT_LENGTH,
 } from './masks.js';
@@ -197,6 +197,8 @@ export class SecAggServer {
   /** U2 after the share check: the agents that mask. */
   private participants: ReadonlySet<string> = new Set();
   private u3: ReadonlySet<string> = new Set();
+  /** consistencyStatement of the announced (U3, dropouts): what every consistency message signs. */
+  private viewStatement: Uint8Array | undefined;
   private revealers: ReadonlySet<string> = new Set();
   private maskedSum: Uint32Array;
   private revealed = new Map<string, RevealedShares>();
@@ -342,7 +344,7 @@ export class SecAggServer {
         return this.acceptMaskedInput(msg.sender, payload);
       case 'consistency': {
         const signature = expectBytes('consistency.signature', payload.signature, 64);
-        const statement = consistencyStatement(this.session, [...this.u3], this.dropped());
+        const statement = this.viewStatement as Uint8Array;
         // A bad signature would make honest neighbours count one less: refuse it here.
         if (!verifyDetached(statement, signature, this.enrolled.get(msg.sender) as Uint8Array)) {
           throw new MalformedMessageError('consistency.signature', `does not sign the announced survivor set`);
@@ -659,6 +661,7 @@ export class SecAggServer {
       this.checkOverall(answered, 'surviving') ?? this.checkNeighbourhoods([...answered, ...droppedWithSurvivors], answered, 'surviving');
     if (failed !== undefined) return failed;
     const survivors = [...answered];
+    this.viewStatement = consistencyStatement(this.session, survivors, dropped);
     const messages = survivors.map((w) =>
       this.sign('check', [w], {
         survivors,
