@@ -3,6 +3,7 @@ import { adminCommand, adminHelp } from './commands/admin.js';
 import { agentCommand, agentHelp } from './commands/agent.js';
 import { coordinatorCommand, coordinatorHelp } from './commands/coordinator.js';
 import { evalCommand, evalHelp } from './commands/eval.js';
+import { partitionCommand, partitionHelp } from './commands/partition.js';
 import { simulateCommand, simulateHelp } from './commands/simulate.js';
 import { trainCommand, trainHelp } from './commands/train.js';
 import { UnknownCommandError } from './errors.js';
@@ -16,6 +17,7 @@ const commands: Record<string, { run: Command; help: string }> = {
   agent: { run: agentCommand, help: agentHelp },
   simulate: { run: simulateCommand, help: simulateHelp },
   admin: { run: adminCommand, help: adminHelp },
+  partition: { run: partitionCommand, help: partitionHelp },
 };
 
 const usage = `fedclr <command> [options]

@@ -17,6 +17,7 @@ export {
 export type { FashionMnistOptions, FashionMnistSplit } from './fashion-mnist.js';
 
 export { decodeImage, readImageFolder, sniffImageFormat } from './image-folder.js';
+export { encodePng, writePngFolder } from './image-writer.js';
 export type {
   DecodeOptions,
   FitMode,
