@@ -1,12 +1,11 @@
-// Harness for tests with real sockets and processes: temp dirs, free ports, forked agents and
-// coordinators, and a man-in-the-middle connector that turns a real agent into a misbehaving one.
-import { fork, type ChildProcess } from 'node:child_process';
+// Harness for tests with real sockets: temp dirs, free ports, an in-process test coordinator, and a
+// man-in-the-middle connector that turns a real agent into a misbehaving one. (Tests with forked
+// processes live in the top-level test/, with their own fixtures.)
 import { createPrivateKey, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { signingPayload } from '@fedclr/protocol';
 import type { AgentMessage, UpdateMessage } from '@fedclr/protocol';
 import { socketIoConnector, type AgentOutbound, type Connector } from '@fedclr/agent';
@@ -87,51 +86,6 @@ export async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, wha
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
-}
-
-// ---- forked processes ------------------------------------------------------------------------
-
-const here = fileURLToPath(new URL('.', import.meta.url));
-export const AGENT_SCRIPT = join(here, '../../../agent/dist/test/fixtures/fake-agent.js');
-export const COORDINATOR_SCRIPT = join(here, 'fixtures/coordinator-proc.js');
-
-export interface Proc {
-  readonly child: ChildProcess;
-  /** Every IPC message received so far. */
-  readonly messages: Record<string, unknown>[];
-  next(pred: (m: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export function forkProc(script: string, arg: unknown): Proc {
-  const child = fork(script, [JSON.stringify(arg)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, FEDCLR_LOG_LEVEL: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn' },
-  });
-  const messages: Record<string, unknown>[] = [];
-  child.on('message', (m) => messages.push(m as Record<string, unknown>));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  return {
-    child,
-    messages,
-    exited,
-    next(pred, timeoutMs, what) {
-      const seen = messages.find(pred);
-      if (seen !== undefined) return Promise.resolve(seen);
-      return waitFor<[Record<string, unknown>]>(
-        (l) => {
-          const h = (m: unknown) => l(m as Record<string, unknown>);
-          child.on('message', h);
-          return () => child.off('message', h);
-        },
-        pred,
-        timeoutMs,
-        what,
-      ).then(([m]) => m);
-    },
-  };
 }
 
 // ---- a misbehaving agent ----------------------------------------------------------------------

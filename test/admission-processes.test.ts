@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadOrCreateIdentity } from '@fedclr/agent';
-import { AGENT_SCRIPT, COORDINATOR_SCRIPT, MODEL, forkProc, tempDir, type Proc } from './harness.js';
+import { AGENT_SCRIPT, COORDINATOR_SCRIPT, MODEL, forkProc, tempDir, type IpcProc } from './processes.js';
 
 const POLICY = { requireSecure: false, minCohort: 1 };
 
@@ -17,8 +17,8 @@ test('processes: a stranger, a used token, a revoked key and token-less admin ca
   const base = { port: 0, rounds: 1, minCohort: 2, maxCohort: 2, deadlineMs: 10_000, deadlineGraceMs: 200, retryDelayMs: 100, logLevel: 'warn', aggregation: 'plain' };
   const guarded = forkProc(COORDINATOR_SCRIPT, { config: { ...base, stateDir: join(dir, 'guarded'), http: { publicRead: false } }, model: MODEL });
   const weak = forkProc(COORDINATOR_SCRIPT, { config: { ...base, stateDir: join(dir, 'weak'), enrolment: { mode: 'open' } }, model: MODEL });
-  const procs: Proc[] = [guarded, weak];
-  const agent = (url: string, key: string, name: string, extra: Record<string, unknown> = {}): Proc => {
+  const procs: IpcProc[] = [guarded, weak];
+  const agent = (url: string, key: string, name: string, extra: Record<string, unknown> = {}): IpcProc => {
     const p = forkProc(AGENT_SCRIPT, {
       coordinatorUrl: url,
       stateDir: join(dir, name),
@@ -32,7 +32,7 @@ test('processes: a stranger, a used token, a revoked key and token-less admin ca
     procs.push(p);
     return p;
   };
-  const outcome = (p: Proc): Promise<Record<string, unknown>> => p.next((m) => m['event'] === 'welcome' || m['event'] === 'exit', 15_000, 'welcome or exit');
+  const outcome = (p: IpcProc): Promise<Record<string, unknown>> => p.next((m) => m['event'] === 'welcome' || m['event'] === 'exit', 15_000, 'welcome or exit');
   try {
     const g = await guarded.next((m) => m['event'] === 'listening', 20_000, 'guarded coordinator');
     const w = await weak.next((m) => m['event'] === 'listening', 20_000, 'weak coordinator');
