@@ -5,7 +5,7 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '@fedclr/data';
-import { initBackend, type GraphSpec } from '@fedclr/tensor';
+import { initBackend } from '@fedclr/tensor';
 import {
   convnetS,
   createStepEngine,
@@ -25,6 +25,7 @@ import {
 } from '../src/index.js';
 import { mulberry32 } from './losses-helpers.js';
 import { uniformArray } from './seeded.js';
+import { noBatchNorm } from './specs.js';
 
 const N = 8;
 const D = 5;
@@ -163,21 +164,6 @@ describe('the closed-form gradients of the recipe losses equal tfjs autodiff of 
   });
 });
 
-// No BatchNorm: per-worker batch statistics would (rightly) make the engines differ.
-const plainCnn: GraphSpec = {
-  name: 'plain-cnn',
-  input: { height: 8, width: 8, channels: 1 },
-  nodes: [
-    { op: 'conv', name: 'c1', input: 'input', filters: 4, kernel: 3, stride: 1 },
-    { op: 'relu', name: 'r1', input: 'c1' },
-    { op: 'conv', name: 'c2', input: 'r1', filters: 8, kernel: 3, stride: 2 },
-    { op: 'relu', name: 'r2', input: 'c2' },
-    { op: 'gap', name: 'representation', input: 'r2' },
-    { op: 'dense', name: 'projection', input: 'representation', units: 6 },
-  ],
-  output: 'projection',
-};
-
 describe('training with the recipe losses', () => {
   before(async () => {
     await initBackend({ prefer: 'cpu' });
@@ -187,7 +173,7 @@ describe('training with the recipe losses', () => {
     const images = uniformArray(8 * 64, 5);
     for (const name of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
       const loss = recipeLoss(defaultLossRecipe(name));
-      const engine = await createStepEngine({ spec: plainCnn, augment: { crop: { scale: [0.5, 1] }, flip: { p: 0.5 } }, loss, optimizer: { kind: 'adam' }, workers: 0, maxBatch: 8, seed: 1 });
+      const engine = await createStepEngine({ spec: noBatchNorm, augment: { crop: { scale: [0.5, 1] }, flip: { p: 0.5 } }, loss, optimizer: { kind: 'adam' }, workers: 0, maxBatch: 8, seed: 1 });
       try {
         for (const labels of loss.labels === 'required' ? [LABELS] : loss.labels === 'optional' ? [undefined, LABELS] : [undefined]) {
           await engine.step(images, 8, 1e-3, 0, labels);
@@ -210,7 +196,7 @@ describe('training with the recipe losses', () => {
   it('labels reach the loss in batch order through two worker threads as in-process', async () => {
     const images = uniformArray(10 * 64, 8);
     const labels = Int32Array.from([3, 1, 3, 0, 1, 1, 0, 3, 2, 2]);
-    const config = { spec: plainCnn, augment: null, loss: recipeLoss(defaultLossRecipe('supcon')), optimizer: { kind: 'adam' as const }, seed: 4, maxBatch: 10 };
+    const config = { spec: noBatchNorm, augment: null, loss: recipeLoss(defaultLossRecipe('supcon')), optimizer: { kind: 'adam' as const }, seed: 4, maxBatch: 10 };
     const local = await createStepEngine({ ...config, workers: 0 });
     const parallel = await createStepEngine({ ...config, workers: 2 });
     const shuffled = await createStepEngine({ ...config, workers: 0 });
