@@ -61,6 +61,7 @@ import {
   CoordinatorKeyRequiredError,
   GaveUpError,
   InsecureUrlError,
+  isAgentError,
   TlsVerifyError,
   MessageBadSignatureError,
   MessageReplayedError,
@@ -691,6 +692,12 @@ class Agent {
       if (task.controller.signal.aborted) {
         this.log.info({ roundId, why: task.kind }, 'training aborted');
         if (task.kind === 'deadline') this.sendError(roundId, new RoundAbortedError(roundId, 'the round deadline passed before training finished'));
+        return;
+      }
+      // The trainer's refusals (a recipe it cannot run) keep their code: the coordinator records why.
+      if (isAgentError(err, 'FEDCLR_AGENT_RECIPE_REFUSED') || isAgentError(err, 'FEDCLR_AGENT_ROUND_UNSUPPORTED')) {
+        this.log.warn({ roundId, code: err.code, reason: err.message }, 'round refused');
+        this.sendError(roundId, err);
         return;
       }
       const error = new TrainingFailedError(roundId, (err as Error).message ?? String(err));

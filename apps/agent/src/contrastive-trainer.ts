@@ -1,5 +1,5 @@
-// The real LocalTrainer: contrastive training (SimCLR's NT-Xent on two augmented views) of the
-// global model on the agent's private images, through @fedclr/contrastive's trainContrastive.
+// The real LocalTrainer: contrastive training (on two augmented views, with the round's loss) of
+// the global model on the agent's private images, through @fedclr/contrastive's trainContrastive.
 //
 // What it trains is the coordinator's: every round config carries the training recipe
 // (`recipe`: architecture and augmentation; the rest are the config's own fields), and the
@@ -22,8 +22,11 @@
 //   learningRate  -> learningRate           (constant within a round: no warm-up, no decay, unless
 //                                             the trainer options say otherwise)
 //   optimizer     -> adam | sgd (plain, momentum 0) | momentum (SGD, Nesterov momentum 0.9)
-//   loss          -> ntxent only; the others are refused (RoundUnsupportedError)
-//   temperature   -> NT-Xent temperature
+//   loss, temperature, margin, mining -> the loss (@fedclr/contrastive recipeLoss); one this build
+//                    cannot train (moco) is refused (RecipeRefusedError), and so is a loss that
+//                    needs labels (supcon) when the agent has none (useLabels: opt-in, and the
+//                    labels never leave the agent). Triplet and margin train label-aware with
+//                    labels, label-free without.
 //   fedproxMu     -> > 0: FedProx, the gradient of every trainable weight gets mu * (w - global)
 //                    (the round's global weights; BatchNorm statistics are left alone)
 //   seed          -> shuffling and augmentation seed (default: the round id)
@@ -37,10 +40,12 @@
 import type { Logger } from 'pino';
 import {
   checkAugmentRecipe,
+  checkLossRecipe,
   checkModelRecipe,
   gray28Config,
-  ntXentPairLoss,
+  RECIPE_LOSS_LABELS,
   recipeAugmentConfig,
+  recipeLoss,
   recipeModelSpec,
   recipeOptimizer,
   simclrRgbConfig,
@@ -48,7 +53,9 @@ import {
   type AugmentConfig,
   type EncoderName,
   type InputShape,
+  type LossRecipe,
   type OptimizerConfig,
+  type PairLoss,
   type Recipe,
 } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
@@ -68,6 +75,11 @@ export interface TrainingPlan {
   readonly spec: GraphSpec;
   readonly augment: AugmentConfig | null;
   readonly optimizer: OptimizerConfig;
+  /** The round's loss and its hyperparameters, and the trainer's form of it. */
+  readonly loss: LossRecipe;
+  readonly pairLoss: PairLoss;
+  /** True when the loss trains on this agent's labels (label-aware), false when on views alone. */
+  readonly labelled: boolean;
 }
 
 /** Default share of a round's deadline that the training loop may use. */
@@ -75,11 +87,18 @@ export const DEFAULT_DEADLINE_FRACTION = 0.8;
 
 export interface ContrastiveTrainerOptions {
   /**
-   * The agent's private images (labels, if any, are never used): a fixed dataset (a recipe for
-   * another input shape is refused), or a loader that reads them at the recipe's input shape
-   * (called once per shape, then cached).
+   * The agent's private images: a fixed dataset (a recipe for another input shape is refused), or
+   * a loader that reads them at the recipe's input shape (called once per shape, then cached).
+   * Their labels are used only with `useLabels`.
    */
   readonly dataset: ImageDataset | ImageLoader;
+  /**
+   * Opt-in: train the losses that take labels (triplet, margin: their label-aware form; supcon,
+   * which needs them) on the dataset's labels, which must be there. The labels stay on this agent:
+   * only weight updates leave it. Default false: labels are never used, and a supcon round is
+   * refused.
+   */
+  readonly useLabels?: boolean;
   /**
    * Only for rounds that carry no recipe (library use, tests): the model to train then. Rounds
    * with a recipe build their model from it. Without `spec`, a recipe-less round is refused.
@@ -156,7 +175,17 @@ export function wireRecipe(recipe: Recipe): RoundRecipe {
   };
 }
 
-/** The contrastive recipe of a round: the wire recipe plus the config's optimizer, rate, batch, loss, temperature. */
+/** The loss of a round config: its loss, temperature, and margin and mining where it has them. */
+export function roundLoss(config: RoundConfig): LossRecipe {
+  return {
+    loss: config.loss,
+    temperature: config.temperature,
+    ...(config.margin !== undefined ? { margin: config.margin } : {}),
+    ...(config.mining !== undefined ? { mining: config.mining } : {}),
+  };
+}
+
+/** The contrastive recipe of a round: the wire recipe plus the config's optimizer, rate, batch and loss. */
 export function roundRecipe(config: RoundConfig, wire: RoundRecipe): Recipe {
   return {
     model: { encoder: wire.model.encoder as EncoderName, widths: [...wire.model.widths], head: { ...wire.model.head }, input: { ...wire.model.input } },
@@ -165,9 +194,25 @@ export function roundRecipe(config: RoundConfig, wire: RoundRecipe): Recipe {
     learningRate: config.learningRate,
     weightDecay: wire.weightDecay,
     batchSize: config.batchSize,
-    loss: 'ntxent',
-    temperature: config.temperature,
+    ...roundLoss(config),
   };
+}
+
+/**
+ * The round's loss for this agent: refused (RecipeRefusedError, the reason the coordinator
+ * records) when this build cannot train it, or when it needs labels this agent does not use.
+ */
+function lossOfRound(round: number, loss: LossRecipe, useLabels: boolean): { pairLoss: PairLoss; labelled: boolean } {
+  const use = RECIPE_LOSS_LABELS[loss.loss];
+  if (use === 'required' && !useLabels) {
+    throw new RecipeRefusedError(round, `loss '${loss.loss}' needs class labels and this agent trains without them (an agent opts in to its own labels, e.g. fedclr agent --labels folders; they never leave it)`);
+  }
+  try {
+    checkLossRecipe(loss);
+    return { pairLoss: recipeLoss(loss), labelled: useLabels && use !== 'none' };
+  } catch (err) {
+    throw new RecipeRefusedError(round, (err as Error).message);
+  }
 }
 
 function abortError(round: number, signal: AbortSignal): Error {
@@ -179,10 +224,12 @@ function abortError(round: number, signal: AbortSignal): Error {
 /** A LocalTrainer that trains the global model contrastively on `options.dataset`. */
 export function createContrastiveTrainer(options: ContrastiveTrainerOptions): LocalTrainer {
   const fixed = typeof options.dataset === 'function' ? undefined : options.dataset;
+  const useLabels = options.useLabels ?? false;
   const checkImages = (dataset: ImageDataset, field: string): void => {
     if (!Number.isInteger(dataset.count) || dataset.count < 2) {
       throw new AgentConfigError(field, 'at least 2 images (contrastive training needs negatives)', String(dataset.count));
     }
+    if (useLabels && dataset.labels === null) throw new AgentConfigError(field, 'labelled images (useLabels is set)', 'images without labels');
   };
   if (fixed !== undefined) {
     checkImages(fixed, 'trainer.dataset');
@@ -231,7 +278,8 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       if (options.spec === undefined) throw new RecipeRefusedError(round, 'the round config carries no recipe (a coordinator of protocol 2.1 or later sends the model and augmentation with every round)');
       const { channels } = options.spec.input;
       const augment = options.augment !== undefined ? options.augment : channels === 1 ? gray28Config() : simclrRgbConfig({ strength: 0.5, blur: false });
-      return { round, recipe: null, spec: options.spec, augment, optimizer: recipeOptimizer(config.optimizer, options.weightDecay ?? 0) };
+      const loss = roundLoss(config);
+      return { round, recipe: null, spec: options.spec, augment, optimizer: recipeOptimizer(config.optimizer, options.weightDecay ?? 0), loss, ...lossOfRound(round, loss, useLabels) };
     }
     const recipe = roundRecipe(config, config.recipe);
     let spec: GraphSpec;
@@ -242,7 +290,8 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     } catch (err) {
       throw new RecipeRefusedError(round, (err as Error).message);
     }
-    return { round, recipe, spec, augment: recipeAugmentConfig(recipe.augment, recipe.model.input.channels), optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay) };
+    const loss = roundLoss(config);
+    return { round, recipe, spec, augment: recipeAugmentConfig(recipe.augment, recipe.model.input.channels), optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay), loss, ...lossOfRound(round, loss, useLabels) };
   };
   // One training at a time: a round aborted by the agent stops at its next step, and the next
   // round waits for it so two engines never compete for the same cores.
@@ -252,7 +301,6 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
   const trainOnce = async (input: TrainInput, signal: AbortSignal, calledAt: number, onProgress?: ProgressCallback): Promise<TrainOutput> => {
     const { round, config, globalWeights, manifest } = input;
     if (signal.aborted) throw abortError(round, signal);
-    if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
     const plan = planRound(round, config);
     const { spec, augment } = plan;
     const expected = protocolManifest(spec);
@@ -291,7 +339,8 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       result = await trainContrastive(dataset, {
         spec,
         augment,
-        loss: ntXentPairLoss({ temperature: config.temperature }),
+        loss: plan.pairLoss,
+        useLabels: plan.labelled,
         optimizer: plan.optimizer,
         // The optimiser copies the anchor: globalWeights stays the round's global model.
         ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),

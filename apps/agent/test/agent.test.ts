@@ -20,7 +20,10 @@ import {
   signingPayload,
 } from '@fedclr/protocol';
 import type { AgentMessage, CoordinatorMessage, HelloMessage, Manifest, RoundConfig, RoundStartMessage } from '@fedclr/protocol';
+import { convnetS, withProjectionHead } from '@fedclr/contrastive';
+import type { ImageDataset } from '@fedclr/data';
 import { startAgent, type AgentHandle, type AgentOutbound, type AgentSocket, type Connector } from '../src/agent.js';
+import { createContrastiveTrainer } from '../src/contrastive-trainer.js';
 import { createFakeTrainer, fakeLocalWeights, type FakeTrainerOptions } from '../src/fake-trainer.js';
 import type { LocalTrainer } from '../src/trainer.js';
 
@@ -275,6 +278,23 @@ test('deadline, trainer failure, NaN output, corrupt frame and non-float32 model
   c.deliver({ ...roundStart(5), modelVersion: computeModelHash({ manifest: intManifest, data: ints }), weights: encodeFrame({ manifest: intManifest, data: ints }) });
   assert.equal(await code(5), 'FEDCLR_AGENT_ROUND_UNSUPPORTED');
   assert.equal(c.sent.filter((m) => m.type === 'update').length, 0);
+  await agent.close();
+});
+
+test('a supcon round reaching an agent without labels is refused with the reason, sent to the coordinator (which records it); no update', async () => {
+  const spec = withProjectionHead(convnetS({ height: 8, width: 8, channels: 1, widths: [2, 2, 2] }), 2, { hidden: 2, out: 2 });
+  const images: ImageDataset = { images: new Uint8Array(4 * 64).fill(7), labels: null, count: 4, height: 8, width: 8, channels: 1, classNames: [] };
+  const { agent, net } = await agentWith(createContrastiveTrainer({ dataset: images, spec }));
+  const c = await net.connection(0);
+  await c.handshake();
+  c.deliver(roundStart(6, { loss: 'supcon', temperature: 0.1 }));
+  const refusal = await c.next('error', (m) => m.type === 'error' && m.roundId === 6, 4000);
+  assert.ok(refusal.type === 'error');
+  assert.equal(refusal.code, 'FEDCLR_AGENT_RECIPE_REFUSED', refusal.message);
+  assert.match(refusal.message, /Round 6: this agent cannot run the coordinator's training recipe: loss 'supcon' needs class labels and this agent trains without them/);
+  assert.equal(c.sent.filter((m) => m.type === 'update').length, 0);
+  for (let i = 0; i < 100 && agent.state() !== 'idle'; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(agent.state(), 'idle', 'the agent is ready for the next round');
   await agent.close();
 });
 

@@ -87,13 +87,37 @@ describe('createContrastiveTrainer', () => {
     assert.equal(steps, 1);
   });
 
-  it('refuses a mismatched model and an unsupported loss', async () => {
+  it('refuses a mismatched model, a loss this build does not train, and a loss that needs labels it does not use', async () => {
     const trainer = createContrastiveTrainer({ dataset: dataset(20), spec, augment });
     const signal = new AbortController().signal;
     const other = protocolManifest(withProjectionHead(convnetS({ height: 12, width: 12, channels: 1, widths: [4, 8, 16] }), 16, { hidden: 8, out: 8 }));
     await assert.rejects(trainer.train({ round: 5, globalWeights: global.slice(), manifest: other, config: CONFIG }, signal), (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_UNSUPPORTED') && /model mismatch/.test((err as Error).message));
-    await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'supcon' } }, signal), /only ntxent/);
+    const refused = (pattern: RegExp) => (err: unknown) => isAgentError(err, 'FEDCLR_AGENT_RECIPE_REFUSED') && pattern.test((err as Error).message);
+    await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'supcon', temperature: 0.1 } }, signal), refused(/loss 'supcon' needs class labels and this agent trains without them/));
+    await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'moco' } }, signal), refused(/Loss 'moco' is not implemented in this build/));
+    // Labels are opt-in, and then the images must have them.
+    assert.throws(() => createContrastiveTrainer({ dataset: dataset(20), spec, useLabels: true }), (err) => isAgentError(err, 'FEDCLR_AGENT_CONFIG_INVALID') && /labelled images/.test((err as Error).message));
     assert.throws(() => createContrastiveTrainer({ dataset: { ...dataset(4), height: 28, width: 28 }, spec }), (err) => isAgentError(err, 'FEDCLR_AGENT_CONFIG_INVALID'));
+  });
+
+  it('trains the round\'s loss: supcon on its labels when it opts in; triplet label-aware with labels, label-free without', async () => {
+    const labelled = { ...dataset(16), labels: Uint8Array.from({ length: 16 }, (_, i) => i % 3), classNames: ['a', 'b', 'c'] };
+    const plans: TrainingPlan[] = [];
+    const withLabels = createContrastiveTrainer({ dataset: labelled, spec, augment, useLabels: true, onPlan: (p) => plans.push(p) });
+    const withoutLabels = createContrastiveTrainer({ dataset: labelled, spec, augment, onPlan: (p) => plans.push(p) });
+    const signal = new AbortController().signal;
+    const round = (trainer: ReturnType<typeof createContrastiveTrainer>, config: RoundConfig) => trainer.train({ round: 7, globalWeights: global.slice(), manifest, config }, signal);
+    const supcon = await round(withLabels, { ...CONFIG, loss: 'supcon', temperature: 0.1 });
+    assert.equal(supcon.metrics['steps'], 2);
+    const triplet: RoundConfig = { ...CONFIG, loss: 'triplet', margin: 0.2, mining: 'semi-hard' };
+    const aware = await round(withLabels, triplet);
+    const free = await round(withoutLabels, triplet);
+    assert.deepEqual(plans.map((p) => [p.loss.loss, p.labelled]), [['supcon', true], ['triplet', true], ['triplet', false]]);
+    assert.deepEqual(plans[1]?.loss, { loss: 'triplet', temperature: 0.5, margin: 0.2, mining: 'semi-hard' });
+    let differ = 0;
+    for (let i = 0; i < global.length; i++) differ = Math.max(differ, Math.abs((aware.weights[i] as number) - (free.weights[i] as number)));
+    assert.ok(differ > 1e-5, 'label-aware and label-free triplet trained the same weights: the labels were not used');
+    assert.ok(Number.isFinite(aware.metrics['loss']) && Number.isFinite(free.metrics['loss']));
   });
 
   it('trains with FedProx (fedproxMu > 0): each step is pulled towards the global weights by lr·mu·(w - global)', async () => {

@@ -85,6 +85,8 @@ export interface DataOptions {
   data?: string;
   size?: number;
   channels?: 1 | 3;
+  /** Label --data's images by their first-level sub-folder (Fashion-MNIST always has its labels). */
+  labeled?: boolean;
 }
 
 /** The training images: Fashion-MNIST's train split, or an image folder. */
@@ -92,7 +94,7 @@ export async function loadImages(options: DataOptions, split: 'train' | 'test', 
   if (options.dataset !== undefined && options.data !== undefined) throw new UsageError('give --dataset or --data, not both');
   if (options.data !== undefined) {
     const size = options.size ?? 32;
-    const folder = await readImageFolder(options.data, { height: size, width: size, channels: options.channels ?? 3, labeled: false });
+    const folder = await readImageFolder(options.data, { height: size, width: size, channels: options.channels ?? 3, labeled: options.labeled ?? false });
     if (folder.skipped.length > 0) log(`skipped ${folder.skipped.length} unreadable files, e.g. ${folder.skipped[0]?.path}: ${folder.skipped[0]?.reason}`);
     if (folder.count === 0) throw new UsageError(`no readable PNG or JPEG images under ${options.data}`);
     return folder;

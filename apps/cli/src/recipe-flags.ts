@@ -2,16 +2,24 @@
 // train`, `fedclr coordinator` and `fedclr simulate` (and the model flags of `fedclr eval`), so
 // that a flag means the same in every command and every default is @fedclr/contrastive's recipe.
 import {
+  checkLossImplemented,
   checkRecipe,
+  defaultLossRecipe,
   defaultModelRecipe,
   defaultRecipe,
   RECIPE_DEFAULTS,
   RECIPE_ENCODERS,
+  RECIPE_LOSS_PARAMETERS,
+  RECIPE_LOSSES,
+  RECIPE_MININGS,
   RECIPE_OPTIMIZERS,
   type EncoderName,
   type InputShape,
+  type LossRecipe,
   type ModelRecipe,
   type Recipe,
+  type RecipeLoss,
+  type RecipeMining,
   type RecipeOptimizer,
   type RecipeSetting,
 } from '@fedclr/contrastive';
@@ -25,6 +33,9 @@ export const RECIPE_FLAG_OPTIONS = {
   batch: { type: 'string' },
   lr: { type: 'string' },
   temperature: { type: 'string' },
+  loss: { type: 'string' },
+  margin: { type: 'string' },
+  mining: { type: 'string' },
   optimizer: { type: 'string' },
   'weight-decay': { type: 'string' },
   strength: { type: 'string' },
@@ -37,10 +48,21 @@ export function recipeFlagsHelp(setting: RecipeSetting): string {
   const fraction = setting === 'central' ? '4/7' : '5/7';
   const px = setting === 'central' ? 16 : 20;
   const d = RECIPE_DEFAULTS;
+  const l = d.losses;
+  const labelsWhere = setting === 'central' ? '(--labels)' : '(agents opt in with --labels)';
   return `  the recipe (defaults: @fedclr/contrastive's tuned recipe, the same in train, coordinator and simulate):
   --encoder convnet-s|resnet-s  default convnet-s for 1 channel, resnet-s for 3
   --widths 32,64,256            convnet-s filters per layer (the last is the representation)
   --batch ${d.batchSize} --lr ${d.learningRates.adam} --temperature ${d.temperature} --weight-decay ${d.weightDecay}
+  --loss ${RECIPE_LOSSES.join('|')}
+                                default ${d.loss} (NT-Xent); dcl: decoupled NT-Xent (temperature ${l.dcl.temperature}); moco: not in
+                                this build yet; triplet: --margin ${l.triplet.margin} --mining ${l.triplet.mining}; margin: margin
+                                contrastive, --margin ${l.margin.margin}; supcon: Supervised Contrastive, --temperature ${l.supcon.temperature},
+                                needs labels ${labelsWhere}. Triplet and margin use labels when given them
+                                (positives: same class), else the two views of an image
+  --margin M                    triplet and margin only: the margin between distances of unit embeddings
+  --mining ${RECIPE_MININGS.join('|')}   triplet only: all valid triplets, each anchor's hardest, or FaceNet's
+                                semi-hard ones (--temperature goes with ntxent, dcl, moco and supcon)
   --optimizer adam|sgd|momentum adam (default); sgd: plain SGD; momentum: SGD with Nesterov momentum 0.9
                                 (--lr defaults to ${d.learningRates.adam} for adam, ${d.learningRates.sgd} for sgd and momentum)
   --strength ${d.strength}                colour-jitter strength
@@ -59,6 +81,48 @@ export interface RecipeOverrides {
   readonly optimizer?: string | undefined;
   readonly temperature?: number | undefined;
   readonly weightDecay?: number | undefined;
+  readonly loss?: string | undefined;
+  readonly margin?: number | undefined;
+  readonly mining?: string | undefined;
+}
+
+/**
+ * --loss and its hyperparameters (--temperature, --margin, --mining), over `over` and the loss's
+ * defaults; a flag the loss does not use is refused, and so is a loss this build cannot train.
+ */
+export function lossFromFlags(values: Record<string, unknown>, over: RecipeOverrides = {}): LossRecipe {
+  const name = (values['loss'] as string | undefined) ?? over.loss ?? RECIPE_DEFAULTS.loss;
+  if (!(RECIPE_LOSSES as readonly string[]).includes(name)) throw new UsageError(`--loss must be one of ${RECIPE_LOSSES.join(', ')}, got '${name}'`);
+  const loss = name as RecipeLoss;
+  checkLossImplemented(loss);
+  const uses = RECIPE_LOSS_PARAMETERS[loss];
+  for (const flag of ['temperature', 'margin', 'mining'] as const) {
+    if (values[flag] !== undefined && !uses.includes(flag)) {
+      const takers = RECIPE_LOSSES.filter((l) => RECIPE_LOSS_PARAMETERS[l].includes(flag));
+      throw new UsageError(`--${flag} goes with --loss ${takers.join(', ')}; --loss ${loss} does not use it`);
+    }
+  }
+  const base = defaultLossRecipe(loss);
+  const mining = (values['mining'] as string | undefined) ?? over.mining ?? base.mining;
+  if (mining !== undefined && !(RECIPE_MININGS as readonly string[]).includes(mining)) throw new UsageError(`--mining must be one of ${RECIPE_MININGS.join(', ')}, got '${mining}'`);
+  const margin = base.margin === undefined ? undefined : nonNegativeOption(values, 'margin', over.margin ?? base.margin);
+  return {
+    loss,
+    temperature: numberOption(values, 'temperature', over.temperature ?? base.temperature) as number,
+    ...(margin !== undefined ? { margin } : {}),
+    ...(base.mining !== undefined ? { mining: mining as RecipeMining } : {}),
+  };
+}
+
+/** The flags that give `loss` to another fedclr command (fedclr simulate to its coordinator). */
+export function lossFlags(loss: LossRecipe): string[] {
+  const uses = RECIPE_LOSS_PARAMETERS[loss.loss];
+  return [
+    '--loss', loss.loss,
+    ...(uses.includes('temperature') ? ['--temperature', String(loss.temperature)] : []),
+    ...(loss.margin !== undefined ? ['--margin', String(loss.margin)] : []),
+    ...(loss.mining !== undefined ? ['--mining', loss.mining] : []),
+  ];
 }
 
 function widthsList(raw: string | readonly number[], flag: string): number[] {
@@ -97,7 +161,8 @@ export function modelFromFlags(values: Record<string, unknown>, input: InputShap
  * the flags. Checked as a whole (UsageError naming the field).
  */
 export function recipeFromFlags(values: Record<string, unknown>, input: InputShape, setting: RecipeSetting, over: RecipeOverrides = {}): Recipe {
-  const base = defaultRecipe(input, setting);
+  const loss = lossFromFlags(values, over);
+  const base = defaultRecipe(input, setting, loss.loss);
   const optimizer = (values['optimizer'] as string | undefined) ?? over.optimizer ?? base.optimizer;
   if (!(RECIPE_OPTIMIZERS as readonly string[]).includes(optimizer)) throw new UsageError(`--optimizer must be adam, sgd or momentum, got '${optimizer}'`);
   const kind = optimizer as RecipeOptimizer;
@@ -113,8 +178,7 @@ export function recipeFromFlags(values: Record<string, unknown>, input: InputSha
     learningRate: numberOption(values, 'lr', over.learningRate ?? RECIPE_DEFAULTS.learningRates[kind]) as number,
     weightDecay: nonNegativeOption(values, 'weight-decay', over.weightDecay ?? base.weightDecay),
     batchSize: intOption(values, 'batch', over.batchSize ?? base.batchSize, 2),
-    loss: base.loss,
-    temperature: numberOption(values, 'temperature', over.temperature ?? base.temperature) as number,
+    ...loss,
   };
   try {
     checkRecipe(recipe);

@@ -42,7 +42,12 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--local-size', '8'], /--local-size needs --local-views M/],
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--local-views', '2', '--local-size', '40'], /--local-size must be between 4 and the image size 28, got 40/],
     [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--local-views', '2', '--crop-min', '0.1'], /smallest crop \(--crop-min\) above 0\.1, got 0\.1/],
-    [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--local-views', '2', '--decoupled'], /--decoupled and --local-views do not combine/],
+    [['train', '--dataset', 'fashion-mnist', '--steps', '1', '--local-views', '2', '--loss', 'dcl'], /--local-views needs --loss ntxent \(--loss dcl takes two views per image\)/],
+    [['simulate', '--loss', 'supcon'], /--loss supcon needs class labels: give --labels/],
+    [['simulate', '--labels', 'folders', '--loss', 'supcon'], /--labels folders reads the sub-folder names of --data DIR; with --dataset give --labels dataset/],
+    [['simulate', '--labels', 'dataset'], /--labels: --loss ntxent is label-free/],
+    [['coordinator', '--loss', 'contrastive'], /--loss must be one of ntxent, dcl, moco, triplet, margin, supcon, got 'contrastive'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '0/2', '--labels', 'folders'], /--labels folders reads the sub-folder names of --data DIR/],
     [['simulate', '--crop-min', '1.5'], /--crop-min must be in \(0, 1\], got 1\.5/],
     [['simulate', '--view-size', '32'], /--view-size must be between 4 and the image size 28, got 32/],
     [['simulate', '--view-size', '20.5'], /--view-size must be an integer >= 4, got '20\.5'/],
@@ -67,7 +72,7 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['coordinator', '--fedprox-mu', '2000'], /--fedprox-mu must be a number in \[0, 1000\], got '2000'/],
     [['coordinator', '--lr-schedule', 'step'], /--lr-schedule must be one of constant, cosine, got 'step'/],
     // The recipe is the coordinator's: an agent flag that would change it is refused, naming the flag.
-    ...['--crop-min', '--view-size', '--encoder', '--widths', '--size', '--channels', '--weight-decay', '--batch', '--lr', '--temperature', '--optimizer', '--strength'].map(
+    ...['--crop-min', '--view-size', '--encoder', '--widths', '--size', '--channels', '--weight-decay', '--batch', '--lr', '--temperature', '--optimizer', '--strength', '--loss', '--margin', '--mining'].map(
       (flag): [string[], RegExp] => [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', flag, '1'], new RegExp(`${flag} is not an agent flag: the coordinator sends the training recipe .* set it on fedclr coordinator`)],
     ),
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--trust-on-first-use', '--data', '/nonexistent/fedclr-images'], /--data \/nonexistent\/fedclr-images is not a readable directory/],

@@ -8,10 +8,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deflateSync } from 'node:zlib';
-import { defaultFederatedRecipe, defaultRecipe, recipeOptimizer, RECIPE_DEFAULTS, type Recipe } from '@fedclr/contrastive';
+import { defaultFederatedRecipe, defaultLossRecipe, defaultRecipe, recipeOptimizer, RECIPE_DEFAULTS, RECIPE_LOSSES, RECIPE_MININGS, type LossRecipe, type Recipe } from '@fedclr/contrastive';
 import { resolveConfig } from '@fedclr/coordinator';
+import { LOSSES, MININGS } from '@fedclr/protocol';
 import { main } from '../src/main.js';
+import { grayPng } from './png.js';
 import { coordinatorRecipe, parseCoordinatorArgs } from '../src/commands/coordinator.js';
 import { parseSimulateArgs, simulateRecipe } from '../src/commands/simulate.js';
 import { parseTrainArgs, trainRecipe } from '../src/commands/train.js';
@@ -26,10 +27,15 @@ async function help(command: string): Promise<string> {
   return out.join('\n');
 }
 
+/** The loss part of a recipe. */
+function lossOf(r: LossRecipe): LossRecipe {
+  return { loss: r.loss, temperature: r.temperature, ...(r.margin !== undefined ? { margin: r.margin } : {}), ...(r.mining !== undefined ? { mining: r.mining } : {}) };
+}
+
 /** The local part of a recipe (what one training run uses), without its view size. */
 function local(r: Recipe): Omit<Recipe, 'augment'> & { augment: Omit<Recipe['augment'], 'viewSize'> } {
   const { viewSize: _v, ...augment } = r.augment;
-  return { model: r.model, augment, optimizer: r.optimizer, learningRate: r.learningRate, weightDecay: r.weightDecay, batchSize: r.batchSize, loss: r.loss, temperature: r.temperature };
+  return { model: r.model, augment, optimizer: r.optimizer, learningRate: r.learningRate, weightDecay: r.weightDecay, batchSize: r.batchSize, ...lossOf(r) };
 }
 
 describe('the recipe is the default of train, coordinator and simulate', () => {
@@ -65,6 +71,51 @@ describe('the recipe is the default of train, coordinator and simulate', () => {
       { batchSize: training.batchSize, learningRate: training.learningRate, optimizer: training.optimizer, loss: training.loss, temperature: training.temperature },
       { batchSize: r.batchSize, learningRate: r.learningRate, optimizer: r.optimizer, loss: r.loss, temperature: r.temperature },
     );
+  });
+});
+
+describe('one loss list, and each loss with the same defaults, in train, coordinator, simulate and on the wire', () => {
+  it('the recipe, the protocol and the coordinator library share the loss and mining names', () => {
+    assert.deepEqual([...LOSSES], [...RECIPE_LOSSES]);
+    assert.deepEqual([...MININGS], [...RECIPE_MININGS]);
+    assert.deepEqual([...RECIPE_LOSSES], ['ntxent', 'dcl', 'moco', 'triplet', 'margin', 'supcon']);
+  });
+
+  it('--loss L gives the loss with its own defaults in every command and in the coordinator library', () => {
+    for (const loss of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
+      const expected = defaultLossRecipe(loss);
+      const flags = ['--loss', loss];
+      assert.deepEqual(lossOf(trainRecipe(parseTrainArgs(flags), GRAY28)), expected, `train --loss ${loss}`);
+      assert.deepEqual(lossOf(coordinatorRecipe(parseCoordinatorArgs(flags))), expected, `coordinator --loss ${loss}`);
+      assert.deepEqual(lossOf(simulateRecipe(parseSimulateArgs(flags))), expected, `simulate --loss ${loss}`);
+      assert.deepEqual(lossOf(resolveConfig({ stateDir: 'x', training: { loss } }).training as LossRecipe), expected, `the coordinator library's training.loss ${loss}`);
+      assert.deepEqual(trainRecipe(parseTrainArgs(flags), GRAY28), defaultRecipe(GRAY28, 'central', loss), 'nothing else changes');
+    }
+    const tuned = ['--loss', 'triplet', '--margin', '0.5', '--mining', 'hard'];
+    for (const r of [trainRecipe(parseTrainArgs(tuned), GRAY28), coordinatorRecipe(parseCoordinatorArgs(tuned)), simulateRecipe(parseSimulateArgs(tuned))]) {
+      assert.deepEqual(lossOf(r), { loss: 'triplet', temperature: RECIPE_DEFAULTS.temperature, margin: 0.5, mining: 'hard' });
+    }
+    assert.deepEqual(lossOf(coordinatorRecipe(parseCoordinatorArgs([]), { training: { loss: 'margin', margin: 0.8 } })), { loss: 'margin', temperature: RECIPE_DEFAULTS.temperature, margin: 0.8 }, '--config training.loss and margin');
+  });
+
+  it("refuses moco in every command as not in this build (the MoCo branch's to add), and parameters a loss does not use", async () => {
+    for (const command of ['train', 'coordinator', 'simulate']) {
+      const err: string[] = [];
+      assert.equal(await main([command, '--loss', 'moco', ...(command === 'train' ? ['--steps', '1'] : [])], () => undefined, (l) => err.push(l)), 1);
+      assert.match(err.join('\n'), /\[FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED\] Loss 'moco' is not implemented in this build/);
+    }
+    assert.throws(() => coordinatorRecipe(parseCoordinatorArgs(['--loss', 'margin', '--mining', 'hard'])), /--mining goes with --loss triplet; --loss margin does not use it/);
+    assert.throws(() => simulateRecipe(parseSimulateArgs(['--loss', 'triplet', '--temperature', '0.1'])), /--temperature goes with --loss ntxent, dcl, moco, supcon; --loss triplet does not use it/);
+  });
+
+  it('every help text lists the losses and their defaults', async () => {
+    for (const command of ['train', 'coordinator', 'simulate']) {
+      const text = await help(command);
+      assert.match(text, /--loss ntxent\|dcl\|moco\|triplet\|margin\|supcon/);
+      assert.match(text, /triplet: --margin 0\.2 --mining semi-hard; margin: margin\s+contrastive, --margin 1; supcon: Supervised Contrastive, --temperature 0\.1/);
+      assert.match(text, /--mining all\|hard\|semi-hard/);
+    }
+    assert.match(await help('agent'), /--labels folders\|dataset/);
   });
 });
 
@@ -151,36 +202,6 @@ function logLine(text: string, msg: string): Record<string, unknown> {
 }
 
 
-/** A minimal 8-bit grayscale PNG (signature, IHDR, one IDAT, IEND). */
-function grayPng(width: number, height: number, pixel: (x: number, y: number) => number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (buf: Buffer): number => {
-    let c = 0xffffffff;
-    for (const b of buf) c = (crcTable[(c ^ b) & 0xff] as number) ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const sum = Buffer.alloc(4);
-    sum.writeUInt32BE(crc(body));
-    return Buffer.concat([len, body, sum]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // grayscale
-  const raw = Buffer.alloc((width + 1) * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) raw[y * (width + 1) + 1 + x] = pixel(x, y) & 0xff;
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
-
 describe('fedclr agent trains the recipe its coordinator sent', () => {
   it('a coordinator with a non-default recipe, an agent with no recipe flag: the agent trains exactly that recipe', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fedclr-recipe-'));
@@ -215,6 +236,42 @@ describe('fedclr agent trains the recipe its coordinator sent', () => {
       const { lrSchedule: _s, serverLr: _l, localEpochs: _e, ...localRecipe } = expected;
       assert.deepEqual(plan['recipe'], localRecipe, 'the agent trained exactly the recipe the coordinator sent');
       assert.equal(plan['model'], 'convnet-s-8-16-32+mlp32-128');
+    } finally {
+      for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a coordinator's supcon recipe: an agent without labels refuses the round and the coordinator records why", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedclr-recipe-'));
+    const started: ChildProcess[] = [];
+    const start = (args: string[]): { child: ChildProcess; stderr: () => string } => {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      started.push(child);
+      let err = '';
+      child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+      return { child, stderr: () => err };
+    };
+    try {
+      const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--open-enrolment', '--aggregation', 'plain', '--min-cohort', '1', '--rounds', '1', '--deadline', '120', '--log-level', 'info', '--loss', 'supcon', '--widths', '4,8,8', '--batch', '8']);
+      const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, BANNER, 30_000);
+      const key = /coordinator public key ([0-9a-f]{64})/.exec(banner)?.[1] as string;
+      const sent = logLine(banner, 'the training recipe, sent to the agents with every round');
+      assert.deepEqual([(sent['recipe'] as Recipe).loss, (sent['recipe'] as Recipe).temperature], ['supcon', 0.1]);
+      const url = sent['url'] as string;
+      const agent = start(['agent', '--coordinator', url, '--coordinator-key', key, '--allow-plain', '--min-cohort', '1', '--dataset', 'fashion-mnist', '--client', '0/1', '--limit', '64', '--state', join(dir, 'a'), '--workers', '0', '--log-level', 'info']);
+      // The round fails without the agent's update; the reason it gave is the participant's.
+      let reason: string | undefined;
+      for (let i = 0; i < 600 && reason === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const rounds = (await (await fetch(`${url}/api/rounds`)).json()) as { items: { roundId: number }[] };
+        for (const { roundId } of rounds.items) {
+          const detail = (await (await fetch(`${url}/api/rounds/${roundId}`)).json()) as { participants: { reason: string | null }[] };
+          reason = detail.participants.find((p) => p.reason !== null)?.reason ?? undefined;
+        }
+      }
+      assert.match(reason ?? '(none recorded)', /^FEDCLR_AGENT_RECIPE_REFUSED: Round \d+: this agent cannot run the coordinator's training recipe: loss 'supcon' needs class labels and this agent trains without them/);
+      assert.match(agent.stderr(), /"msg":"round refused"/);
     } finally {
       for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,9 @@
 // Coordinator configuration: what a caller may set, the defaults, and validation that names
 // the offending field. `resolveConfig` returns a frozen, fully populated copy.
 import { createSecureContext } from 'node:tls';
-import { RECIPE_DEFAULTS } from '@fedclr/contrastive';
-import { AGENT_ID_PATTERN, LOSSES, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
-import type { AggregationMode, DpConfig, LossName, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
+import { checkLossImplemented, defaultLossRecipe, RECIPE_DEFAULTS, RECIPE_MAX_MARGIN, type LossRecipe } from '@fedclr/contrastive';
+import { AGENT_ID_PATTERN, LOSSES, MININGS, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
+import type { AggregationMode, DpConfig, LossName, Mining, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
 import { deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, type PrgAlgorithm } from '@fedclr/secagg';
 import { ConfigInvalidError } from './errors.js';
 import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleName } from './lr-schedule.js';
@@ -41,14 +41,20 @@ export interface HttpConfig {
 
 /**
  * Local training settings sent to agents in each round's config. The defaults are the tuned
- * recipe's (@fedclr/contrastive RECIPE_DEFAULTS: batch 64, Adam, lr 4e-3, NT-Xent, temperature 0.2).
+ * recipe's (@fedclr/contrastive RECIPE_DEFAULTS: batch 64, Adam, lr 4e-3, NT-Xent, temperature 0.2;
+ * another loss's temperature, margin and mining are its own defaults, RECIPE_DEFAULTS.losses).
  */
 export interface TrainingConfig {
   batchSize?: number;
   learningRate?: number;
   optimizer?: Optimizer;
+  /** One of the losses agents train (protocol LOSSES); 'moco' is refused until this build trains it. */
   loss?: LossName;
   temperature?: number;
+  /** triplet and margin only (default: the loss's). */
+  margin?: number;
+  /** triplet only (default 'semi-hard'). */
+  mining?: Mining;
   /** FedProx proximal coefficient mu (0: plain local SGD). */
   fedproxMu?: number;
   /** L2 clip of each agent's delta (0: off). */
@@ -210,7 +216,7 @@ export interface ResolvedConfig {
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
   readonly localEpochs: number;
-  readonly training: Readonly<Required<Omit<TrainingConfig, 'dp'>> & { dp?: DpConfig }>;
+  readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'dp' | 'margin' | 'mining'>>;
   readonly recipe: RoundRecipe | null;
   readonly lrSchedule: LrSchedule;
   readonly budgetEndsAt: number | null;
@@ -310,6 +316,16 @@ function oneOf<T extends string>(field: string, v: unknown, def: T, allowed: rea
   return v as T;
 }
 
+/** training.margin and training.mining: the loss's defaults where it takes them; refused where it does not. */
+function lossParameters(t: Record<string, unknown>, loss: LossRecipe): { margin?: number; mining?: Mining } {
+  const out: { margin?: number; mining?: Mining } = {};
+  if (loss.margin !== undefined) out.margin = num('training.margin', t['margin'], loss.margin, 0, RECIPE_MAX_MARGIN);
+  else if (t['margin'] !== undefined) throw new ConfigInvalidError('training.margin', `absent: loss '${loss.loss}' takes no margin (triplet and margin do)`, describe(t['margin']));
+  if (loss.mining !== undefined) out.mining = oneOf('training.mining', t['mining'], loss.mining, MININGS);
+  else if (t['mining'] !== undefined) throw new ConfigInvalidError('training.mining', `absent: loss '${loss.loss}' takes no mining (triplet does)`, describe(t['mining']));
+  return out;
+}
+
 function bool(field: string, v: unknown, def: boolean): boolean {
   if (v === undefined) return def;
   if (typeof v !== 'boolean') throw new ConfigInvalidError(field, 'a boolean', describe(v));
@@ -389,14 +405,21 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
   }
 
   const t = obj('training', c['training'], [
-    'batchSize', 'learningRate', 'optimizer', 'loss', 'temperature', 'fedproxMu', 'clipNorm', 'dp',
+    'batchSize', 'learningRate', 'optimizer', 'loss', 'temperature', 'margin', 'mining', 'fedproxMu', 'clipNorm', 'dp',
   ]);
+  const loss = defaultLossRecipe(oneOf('training.loss', t['loss'], RECIPE_DEFAULTS.loss, LOSSES));
+  try {
+    checkLossImplemented(loss.loss);
+  } catch (err) {
+    throw new ConfigInvalidError('training.loss', 'a loss the agents of this build train', `'${loss.loss}' (${(err as Error).message})`);
+  }
   const training: ResolvedConfig['training'] = {
     batchSize: int('training.batchSize', t['batchSize'], RECIPE_DEFAULTS.batchSize, 2, 65536),
     learningRate: num('training.learningRate', t['learningRate'], RECIPE_DEFAULTS.learningRates[RECIPE_DEFAULTS.optimizer], 0, 10, true),
     optimizer: oneOf('training.optimizer', t['optimizer'], RECIPE_DEFAULTS.optimizer, OPTIMIZERS),
-    loss: oneOf('training.loss', t['loss'], RECIPE_DEFAULTS.loss, LOSSES),
-    temperature: num('training.temperature', t['temperature'], RECIPE_DEFAULTS.temperature, 0, 100, true),
+    loss: loss.loss,
+    temperature: num('training.temperature', t['temperature'], loss.temperature, 0, 100, true),
+    ...lossParameters(t, loss),
     fedproxMu: num('training.fedproxMu', t['fedproxMu'], 0, 0, 1000),
     clipNorm: num('training.clipNorm', t['clipNorm'], 0, 0, 1e6),
   };

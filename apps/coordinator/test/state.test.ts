@@ -39,6 +39,23 @@ test('config: defaults, and errors that name the field', () => {
   code(() => resolveConfig({ stateDir: 'x', limits: { maxFrameBytes: 3 } }), bad, /limits/);
 });
 
+test("config: training.loss is one of the losses agents train, with that loss's defaults; margin and mining only where they apply; moco is refused until this build trains it", () => {
+  const bad = 'FEDCLR_COORD_CONFIG_INVALID';
+  const training = (t: Record<string, unknown>) => resolveConfig({ stateDir: 'x', training: t }).training;
+  assert.deepEqual([training({}).loss, training({}).temperature, training({}).margin, training({}).mining], ['ntxent', 0.2, undefined, undefined]);
+  assert.equal(training({ loss: 'supcon' }).temperature, 0.1);
+  assert.deepEqual([training({ loss: 'triplet' }).margin, training({ loss: 'triplet' }).mining], [0.2, 'semi-hard']);
+  assert.deepEqual([training({ loss: 'triplet', margin: 0.5, mining: 'hard' }).margin, training({ loss: 'triplet', mining: 'hard' }).mining], [0.5, 'hard']);
+  assert.equal(training({ loss: 'margin' }).margin, 1);
+  assert.ok(!('mining' in training({ loss: 'margin' })), 'a margin round carries no mining');
+  code(() => training({ loss: 'infonce' }), bad, /'training\.loss' must be one of ntxent, dcl, moco, triplet, margin, supcon; got "infonce"/);
+  code(() => training({ loss: 'moco' }), bad, /'training\.loss' must be a loss the agents of this build train.*Loss 'moco' is not implemented in this build/);
+  code(() => training({ margin: 0.2 }), bad, /'training\.margin' must be absent: loss 'ntxent' takes no margin/);
+  code(() => training({ loss: 'margin', mining: 'all' }), bad, /'training\.mining' must be absent: loss 'margin' takes no mining/);
+  code(() => training({ loss: 'triplet', mining: 'easy' }), bad, /'training\.mining' must be one of all, hard, semi-hard; got "easy"/);
+  code(() => training({ loss: 'margin', margin: 5 }), bad, /'training\.margin' must be a number in \[0, 4\]/);
+});
+
 test('database: versioned migrations, WAL, refuses a newer schema', () => {
   const dir = tempDir();
   const path = join(dir, 'state.db');

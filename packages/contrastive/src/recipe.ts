@@ -19,11 +19,17 @@
 //   the one rate the round carries);
 // - the federation's FedAvg server step is 2 (x + 2 x the mean delta; 0.8671 against 0.8638
 //   for plain averaging).
+// The other losses' hyperparameters were not tuned here: they are the papers' and libraries'
+// (see RECIPE_DEFAULTS.losses).
 import type { GraphSpec } from '@fedclr/tensor';
 import { gray28Config, simclrRgbConfig, type AugmentConfig } from './augment/index.js';
 import { convnetS, CONVNET_S_WIDTHS, representationWidth, resnetSmall, withProjectionHead, type EncoderName, type InputShape } from './encoders/index.js';
-import { InvalidRecipeError } from './errors.js';
+import { InvalidRecipeError, LossNotImplementedError } from './errors.js';
 import type { OptimizerConfig } from './train/index.js';
+import { ntXentPairLoss, type PairLoss } from './train/loss.js';
+import { marginPairLoss } from './train/losses/margin.js';
+import { supConPairLoss } from './train/losses/supcon.js';
+import { TRIPLET_MININGS, tripletPairLoss, type TripletMining } from './train/losses/triplet.js';
 
 /**
  * One meaning per name, in every command and on the wire: 'adam' is Adam, 'sgd' plain SGD (no
@@ -36,6 +42,54 @@ export const RECIPE_ENCODERS: readonly EncoderName[] = ['convnet-s', 'resnet-s']
 export const RECIPE_MOMENTUM = 0.9;
 /** Where a recipe is used: the view size differs (see the top of this file). */
 export type RecipeSetting = 'central' | 'federated';
+
+/**
+ * The losses, one name each in every command and on the wire (@fedclr/protocol's LOSSES is this
+ * list): 'ntxent' NT-Xent (SimCLR); 'dcl' decoupled NT-Xent (Yeh et al. 2022: the positive left
+ * out of the denominator); 'moco' MoCo-style InfoNCE (momentum encoder, queue of negatives);
+ * 'triplet' triplet loss with online mining; 'margin' margin contrastive (Hadsell et al. 2006);
+ * 'supcon' Supervised Contrastive (Khosla et al. 2020, needs labels).
+ */
+export const RECIPE_LOSSES = ['ntxent', 'dcl', 'moco', 'triplet', 'margin', 'supcon'] as const;
+export type RecipeLoss = (typeof RECIPE_LOSSES)[number];
+/** Triplet mining: 'all' valid triplets (batch-all), each anchor's 'hard'est (batch-hard), FaceNet's 'semi-hard'. */
+export const RECIPE_MININGS = TRIPLET_MININGS;
+export type RecipeMining = TripletMining;
+
+/**
+ * What each loss does with class labels. 'optional': its supervised form (positives: rows of the
+ * anchor's class) when the images have labels, else its label-free form (positives: the other
+ * view of the anchor's image; negatives: the other images' views). 'required': none without.
+ */
+export const RECIPE_LOSS_LABELS: Readonly<Record<RecipeLoss, 'none' | 'optional' | 'required'>> = Object.freeze({
+  ntxent: 'none',
+  dcl: 'none',
+  moco: 'none',
+  triplet: 'optional',
+  margin: 'optional',
+  supcon: 'required',
+});
+
+/** The hyperparameters each loss uses; a recipe carries margin and mining only for the losses that use them. */
+export const RECIPE_LOSS_PARAMETERS: Readonly<Record<RecipeLoss, readonly ('temperature' | 'margin' | 'mining')[]>> = Object.freeze({
+  ntxent: ['temperature'],
+  dcl: ['temperature'],
+  moco: ['temperature'],
+  triplet: ['margin', 'mining'],
+  margin: ['margin'],
+  supcon: ['temperature'],
+});
+
+/** A loss and its hyperparameters, as a recipe carries them. */
+export interface LossRecipe {
+  readonly loss: RecipeLoss;
+  /** Softmax temperature of ntxent, dcl, moco and supcon (triplet and margin carry one they do not use). */
+  readonly temperature: number;
+  /** triplet and margin only: the margin, in euclidean distance between unit embeddings. */
+  readonly margin?: number;
+  /** triplet only. */
+  readonly mining?: RecipeMining;
+}
 
 /** The architecture: encoder, its widths, the projection head and the input shape. */
 export interface ModelRecipe {
@@ -57,7 +111,7 @@ export interface AugmentRecipe {
 }
 
 /** Everything one training run needs besides its data and budget. */
-export interface Recipe {
+export interface Recipe extends LossRecipe {
   readonly model: ModelRecipe;
   readonly augment: AugmentRecipe;
   readonly optimizer: RecipeOptimizer;
@@ -65,8 +119,6 @@ export interface Recipe {
   /** Decoupled weight decay (Adam) or L2 (SGD) on kernels. */
   readonly weightDecay: number;
   readonly batchSize: number;
-  readonly loss: 'ntxent';
-  readonly temperature: number;
 }
 
 /** The learning rate over a central run: linear warm-up, then cosine to finalFraction of the peak. */
@@ -87,6 +139,9 @@ export interface FederatedRecipe extends Recipe {
   readonly localEpochs: number;
 }
 
+/** NT-Xent's temperature, measured (top of this file). */
+const TUNED_TEMPERATURE = 0.2;
+
 /** The tuned numbers. */
 export const RECIPE_DEFAULTS = Object.freeze({
   encoder: { gray: 'convnet-s', rgb: 'resnet-s' } as const,
@@ -98,8 +153,24 @@ export const RECIPE_DEFAULTS = Object.freeze({
   learningRates: { adam: 4e-3, sgd: 0.3, momentum: 0.3 } as const,
   weightDecay: 0,
   batchSize: 64,
-  loss: 'ntxent' as const,
-  temperature: 0.2,
+  loss: 'ntxent' as RecipeLoss,
+  temperature: TUNED_TEMPERATURE,
+  /** Each loss's own hyperparameters (losses without a temperature carry `temperature` above, unused). */
+  losses: {
+    ntxent: { temperature: TUNED_TEMPERATURE },
+    // DCL changes only the denominator of NT-Xent: NT-Xent's tuned temperature (not re-tuned).
+    dcl: { temperature: TUNED_TEMPERATURE },
+    // MoCo v2's temperature (Chen et al. 2020, "Improved Baselines with Momentum Contrastive Learning").
+    moco: { temperature: 0.2 },
+    // FaceNet's margin 0.2 on unit embeddings (Schroff et al. 2015), with its semi-hard mining,
+    // which also avoids the collapse batch-hard mining is prone to early in training.
+    triplet: { margin: 0.2, mining: 'semi-hard' as RecipeMining },
+    // pytorch-metric-learning's ContrastiveLoss neg_margin 1 (its pos_margin 0 is Hadsell's d²):
+    // on unit embeddings d < 1 means cosine > 0.5, so negatives are pushed until 60 degrees apart.
+    margin: { margin: 1 },
+    // Khosla et al. 2020 train with temperature 0.1.
+    supcon: { temperature: 0.1 },
+  } as Readonly<Record<RecipeLoss, { readonly temperature?: number; readonly margin?: number; readonly mining?: RecipeMining }>>,
   cropMin: { gray: 0.4, rgb: 0.08 } as const,
   strength: 0.5,
   /** View side as a fraction of the image side, grayscale only (RGB: full size). */
@@ -122,8 +193,19 @@ export function defaultModelRecipe(input: InputShape, encoder?: EncoderName): Mo
   return { encoder: name, widths, head: { hidden: widths[widths.length - 1] as number, out: RECIPE_DEFAULTS.headOut }, input: { ...input } };
 }
 
-/** The recipe's defaults for an input shape and a setting. */
-export function defaultRecipe(input: InputShape, setting: RecipeSetting): Recipe {
+/** A loss with its default hyperparameters (RECIPE_DEFAULTS.losses). */
+export function defaultLossRecipe(loss: RecipeLoss): LossRecipe {
+  const d = RECIPE_DEFAULTS.losses[loss];
+  return {
+    loss,
+    temperature: d.temperature ?? RECIPE_DEFAULTS.temperature,
+    ...(d.margin !== undefined ? { margin: d.margin } : {}),
+    ...(d.mining !== undefined ? { mining: d.mining } : {}),
+  };
+}
+
+/** The recipe's defaults for an input shape and a setting (and a loss: default NT-Xent). */
+export function defaultRecipe(input: InputShape, setting: RecipeSetting, loss: RecipeLoss = RECIPE_DEFAULTS.loss): Recipe {
   return {
     model: defaultModelRecipe(input),
     augment: {
@@ -135,15 +217,14 @@ export function defaultRecipe(input: InputShape, setting: RecipeSetting): Recipe
     learningRate: RECIPE_DEFAULTS.learningRates[RECIPE_DEFAULTS.optimizer],
     weightDecay: RECIPE_DEFAULTS.weightDecay,
     batchSize: RECIPE_DEFAULTS.batchSize,
-    loss: RECIPE_DEFAULTS.loss,
-    temperature: RECIPE_DEFAULTS.temperature,
+    ...defaultLossRecipe(loss),
   };
 }
 
 /** The federated defaults: the local recipe (federated view size) plus schedule, server step and local epochs. */
-export function defaultFederatedRecipe(input: InputShape): FederatedRecipe {
+export function defaultFederatedRecipe(input: InputShape, loss: RecipeLoss = RECIPE_DEFAULTS.loss): FederatedRecipe {
   return {
-    ...defaultRecipe(input, 'federated'),
+    ...defaultRecipe(input, 'federated', loss),
     lrSchedule: { ...RECIPE_DEFAULTS.lrSchedule },
     serverLr: RECIPE_DEFAULTS.serverLr,
     localEpochs: RECIPE_DEFAULTS.localEpochs,
@@ -177,8 +258,70 @@ export function checkRecipe(recipe: Recipe): void {
   if (!isNum(recipe.learningRate) || recipe.learningRate <= 0 || recipe.learningRate > 10) throw new InvalidRecipeError('learningRate', `expected a number in (0, 10], got ${String(recipe.learningRate)}`);
   if (!isNum(recipe.weightDecay) || recipe.weightDecay < 0 || recipe.weightDecay > 1) throw new InvalidRecipeError('weightDecay', `expected a number in [0, 1], got ${String(recipe.weightDecay)}`);
   if (!isInt(recipe.batchSize, 2, 65536)) throw new InvalidRecipeError('batchSize', `expected an integer in [2, 65536], got ${String(recipe.batchSize)}`);
-  if (recipe.loss !== 'ntxent') throw new InvalidRecipeError('loss', `expected 'ntxent' (the only loss the trainers run), got '${String(recipe.loss)}'`);
+  checkLossRecipe(recipe);
+}
+
+/** Largest margin a recipe takes: distances between unit embeddings are at most 2, differences of two at most 4. */
+export const RECIPE_MAX_MARGIN = 4;
+
+/**
+ * Checks a loss and its hyperparameters: a known name, a temperature, and margin and mining
+ * exactly for the losses that use them (FEDCLR_CONTRASTIVE_INVALID_RECIPE naming the field).
+ */
+export function checkLossRecipe(recipe: LossRecipe): void {
+  if (!(RECIPE_LOSSES as readonly string[]).includes(recipe.loss)) throw new InvalidRecipeError('loss', `expected one of ${RECIPE_LOSSES.join(', ')}, got '${String(recipe.loss)}'`);
   if (!isNum(recipe.temperature) || recipe.temperature <= 0 || recipe.temperature > 100) throw new InvalidRecipeError('temperature', `expected a number in (0, 100], got ${String(recipe.temperature)}`);
+  const uses = RECIPE_LOSS_PARAMETERS[recipe.loss];
+  if (uses.includes('margin')) {
+    if (!isNum(recipe.margin) || recipe.margin < 0 || recipe.margin > RECIPE_MAX_MARGIN) throw new InvalidRecipeError('margin', `expected a number in [0, ${RECIPE_MAX_MARGIN}] for loss '${recipe.loss}', got ${String(recipe.margin)}`);
+  } else if (recipe.margin !== undefined) throw new InvalidRecipeError('margin', `loss '${recipe.loss}' takes no margin (triplet and margin do)`);
+  if (uses.includes('mining')) {
+    if (!(RECIPE_MININGS as readonly string[]).includes(recipe.mining as string)) throw new InvalidRecipeError('mining', `expected one of ${RECIPE_MININGS.join(', ')} for loss '${recipe.loss}', got '${String(recipe.mining)}'`);
+  } else if (recipe.mining !== undefined) throw new InvalidRecipeError('mining', `loss '${recipe.loss}' takes no mining (triplet does)`);
+}
+
+function mocoNotImplemented(): never {
+  throw new LossNotImplementedError('moco', 'MoCo (momentum encoder and a queue of negatives) is not in this build yet; use ntxent, dcl, triplet, margin or supcon');
+}
+
+/** Throws FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED for a loss this build names but cannot train. */
+export function checkLossImplemented(loss: RecipeLoss): void {
+  if (loss === 'moco') mocoNotImplemented();
+}
+
+/** The trainer's loss for a recipe's loss (FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED for one this build cannot train). */
+export function recipeLoss(recipe: LossRecipe): PairLoss {
+  checkLossRecipe(recipe);
+  const { temperature } = recipe;
+  switch (recipe.loss) {
+    case 'ntxent':
+    case 'dcl':
+      return ntXentPairLoss({ temperature, decoupled: recipe.loss === 'dcl' });
+    case 'supcon':
+      return supConPairLoss({ temperature });
+    case 'triplet':
+      return tripletPairLoss({ margin: recipe.margin as number, mining: recipe.mining as RecipeMining });
+    case 'margin':
+      return marginPairLoss({ margin: recipe.margin as number });
+    case 'moco':
+      return mocoNotImplemented();
+  }
+}
+
+/** One line for logs: the loss, its hyperparameters, and whether it trains on labels (label-aware) or on views alone (label-free). */
+export function describeLoss(recipe: LossRecipe, labelled: boolean): string {
+  const uses = RECIPE_LOSS_PARAMETERS[recipe.loss];
+  const parameters = [
+    uses.includes('temperature') ? `temperature ${recipe.temperature}` : undefined,
+    uses.includes('margin') ? `margin ${recipe.margin}` : undefined,
+    uses.includes('mining') ? `${recipe.mining} mining` : undefined,
+  ].filter((p) => p !== undefined);
+  const form = labelled
+    ? 'label-aware: positives are the rows of the anchor\'s class'
+    : RECIPE_LOSS_LABELS[recipe.loss] === 'none'
+      ? 'label-free'
+      : 'label-free: the positive is the other view of the anchor\'s image, negatives the other images\' views';
+  return `${recipe.loss} (${parameters.join(', ')}), ${form}`;
 }
 
 /** Checks an augmentation recipe against the input it augments. */

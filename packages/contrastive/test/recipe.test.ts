@@ -5,11 +5,18 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { initBackend } from '@fedclr/tensor';
 import * as errors from '../src/errors.js';
 import * as evalErrors from '../src/eval/errors.js';
 import {
+  checkLossImplemented,
   checkRecipe,
   contrastiveModel,
+  defaultLossRecipe,
+  describeLoss,
+  RECIPE_LOSS_LABELS,
+  RECIPE_LOSSES,
+  recipeLoss,
   convnetS,
   defaultFederatedRecipe,
   defaultRecipe,
@@ -73,9 +80,54 @@ describe('the training recipe', () => {
     bad((r) => ({ ...r, augment: { ...r.augment, viewSize: 29 } }), /augment\.viewSize: expected an integer between 4 and the image side 28, got 29/);
     bad((r) => ({ ...r, augment: { ...r.augment, cropMin: 0 } }), /augment\.cropMin/);
     bad((r) => ({ ...r, optimizer: 'rmsprop' as 'adam' }), /optimizer: expected one of adam, sgd, momentum/);
-    bad((r) => ({ ...r, loss: 'supcon' as 'ntxent' }), /loss: expected 'ntxent'/);
+    bad((r) => ({ ...r, loss: 'infonce' as 'ntxent' }), /loss: expected one of ntxent, dcl, moco, triplet, margin, supcon, got 'infonce'/);
+    bad((r) => ({ ...r, loss: 'triplet' }), /margin: expected a number in \[0, 4\] for loss 'triplet', got undefined/);
+    bad((r) => ({ ...r, loss: 'triplet', margin: 0.2 }), /mining: expected one of all, hard, semi-hard for loss 'triplet'/);
+    bad((r) => ({ ...r, loss: 'margin', margin: 5 }), /margin: expected a number in \[0, 4\]/);
+    bad((r) => ({ ...r, margin: 0.2 }), /margin: loss 'ntxent' takes no margin/);
+    bad((r) => ({ ...r, loss: 'margin', margin: 1, mining: 'hard' }), /mining: loss 'margin' takes no mining/);
+    bad((r) => ({ ...r, loss: 'supcon', temperature: 0 }), /temperature: expected a number in \(0, 100\]/);
     bad((r) => ({ ...r, batchSize: 1 }), /batchSize/);
     code(() => recipeModelSpec({ ...ok.model, head: { hidden: 0, out: 8 } }), /model\.head/);
+  });
+});
+
+describe('the losses of the recipe', () => {
+  it('one name list; each loss with its own defaults (margin and mining only where they apply)', () => {
+    assert.deepEqual([...RECIPE_LOSSES], ['ntxent', 'dcl', 'moco', 'triplet', 'margin', 'supcon']);
+    assert.deepEqual(defaultLossRecipe('ntxent'), { loss: 'ntxent', temperature: 0.2 });
+    assert.deepEqual(defaultLossRecipe('dcl'), { loss: 'dcl', temperature: 0.2 });
+    assert.deepEqual(defaultLossRecipe('supcon'), { loss: 'supcon', temperature: 0.1 });
+    assert.deepEqual(defaultLossRecipe('triplet'), { loss: 'triplet', temperature: 0.2, margin: 0.2, mining: 'semi-hard' });
+    assert.deepEqual(defaultLossRecipe('margin'), { loss: 'margin', temperature: 0.2, margin: 1 });
+    for (const loss of RECIPE_LOSSES) {
+      const recipe = defaultRecipe(GRAY28, 'central', loss);
+      checkRecipe(recipe);
+      const { margin: _m, mining: _k, ...rest } = recipe;
+      assert.deepEqual({ ...rest, ...defaultLossRecipe('ntxent') }, defaultRecipe(GRAY28, 'central'), `${loss}: only the loss fields differ`);
+    }
+    assert.deepEqual(Object.keys(RECIPE_LOSS_LABELS).sort(), [...RECIPE_LOSSES].sort());
+    assert.deepEqual(RECIPE_LOSSES.filter((l) => RECIPE_LOSS_LABELS[l] !== 'none'), ['triplet', 'margin', 'supcon']);
+  });
+
+  it("refuses 'moco' as not implemented in this build (FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED); every other loss builds", async () => {
+    await initBackend({ prefer: 'cpu' });
+    const notInBuild = (err: Error & { code?: string }) => err.code === 'FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED' && /Loss 'moco' is not implemented in this build/.test(err.message);
+    assert.throws(() => checkLossImplemented('moco'), notInBuild);
+    assert.throws(() => recipeLoss(defaultLossRecipe('moco')), notInBuild);
+    for (const loss of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
+      checkLossImplemented(loss);
+      assert.equal(typeof recipeLoss(defaultLossRecipe(loss)).valueAndGradient, 'function', `${loss} has a closed-form gradient`);
+    }
+    assert.equal(recipeLoss(defaultLossRecipe('supcon')).labels, 'required');
+    assert.equal(recipeLoss(defaultLossRecipe('triplet')).labels, 'optional');
+    assert.equal(recipeLoss(defaultLossRecipe('ntxent')).labels, undefined);
+  });
+
+  it('describes a loss for the logs, saying whether it trains label-aware or label-free', () => {
+    assert.equal(describeLoss(defaultLossRecipe('triplet'), true), "triplet (margin 0.2, semi-hard mining), label-aware: positives are the rows of the anchor's class");
+    assert.equal(describeLoss(defaultLossRecipe('margin'), false), "margin (margin 1), label-free: the positive is the other view of the anchor's image, negatives the other images' views");
+    assert.equal(describeLoss(defaultLossRecipe('ntxent'), false), 'ntxent (temperature 0.2), label-free');
   });
 });
 

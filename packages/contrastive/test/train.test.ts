@@ -6,25 +6,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, multiViewLossGradient, ntXentPairLoss, pairLossGradient, splitBatch, supConLoss, type PairLoss } from '../src/index.js';
 import { uniformArray } from './seeded.js';
+import { noBatchNorm } from './specs.js';
 
 function images(count: number, pixels: number, seed: number): Float32Array {
   return uniformArray(count * pixels, seed);
 }
-
-// No BatchNorm: per-worker batch statistics would (rightly) make the two engines differ.
-const noBatchNorm: GraphSpec = {
-  name: 'plain-cnn',
-  input: { height: 8, width: 8, channels: 1 },
-  nodes: [
-    { op: 'conv', name: 'c1', input: 'input', filters: 4, kernel: 3, stride: 1 },
-    { op: 'relu', name: 'r1', input: 'c1' },
-    { op: 'conv', name: 'c2', input: 'r1', filters: 8, kernel: 3, stride: 2 },
-    { op: 'relu', name: 'r2', input: 'c2' },
-    { op: 'gap', name: 'representation', input: 'r2' },
-    { op: 'dense', name: 'projection', input: 'representation', units: 6 },
-  ],
-  output: 'projection',
-};
 
 describe('step engines', () => {
   before(async () => {

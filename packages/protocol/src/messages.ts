@@ -20,9 +20,12 @@ import {
 } from './errors.js';
 import { resolveLimits, type ProtocolLimits } from './limits.js';
 import {
+  MARGIN_LOSSES,
+  MINING_LOSSES,
   RoundRecipeSchema,
   buildMessageSchemas,
   type AgentMessage,
+  type RoundConfig,
   type RoundRecipe,
   type CoordinatorMessage,
   type MessageSchemas,
@@ -141,6 +144,15 @@ export function parseRoundRecipe(raw: unknown): RoundRecipe {
 
 // ---- cross-field rules the schemas cannot express ------------------------------------------
 
+/** config.margin exactly with the losses that take one, config.mining exactly with triplet. */
+function checkLossParameters(type: string, c: RoundConfig): void {
+  for (const [field, losses] of [['margin', MARGIN_LOSSES], ['mining', MINING_LOSSES]] as const) {
+    const takes = losses.includes(c.loss);
+    if (takes && c[field] === undefined) throw new InconsistentMessageError(type, `config.loss '${c.loss}' needs config.${field}`);
+    if (!takes && c[field] !== undefined) throw new InconsistentMessageError(type, `config.${field} goes only with config.loss ${losses.join(' or ')}, not '${c.loss}'`);
+  }
+}
+
 function checkSemantics(msg: AgentMessage | CoordinatorMessage): void {
   switch (msg.type) {
     case 'round-start': {
@@ -148,6 +160,7 @@ function checkSemantics(msg: AgentMessage | CoordinatorMessage): void {
       if (c.dp !== undefined && c.clipNorm === 0) {
         throw new InconsistentMessageError(msg.type, 'config.dp needs config.clipNorm > 0: the noise is scaled to the clip norm');
       }
+      checkLossParameters(msg.type, c);
       break;
     }
     case 'secagg':

@@ -58,7 +58,13 @@ function literals<const T extends readonly string[]>(values: T): TUnion<Literals
 
 export const DTYPES = ['float32', 'int32', 'uint32'] as const;
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
-export const LOSSES = ['ntxent', 'infonce', 'supcon', 'triplet', 'contrastive'] as const;
+/** The losses agents train: @fedclr/contrastive's RECIPE_LOSSES (protocol uses no tfjs; a test keeps the two equal). */
+export const LOSSES = ['ntxent', 'dcl', 'moco', 'triplet', 'margin', 'supcon'] as const;
+/** Triplet mining (config.mining). */
+export const MININGS = ['all', 'hard', 'semi-hard'] as const;
+/** The losses that take config.margin, and the one that takes config.mining. */
+export const MARGIN_LOSSES: readonly LossName[] = ['triplet', 'margin'];
+export const MINING_LOSSES: readonly LossName[] = ['triplet'];
 export const AGGREGATION_MODES = ['plain', 'secure'] as const;
 export const AGENT_STATES = ['idle', 'training', 'uploading', 'secagg'] as const;
 export const ROUND_OUTCOMES = ['completed', 'aborted'] as const;
@@ -119,7 +125,7 @@ export const DpConfigSchema = Type.Object(
 
 /**
  * The model and augmentation of a round's training recipe (the rest of it, optimizer, rate,
- * batch, loss and temperature, are RoundConfig's own fields). An agent builds its encoder and
+ * batch, loss, temperature, margin and mining, are RoundConfig's own fields). An agent builds its encoder and
  * augmentation from this and trains nothing else; it refuses a recipe it cannot run.
  */
 export const RoundRecipeSchema = Type.Object(
@@ -169,7 +175,12 @@ export const RoundConfigSchema = Type.Object(
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 10 }),
     optimizer: literals(OPTIMIZERS),
     loss: literals(LOSSES),
+    /** Softmax temperature (ntxent, dcl, moco, supcon; carried, unused, by triplet and margin). */
     temperature: Type.Number({ exclusiveMinimum: 0, maximum: 100 }),
+    /** (2.2) triplet and margin, and only they: the margin between unit embeddings' distances. */
+    margin: Type.Optional(Type.Number({ minimum: 0, maximum: 4 })),
+    /** (2.2) triplet, and only it: which triplets train. */
+    mining: Type.Optional(literals(MININGS)),
     /** FedProx proximal term; 0 is plain FedAvg local training. */
     fedproxMu: Type.Number({ minimum: 0, maximum: 1000 }),
     /** L2 norm bound of the update (delta); 0 disables clipping (not allowed with dp). */
@@ -422,6 +433,7 @@ export const Schemas: MessageSchemas = buildMessageSchemas(DEFAULT_LIMITS);
 export type Dtype = (typeof DTYPES)[number];
 export type Optimizer = (typeof OPTIMIZERS)[number];
 export type LossName = (typeof LOSSES)[number];
+export type Mining = (typeof MININGS)[number];
 export type AggregationMode = (typeof AGGREGATION_MODES)[number];
 export type RejectReason = (typeof REJECT_REASONS)[number];
 export type UpdateRejectReason = (typeof UPDATE_REJECT_REASONS)[number];

@@ -9,8 +9,11 @@ import {
   parseMessage,
   validateMessage,
   encodeFrame,
+  LOSSES,
   type AgentMessage,
   type CoordinatorMessage,
+  type RoundConfig,
+  type RoundStartMessage,
 } from '../src/index.js';
 import { assertCode, overTheWire, roundConfig, sampleMessages, sampleTensors } from './helpers.js';
 
@@ -155,6 +158,21 @@ describe('field validation', () => {
     assertCode(() => parseMessage(up, { ...agentMsg('secagg'), to: 'edge-01' }), 'FEDCLR_PROTO_INCONSISTENT', /from and to/);
     assertCode(() => parseMessage(down, { ...coordMsg('secagg'), from: '@all', to: 'edge-02' }), 'FEDCLR_PROTO_INCONSISTENT');
   });
+  it('names the losses agents train (2.2), with margin and mining exactly for the losses that take them', () => {
+    const rs = (c: Partial<RoundConfig>) => ({ ...coordMsg('round-start'), config: roundConfig(c) });
+    assert.deepEqual([...LOSSES], ['ntxent', 'dcl', 'moco', 'triplet', 'margin', 'supcon']);
+    for (const loss of ['ntxent', 'dcl', 'moco', 'supcon'] as const) assert.equal((parseMessage(down, rs({ loss })) as RoundStartMessage).config.loss, loss);
+    const triplet = parseMessage(down, rs({ loss: 'triplet', margin: 0.2, mining: 'semi-hard' })) as RoundStartMessage;
+    assert.deepEqual([triplet.config.margin, triplet.config.mining], [0.2, 'semi-hard']);
+    assert.equal((parseMessage(down, rs({ loss: 'margin', margin: 1 })) as RoundStartMessage).config.margin, 1);
+    for (const stale of ['infonce', 'contrastive']) assertCode(() => parseMessage(down, rs({ loss: stale as 'ntxent' })), 'FEDCLR_PROTO_INVALID_VALUE', /'config\.loss'/);
+    assertCode(() => parseMessage(down, rs({ loss: 'triplet', mining: 'hard' })), 'FEDCLR_PROTO_INCONSISTENT', /config\.loss 'triplet' needs config\.margin/);
+    assertCode(() => parseMessage(down, rs({ loss: 'triplet', margin: 0.2 })), 'FEDCLR_PROTO_INCONSISTENT', /needs config\.mining/);
+    assertCode(() => parseMessage(down, rs({ margin: 0.2 })), 'FEDCLR_PROTO_INCONSISTENT', /config\.margin goes only with config\.loss triplet or margin, not 'ntxent'/);
+    assertCode(() => parseMessage(down, rs({ loss: 'margin', margin: 1, mining: 'all' })), 'FEDCLR_PROTO_INCONSISTENT', /config\.mining goes only with config\.loss triplet/);
+    assertCode(() => parseMessage(down, rs({ loss: 'margin', margin: 4.5 })), 'FEDCLR_PROTO_OUT_OF_RANGE', /'config\.margin'/);
+    assertCode(() => parseMessage(down, rs({ loss: 'triplet', margin: 0.2, mining: 'easy' as 'all' })), 'FEDCLR_PROTO_INVALID_VALUE', /'config\.mining'/);
+  });
   it('carries a training recipe in the round config and checks every field of it', () => {
     const recipe = {
       model: { encoder: 'convnet-s', widths: [32, 64, 256], head: { hidden: 256, out: 128 }, input: { height: 28, width: 28, channels: 1 } },
@@ -189,7 +207,7 @@ describe('field validation', () => {
 describe('hello version gate', () => {
   it('rejects another major before looking at the fields', () => {
     const v3 = { ...agentMsg('hello'), protocolVersion: '3.0', someV3Field: true };
-    const err = assertCode(() => parseMessage(up, v3), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /3\.0 is incompatible with local version 2\.1/);
+    const err = assertCode(() => parseMessage(up, v3), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /3\.0 is incompatible with local version 2\.2/);
     assert.equal((err as { statusCode?: number }).statusCode, 426);
   });
   it('rejects malformed versions', () => {

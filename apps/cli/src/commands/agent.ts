@@ -17,11 +17,12 @@ import {
   type TrainingGate,
 } from '@fedclr/agent';
 import { stat } from 'node:fs/promises';
-import type { InputShape } from '@fedclr/contrastive';
+import { describeLoss, type InputShape } from '@fedclr/contrastive';
 import { readImageFolder, subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
 import { defaultWorkers, intOption, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
+import { checkLabelledImages, labelsHelp, labelsOption } from '../labels.js';
 import { loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS } from '../recipe-flags.js';
 import { ipcTrainingGate, parentChannel } from '../slots.js';
@@ -47,10 +48,12 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --require-secure              back to secure aggregation only (after an earlier --allow-plain)
   --min-cohort N                refuse rounds that sample fewer than N agents (default 5)
   --min-noise-multiplier S      refuse rounds without DP noise multiplier >= S (default 0: any, or no DP)
-  --data DIR                    the private image folder (PNG/JPEG, recursive; labels are never used), read at
-                                the image size and channels of the coordinator's model (each image is resized)
+  --data DIR                    the private image folder (PNG/JPEG, recursive), read at the image size and
+                                channels of the coordinator's model (each image is resized)
+${labelsHelp(32, ["opt-in: this agent's own labels, which never leave it:"])}
+                                without them, supcon rounds are refused and triplet and margin train label-free
   The coordinator sends the training recipe with every round (model, image size, augmentation, optimizer,
-  rate, batch, temperature, weight decay): the agent trains exactly that and refuses a recipe it cannot run
+  rate, batch, loss, temperature, weight decay): the agent trains exactly that and refuses a recipe it cannot run
   (FEDCLR_AGENT_RECIPE_REFUSED); the recipe flags of fedclr coordinator are refused here.
   Limits of this agent (they only ever cut its own work):
   --workers N                   training threads (default min(2, cores))
@@ -126,6 +129,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       holdout: { type: 'string' },
       limit: { type: 'string' },
       seed: { type: 'string' },
+      labels: { type: 'string' },
       // Refused with a clear error below: the coordinator's recipe sets them.
       ...RECIPE_FLAG_OPTIONS,
       size: { type: 'string' },
@@ -146,11 +150,12 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   for (const flag of [...Object.keys(RECIPE_FLAG_OPTIONS), 'size', 'channels']) {
     if ((values as Record<string, unknown>)[flag] !== undefined) {
       throw new UsageError(
-        `--${flag} is not an agent flag: the coordinator sends the training recipe (model, image size, augmentation, optimizer, rate, batch) with every round and the agent trains exactly that; set it on fedclr coordinator`,
+        `--${flag} is not an agent flag: the coordinator sends the training recipe (model, image size, augmentation, optimizer, rate, batch, loss) with every round and the agent trains exactly that; set it on fedclr coordinator`,
       );
     }
   }
   if ((values.data === undefined) === (values.dataset === undefined)) throw new UsageError('give exactly one of --data DIR (private images) or --dataset fashion-mnist --client I/N (simulation)');
+  const labels = labelsOption(values, { data: values.data, dataset: values.dataset });
   const workers = intOption(values, 'workers', defaultWorkers(), 0);
   const maxSteps = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
   const maxMinutes = numberOption(values, 'minutes-per-round', undefined);
@@ -241,8 +246,10 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     };
     const train = await loadSimulationTrain(spec);
     const split = splitSimulation(train.labels, spec);
-    // The simulated private folder: this client's images only, without labels.
-    const share: ImageDataset = { ...subsetDataset(train, split.parts[simulated.index] as number[]), labels: null, classNames: [] };
+    // The simulated private folder: this client's images only, with their labels only if it opted in.
+    const own = subsetDataset(train, split.parts[simulated.index] as number[]);
+    const share: ImageDataset = labels === 'dataset' ? own : { ...own, labels: null, classNames: [] };
+    if (labels !== undefined) checkLabelledImages(share, `client ${simulated.index}'s share`);
     images = share;
     imageCount = share.count;
   } else {
@@ -252,9 +259,13 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     if (info === undefined || !info.isDirectory()) throw new UsageError(`--data ${dir} is not a readable directory`);
     images = async (input) => {
       logger.info({ data: dir, input }, "reading the image folder at the coordinator's input size");
-      const folder = await readImageFolder(dir, { height: input.height, width: input.width, channels: input.channels as 1 | 3, labeled: false });
+      const folder = await readImageFolder(dir, { height: input.height, width: input.width, channels: input.channels as 1 | 3, labeled: labels === 'folders' });
       if (folder.skipped.length > 0) logger.warn({ skipped: folder.skipped.length, example: folder.skipped[0] }, 'skipped unreadable files');
       if (folder.count < 2) throw new Error(`${folder.count} readable PNG or JPEG images under ${dir}; contrastive training needs at least 2`);
+      if (labels !== undefined) {
+        checkLabelledImages(folder, dir);
+        logger.info({ classes: folder.classNames }, 'labels: the sub-folder names, used only on this agent');
+      }
       imageCount = folder.count;
       return folder;
     };
@@ -264,7 +275,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     dataset: images,
     workers,
     logger,
-    onPlan: (plan) => logger.info({ round: plan.round, model: plan.spec.name, recipe: plan.recipe }, "training the coordinator's recipe"),
+    useLabels: labels !== undefined,
+    onPlan: (plan) => logger.info({ round: plan.round, model: plan.spec.name, recipe: plan.recipe, loss: describeLoss(plan.loss, plan.labelled) }, "training the coordinator's recipe"),
     ...(maxSteps !== undefined ? { maxStepsPerRound: maxSteps } : {}),
     ...(maxMinutes !== undefined ? { maxMinutesPerRound: maxMinutes } : {}),
     ...(gate !== undefined ? { gate } : {}),

@@ -20,8 +20,9 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --config FILE                 JSON: startCoordinator settings (stateDir, rounds, minCohort, training {...},
                                 strategy {...}, enrolment {...}, quorum {...}, ...) plus "model": {"encoder",
                                 "size", "channels", "widths"} and "minutes"; flags override the file
-  The coordinator sends the whole recipe (model, augmentation, optimizer, rate, batch, loss, temperature)
-  with every round: agents build their model and augmentation from it and need none of these flags.
+  The coordinator sends the whole recipe (model, augmentation, optimizer, rate, batch, loss, temperature,
+  margin, mining) with every round: agents build their model, augmentation and loss from it and need none
+  of these flags. An agent without labels refuses a supcon round (the reason is recorded with the round).
   --state DIR                   SQLite state and checkpoints (default ./fedclr-coordinator)
   --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
   --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
@@ -76,6 +77,9 @@ export function coordinatorRecipe(values: Record<string, unknown>, file: FileCon
     learningRate: t.learningRate,
     optimizer: t.optimizer,
     temperature: t.temperature,
+    loss: t.loss,
+    margin: t.margin,
+    mining: t.mining,
   });
   const scheduleFlag = oneOf('lr-schedule', values['lr-schedule'] as string | undefined, LR_SCHEDULES);
   const fileSchedule = typeof file.lrSchedule === 'string' ? { kind: file.lrSchedule } : file.lrSchedule;
@@ -180,7 +184,17 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`"minutes" in --config must be > 0, got ${minutes}`);
   // The recipe: its federated defaults, then the file, then the flags; sent whole with every round.
   const recipe = coordinatorRecipe(values, file);
-  const training = { ...(fileRest.training ?? {}), batchSize: recipe.batchSize, learningRate: recipe.learningRate, optimizer: recipe.optimizer, temperature: recipe.temperature, loss: recipe.loss };
+  const { margin: _m, mining: _k, ...fileTraining } = fileRest.training ?? {};
+  const training = {
+    ...fileTraining,
+    batchSize: recipe.batchSize,
+    learningRate: recipe.learningRate,
+    optimizer: recipe.optimizer,
+    loss: recipe.loss,
+    temperature: recipe.temperature,
+    ...(recipe.margin !== undefined ? { margin: recipe.margin } : {}),
+    ...(recipe.mining !== undefined ? { mining: recipe.mining } : {}),
+  };
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');

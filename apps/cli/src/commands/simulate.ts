@@ -35,7 +35,8 @@ import {
   type SimulationDataSpec,
   type StopReason,
 } from '../federation.js';
-import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp } from '../recipe-flags.js';
+import { checkLabelsForLoss, labelsOption, lossLine } from '../labels.js';
+import { lossFlags, RECIPE_FLAG_OPTIONS, recipeFlagsHelp } from '../recipe-flags.js';
 import { isSlotMessage, SlotSemaphore, unionLength, type SlotIpcMessage } from '../slots.js';
 import { coordinatorRecipe } from './coordinator.js';
 import { encodeSplit } from './eval.js';
@@ -52,6 +53,8 @@ export const simulateHelp = `fedclr simulate [options]
 ${recipeFlagsHelp('federated')}
   --lr-schedule cosine|constant  the learning rate of each round (default cosine: from --lr down to 5% of it
                               over the run, by rounds done of --rounds or time used of --minutes)
+  --labels dataset            every agent opts in to its share's Fashion-MNIST classes (they stay on the agent):
+                              needed by --loss supcon; triplet and margin then train label-aware
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure
   --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
@@ -87,6 +90,7 @@ const SIMULATE_OPTIONS = {
   'steps-per-round': { type: 'string' },
   ...RECIPE_FLAG_OPTIONS,
   'fedprox-mu': { type: 'string' },
+  labels: { type: 'string' },
   'lr-schedule': { type: 'string' },
   strategy: { type: 'string' },
   'server-lr': { type: 'string' },
@@ -279,6 +283,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   }
   // Checked here, before any process starts; the coordinator gets it flag by flag and sends it to every agent.
   const recipe = simulateRecipe(values);
+  const labels = labelsOption(values, { dataset: 'fashion-mnist' });
+  checkLabelsForLoss(recipe, labels);
   const { batchSize: batch, learningRate: lr, temperature, optimizer, weightDecay, localEpochs, serverLr } = recipe;
   const { cropMin, viewSize, strength } = recipe.augment;
   const lrSchedule = recipe.lrSchedule;
@@ -378,7 +384,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--deadline', String(deadlineSec),
       '--batch', String(batch),
       '--lr', String(lr),
-      '--temperature', String(temperature),
+      ...lossFlags(recipe),
       '--optimizer', optimizer,
       '--weight-decay', String(weightDecay),
       '--encoder', encoder,
@@ -400,6 +406,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       if (remaining <= 0) throw new SimulationError(`the ${minutes}-minute budget was used up before the federation started`);
       coordinatorArgs.push('--minutes', remaining.toFixed(4));
     }
+    log(`simulate: ${lossLine(recipe, labels)}`);
     const coordinator = spawnFedclr('coordinator', coordinatorArgs, join(outDir, 'logs', 'coordinator.log'));
     children.push(coordinator);
     data = await prepareData();
@@ -521,6 +528,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--min-cohort', '1',
         ...(aggregation === 'plain' ? ['--allow-plain'] : []),
         '--dataset', 'fashion-mnist',
+        ...(labels !== undefined ? ['--labels', labels] : []),
         '--client', `${i}/${clients}`,
         '--partition', partitionSpec.kind,
         ...(partitionSpec.kind === 'dirichlet' ? ['--alpha', String(partitionSpec.alpha)] : []),
@@ -624,6 +632,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       lr,
       lrSchedule,
       temperature,
+      loss: recipe.loss,
+      labels: labels ?? null,
       optimizer,
       weightDecay,
       strategy,

@@ -1,15 +1,16 @@
 // fedclr train: centralised contrastive training on a dataset or an image folder; writes a tfjs model.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ntXentPairLoss, recipeAugmentConfig, recipeModelSpec, recipeOptimizer, trainContrastive, type InputShape, type Recipe } from '@fedclr/contrastive';
+import { recipeAugmentConfig, recipeLoss, recipeModelSpec, recipeOptimizer, trainContrastive, type InputShape, type Recipe } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
 import { defaultWorkers, intOption, loadImages, numberOption, localViewsOption } from '../common.js';
 import { UsageError } from '../errors.js';
-import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
+import { checkLabelledImages, checkLabelsForLoss, labelsOption, labelsHelp, lossLine } from '../labels.js';
+import { lossFromFlags, RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
 import { createProgress } from '../progress.js';
 
 export const trainHelp = `fedclr train [options]
-  --dataset fashion-mnist | --data DIR   training images (labels are never used)
+  --dataset fashion-mnist | --data DIR   training images (their labels are used only with --labels)
   --size N --channels 1|3                image size and channels for --data (default 32, 3)
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops); the learning rate warms
                                          up for 2% of the run, then decays by a cosine to 0
@@ -19,8 +20,7 @@ ${recipeFlagsHelp('central')}
   --head 256,128                         projection head sizes (hidden, output; default: the representation's
                                          width, 128); the head is dropped after training, only the encoder's
                                          representation is kept
-  --decoupled                            decoupled contrastive loss (NT-Xent without the positive
-                                         in the denominator; Yeh et al. 2022)
+${labelsHelp(41)}
   --workers N                            training threads (default min(2, cores))
   --seed 0 --out DIR --checkpoint DIR --resume --json`;
 
@@ -40,7 +40,7 @@ const TRAIN_OPTIONS = {
   out: { type: 'string' },
   checkpoint: { type: 'string' },
   resume: { type: 'boolean', default: false },
-  decoupled: { type: 'boolean', default: false },
+  labels: { type: 'string' },
   head: { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
@@ -59,25 +59,31 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const values = parseTrainArgs(argv);
   const channels = values.channels === undefined ? undefined : intOption(values, 'channels', 3);
   if (channels !== undefined && channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
-  const backend = await initBackend();
-  const dataset = await loadImages({ dataset: values.dataset, data: values.data, size: values.size === undefined ? undefined : intOption(values, 'size', 32), channels }, 'train', log);
+  const labels = labelsOption(values, { data: values.data, dataset: values.dataset ?? (values.data === undefined ? 'fashion-mnist' : undefined) });
   const minutes = numberOption(values, 'minutes', undefined);
   const epochs = numberOption(values, 'epochs', undefined);
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
   if (minutes === undefined && epochs === undefined && maxSteps === undefined) throw new UsageError('give a budget: --minutes, --epochs or --steps');
+  // The loss and its labels are checked before any image is read.
+  checkLabelsForLoss(lossFromFlags(values), labels);
+  const backend = await initBackend();
+  const dataset = await loadImages({ dataset: values.dataset, data: values.data, size: values.size === undefined ? undefined : intOption(values, 'size', 32), channels, labeled: labels === 'folders' }, 'train', log);
   const recipe = trainRecipe(values, { height: dataset.height, width: dataset.width, channels: dataset.channels });
+  if (labels !== undefined) checkLabelledImages(dataset, values.data ?? 'the dataset');
   const spec = recipeModelSpec(recipe.model);
   const encoder = recipe.model.encoder;
   const augment = recipeAugmentConfig(recipe.augment, dataset.channels);
   const localViews = localViewsOption(values, recipe);
-  if (localViews !== undefined && values.decoupled) throw new UsageError('--decoupled and --local-views do not combine (the decoupled loss takes two views per image)');
+  if (localViews !== undefined && recipe.loss !== 'ntxent') throw new UsageError(`--local-views needs --loss ntxent (--loss ${recipe.loss} takes two views per image)`);
+  log(`fedclr train: ${lossLine(recipe, labels)}`);
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const progress = createProgress('train');
   const result = await trainContrastive(dataset, {
     spec,
     augment,
     localViews,
-    loss: ntXentPairLoss({ temperature: recipe.temperature, decoupled: values.decoupled }),
+    loss: recipeLoss(recipe),
+    useLabels: labels !== undefined,
     optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay),
     learningRate: recipe.learningRate,
     batchSize: recipe.batchSize,
@@ -102,6 +108,7 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
     imagesPerSec: Math.round((result.imagesSeen * 1000) / Math.max(1, result.elapsedMs)),
     epochLosses: result.epochLosses.map((l) => Math.round(l * 1e4) / 1e4),
     stoppedBy: result.stoppedBy,
+    labels: labels ?? null,
     recipe,
   };
   if (values.json) out(JSON.stringify(summary));

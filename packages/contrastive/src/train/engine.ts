@@ -4,7 +4,7 @@
 import { Network, manifestOf, totalSize, type GraphSpec, type WeightManifest, flattenWeights } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError } from '../errors.js';
-import { multiViewLossGradient, pairLossGradient, type PairLoss } from './loss.js';
+import { checkPairLossLabels, multiViewLossGradient, pairLossGradient, type PairLoss } from './loss.js';
 import { FlatOptimizer, type OptimizerConfig, type ProximalTerm } from './optimizer.js';
 import { Replica, viewsPerImage, type LocalViews } from './replica.js';
 
@@ -36,8 +36,11 @@ export interface StepEngine {
   readonly optimizer: FlatOptimizer;
   /** The master weights (all of them, manifest order). Mutating it changes the model. */
   readonly params: Float32Array;
-  /** One optimiser step on `count` source images (NHWC float32 in [0, 1]); augmentation seeded by `seed`. */
-  step(images: Float32Array, count: number, learningRate: number, seed: number): Promise<StepResult>;
+  /**
+   * One optimiser step on `count` source images (NHWC float32 in [0, 1]); augmentation seeded by
+   * `seed`; `labels` (one class per image) only for a loss that takes them (PairLoss.labels).
+   */
+  step(images: Float32Array, count: number, learningRate: number, seed: number, labels?: Int32Array): Promise<StepResult>;
   /** Training-mode forward of both views without gradients (for benchmarks). */
   forward(images: Float32Array, count: number, seed: number): Promise<void>;
   /** Inference-mode representations [count, dim] of a batch. */
@@ -61,17 +64,30 @@ export function checkBatch(images: Float32Array, count: number, pixels: number, 
   if (images.length < count * pixels) throw new InvalidTrainingConfigError('images', `${images.length} values cannot hold ${count} images of ${pixels}`);
 }
 
+const MULTI_CROP_LABELS = 'label-aware losses take two views per image (no multi-crop)';
+
+/** Throws unless a step's labels suit the loss and the views (checked before any work starts). */
+export function checkStepLabels(loss: PairLoss, labels: Int32Array | undefined, count: number, views: number): void {
+  checkPairLossLabels(loss, labels, count);
+  if (labels !== undefined && views !== 2) throw new InvalidTrainingConfigError('labels', MULTI_CROP_LABELS);
+}
+
 /**
  * The loss over the embeddings gathered from several replicas, each view-major ([view 1 rows;
- * view 2 rows; ...] of its own images), and each replica's share of the gradient.
+ * view 2 rows; ...] of its own images), and each replica's share of the gradient. `labels` are
+ * the whole batch's, in replica order (the order the images were split in).
  */
 export function lossOverReplicas(
   loss: PairLoss,
   parts: { z: Float32Array; count: number }[],
   dim: number,
   views = 2,
+  labels?: Int32Array,
 ): { loss: number; dz: Float32Array[] } {
-  if (views !== 2) return multiViewOverReplicas(loss, parts, dim, views);
+  if (views !== 2) {
+    if (labels !== undefined) throw new InvalidTrainingConfigError('labels', MULTI_CROP_LABELS);
+    return multiViewOverReplicas(loss, parts, dim, views);
+  }
   const n = parts.reduce((a, p) => a + p.count, 0);
   const z1 = new Float32Array(n * dim);
   const z2 = new Float32Array(n * dim);
@@ -81,7 +97,7 @@ export function lossOverReplicas(
     z2.set(p.z.subarray(p.count * dim, 2 * p.count * dim), row * dim);
     row += p.count;
   }
-  const result = pairLossGradient(loss, z1, z2, n, dim);
+  const result = pairLossGradient(loss, z1, z2, n, dim, labels);
   row = 0;
   const dz = parts.map((p) => {
     const out = new Float32Array(2 * p.count * dim);
@@ -126,12 +142,13 @@ export class LocalStepEngine implements StepEngine {
     this.pixels = height * width * channels;
   }
 
-  async step(images: Float32Array, count: number, learningRate: number, seed: number): Promise<StepResult> {
+  async step(images: Float32Array, count: number, learningRate: number, seed: number, labels?: Int32Array): Promise<StepResult> {
     checkBatch(images, count, this.pixels, this.maxBatch);
+    checkStepLabels(this.loss, labels, count, this.views);
     this.replica.load(this.params);
     let lossValue = Number.NaN;
     this.replica.gradients(images, count, seed, (z, _rows, dim) => {
-      const { loss, dz } = lossOverReplicas(this.loss, [{ z, count }], dim, this.views);
+      const { loss, dz } = lossOverReplicas(this.loss, [{ z, count }], dim, this.views, labels);
       lossValue = loss;
       return dz[0] as Float32Array;
     }, this.gradients, this.stats);

@@ -3,13 +3,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ntXentLoss, type NtXentOptions } from '../losses/index.js';
 import { positiveIndicator, softmaxExclusionMask } from '../losses/ntxent.js';
 import { LOGIT_MASK_VALUE } from '../losses/common.js';
-import { InvalidTrainingConfigError } from '../errors.js';
+import { InvalidTrainingConfigError, LabelsRequiredError } from '../errors.js';
 
-/** A loss of two aligned views' embeddings [n, d] (row i of each comes from image i). */
+/**
+ * A loss of two aligned views' embeddings [n, d] (row i of each comes from image i), and of the
+ * images' class labels [n] for a loss that uses them (see `labels`).
+ */
 export interface PairLoss {
-  (z1: tf.Tensor2D, z2: tf.Tensor2D): tf.Scalar;
+  (z1: tf.Tensor2D, z2: tf.Tensor2D, labels?: Int32Array): tf.Scalar;
   /** Optional closed-form value and gradient (faster than autodiff); must agree with it. */
-  valueAndGradient?: (z1: tf.Tensor2D, z2: tf.Tensor2D) => { loss: tf.Scalar; dz1: tf.Tensor2D; dz2: tf.Tensor2D };
+  valueAndGradient?: (z1: tf.Tensor2D, z2: tf.Tensor2D, labels?: Int32Array) => { loss: tf.Scalar; dz1: tf.Tensor2D; dz2: tf.Tensor2D };
+  /**
+   * What the loss does with class labels: 'optional', its supervised form when given them (else
+   * the label-free one); 'required', it cannot run without them. Absent: it takes none.
+   */
+  readonly labels?: 'optional' | 'required';
   /**
    * The loss over V >= 2 views per image (multi-crop), rows view-major (row v·n + i is view v of
    * image i), with its gradient. Losses without it support two views only.
@@ -36,7 +44,7 @@ function constant(key: string, make: () => tf.Tensor): tf.Tensor {
  * dL/dU = (G + Gᵀ) U / τ, projected back through the row normalisation. About 10x cheaper on
  * wasm than autodiff, whose max/equal/eye chain runs on slow kernels.
  */
-function softmaxContrastive(z: tf.Tensor2D, positives: tf.Tensor, mask: tf.Tensor, temperature: number): { loss: tf.Scalar; dz: tf.Tensor2D } {
+export function softmaxContrastive(z: tf.Tensor2D, positives: tf.Tensor, mask: tf.Tensor, temperature: number): { loss: tf.Scalar; dz: tf.Tensor2D } {
   return tf.tidy(() => {
     const rows = z.shape[0];
     const norm = tf.sqrt(tf.add(tf.sum(tf.square(z), 1, true), 1e-12));
@@ -123,17 +131,28 @@ export function multiViewLossGradient(loss: PairLoss, z: Float32Array, views: nu
   }
 }
 
-/** Loss value and gradient of a pair loss, on plain arrays. */
-export function pairLossGradient(loss: PairLoss, z1: Float32Array, z2: Float32Array, n: number, d: number): { loss: number; dz1: Float32Array; dz2: Float32Array } {
+/** Throws unless `labels` (one per image, or none) suit what `loss` does with labels. */
+export function checkPairLossLabels(loss: PairLoss, labels: Int32Array | undefined, n: number): void {
+  if (labels === undefined) {
+    if (loss.labels === 'required') throw new LabelsRequiredError('this loss', 'give the class label of every image of the batch');
+    return;
+  }
+  if (loss.labels === undefined) throw new InvalidTrainingConfigError('labels', 'this loss takes no labels (it is label-free); give none');
+  if (labels.length !== n) throw new InvalidTrainingConfigError('labels', `${labels.length} labels for a batch of ${n} images`);
+}
+
+/** Loss value and gradient of a pair loss (with the images' labels, for a loss that takes them), on plain arrays. */
+export function pairLossGradient(loss: PairLoss, z1: Float32Array, z2: Float32Array, n: number, d: number, labels?: Int32Array): { loss: number; dz1: Float32Array; dz2: Float32Array } {
+  checkPairLossLabels(loss, labels, n);
   // Tensors leave the tidy and are read after it: tidy walks every element of a returned typed array.
   const [value, dz1, dz2] = tf.tidy(() => {
     const a = tf.tensor2d(z1, [n, d]);
     const b = tf.tensor2d(z2, [n, d]);
     if (loss.valueAndGradient) {
-      const r = loss.valueAndGradient(a, b);
+      const r = loss.valueAndGradient(a, b, labels);
       return [r.loss, r.dz1, r.dz2];
     }
-    const { value, grads } = tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => loss(x as tf.Tensor2D, y as tf.Tensor2D))([a, b]);
+    const { value, grads } = tf.valueAndGrads((x: tf.Tensor, y: tf.Tensor) => loss(x as tf.Tensor2D, y as tf.Tensor2D, labels))([a, b]);
     return [value, grads[0] as tf.Tensor, grads[1] as tf.Tensor];
   });
   try {

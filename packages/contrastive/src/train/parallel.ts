@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { currentBackend, inferShapes, totalSize, type WeightManifest } from '@fedclr/tensor';
 import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
 import type { PairLoss } from './loss.js';
-import { LocalStepEngine, checkBatch, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
+import { LocalStepEngine, checkBatch, checkStepLabels, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
 import { FlatOptimizer } from './optimizer.js';
 import { viewsPerImage } from './replica.js';
 import { CELL, CELLS_PER_WORKER, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
@@ -200,8 +200,9 @@ export class ParallelStepEngine implements StepEngine {
     return parts;
   }
 
-  step(images: Float32Array, count: number, learningRate: number, seed: number): Promise<StepResult> {
+  step(images: Float32Array, count: number, learningRate: number, seed: number, labels?: Int32Array): Promise<StepResult> {
     checkBatch(images, count, this.pixels, this.maxBatch);
+    checkStepLabels(this.loss, labels, count, this.views);
     return this.run(async (seq) => {
       const parts = this.dispatch(images, count, (part, w) => ({ type: 'step', seq, count: part.count, seed: seed * 131 + w }));
       const dim = this.widths.get(this.outputName) as number;
@@ -216,6 +217,7 @@ export class ParallelStepEngine implements StepEngine {
         parts.map((p, w) => ({ z: (this.slots[w] as WorkerSlot).z, count: p.count })),
         dim,
         this.views,
+        labels,
       );
       dz.forEach((values, w) => {
         (this.slots[w] as WorkerSlot).dz.set(values);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createRng, type ImageDataset } from '@fedclr/data';
 import { loadModel, saveModel, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
-import { InvalidTrainingConfigError } from '../errors.js';
+import { InvalidTrainingConfigError, LabelsRequiredError } from '../errors.js';
 import type { StepEngine } from './engine.js';
 import { RECIPE_DEFAULTS } from '../recipe.js';
 import { createStepEngine } from './parallel.js';
@@ -20,6 +20,11 @@ export interface TrainerConfig {
   /** Multi-crop: extra small views per image, from their own augmentation. */
   localViews?: LocalViews | undefined;
   loss: PairLoss;
+  /**
+   * Give the loss the dataset's class labels (its supervised form; the loss must take labels,
+   * PairLoss.labels). Default false: labels are never used.
+   */
+  useLabels?: boolean;
   optimizer: OptimizerConfig;
   /** FedProx: adds mu·(w - anchor) to the gradient of every trainable weight (anchor: the global model). */
   proximal?: ProximalTerm;
@@ -106,6 +111,12 @@ function check(config: TrainerConfig, count: number, pixels: number, dataset: Im
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new InvalidTrainingConfigError(name, `expected a positive number, got ${String(v)}`);
   }
   if (dataset.images.length < count * pixels) throw new InvalidTrainingConfigError('dataset', 'image buffer shorter than count images');
+  if (config.useLabels === true) {
+    if (dataset.labels === null || dataset.labels.length < count) throw new InvalidTrainingConfigError('useLabels', 'the dataset has no labels (read an image folder with labeled: true)');
+    if (config.loss.labels === undefined) throw new InvalidTrainingConfigError('useLabels', 'this loss takes no labels (it is label-free)');
+  } else if (config.loss.labels === 'required') {
+    throw new LabelsRequiredError('this loss', 'set useLabels with a labeled dataset');
+  }
 }
 
 async function saveCheckpoint(dir: string, engine: StepEngine, config: TrainerConfig, state: TrainerState): Promise<void> {
@@ -143,7 +154,7 @@ async function loadCheckpoint(dir: string, config: TrainerConfig): Promise<{ sta
   return { state, weights: model.weights, moments: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length)) };
 }
 
-/** Trains a contrastive model on the images of a dataset (labels are never used). */
+/** Trains a contrastive model on the images of a dataset (and their labels, with useLabels). */
 export async function trainContrastive(dataset: ImageDataset, config: TrainerConfig): Promise<TrainResult> {
   const count = dataset.count;
   const pixels = dataset.height * dataset.width * dataset.channels;
@@ -193,6 +204,8 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
   const finalFraction = config.finalFraction ?? RECIPE_DEFAULTS.centralSchedule.finalFraction;
   const rootRng = createRng(config.seed);
   const batch = new Float32Array(batchSize * pixels);
+  const labels = config.useLabels === true ? dataset.labels : null;
+  const batchLabels = labels === null ? undefined : new Int32Array(batchSize);
   const started = performance.now() - state.elapsedMs;
   let lastCheckpoint = performance.now();
   let order = rootRng.fork(`epoch:${state.epoch}`).shuffle(Int32Array.from({ length: count }, (_, i) => i));
@@ -218,13 +231,14 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
       for (let i = 0; i < batchSize; i++) {
         const src = (order[begin + i] as number) * pixels;
         for (let p = 0; p < pixels; p++) batch[i * pixels + p] = (dataset.images[src + p] as number) / 255;
+        if (batchLabels !== undefined) batchLabels[i] = (labels as Uint8Array)[order[begin + i] as number] as number;
       }
       const fraction = fractionDone(elapsed);
       const learningRate =
         state.step < warmup
           ? (config.learningRate * (state.step + 1)) / warmup
           : config.learningRate * (finalFraction + (1 - finalFraction) * 0.5 * (1 + Math.cos(Math.PI * fraction)));
-      const { loss } = await engine.step(batch, batchSize, learningRate, config.seed * 1_000_003 + state.step);
+      const { loss } = await engine.step(batch, batchSize, learningRate, config.seed * 1_000_003 + state.step, batchLabels);
       // An in-process step blocks the thread; let I/O (an agent's socket heartbeats) run between steps.
       await new Promise((resolve) => setImmediate(resolve));
       if (!Number.isFinite(loss)) throw new InvalidTrainingConfigError('learningRate', `the loss diverged (${loss}) at step ${state.step}; lower the learning rate`);
