@@ -8,8 +8,7 @@
 //   z = np.load('emb.npz'); X = z['embeddings']; paths = z['paths']; meta = json.loads(z['meta'][()])
 //
 // Members are stored uncompressed, so the matrix is plain little-endian float32 bytes.
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { decodeNpy, encodeFloat32Npy, encodeUnicodeNpy, type NpyArray } from './npy.js';
 import { readZip, writeZip } from './zip.js';
 import { EmbeddingsFileError } from './errors.js';
@@ -108,24 +107,6 @@ export function decodeEmbeddings(bytes: Uint8Array, where: string): Embeddings {
   const e: Embeddings = { vectors: matrix.data, paths: paths.data, meta };
   check(e, where);
   return e;
-}
-
-/** Writes `bytes` to `path` atomically: a temp file in the same folder, fsynced, renamed over. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(temp, 'wx');
-    try {
-      await fh.writeFile(bytes);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(temp, path);
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw err;
-  }
 }
 
 /** Reads and checks an embeddings file. */
