@@ -1,7 +1,7 @@
 // fedclr embed: the representation of every image of a folder (or of Fashion-MNIST) through a
 // saved encoder, written as one .npz with the images' paths, plus an HNSW index for large sets.
 import { parseArgs } from 'node:util';
-import { ANN_AUTO_THRESHOLD, HNSW_DEFAULT_EF, saveEmbeddings, type AnnMode } from '@fedclr/contrastive';
+import { ANN_AUTO_THRESHOLD, HNSW_DEFAULTS, saveEmbeddings, type AnnMode } from '@fedclr/contrastive';
 import { initBackend } from '@fedclr/tensor';
 import { intOption } from '../common.js';
 import { embedImages, loadEncoder, readImageSet } from '../encoder.js';
@@ -16,7 +16,7 @@ export const embedHelp = `fedclr embed --model DIR (--data DIR | --dataset fashi
                               paths and meta (README: Embeddings file); written atomically
   --ann auto|on|off           also build an approximate (HNSW) index, FILE.hnsw: auto does from
                               ${ANN_AUTO_THRESHOLD} images up (default auto)
-  --m 16 --ef-construction 200 --ef ${HNSW_DEFAULT_EF}   HNSW links per node, build and search candidate lists
+  --m ${HNSW_DEFAULTS.m} --ef-construction ${HNSW_DEFAULTS.efConstruction} --ef ${HNSW_DEFAULTS.ef}   HNSW links per node, build and search candidate lists
   --workers N --json`;
 
 export async function embedCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
@@ -40,7 +40,7 @@ export async function embedCommand(argv: string[], out: (line: string) => void, 
   if (values.model === undefined) throw new UsageError('give --model DIR');
   if (values.out === undefined) throw new UsageError('give --out FILE (the embeddings file, .npz)');
   if (!['auto', 'on', 'off'].includes(values.ann)) throw new UsageError(`--ann must be auto, on or off, got '${values.ann}'`);
-  const hnsw = { m: intOption(values, 'm', 16, 2), efConstruction: intOption(values, 'ef-construction', 200), ef: intOption(values, 'ef', HNSW_DEFAULT_EF) };
+  const hnsw = { m: intOption(values, 'm', HNSW_DEFAULTS.m, 2), efConstruction: intOption(values, 'ef-construction', HNSW_DEFAULTS.efConstruction), ef: intOption(values, 'ef', HNSW_DEFAULTS.ef) };
   await initBackend();
   const encoder = await loadEncoder(values.model);
   const set = await readImageSet(encoder, values, false, log);

@@ -13,9 +13,9 @@ type Native = InstanceType<typeof HierarchicalNSW>;
 export const HNSW_LIBRARY = `hnswlib-node@${(createRequire(import.meta.url)('hnswlib-node/package.json') as { version: string }).version}`;
 
 export interface HnswOptions {
-  /** Links per node (hnswlib's M). Default 16. */
+  /** Links per node (hnswlib's M). Default HNSW_DEFAULTS.m. */
   readonly m?: number;
-  /** Candidate list while building. Default 200. */
+  /** Candidate list while building. Default HNSW_DEFAULTS.efConstruction. */
   readonly efConstruction?: number;
   /** Candidate list while searching (at least k is used). Default HNSW_DEFAULT_EF. */
   readonly ef?: number;
@@ -23,8 +23,13 @@ export interface HnswOptions {
   readonly seed?: number;
 }
 
-/** Measured on 60,000 Fashion-MNIST embeddings (README: recall@10 against exact search). */
-export const HNSW_DEFAULT_EF = 64;
+/**
+ * Measured on 60,000 Fashion-MNIST embeddings, 1,000 test queries (README, Similarity search):
+ * ef 64 gives recall@10 0.9997 against exact search; efConstruction 100 the same recall as 200 in
+ * a quarter of the build time (29 s against 119 s, on a shared CPU).
+ */
+export const HNSW_DEFAULTS = Object.freeze({ m: 16, efConstruction: 100, ef: 64 });
+export const HNSW_DEFAULT_EF = HNSW_DEFAULTS.ef;
 
 function positiveInt(value: number | undefined, name: string, fallback: number): number {
   const v = value ?? fallback;
@@ -46,8 +51,8 @@ export class HnswIndex implements SimilarityIndex {
     this.native = native;
     this.count = count;
     this.dim = dim;
-    this.m = positiveInt(options.m, 'm', 16);
-    this.efConstruction = positiveInt(options.efConstruction, 'efConstruction', 200);
+    this.m = positiveInt(options.m, 'm', HNSW_DEFAULTS.m);
+    this.efConstruction = positiveInt(options.efConstruction, 'efConstruction', HNSW_DEFAULTS.efConstruction);
     this.seed = options.seed ?? 100;
     this.efValue = positiveInt(options.ef, 'ef', HNSW_DEFAULT_EF);
   }

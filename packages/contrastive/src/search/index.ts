@@ -13,6 +13,6 @@ export {
 } from './embeddings-file.js';
 export { writeFileAtomic } from './atomic.js';
 export { ExactIndex, normalizeRows, recallAtK, type Neighbours, type SimilarityIndex } from './exact.js';
-export { HNSW_DEFAULT_EF, HNSW_LIBRARY, HnswIndex, type HnswOptions } from './hnsw.js';
+export { HNSW_DEFAULT_EF, HNSW_DEFAULTS, HNSW_LIBRARY, HnswIndex, type HnswOptions } from './hnsw.js';
 export { ANN_AUTO_THRESHOLD, ANN_SUFFIX, RECALL_SAMPLE, openEmbeddings, sampledRecall, saveEmbeddings, type AnnMode, type OpenOptions, type SaveEmbeddingsOptions } from './store.js';
 export * from './errors.js';
