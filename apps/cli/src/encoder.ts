@@ -7,6 +7,21 @@ import { loadExportedModel, type GraphSpec } from '@fedclr/tensor';
 import { defaultWorkers, intOption } from './common.js';
 import { ImageReadError, ModelInputError, ModelMismatchError, NoImagesError, UsageError } from './errors.js';
 
+/** The flags of every command that runs an encoder (--model, --workers, --json). */
+export const ENCODER_OPTIONS = {
+  model: { type: 'string' },
+  workers: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+/** ...and of those that read a whole image set (readImageSet). */
+export const IMAGE_SET_OPTIONS = {
+  ...ENCODER_OPTIONS,
+  data: { type: 'string' },
+  dataset: { type: 'string' },
+  split: { type: 'string' },
+} as const;
+
 export interface Encoder {
   readonly dir: string;
   /** The exported graph: the encoder, ending at its representation. */

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { EvalHeadFileError, linearProbeProbabilities, parseProbeHead, probeHeadModel, type ProbeHead } from '@fedclr/contrastive';
 import { initBackend } from '@fedclr/tensor';
 import { intOption } from '../common.js';
-import { checkSameEncoder, embedImages, loadEncoder, readImageFiles, readImageSet } from '../encoder.js';
+import { ENCODER_OPTIONS, checkSameEncoder, embedImages, loadEncoder, readImageFiles, readImageSet } from '../encoder.js';
 import { UsageError } from '../errors.js';
 
 export const classifyHelp = `fedclr classify --model DIR --head HEAD.json (IMAGE ... | --data DIR) [options]
@@ -31,12 +31,10 @@ export async function classifyCommand(argv: string[], out: (line: string) => voi
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
-      model: { type: 'string' },
+      ...ENCODER_OPTIONS,
       head: { type: 'string' },
       data: { type: 'string' },
       top: { type: 'string' },
-      workers: { type: 'string' },
-      json: { type: 'boolean', default: false },
     },
     strict: true,
     allowPositionals: true,

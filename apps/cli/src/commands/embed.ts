@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { ANN_AUTO_THRESHOLD, HNSW_DEFAULTS, saveEmbeddings, type AnnMode } from '@fedclr/contrastive';
 import { initBackend } from '@fedclr/tensor';
 import { intOption } from '../common.js';
-import { embedImages, loadEncoder, readImageSet } from '../encoder.js';
+import { IMAGE_SET_OPTIONS, embedImages, loadEncoder, readImageSet } from '../encoder.js';
 import { UsageError } from '../errors.js';
 
 export const embedHelp = `fedclr embed --model DIR (--data DIR | --dataset fashion-mnist) --out FILE.npz [options]
@@ -23,17 +23,12 @@ export async function embedCommand(argv: string[], out: (line: string) => void, 
   const { values } = parseArgs({
     args: argv,
     options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      dataset: { type: 'string' },
-      split: { type: 'string' },
+      ...IMAGE_SET_OPTIONS,
       out: { type: 'string' },
       ann: { type: 'string', default: 'auto' },
       m: { type: 'string' },
       'ef-construction': { type: 'string' },
       ef: { type: 'string' },
-      workers: { type: 'string' },
-      json: { type: 'boolean', default: false },
     },
     strict: true,
   });

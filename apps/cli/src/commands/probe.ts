@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { fitProbeHead, writeFileAtomic } from '@fedclr/contrastive';
 import { initBackend } from '@fedclr/tensor';
 import { intOption, nonNegativeOption } from '../common.js';
-import { embedImages, loadEncoder, readImageSet } from '../encoder.js';
+import { IMAGE_SET_OPTIONS, embedImages, loadEncoder, readImageSet } from '../encoder.js';
 import { UsageError } from '../errors.js';
 
 export const probeHelp = `fedclr probe --model DIR (--data DIR | --dataset fashion-mnist) --out HEAD.json [options]
@@ -20,16 +20,11 @@ export async function probeCommand(argv: string[], out: (line: string) => void, 
   const { values } = parseArgs({
     args: argv,
     options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      dataset: { type: 'string' },
-      split: { type: 'string' },
+      ...IMAGE_SET_OPTIONS,
       out: { type: 'string' },
       holdout: { type: 'string' },
       l2: { type: 'string' },
       seed: { type: 'string' },
-      workers: { type: 'string' },
-      json: { type: 'boolean', default: false },
     },
     strict: true,
   });

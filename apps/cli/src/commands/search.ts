@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { openEmbeddings } from '@fedclr/contrastive';
 import { initBackend } from '@fedclr/tensor';
 import { intOption } from '../common.js';
-import { checkSameEncoder, embedImages, loadEncoder, readImageFiles } from '../encoder.js';
+import { ENCODER_OPTIONS, checkSameEncoder, embedImages, loadEncoder, readImageFiles } from '../encoder.js';
 import { UsageError } from '../errors.js';
 
 export const searchHelp = `fedclr search --model DIR --index FILE.npz --query IMAGE [--query IMAGE ...] [options]
@@ -21,14 +21,12 @@ export async function searchCommand(argv: string[], out: (line: string) => void,
   const { values, positionals } = parseArgs({
     args: argv,
     options: {
-      model: { type: 'string' },
+      ...ENCODER_OPTIONS,
       index: { type: 'string' },
       query: { type: 'string', multiple: true },
       k: { type: 'string', short: 'k' },
       exact: { type: 'boolean', default: false },
       ef: { type: 'string' },
-      workers: { type: 'string' },
-      json: { type: 'boolean', default: false },
     },
     strict: true,
     allowPositionals: true,
