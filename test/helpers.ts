@@ -82,6 +82,28 @@ export async function pngFolders(root: string, folders: number, perFolder: numbe
 }
 
 /**
+ * A labeled image folder: `perClass` Fashion-MNIST train images of each of `classes` (label
+ * numbers) as dir/<class name>/img-NNNN.png. Returns each image's relative path and pixels.
+ */
+export async function labeledPngFolder(dir: string, classes: readonly number[], perClass: number): Promise<Map<string, Uint8Array>> {
+  const train = await loadFashionMnist('train', { limit: 2000 });
+  const written = new Map<string, Uint8Array>();
+  for (const label of classes) {
+    const name = (train.classNames[label] as string).replace(/\//g, '-');
+    mkdirSync(join(dir, name), { recursive: true });
+    let n = 0;
+    for (let i = 0; i < train.count && n < perClass; i++) {
+      if (train.labels?.[i] !== label) continue;
+      const pixels = train.images.slice(i * 784, (i + 1) * 784);
+      const rel = `${name}/img-${String(n++).padStart(4, '0')}.png`;
+      await writeFile(join(dir, rel), await sharp(Buffer.from(pixels), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer());
+      written.set(rel, pixels);
+    }
+  }
+  return written;
+}
+
+/**
  * The README's TLS set-up: a private CA (ca.crt) and a server certificate for localhost and
  * 127.0.0.1 (coord.crt, coord.key), written into `dir` with openssl.
  */

@@ -1,9 +1,13 @@
 // The fedclr command line.
 import { adminCommand, adminHelp } from './commands/admin.js';
 import { agentCommand, agentHelp } from './commands/agent.js';
+import { classifyCommand, classifyHelp } from './commands/classify.js';
 import { coordinatorCommand, coordinatorHelp } from './commands/coordinator.js';
+import { embedCommand, embedHelp } from './commands/embed.js';
 import { evalCommand, evalHelp } from './commands/eval.js';
 import { partitionCommand, partitionHelp } from './commands/partition.js';
+import { probeCommand, probeHelp } from './commands/probe.js';
+import { searchCommand, searchHelp } from './commands/search.js';
 import { simulateCommand, simulateHelp } from './commands/simulate.js';
 import { trainCommand, trainHelp } from './commands/train.js';
 import { UnknownCommandError } from './errors.js';
@@ -13,6 +17,10 @@ type Command = (argv: string[], out: (line: string) => void, log: (line: string)
 const commands: Record<string, { run: Command; help: string }> = {
   train: { run: trainCommand, help: trainHelp },
   eval: { run: evalCommand, help: evalHelp },
+  embed: { run: embedCommand, help: embedHelp },
+  search: { run: searchCommand, help: searchHelp },
+  probe: { run: probeCommand, help: probeHelp },
+  classify: { run: classifyCommand, help: classifyHelp },
   coordinator: { run: coordinatorCommand, help: coordinatorHelp },
   agent: { run: agentCommand, help: agentHelp },
   simulate: { run: simulateCommand, help: simulateHelp },

@@ -92,6 +92,18 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier=-1'], /--min-noise-multiplier must be a number >= 0, got '-1'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier', 'lots'], /--min-noise-multiplier must be a number >= 0, got 'lots'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--allow-plain', '--require-secure'], /either --allow-plain or --require-secure, not both/],
+    // embed, search, probe, classify: refused before any model or image is read.
+    [['embed', '--dataset', 'fashion-mnist', '--out', 'e.npz'], /give --model DIR/],
+    [['embed', '--model', 'm', '--dataset', 'fashion-mnist'], /give --out FILE \(the embeddings file, \.npz\)/],
+    [['embed', '--model', 'm', '--dataset', 'fashion-mnist', '--out', 'e.npz', '--ann', 'maybe'], /--ann must be auto, on or off, got 'maybe'/],
+    [['embed', '--model', 'm', '--dataset', 'fashion-mnist', '--out', 'e.npz', '--m', '1'], /--m must be an integer >= 2, got '1'/],
+    [['search', '--model', 'm', '--query', 'q.png'], /give --model DIR and --index FILE/],
+    [['search', '--model', 'm', '--index', 'e.npz'], /give at least one --query IMAGE/],
+    [['search', '--model', 'm', '--index', 'e.npz', '--query', 'q.png', '-k', '0'], /--k must be an integer >= 1, got '0'/],
+    [['probe', '--model', 'm', '--data', 'd'], /give --out HEAD/],
+    [['probe', '--model', 'm', '--data', 'd', '--out', 'h.json', '--holdout', '1'], /--holdout must be in \[0, 1\), got 1/],
+    [['classify', '--model', 'm', '--head', 'h.json'], /give images to classify: IMAGE \.\.\. or --data DIR/],
+    [['classify', '--model', 'm', '--head', 'h.json', '--data', 'd', 'x.png'], /give images to classify: IMAGE \.\.\. or --data DIR \(not both\)/],
     // node --test runs this file without an IPC channel to its parent
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--train-slots', 'ipc'], /--train-slots ipc needs an IPC channel to the parent process/],
   ];
@@ -124,7 +136,7 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
   });
 
   it('--help lists the options', async () => {
-    for (const name of ['coordinator', 'agent', 'simulate']) {
+    for (const name of ['coordinator', 'agent', 'simulate', 'embed', 'search', 'probe', 'classify']) {
       const { code, out } = await run([name, '--help']);
       assert.equal(code, 0);
       assert.match(out.join('\n'), new RegExp(`^fedclr ${name}`));

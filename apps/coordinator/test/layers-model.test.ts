@@ -15,7 +15,8 @@ import { LayersModelJsonSchema } from '../src/http.js';
 import { schemaProblem } from './helpers.js';
 import { tempDir, trust, withTimeout } from './harness.js';
 
-// Convolutions, BatchNorm (trainable scale/offset and non-trainable moving statistics) and a head.
+// Convolutions, BatchNorm (trainable scale/offset and non-trainable moving statistics) and a head,
+// which the served model leaves out: it outputs the representation (exportOutput).
 const spec: GraphSpec = {
   name: 'layers-http-test',
   input: { height: 8, width: 8, channels: 1 },
@@ -28,7 +29,9 @@ const spec: GraphSpec = {
     { op: 'dense', name: 'projection', input: 'representation', units: 5 },
   ],
   output: 'projection',
+  exportOutput: 'representation',
 };
+const HEAD = ['projection/kernel', 'projection/bias'];
 
 interface ModelJson {
   format: string;
@@ -37,8 +40,12 @@ interface ModelJson {
   userDefinedMetadata: { fedclr: { spec: GraphSpec; info: Record<string, unknown> } };
 }
 
-/** Every tensor of a loaded layers model equals the same-named slice of the flat weights. */
+/**
+ * A loaded layers model has every tensor of the flat weights but the head's, each equal to its
+ * same-named slice, and outputs the representation (6 wide).
+ */
 function assertSameWeights(model: tfl.LayersModel, manifest: Manifest, flat: Float32Array): void {
+  assert.deepEqual(model.outputs[0]?.shape, [null, 6]);
   const offsets = new Map<string, { offset: number; size: number }>();
   let offset = 0;
   for (const t of manifest) {
@@ -46,7 +53,7 @@ function assertSameWeights(model: tfl.LayersModel, manifest: Manifest, flat: Flo
     offsets.set(t.name, { offset, size });
     offset += size;
   }
-  assert.equal(model.weights.length, manifest.length);
+  assert.deepEqual(model.weights.map((w) => w.originalName).sort(), manifest.map((t) => t.name).filter((n) => !HEAD.includes(n)).sort());
   for (const w of model.weights) {
     const at = offsets.get(w.originalName);
     assert.ok(at !== undefined, `layers weight '${w.originalName}' is not in the manifest`);
@@ -101,7 +108,7 @@ test('GET /api/model redirects to model.json, which stock tfjs-layers loads over
   const bytes = new Uint8Array(await bin.arrayBuffer());
   const described = (json.weightsManifest[0]?.weights ?? []).reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1) * 4, 0);
   assert.equal(bytes.byteLength, described, 'weightsManifest describes exactly weights.bin');
-  assert.equal(bytes.byteLength, global.weights.byteLength);
+  assert.equal(bytes.byteLength, global.weights.byteLength - 4 * (6 * 5 + 5), 'all but the head (6 x 5 kernel, 5 biases)');
 
   // tfjs's own HTTP loader: model.json, then weights.bin resolved against its URL.
   const model = await tfl.loadLayersModel(`${base}/api/model/model.json`);

@@ -2,7 +2,7 @@ export { initBackend, currentBackend, type BackendChoice, type BackendName } fro
 export { installFastWasmKernels } from './wasm/register.js';
 export { getLogger, setLogger, type Logger } from './log.js';
 export * from './errors.js';
-export { Network, inferShapes, weightSpecs, type GraphSpec, type NodeSpec, type Weight, type WeightSpec } from './nn/graph.js';
+export { Network, exportedSpec, inferShapes, weightSpecs, type GraphSpec, type NodeSpec, type Weight, type WeightSpec } from './nn/graph.js';
 export { batchNormInfer, batchNormTrain, channelAffine, channelMeans, globalAveragePool, type BatchStats } from './nn/ops.js';
 export {
   assertSameManifest,
@@ -17,9 +17,11 @@ export {
   type WeightManifest,
 } from './weights.js';
 export {
+  HEAD_WEIGHTS_FILE,
   MODEL_FILE,
   WEIGHTS_FILE,
   layersModelArtifacts,
+  loadExportedModel,
   loadModel,
   saveModel,
   toLayersModel,
@@ -27,4 +29,5 @@ export {
   type LayersModelArtifacts,
   type LayersModelJson,
   type LoadedModel,
+  type WeightsGroup,
 } from './model-io.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { Network, flattenWeights, initBackend, loadFlatWeights, loadModel, saveModel, type GraphSpec } from '../src/index.js';
+import { Network, exportedSpec, flattenWeights, initBackend, loadExportedModel, loadFlatWeights, loadModel, manifestOfSpec, saveModel, segmentsOf, type GraphSpec } from '../src/index.js';
 import { uniformArray } from './seeded.js';
 
 const spec: GraphSpec = {
@@ -100,6 +100,41 @@ describe('tfjs layers model files', () => {
     net2.dispose();
     const wider: GraphSpec = { ...spec, name: 'io-test-wide', nodes: spec.nodes.map((n) => (n.name === 'c1' ? { ...n, filters: 8 } : n)) };
     await assert.rejects(loadModel(join(dir, 'm4'), wider), { code: 'FEDCLR_TENSOR_MANIFEST_MISMATCH' });
+  });
+
+  it('with exportOutput, stock tfjs gets the representation; head.bin keeps the rest for fedclr', async () => {
+    const encoderSpec: GraphSpec = { ...spec, exportOutput: 'representation' };
+    const net = new Network(encoderSpec, 5);
+    const x = input(2);
+    tf.dispose(net.apply(x, true));
+    const flat = flattenWeights(net);
+    await saveModel(join(dir, 'enc'), encoderSpec, flat);
+    const json = JSON.parse(await readFile(join(dir, 'enc', 'model.json'), 'utf8')) as { modelTopology: object; weightsManifest: { weights: { name: string }[] }[] };
+    assert.doesNotMatch(JSON.stringify(json.modelTopology), /"projection"|"hidden"/, 'the head is not in the layers topology');
+    assert.ok(json.weightsManifest[0]!.weights.every((w) => !w.name.startsWith('hidden/') && !w.name.startsWith('projection/')));
+
+    const model = await tfl.loadLayersModel(fileHandler(join(dir, 'enc')));
+    const out = model.predict(x) as tf.Tensor;
+    assert.deepEqual(out.shape, [2, 6], 'the representation: 6 channels of the last block');
+    const expected = net.apply(x, false, 'representation').dataSync() as Float32Array;
+    const actual = out.dataSync() as Float32Array;
+    for (let i = 0; i < actual.length; i++) assert.ok(Math.abs((actual[i] as number) - (expected[i] as number)) < 1e-4, `output ${i}`);
+    tf.dispose([out, x]);
+    model.dispose();
+
+    // fedclr reads the whole graph back (head.bin too): what resuming training needs.
+    const whole = await loadModel(join(dir, 'enc'), encoderSpec);
+    assert.deepEqual(whole.weights, flat);
+    // ...and the exported part alone, without head.bin.
+    await rm(join(dir, 'enc', 'head.bin'));
+    const exported = await loadExportedModel(join(dir, 'enc'));
+    assert.equal(exported.spec.output, 'representation');
+    assert.deepEqual(exported.spec.nodes.map((n) => n.name), exportedSpec(encoderSpec).nodes.map((n) => n.name));
+    const encoderNames = new Set(manifestOfSpec(exported.spec).tensors.map((t) => t.name));
+    const encoderPart = segmentsOf(manifestOfSpec(encoderSpec)).filter((seg) => encoderNames.has(seg.spec.name));
+    assert.deepEqual(exported.weights, Float32Array.from(encoderPart.flatMap((seg) => [...flat.subarray(seg.offset, seg.offset + seg.size)])));
+    await assert.rejects(loadModel(join(dir, 'enc')), { code: 'FEDCLR_TENSOR_MODEL_FILE', message: /head\.bin missing/ });
+    net.dispose();
   });
 
   it('refuses to save a vector of the wrong length and leaves no partial directory', async () => {

@@ -2,19 +2,15 @@
 // pixels, randomly initialised encoder), on labeled train/test splits.
 import { parseArgs } from 'node:util';
 import {
-  REPRESENTATION,
-  createStepEngine,
+  encodeImages,
   evaluateRepresentation,
-  extractFeatures,
-  gray28Config,
   initialState,
-  ntXentPairLoss,
   rawPixelFeatures,
   recipeModelSpec,
   type EvaluationResult,
 } from '@fedclr/contrastive';
 import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
-import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
+import { initBackend, loadExportedModel, type GraphSpec } from '@fedclr/tensor';
 import { defaultWorkers, intOption, nonNegativeOption } from '../common.js';
 import { modelFromFlags } from '../recipe-flags.js';
 import { UsageError } from '../errors.js';
@@ -31,12 +27,7 @@ export const evalHelp = `fedclr eval (--model DIR | --baseline raw|random) [opti
 
 /** Representations of every image of a split through the encoder part of a model. */
 export async function encodeSplit(spec: GraphSpec, weights: Float32Array, data: LabeledImageDataset, workers: number): Promise<{ features: Float32Array; dim: number }> {
-  const engine = await createStepEngine({ spec, augment: gray28Config(), loss: ntXentPairLoss(), optimizer: { kind: 'adam' }, initialWeights: weights, workers, maxBatch: 1024 });
-  try {
-    return await extractFeatures((batch, count) => engine.embed(batch, count, REPRESENTATION), data.images, data.count, 1024);
-  } finally {
-    await engine.dispose();
-  }
+  return encodeImages(spec, weights, data.images, data.count, { workers });
 }
 
 const VALIDATION_SIZE = 10_000;
@@ -96,7 +87,7 @@ export async function evalCommand(argv: string[], out: (line: string) => void, l
     } else if (values.baseline !== undefined) {
       throw new UsageError(`--baseline must be raw or random, got '${values.baseline}'`);
     } else {
-      const loaded = await loadModel(values.model as string);
+      const loaded = await loadExportedModel(values.model as string); // the encoder: head.bin is not needed
       spec = loaded.spec;
       weights = loaded.weights;
       subject = `model ${values.model}`;

@@ -18,8 +18,9 @@ ${recipeFlagsHelp('central')}
   --local-views M --local-size S         multi-crop: M more views per image, crops of 10% up to --crop-min of the
                                          area resized to S px (default 3/7 of the image side)
   --head 256,128                         projection head sizes (hidden, output; default: the representation's
-                                         width, 128); the head is dropped after training, only the encoder's
-                                         representation is kept
+                                         width, 128); the saved model.json outputs the encoder's representation
+                                         (what tf.loadLayersModel(...).predict returns); the head's weights are
+                                         kept beside it in head.bin, read only by fedclr
 ${labelsHelp(41)}
   --workers N                            training threads (default min(2, cores))
   --seed 0 --out DIR --checkpoint DIR --resume --json`;

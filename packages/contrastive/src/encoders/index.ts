@@ -126,6 +126,8 @@ export function withProjectionHead(encoder: GraphSpec, representationWidth: numb
       { op: 'dense', name: PROJECTION, input: 'head_hidden', units: out },
     ],
     output: PROJECTION,
+    // Saved models (tfjs layers files) output the representation; the head is for training only.
+    exportOutput: REPRESENTATION,
   };
 }
 

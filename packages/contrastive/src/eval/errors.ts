@@ -52,3 +52,10 @@ export const EvalEmbedOutputError = createError<'FEDCLR_EVAL_EMBED_OUTPUT', 500,
   'The embedding function returned an invalid result: %s',
   500,
 );
+
+/** A linear probe head file cannot be used: unreadable, not fedclr's format, inconsistent. Args: (path, what is wrong). */
+export const EvalHeadFileError = createError<'FEDCLR_EVAL_HEAD_FILE', 400, [string, string]>(
+  'FEDCLR_EVAL_HEAD_FILE',
+  'Cannot use the probe head %s: %s',
+  400,
+);

@@ -249,6 +249,28 @@ export function predictLinearProbe(model: LinearProbeModel, features: Float32Arr
   return evaluateModel(model, features, new Int32Array(count), undefined, chunkRows).predictions;
 }
 
+/**
+ * Class probabilities (softmax of the logits), row-major [count, numClasses], of the `count` rows
+ * of `features` ([count, model.dim]). Synchronous; needs an initialised tfjs backend.
+ */
+export function linearProbeProbabilities(model: LinearProbeModel, features: Float32Array, count: number): Float32Array {
+  if (features.length !== count * model.dim) {
+    throw new EvalInvalidOptionError('features', `length ${features.length} is not count * dim = ${count} * ${model.dim}`);
+  }
+  const C = model.numClasses;
+  const xb = standardizeWithBias(features, count, model.dim, { mean: model.mean, std: model.std });
+  const z = logitsOf(xb, count, model.dim + 1, model.weights, C);
+  const out = new Float32Array(count * C);
+  for (let i = 0; i < count; i++) {
+    let zmax = -Infinity;
+    for (let c = 0; c < C; c++) zmax = Math.max(zmax, z[i * C + c] as number);
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += Math.exp((z[i * C + c] as number) - zmax);
+    for (let c = 0; c < C; c++) out[i * C + c] = Math.exp((z[i * C + c] as number) - zmax) / sum;
+  }
+  return out;
+}
+
 interface Fit {
   theta: Float64Array;
   w32: Float32Array;
@@ -329,8 +351,12 @@ function l2Term(theta: Float64Array, d: number, C: number, l2: number): number {
 }
 
 /** Stratified seeded split of [0, n) into (fit, validation) index lists, both sorted. */
-function stratifiedSplit(labels: Int32Array, C: number, fraction: number, seed: Seed): { fit: Int32Array; val: Int32Array } {
-  const rng = createRng(seed).fork('linear-probe-l2-split');
+/**
+ * A seeded stratified split: about `fraction` of each class's rows into `val`, at least one row
+ * of each present class kept in `fit`; both sorted. `stream` names the random stream.
+ */
+export function stratifiedSplit(labels: Int32Array, C: number, fraction: number, seed: Seed, stream = 'linear-probe-l2-split'): { fit: Int32Array; val: Int32Array } {
+  const rng = createRng(seed).fork(stream);
   const byClass: number[][] = Array.from({ length: C }, () => []);
   for (let i = 0; i < labels.length; i++) (byClass[labels[i] as number] as number[]).push(i);
   const fit: number[] = [];

@@ -18,6 +18,12 @@ export interface GraphSpec {
   input: { height: number; width: number; channels: number };
   nodes: NodeSpec[];
   output: string;
+  /**
+   * The node a saved tfjs layers model outputs, when not `output`: a contrastive model trains
+   * through a projection head (`output`) but is used through its representation. Saved models
+   * end there; the weights of the nodes after it are kept beside the model for fedclr alone.
+   */
+  exportOutput?: string;
   /** BatchNorm settings (Keras semantics: moving = momentum·moving + (1-momentum)·batch). */
   batchNorm?: { momentum: number; epsilon: number };
 }
@@ -77,6 +83,32 @@ export function inferShapes(spec: GraphSpec): Map<string, number[]> {
   }
   get(spec.output, 'output');
   return shapes;
+}
+
+/** The inputs a node reads. */
+function inputsOf(node: NodeSpec): string[] {
+  return node.op === 'add' ? [...node.inputs] : [node.input];
+}
+
+/**
+ * The graph a saved model exposes: the nodes `exportOutput` depends on (in spec order), ending
+ * there. The spec itself when it has no exportOutput. Keeps the name: it is the same model.
+ */
+export function exportedSpec(spec: GraphSpec): GraphSpec {
+  const { exportOutput: target, ...rest } = spec;
+  if (target === undefined || target === spec.output) return rest;
+  const byName = new Map(spec.nodes.map((n) => [n.name, n]));
+  if (!byName.has(target)) throw new ManifestMismatchError(`exportOutput '${target}' is not a node of ${spec.name}`);
+  const needed = new Set<string>();
+  const stack = [target];
+  while (stack.length > 0) {
+    const name = stack.pop() as string;
+    const node = byName.get(name);
+    if (node === undefined || needed.has(name)) continue;
+    needed.add(name);
+    stack.push(...inputsOf(node));
+  }
+  return { ...rest, nodes: spec.nodes.filter((n) => needed.has(n.name)), output: target };
 }
 
 /** The ordered weight list of a graph: this order is the flat-vector and manifest order. */
