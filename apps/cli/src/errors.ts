@@ -14,3 +14,8 @@ export const ExporterMismatchError = createError<'FEDCLR_CLI_EXPORT_MISMATCH', 5
 );
 export const SimulationError = createError<'FEDCLR_CLI_SIMULATION', 500, [string]>('FEDCLR_CLI_SIMULATION', 'Simulation failed: %s', 500);
 export const ProcessError = createError<'FEDCLR_CLI_PROCESS', 500, [string]>('FEDCLR_CLI_PROCESS', '%s', 500);
+export const MemoryLimitError = createError<'FEDCLR_CLI_MEMORY_LIMIT', 413, [string, string, { cause: unknown }?]>(
+  'FEDCLR_CLI_MEMORY_LIMIT',
+  '%s. On the command line: raise the limit with --max-memory MB (now %s MB), or read the images smaller (--size)',
+  413,
+);

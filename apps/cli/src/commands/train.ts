@@ -3,14 +3,18 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ntXentPairLoss, recipeAugmentConfig, recipeModelSpec, recipeOptimizer, trainContrastive, type InputShape, type Recipe } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { defaultWorkers, intOption, loadImages, numberOption, localViewsOption } from '../common.js';
+import { loadFashionMnist, type ImageDataset } from '@fedclr/data';
+import { defaultWorkers, intOption, numberOption, localViewsOption } from '../common.js';
 import { UsageError } from '../errors.js';
+import { FOLDER_FLAG_OPTIONS, folderFlagsHelp, FolderReader } from '../folders.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
 import { createProgress } from '../progress.js';
 
 export const trainHelp = `fedclr train [options]
   --dataset fashion-mnist | --data DIR   training images (labels are never used)
-  --size N --channels 1|3                image size and channels for --data (default 32, 3)
+  --size N --channels 1|3                image size and channels for --data (default 32, 3): every image is
+                                         resized (centre crop) to N x N; any N from 8 to 512
+${folderFlagsHelp(41)}
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops); the learning rate warms
                                          up for 2% of the run, then decays by a cosine to 0
 ${recipeFlagsHelp('central')}
@@ -29,6 +33,7 @@ const TRAIN_OPTIONS = {
   data: { type: 'string' },
   size: { type: 'string' },
   channels: { type: 'string' },
+  ...FOLDER_FLAG_OPTIONS,
   minutes: { type: 'string' },
   epochs: { type: 'string' },
   steps: { type: 'string' },
@@ -55,12 +60,35 @@ export function trainRecipe(values: Record<string, unknown>, input: InputShape):
   return recipeFromFlags(values, input, 'central');
 }
 
+interface DataOptions {
+  dataset?: string;
+  data?: string;
+  size?: number;
+  channels?: 1 | 3;
+}
+
+/** The training images: Fashion-MNIST's train split, or an image folder (its labels, if any, unused). */
+async function trainingImages(options: DataOptions, reader: FolderReader): Promise<ImageDataset> {
+  if (options.dataset !== undefined && options.data !== undefined) throw new UsageError('give --dataset or --data, not both');
+  if (options.data !== undefined) {
+    const size = options.size ?? 32;
+    if (size < 8 || size > 512) throw new UsageError(`--size must be an integer in [8, 512], got ${size}`);
+    const folder = await reader.read(options.data, 'train', { height: size, width: size, channels: options.channels ?? 3, labeled: false });
+    if (folder.count < 2) throw new UsageError(`${folder.count} readable PNG or JPEG images under ${options.data}; contrastive training needs at least 2`);
+    return folder;
+  }
+  const name = options.dataset ?? 'fashion-mnist';
+  if (name !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${name}'; available: fashion-mnist (or --data DIR)`);
+  return loadFashionMnist('train');
+}
+
 export async function trainCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
   const values = parseTrainArgs(argv);
   const channels = values.channels === undefined ? undefined : intOption(values, 'channels', 3);
   if (channels !== undefined && channels !== 1 && channels !== 3) throw new UsageError('--channels must be 1 or 3');
   const backend = await initBackend();
-  const dataset = await loadImages({ dataset: values.dataset, data: values.data, size: values.size === undefined ? undefined : intOption(values, 'size', 32), channels }, 'train', log);
+  const size = values.size === undefined ? undefined : intOption(values, 'size', 32);
+  const dataset = await trainingImages({ dataset: values.dataset, data: values.data, size, channels }, new FolderReader(values, 'train', log));
   const minutes = numberOption(values, 'minutes', undefined);
   const epochs = numberOption(values, 'epochs', undefined);
   const maxSteps = values.steps === undefined ? undefined : intOption(values, 'steps', 1);
