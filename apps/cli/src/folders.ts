@@ -94,6 +94,9 @@ export class FolderReader {
 export interface LabeledSplits {
   readonly train: LabeledImageDataset;
   readonly test: LabeledImageDataset;
+  /** The train folder (absolute) and the path under it of each train image, aligned with train. */
+  readonly trainRoot: string;
+  readonly trainPaths: readonly string[];
   /** How the test set was made, for reports. */
   readonly testSource: string;
 }
@@ -124,12 +127,14 @@ export async function labeledFolderSplits(
   if (dirs.test !== undefined) {
     const test = (await reader.read(dirs.test, 'test', { ...decode, classNames: folder.classNames }, share)) as FolderDataset & LabeledImageDataset;
     if (test.count === 0) throw new UsageError(`no readable image under ${dirs.test} is in a class folder of ${dirs.train} (${folder.classNames.join(', ')})`);
-    return { train: folder, test, testSource: `folder ${test.root}` };
+    return { train: folder, test, trainRoot: folder.root, trainPaths: folder.paths, testSource: `folder ${test.root}` };
   }
   const parts = stratifiedSplit(folder.labels, split.testFraction, createRng(`fedclr-folder-split:${split.seed}`));
   return {
     train: subsetDataset(folder, parts.train),
     test: subsetDataset(folder, parts.test),
+    trainRoot: folder.root,
+    trainPaths: parts.train.map((i) => folder.paths[i] as string),
     testSource: `${parts.test.length} images (${(split.testFraction * 100).toFixed(0)}% of each class, split seed ${split.seed}) held out of ${folder.root}`,
   };
 }

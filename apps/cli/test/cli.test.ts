@@ -177,8 +177,8 @@ describe('splitSimulation', () => {
     assert.equal(splitSimulation(labels, { ...spec, holdout: 50 }).holdout.length, 50);
   });
   it('refuses a holdout that leaves too little to partition', () => {
-    assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 598 }), /holdout/);
-    assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 5 }), /holdout/);
+    assert.throws(() => splitSimulation(labels, { clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 598 }), /holdout/);
+    assert.throws(() => splitSimulation(labels, { clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 5 }), /holdout/);
   });
 });
 

@@ -1,5 +1,6 @@
 // fedclr simulate: a whole federation on this machine, as real processes on loopback: one
-// `fedclr coordinator` and N `fedclr agent`s, each agent over its own partition of Fashion-MNIST.
+// `fedclr coordinator` and N `fedclr agent`s, each agent over its own partition of Fashion-MNIST
+// or of a labeled image folder (--data DIR).
 // This process only splits the data (to report it), watches the rounds through the
 // coordinator's IPC channel, evaluates the global encoder (linear probe + kNN) and writes a report.
 //
@@ -7,7 +8,10 @@
 // scores the linear probe and the kNN. The probe is fitted on the train split's labels (agents
 // never get labels), as `fedclr eval` and the literature do, or, with --holdout H, on H labeled
 // train images carved out before partitioning that no agent sees. Agents get only the partition
-// spec, the seed and their client index; each loads the train split and takes its own share.
+// spec, the seed and their client index; each loads the train split and takes its own share. With
+// --data DIR, the folder's images (or those not held out as the test set: --test-data DIR2 or a
+// seeded split) are partitioned by their sub-folder labels, and each agent is handed the list of
+// its files (simulate/data.ts).
 //
 // Training slots (--train-slots S, default the number of cores): at most S agents train at the
 // same time, each asking this process for a slot over its IPC channel (slots.ts), as if each agent
@@ -19,29 +23,34 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_DEADLINE_FRACTION } from '@fedclr/agent';
 import { LR_SCHEDULES } from '@fedclr/coordinator';
 import { initialState, recipeModelSpec, type FederatedRecipe } from '@fedclr/contrastive';
-import { labelCounts, labelSkew, subsetDataset, type PartitionSpec } from '@fedclr/data';
+import type { PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
-  loadSimulationTest,
-  loadSimulationTrain,
   partitionOption,
-  splitSimulation,
   type CoordinatorIpcMessage,
   type SimulationDataSpec,
   type StopReason,
 } from '../federation.js';
+import { FOLDER_FLAG_OPTIONS, folderFlagsHelp, FolderReader, testFractionOption } from '../folders.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp } from '../recipe-flags.js';
+import { fashionMnistData, folderData, type SimulationData } from '../simulate/data.js';
 import { isSlotMessage, SlotSemaphore, unionLength, type SlotIpcMessage } from '../slots.js';
 import { coordinatorRecipe } from './coordinator.js';
-import { evaluateModel, type Evaluator } from '../simulate/evaluation.js';
+import { evaluateModel } from '../simulate/evaluation.js';
 import { delay, mintEnrolmentTokens, reap, spawnFedclr, tail, type Child } from '../simulate/processes.js';
 import { maxMetric, round4, roundRecord, type EvalRecord, type RoundRecord } from '../simulate/records.js';
 import { modelChange, timingSummary } from '../simulate/report.js';
 
 export const simulateHelp = `fedclr simulate [options]
   --dataset fashion-mnist --clients 10 --cohort C     agents per round (default: all of them)
+  --data DIR                  a labeled image folder instead (PNG/JPEG, labels from first-level sub-folders, used
+                              only to partition and to evaluate); the test set is --test-data DIR2 (mapped by DIR's
+                              class names) or --test-fraction 0.2 of each class (seeded by --seed); each agent is
+                              given the list of its files (<out>/data/agent-I.files)
+  --size 32 --channels 3      with --data: the model's input (images are resized; the recipe's RGB defaults for 3)
+${folderFlagsHelp(30)}
   --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0
   --minutes M                 time budget from the start (processes, data, rounds; the final evaluation
                               comes after it): no round starts that would not end in time
@@ -74,7 +83,13 @@ ${recipeFlagsHelp('federated')}
   token per agent over the coordinator's admin API (<out>/coordinator/admin-token) and passes it (--token).`;
 
 const SIMULATE_OPTIONS = {
-  dataset: { type: 'string', default: 'fashion-mnist' },
+  dataset: { type: 'string' },
+  data: { type: 'string' },
+  'test-data': { type: 'string' },
+  'test-fraction': { type: 'string' },
+  size: { type: 'string' },
+  channels: { type: 'string' },
+  ...FOLDER_FLAG_OPTIONS,
   clients: { type: 'string' },
   cohort: { type: 'string' },
   partition: { type: 'string', default: 'iid' },
@@ -112,11 +127,25 @@ export function parseSimulateArgs(argv: string[]) {
 
 /**
  * The recipe a simulation runs: fedclr coordinator's (coordinatorRecipe) for 28 px grayscale
- * Fashion-MNIST, so that a simulation and a deployment share every default; the simulation passes
- * it to its coordinator flag by flag, and the coordinator sends it to the agents.
+ * Fashion-MNIST, or for --size (32) and --channels (3) with --data, so that a simulation and a
+ * deployment share every default; the simulation passes it to its coordinator flag by flag, and
+ * the coordinator sends it to the agents.
  */
 export function simulateRecipe(values: Record<string, unknown>): FederatedRecipe {
-  return coordinatorRecipe({ ...values, size: undefined, channels: undefined });
+  if (values['data'] === undefined) return coordinatorRecipe({ ...values, size: undefined, channels: undefined });
+  return coordinatorRecipe({ ...values, size: values['size'] ?? '32', channels: values['channels'] ?? '3' });
+}
+
+/** The data flags' own errors, before anything starts. */
+function checkDataFlags(values: ReturnType<typeof parseSimulateArgs>): void {
+  if (values.data === undefined) {
+    if ((values.dataset ?? 'fashion-mnist') !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist (or --data DIR)`);
+    for (const flag of ['test-data', 'test-fraction', 'size', 'channels', 'skipped-report', 'max-memory'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --data DIR`);
+    return;
+  }
+  if (values.dataset !== undefined) throw new UsageError('give --dataset or --data, not both');
+  if (values.limit !== undefined) throw new UsageError('--limit goes with --dataset fashion-mnist; with --data, give a smaller folder');
+  if (values['test-data'] !== undefined && values['test-fraction'] !== undefined) throw new UsageError('give --test-data DIR2 or --test-fraction F, not both');
 }
 
 export async function simulateCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
@@ -124,7 +153,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const values = parseSimulateArgs(argv);
 
   // ---- options -------------------------------------------------------------------------------
-  if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+  checkDataFlags(values);
   const aggregation = values.aggregation;
   if (aggregation !== 'plain' && aggregation !== 'secure') throw new UsageError(`--aggregation must be plain or secure, got '${aggregation}'`);
   const clients = intOption(values, 'clients', 10, 1);
@@ -182,22 +211,20 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 
-  // ---- data: the same split every agent derives (prepared while the coordinator starts) ------
+  // ---- data: every agent's share (prepared while the coordinator starts) ----------------------
   const backend = await initBackend();
   await mkdir(join(outDir, 'logs'), { recursive: true });
-  const prepareData = async () => {
-    const [trainSplit, test] = await Promise.all([loadSimulationTrain(dataSpec), loadSimulationTest(dataSpec)]);
-    const split = splitSimulation(trainSplit.labels, dataSpec);
-    const sizes = split.parts.map((p) => p.length);
-    const small = sizes.findIndex((n) => n < 2);
-    if (small >= 0) throw new UsageError(`client ${small} gets ${sizes[small]} images; contrastive training needs at least 2 (fewer clients or a larger --alpha)`);
-    const skew = labelSkew(labelCounts(split.parts, trainSplit.labels, 10));
-    const evaluator: Evaluator = { probe: split.holdout.length > 0 ? subsetDataset(trainSplit, split.holdout) : trainSplit, test, k };
-    const sorted = [...sizes].sort((a, b) => a - b);
-    log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${skew.toFixed(3)}; holdout ${split.holdout.length}, test ${test.count}; backend ${backend.name}`);
-    return { trainCount: trainSplit.count, holdoutCount: split.holdout.length, sizes, skew, evaluator };
+  const input = recipe.model.input as { height: number; width: number; channels: 1 | 3 };
+  const prepareData = async (): Promise<SimulationData> => {
+    const prepared =
+      values.data === undefined
+        ? await fashionMnistData(dataSpec, k)
+        : await folderData({ data: values.data, testData: values['test-data'], testFraction: testFractionOption(values), input, split: dataSpec, k, outDir }, new FolderReader(values, 'simulate', log));
+    const sorted = [...prepared.sizes].sort((a, b) => a - b);
+    log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${prepared.skew.toFixed(3)}; holdout ${prepared.holdoutCount}, test ${prepared.testCount} (${prepared.testSource}); backend ${backend.name}`);
+    return prepared;
   };
-  let data: Awaited<ReturnType<typeof prepareData>> | undefined;
+  let data: SimulationData | undefined;
 
   // ---- processes -----------------------------------------------------------------------------
   const children: Child[] = [];
@@ -253,8 +280,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--strength', String(strength),
       '--fedprox-mu', String(fedproxMu),
       '--lr-schedule', lrSchedule.kind,
-      '--size', '28',
-      '--channels', '1',
+      '--size', String(input.height),
+      '--channels', String(input.channels),
       '--seed', String(seed),
       '--keep-last', String(Math.max(5, evalEvery + 2)),
       '--log-level', level,
@@ -268,7 +295,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     const coordinator = spawnFedclr('coordinator', coordinatorArgs, join(outDir, 'logs', 'coordinator.log'));
     children.push(coordinator);
     data = await prepareData();
-    const { evaluator, holdoutCount } = data;
+    const { evaluator } = data;
 
     const onRound = (m: Extract<CoordinatorIpcMessage, { type: 'round-completed' }>): void => {
       const s = m.summary;
@@ -364,14 +391,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--token', enrolmentTokens[i] as string,
         '--min-cohort', '1',
         ...(aggregation === 'plain' ? ['--allow-plain'] : []),
-        '--dataset', 'fashion-mnist',
-        '--client', `${i}/${clients}`,
-        '--partition', partitionSpec.kind,
-        ...(partitionSpec.kind === 'dirichlet' ? ['--alpha', String(partitionSpec.alpha)] : []),
-        ...(partitionSpec.kind === 'shards' ? ['--shards-per-client', String(partitionSpec.shardsPerClient)] : []),
-        '--seed', String(seed),
-        '--holdout', String(holdoutCount),
-        ...(limit !== undefined ? ['--limit', String(limit)] : []),
+        ...data.agentArgs(i),
         '--state', join(outDir, 'agents', `agent-${i}`),
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
@@ -445,7 +465,10 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const report = {
     command: 'simulate',
     config: {
-      dataset: 'fashion-mnist',
+      dataset: values.data === undefined ? 'fashion-mnist' : 'folder',
+      data: values.data === undefined ? null : resolve(values.data),
+      testData: values['test-data'] === undefined ? null : resolve(values['test-data']),
+      input,
       clients,
       cohort,
       partition: partitionSpec,
@@ -489,10 +512,12 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       testImages: evaluator.test.count,
       clientImages: sizes,
       labelSkew: round4(skew),
+      classes: evaluator.probe.classNames,
+      test: data.testSource,
       evaluation:
         holdoutCount > 0
-          ? 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test split (never seen by agents)'
-          : 'linear probe fitted on the labeled train split (agents see its images, never its labels), kNN memory = train split; both scored on the test split (never seen by agents)',
+          ? 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test images (never seen by agents)'
+          : 'linear probe fitted on the labeled train images (agents see them, never their labels), kNN memory = the same; both scored on the test images (never seen by agents)',
     },
     completedRounds: rounds_.length,
     stoppedBy: stoppedBy ?? null,
