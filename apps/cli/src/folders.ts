@@ -24,6 +24,29 @@ export const FOLDER_FLAG_OPTIONS = {
   'max-memory': { type: 'string' },
 } as const;
 
+/** The flags of a command that reads Fashion-MNIST or labeled folders (eval, simulate). */
+export const LABELED_FOLDER_OPTIONS = {
+  dataset: { type: 'string' },
+  data: { type: 'string' },
+  'test-data': { type: 'string' },
+  'test-fraction': { type: 'string' },
+  size: { type: 'string' },
+  channels: { type: 'string' },
+  ...FOLDER_FLAG_OPTIONS,
+} as const;
+
+/** LABELED_FOLDER_OPTIONS' combinations: the folder flags need --data, which excludes --dataset. */
+export function checkLabeledFolderFlags(values: Record<string, unknown>): void {
+  if (values['data'] === undefined) {
+    for (const flag of ['test-data', 'test-fraction', 'size', 'channels', 'skipped-report', 'max-memory']) {
+      if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --data DIR${flag === 'size' || flag === 'channels' ? ' (Fashion-MNIST images are 28x28x1)' : ''}`);
+    }
+    return;
+  }
+  if (values['dataset'] !== undefined) throw new UsageError('give --dataset or --data, not both');
+  if (values['test-data'] !== undefined && values['test-fraction'] !== undefined) throw new UsageError('give --test-data DIR2 or --test-fraction F, not both');
+}
+
 /** The help lines of FOLDER_FLAG_OPTIONS, descriptions starting at `column` (as the command's other flags). */
 export function folderFlagsHelp(column: number): string {
   const rows: [string, string[]][] = [

@@ -84,7 +84,10 @@ describe('fedclr eval --data', () => {
 
   const usage: [string[], RegExp][] = [
     [['eval', '--baseline', 'raw', '--test-data', 'x'], /--test-data goes with --data DIR/],
-    [['eval', '--baseline', 'raw', '--size', '32'], /--size and --channels go with --data DIR/],
+    [['eval', '--baseline', 'raw', '--size', '32'], /--size goes with --data DIR \(Fashion-MNIST images are 28x28x1\)/],
+    [['simulate', '--test-fraction', '0.3'], /--test-fraction goes with --data DIR/],
+    [['simulate', '--data', 'x', '--limit', '10'], /--limit goes with --dataset fashion-mnist/],
+    [['simulate', '--data', 'x', '--dataset', 'fashion-mnist'], /give --dataset or --data, not both/],
     [['eval', '--baseline', 'raw', '--data', 'x', '--split', 'validation'], /--split goes with --dataset/],
     [['eval', '--baseline', 'raw', '--data', 'x', '--test-data', 'y', '--test-fraction', '0.2'], /give --test-data DIR2 or --test-fraction F, not both/],
     [['eval', '--baseline', 'raw', '--data', 'x', '--test-fraction', '1'], /--test-fraction must be in \(0, 1\)/],

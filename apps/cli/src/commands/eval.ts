@@ -17,7 +17,7 @@ import {
 import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
 import { defaultWorkers, intOption, nonNegativeOption } from '../common.js';
-import { FOLDER_FLAG_OPTIONS, folderFlagsHelp, FolderReader, labeledFolderSplits, testFractionOption } from '../folders.js';
+import { checkLabeledFolderFlags, folderFlagsHelp, FolderReader, LABELED_FOLDER_OPTIONS, labeledFolderSplits, testFractionOption } from '../folders.js';
 import { modelFromFlags } from '../recipe-flags.js';
 import { UsageError } from '../errors.js';
 
@@ -63,13 +63,7 @@ const EVAL_OPTIONS = {
   model: { type: 'string' },
   baseline: { type: 'string' },
   encoder: { type: 'string' },
-  dataset: { type: 'string' },
-  data: { type: 'string' },
-  'test-data': { type: 'string' },
-  'test-fraction': { type: 'string' },
-  size: { type: 'string' },
-  channels: { type: 'string' },
-  ...FOLDER_FLAG_OPTIONS,
+  ...LABELED_FOLDER_OPTIONS,
   k: { type: 'string' },
   l2: { type: 'string' },
   widths: { type: 'string' },
@@ -95,10 +89,7 @@ function evalInput(values: EvalValues, model: GraphSpec | undefined): Input {
     }
     return { height, width, channels: c as 1 | 3 };
   }
-  if (values.data === undefined) {
-    if (size !== undefined || channels !== undefined) throw new UsageError('--size and --channels go with --data DIR (Fashion-MNIST images are 28x28x1)');
-    return { height: 28, width: 28, channels: 1 };
-  }
+  if (values.data === undefined) return { height: 28, width: 28, channels: 1 };
   return { height: size ?? 32, width: size ?? 32, channels: (channels ?? 3) as 1 | 3 };
 }
 
@@ -106,7 +97,6 @@ function evalInput(values: EvalValues, model: GraphSpec | undefined): Input {
 async function evalSplits(values: EvalValues, input: Input, log: (line: string) => void): Promise<{ train: LabeledImageDataset; test: LabeledImageDataset; split: string }> {
   const splitSeed = intOption(values, 'split-seed', 0, 0);
   if (values.data === undefined) {
-    for (const flag of ['test-data', 'test-fraction', 'skipped-report', 'max-memory'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --data DIR`);
     const dataset = values.dataset ?? 'fashion-mnist';
     if (dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${dataset}'; available: fashion-mnist (or --data DIR)`);
     const split = values.split ?? 'test';
@@ -115,9 +105,7 @@ async function evalSplits(values: EvalValues, input: Input, log: (line: string) 
     const [train, test] = await heldOutSplits(split, splitSeed);
     return { train, test, split };
   }
-  if (values.dataset !== undefined) throw new UsageError('give --dataset or --data, not both');
   if (values.split !== undefined) throw new UsageError('--split goes with --dataset; with --data, give --test-data DIR2 or --test-fraction F');
-  if (values['test-data'] !== undefined && values['test-fraction'] !== undefined) throw new UsageError('give --test-data DIR2 or --test-fraction F, not both');
   const reader = new FolderReader(values, 'eval', log);
   // Raw pixels hold a float copy of every image (4 bytes a value) besides the bytes.
   const share = values.baseline === 'raw' ? 1 / 5 : 1;
@@ -128,6 +116,7 @@ async function evalSplits(values: EvalValues, input: Input, log: (line: string) 
 
 export async function evalCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
   const { values } = parseArgs({ args: argv, options: EVAL_OPTIONS, strict: true });
+  checkLabeledFolderFlags(values);
   if ((values.model === undefined) === (values.baseline === undefined)) throw new UsageError('give exactly one of --model DIR or --baseline raw|random');
   if (values.baseline !== undefined && values.baseline !== 'raw' && values.baseline !== 'random') throw new UsageError(`--baseline must be raw or random, got '${values.baseline}'`);
   await initBackend();

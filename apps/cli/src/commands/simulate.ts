@@ -33,7 +33,7 @@ import {
   type SimulationDataSpec,
   type StopReason,
 } from '../federation.js';
-import { FOLDER_FLAG_OPTIONS, folderFlagsHelp, FolderReader, testFractionOption } from '../folders.js';
+import { folderFlagsHelp, FolderReader, LABELED_FOLDER_OPTIONS, testFractionOption, checkLabeledFolderFlags } from '../folders.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp } from '../recipe-flags.js';
 import { fashionMnistData, folderData, type SimulationData } from '../simulate/data.js';
 import { isSlotMessage, SlotSemaphore, unionLength, type SlotIpcMessage } from '../slots.js';
@@ -83,13 +83,7 @@ ${recipeFlagsHelp('federated')}
   token per agent over the coordinator's admin API (<out>/coordinator/admin-token) and passes it (--token).`;
 
 const SIMULATE_OPTIONS = {
-  dataset: { type: 'string' },
-  data: { type: 'string' },
-  'test-data': { type: 'string' },
-  'test-fraction': { type: 'string' },
-  size: { type: 'string' },
-  channels: { type: 'string' },
-  ...FOLDER_FLAG_OPTIONS,
+  ...LABELED_FOLDER_OPTIONS,
   clients: { type: 'string' },
   cohort: { type: 'string' },
   partition: { type: 'string', default: 'iid' },
@@ -138,14 +132,12 @@ export function simulateRecipe(values: Record<string, unknown>): FederatedRecipe
 
 /** The data flags' own errors, before anything starts. */
 function checkDataFlags(values: ReturnType<typeof parseSimulateArgs>): void {
+  checkLabeledFolderFlags(values);
   if (values.data === undefined) {
     if ((values.dataset ?? 'fashion-mnist') !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist (or --data DIR)`);
-    for (const flag of ['test-data', 'test-fraction', 'size', 'channels', 'skipped-report', 'max-memory'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} goes with --data DIR`);
-    return;
+  } else if (values.limit !== undefined) {
+    throw new UsageError('--limit goes with --dataset fashion-mnist; with --data, give a smaller folder');
   }
-  if (values.dataset !== undefined) throw new UsageError('give --dataset or --data, not both');
-  if (values.limit !== undefined) throw new UsageError('--limit goes with --dataset fashion-mnist; with --data, give a smaller folder');
-  if (values['test-data'] !== undefined && values['test-fraction'] !== undefined) throw new UsageError('give --test-data DIR2 or --test-fraction F, not both');
 }
 
 export async function simulateCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
