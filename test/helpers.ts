@@ -128,3 +128,52 @@ export function httpsStatus(url: string, ca: string, headers: Record<string, str
     req.end();
   });
 }
+
+export const SHAPES = ['circle', 'square', 'triangle'] as const;
+
+/** Whether pixel (x, y) lies in `shape` centred at (cx, cy) with half-size r. */
+function inShape(shape: (typeof SHAPES)[number], x: number, y: number, cx: number, cy: number, r: number): boolean {
+  const dx = x - cx;
+  const dy = y - cy;
+  if (shape === 'circle') return dx * dx + dy * dy <= r * r;
+  if (shape === 'square') return Math.abs(dx) <= r * 0.8 && Math.abs(dy) <= r * 0.8;
+  return dy <= r * 0.8 && dy >= -r && Math.abs(dx) <= (dy + r) * 0.55; // apex up
+}
+
+/**
+ * A labeled folder of generated PNGs: `perClass` images of each of SHAPES (one sub-folder each),
+ * size x size, `channels` 1 or 3. Each image: one filled shape of random size, position and
+ * colour (grey level) on a random dark background, plus pixel noise; seeded, so a seed names a
+ * folder. No test ships these images: they are drawn here.
+ */
+export async function shapeFolder(dir: string, options: { perClass: number; size: number; channels: 1 | 3; seed: number }): Promise<string> {
+  const { perClass, size, channels } = options;
+  let state = options.seed * 2654435761 + 12345;
+  const rand = (): number => {
+    // mulberry32: small and seeded; the images need not be cryptographic, only reproducible.
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (const shape of SHAPES) {
+    mkdirSync(join(dir, shape), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      const r = size * (0.22 + 0.18 * rand());
+      const cx = r + rand() * (size - 2 * r);
+      const cy = r + rand() * (size - 2 * r);
+      const fg = Array.from({ length: channels }, () => 120 + Math.floor(rand() * 136));
+      const bg = Array.from({ length: channels }, () => Math.floor(rand() * 70));
+      const pixels = Buffer.alloc(size * size * channels);
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) {
+          const colour = inShape(shape, x + 0.5, y + 0.5, cx, cy, r) ? fg : bg;
+          for (let c = 0; c < channels; c++) pixels[(y * size + x) * channels + c] = Math.max(0, Math.min(255, (colour[c] as number) + Math.floor((rand() - 0.5) * 24)));
+        }
+      }
+      const png = await sharp(pixels, { raw: { width: size, height: size, channels } }).png().toBuffer();
+      await writeFile(join(dir, shape, `${shape}-${String(i).padStart(3, '0')}.png`), png);
+    }
+  }
+  return dir;
+}

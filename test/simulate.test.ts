@@ -86,7 +86,7 @@ describe('fedclr simulate', () => {
     assert.equal(r.data.holdoutImages, 0);
     assert.equal(r.data.testImages, 512);
     assert.equal(r.data.clientImages.reduce((a, b) => a + b, 0), 512);
-    assert.match(r.data.evaluation, /fitted on the labeled train split/);
+    assert.match(r.data.evaluation, /fitted on the labeled train images/);
     assert.equal(r.completedRounds, 2);
     assert.equal(r.stoppedBy, 'rounds');
     assert.deepEqual(r.rounds.map((x) => x.round), [1, 2]);

@@ -1,7 +1,6 @@
 // Shared option handling of the fedclr commands.
 import { availableParallelism } from 'node:os';
 import { recipeAugmentConfig, type LocalViews, type Recipe } from '@fedclr/contrastive';
-import { loadFashionMnist, readImageFolder, type ImageDataset } from '@fedclr/data';
 import { UsageError } from './errors.js';
 
 export function intOption(values: Record<string, unknown>, name: string, fallback: number, min = 1): number {
@@ -78,28 +77,4 @@ export function viewSizeOption(values: Record<string, unknown>, imageSize: numbe
 
 export function defaultWorkers(): number {
   return Math.min(2, availableParallelism());
-}
-
-export interface DataOptions {
-  dataset?: string;
-  data?: string;
-  size?: number;
-  channels?: 1 | 3;
-  /** Label --data's images by their first-level sub-folder (Fashion-MNIST always has its labels). */
-  labeled?: boolean;
-}
-
-/** The training images: Fashion-MNIST's train split, or an image folder. */
-export async function loadImages(options: DataOptions, split: 'train' | 'test', log: (line: string) => void): Promise<ImageDataset> {
-  if (options.dataset !== undefined && options.data !== undefined) throw new UsageError('give --dataset or --data, not both');
-  if (options.data !== undefined) {
-    const size = options.size ?? 32;
-    const folder = await readImageFolder(options.data, { height: size, width: size, channels: options.channels ?? 3, labeled: options.labeled ?? false });
-    if (folder.skipped.length > 0) log(`skipped ${folder.skipped.length} unreadable files, e.g. ${folder.skipped[0]?.path}: ${folder.skipped[0]?.reason}`);
-    if (folder.count === 0) throw new UsageError(`no readable PNG or JPEG images under ${options.data}`);
-    return folder;
-  }
-  const name = options.dataset ?? 'fashion-mnist';
-  if (name !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${name}'; available: fashion-mnist (or --data DIR)`);
-  return loadFashionMnist(split);
 }

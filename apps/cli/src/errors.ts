@@ -35,3 +35,8 @@ export const ModelMismatchError = createError<'FEDCLR_CLI_MODEL_MISMATCH', 400, 
   400,
 );
 export const ImageReadError = createError<'FEDCLR_CLI_IMAGE', 400, [string, string]>('FEDCLR_CLI_IMAGE', 'Cannot read the image %s: %s', 400);
+export const MemoryLimitError = createError<'FEDCLR_CLI_MEMORY_LIMIT', 413, [string, string, { cause: unknown }?]>(
+  'FEDCLR_CLI_MEMORY_LIMIT',
+  '%s. On the command line: raise the limit with --max-memory MB (now %s MB), or read the images smaller (--size)',
+  413,
+);

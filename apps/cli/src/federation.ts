@@ -36,7 +36,10 @@ export interface SimulationSplit {
   readonly parts: number[][];
 }
 
-function holdoutSize(spec: SimulationDataSpec, trainCount: number): number {
+/** What splitSimulation uses of a spec: the same for Fashion-MNIST and for a labeled folder (simulate --data). */
+export type SplitSpec = Pick<SimulationDataSpec, 'clients' | 'partition' | 'seed' | 'holdout'>;
+
+function holdoutSize(spec: SplitSpec, trainCount: number): number {
   const h = spec.holdout ?? 0;
   if (h !== 0 && (h < 10 || h > trainCount - 2 * spec.clients)) {
     throw new UsageError(`the holdout (${h} images) must be 0 (none), or at least 10 and leave at least 2 images per client out of ${trainCount}`);
@@ -44,7 +47,7 @@ function holdoutSize(spec: SimulationDataSpec, trainCount: number): number {
   return h;
 }
 
-export function splitSimulation(labels: ArrayLike<number>, spec: SimulationDataSpec): SimulationSplit {
+export function splitSimulation(labels: ArrayLike<number>, spec: SplitSpec): SimulationSplit {
   const n = labels.length;
   const h = holdoutSize(spec, n);
   const root = createRng(`fedclr-simulate:${spec.seed}`);

@@ -28,6 +28,8 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['simulate', '--aggregation', 'masked'], /--aggregation must be plain or secure, got 'masked'/],
     [['simulate', '--clients', '3', '--cohort', '4'], /--cohort 4 exceeds --clients 3/],
     [['simulate', '--dataset', 'cifar10'], /unknown --dataset 'cifar10'/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--dataset', 'fashion-mnist', '--client', '0/2', '--file-list', 'x'], /--file-list, --skipped-report and --max-memory go with --data DIR, not with --dataset/],
+    [['train', '--data', '.', '--size', '4', '--steps', '1'], /--size must be an integer in \[8, 512\], got 4/],
     [['simulate', '--optimizer', 'rmsprop'], /--optimizer must be adam, sgd or momentum/],
     [['simulate', '--strategy', 'fedyogi'], /--strategy must be fedavg, fedavgm or fedadam/],
     [['simulate', '--server-lr', '0'], /--server-lr must be a number > 0, got '0'/],
@@ -192,8 +194,8 @@ describe('splitSimulation', () => {
     assert.equal(splitSimulation(labels, { ...spec, holdout: 50 }).holdout.length, 50);
   });
   it('refuses a holdout that leaves too little to partition', () => {
-    assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 598 }), /holdout/);
-    assert.throws(() => splitSimulation(labels, { dataset: 'fashion-mnist', clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 5 }), /holdout/);
+    assert.throws(() => splitSimulation(labels, { clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 598 }), /holdout/);
+    assert.throws(() => splitSimulation(labels, { clients: 2, partition: { kind: 'iid' }, seed: 0, holdout: 5 }), /holdout/);
   });
 });
 

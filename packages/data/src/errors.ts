@@ -1,5 +1,6 @@
 // Error catalog of @fedclr/data. Every error thrown by this package is built here, so codes stay
-// stable and greppable. Codes are grouped by concern: RNG, IDX, FMNIST, FOLDER, DATASET, PARTITION.
+// stable and greppable. Codes are grouped by concern: RNG, IDX, FMNIST, FOLDER, DATASET, SPLIT,
+// PARTITION.
 // Messages are util.format templates; each says what was wrong and what to do about it.
 import createError from '@fastify/error';
 
@@ -118,6 +119,14 @@ export const FolderTooManyClassesError = createError<'FEDCLR_DATA_FOLDER_TOO_MAN
   400,
 );
 
+export const FolderTooLargeError = createError<'FEDCLR_DATA_FOLDER_TOO_LARGE', 413, [string, number, string, number, number]>(
+  'FEDCLR_DATA_FOLDER_TOO_LARGE',
+  'Image folder %s has %s candidate images; decoded at %s (height x width x channels) they take %s bytes, ' +
+    'above the memory limit of %s bytes (images are held in memory, not streamed). Raise the limit ' +
+    '(maxBytes), read the images smaller, or use part of the folder',
+  413,
+);
+
 export const ImageDecodeError = createError<'FEDCLR_DATA_IMAGE_DECODE_FAILED', 422, [string, Cause?]>(
   'FEDCLR_DATA_IMAGE_DECODE_FAILED',
   'Could not decode image: %s',
@@ -139,6 +148,14 @@ export const DatasetInvalidError = createError<'FEDCLR_DATA_DATASET_INVALID', 40
 );
 
 // --- Partitioners -------------------------------------------------------------------------------
+
+// --- Train/test splits --------------------------------------------------------------------------
+
+export const SplitInvalidError = createError<'FEDCLR_DATA_SPLIT_INVALID', 400, [string]>(
+  'FEDCLR_DATA_SPLIT_INVALID',
+  'Cannot split the dataset into train and test: %s',
+  400,
+);
 
 export const PartitionInvalidOptionError = createError<'FEDCLR_DATA_PARTITION_INVALID_OPTION', 400, [string]>(
   'FEDCLR_DATA_PARTITION_INVALID_OPTION',

@@ -16,16 +16,15 @@ export {
 } from './fashion-mnist.js';
 export type { FashionMnistOptions, FashionMnistSplit } from './fashion-mnist.js';
 
-export { decodeImage, readImageFolder, sniffImageFormat } from './image-folder.js';
 export { encodePng, writePngFolder } from './image-writer.js';
-export type {
-  DecodeOptions,
-  FitMode,
-  FolderDataset,
-  ImageFolderOptions,
-  ImageFormat,
-  SkippedFile,
-} from './image-folder.js';
+export { decodeImage, sniffImageFormat } from './image-decode.js';
+export type { DecodeOptions, FitMode, ImageFormat } from './image-decode.js';
+export { defaultMaxDecodedBytes, readImageFolder } from './image-folder.js';
+export type { FolderDataset, ImageFolderOptions } from './image-folder.js';
+export { formatSkipped, SKIP_CATEGORIES, summarizeSkipped } from './skipped.js';
+export type { SkipCategory, SkippedFile, SkipSummary } from './skipped.js';
+export { stratifiedSplit } from './split.js';
+export type { TrainTestSplit } from './split.js';
 
 export {
   formatLabelHistogram,

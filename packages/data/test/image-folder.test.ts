@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { decodeImage, readImageFolder, sniffImageFormat } from '../src/index.js';
+import { createRng, decodeImage, formatSkipped, readImageFolder, sniffImageFormat, stratifiedSplit, summarizeSkipped } from '../src/index.js';
 import type { FolderDataset } from '../src/index.js';
 
 type Rgb = { r: number; g: number; b: number };
@@ -71,7 +72,11 @@ describe('readImageFolder', () => {
       ['cats/readme.md', 'dogs/broken.png', 'dogs/empty.png', 'dogs/truncated.jpg', 'notes.txt'],
     );
     const reason = (path: string): string => ds.skipped.find((s) => s.path === path)?.reason ?? '';
-    assert.match(reason('dogs/broken.png'), /corrupt: \.png file whose content is not PNG or JPEG/);
+    assert.deepEqual(
+      ds.skipped.map((s) => s.category),
+      ['not-an-image', 'corrupt', 'not-an-image', 'corrupt', 'not-an-image'],
+    );
+    assert.match(reason('dogs/broken.png'), /^\.png file whose content is not PNG or JPEG/);
     // libvips's detail text ("premature end of JPEG image") is not guaranteed under concurrency.
     assert.match(reason('dogs/truncated.jpg'), /^cannot decode jpeg: \S/);
     assert.doesNotMatch(reason('dogs/truncated.jpg'), /\n/);
@@ -192,6 +197,120 @@ describe('readImageFolder', () => {
     for (const options of bad) {
       await assert.rejects(readImageFolder(root, options), { code: 'FEDCLR_DATA_FOLDER_INVALID_OPTION' });
     }
+  });
+});
+
+/** A PNG whose header announces width x height pixels, with a few bytes of image data. */
+function pngHeaderOnly(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    let crc = 0xffffffff;
+    for (const byte of body) crc = (crcTable[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
+    const out = Buffer.alloc(body.length + 8);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE((crc ^ 0xffffffff) >>> 0, body.length + 4);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+describe('readImageFolder: the skipped-file report and the limits', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fedclr-skips-'));
+    await mkdir(join(dir, 'cats'));
+    await mkdir(join(dir, 'dogs'));
+    const png = await solid(8, 8, RED, 'png');
+    const jpeg = await solid(8, 8, BLUE, 'jpeg');
+    await writeFile(join(dir, 'cats', 'good.png'), png);
+    await writeFile(join(dir, 'cats', 'good.jpg'), jpeg);
+    await writeFile(join(dir, 'dogs', 'good.png'), png);
+    await writeFile(join(dir, 'cats', 'empty.png'), new Uint8Array(0));
+    await writeFile(join(dir, 'cats', 'notes.txt'), 'not an image');
+    await writeFile(join(dir, 'cats', 'garbled.jpg'), Buffer.from('JFIF? no'));
+    await writeFile(join(dir, 'dogs', 'truncated.jpg'), jpeg.subarray(0, 40));
+    await writeFile(join(dir, 'dogs', 'huge.png'), pngHeaderOnly(100_000, 100_000));
+    await writeFile(join(dir, 'dogs', 'big.png'), Buffer.concat([png, Buffer.alloc(4096)]));
+    await symlink(join(dir, 'missing.png'), join(dir, 'dogs', 'dangling.png'));
+    await symlink(join(dir, 'cats'), join(dir, 'dogs', 'cats-again'));
+    await writeFile(join(dir, 'loose.png'), png);
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists every skipped file with its category and reason', async () => {
+    const ds = await readImageFolder(dir, { height: 4, width: 4, labeled: true, maxFileBytes: 1024 });
+    assert.deepEqual(ds.paths, ['cats/good.jpg', 'cats/good.png', 'dogs/good.png']);
+    assert.deepEqual(
+      ds.skipped.map((s) => [s.path, s.category]),
+      [
+        ['cats/empty.png', 'not-an-image'],
+        ['cats/garbled.jpg', 'corrupt'],
+        ['cats/notes.txt', 'not-an-image'],
+        ['dogs/big.png', 'too-large'],
+        ['dogs/cats-again/', 'duplicate'],
+        ['dogs/dangling.png', 'unreadable'],
+        ['dogs/huge.png', 'too-large'],
+        ['dogs/truncated.jpg', 'corrupt'],
+        ['loose.png', 'unlabeled'],
+      ],
+    );
+    for (const s of ds.skipped) assert.ok(s.reason.length > 0 && !s.reason.includes('\n'), `${s.path}: ${s.reason}`);
+    assert.match(ds.skipped[3]?.reason ?? '', /above the 1024-byte limit/);
+    assert.match(ds.skipped[6]?.reason ?? '', /pixel limit/i);
+    const summary = summarizeSkipped(ds.skipped);
+    assert.equal(summary.total, 9);
+    assert.deepEqual(summary.byCategory, { unreadable: 1, 'not-an-image': 2, corrupt: 2, unsupported: 0, 'too-large': 2, unlabeled: 1, duplicate: 1 });
+    const lines = formatSkipped('DIR', ds.skipped, 2);
+    assert.equal(lines[0], 'skipped 9 files under DIR: 1 unreadable, 2 not-an-image, 2 corrupt, 2 too-large, 1 unlabeled, 1 duplicate');
+    assert.match(lines[1] ?? '', /^ {2}cats\/empty\.png: \[not-an-image\] empty file$/);
+    assert.equal(lines[3], '  ... and 7 more');
+    assert.deepEqual(formatSkipped('DIR', []), []);
+  });
+
+  it('reads only the listed files, and reports listed files that are missing', async () => {
+    const ds = await readImageFolder(dir, { height: 4, width: 4, files: ['dogs/good.png', 'cats/good.png', 'cats/gone.png'] });
+    assert.deepEqual(ds.paths, ['cats/good.png', 'dogs/good.png']);
+    assert.deepEqual(ds.skipped.map((s) => [s.path, s.category]).filter(([p]) => p === 'cats/gone.png'), [['cats/gone.png', 'unreadable']]);
+    assert.ok(!ds.skipped.some((s) => s.path === 'cats/notes.txt'), 'files not listed are not considered');
+  });
+
+  it('refuses a folder whose decoded images exceed the memory limit, before decoding, naming the limit', async () => {
+    // 10 candidate files in an unlabeled read (the dangling link and the second path to cats/ are none).
+    await assert.rejects(readImageFolder(dir, { height: 10, width: 10, channels: 3, maxBytes: 2999 }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'FEDCLR_DATA_FOLDER_TOO_LARGE');
+      assert.match(err.message, /has 10 candidate images; decoded at 10x10x3 .* take 3000 bytes, above the memory limit of 2999 bytes/);
+      return true;
+    });
+    const fits = await readImageFolder(dir, { height: 2, width: 2, channels: 1, maxBytes: 10 * 4 });
+    assert.ok(fits.count > 0);
+    await assert.rejects(readImageFolder(dir, { height: 2, width: 2, maxBytes: 0 }), { code: 'FEDCLR_DATA_FOLDER_INVALID_OPTION' });
+  });
+});
+
+describe('stratifiedSplit', () => {
+  it('holds out the fraction of every class, seeded, disjoint and complete', () => {
+    const labels = [...Array<number>(10).fill(0), ...Array<number>(20).fill(1), 2, ...Array<number>(3).fill(3)];
+    const a = stratifiedSplit(labels, 0.2, createRng(1));
+    const b = stratifiedSplit(labels, 0.2, createRng(1));
+    assert.deepEqual(a, b);
+    assert.deepEqual([...a.train, ...a.test].sort((x, y) => x - y), labels.map((_, i) => i));
+    const count = (idx: number[], c: number): number => idx.filter((i) => labels[i] === c).length;
+    assert.deepEqual([0, 1, 2, 3].map((c) => count(a.test, c)), [2, 4, 0, 1]); // class 2 (one image) stays in train
+    assert.notDeepEqual(stratifiedSplit(labels, 0.2, createRng(2)).test, a.test);
+    assert.throws(() => stratifiedSplit(labels, 1, createRng(1)), { code: 'FEDCLR_DATA_SPLIT_INVALID' });
+    assert.throws(() => stratifiedSplit([0, 1, 2], 0.5, createRng(1)), { code: 'FEDCLR_DATA_SPLIT_INVALID' });
   });
 });
 

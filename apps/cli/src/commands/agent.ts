@@ -18,10 +18,11 @@ import {
 } from '@fedclr/agent';
 import { stat } from 'node:fs/promises';
 import { describeLoss, type InputShape } from '@fedclr/contrastive';
-import { readImageFolder, subsetDataset, type ImageDataset } from '@fedclr/data';
+import { subsetDataset, type ImageDataset } from '@fedclr/data';
 import { initBackend } from '@fedclr/tensor';
 import { defaultWorkers, intOption, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
+import { FOLDER_FLAG_OPTIONS, folderFlagsHelp, FolderReader } from '../folders.js';
 import { checkLabelledImages, labelsHelp, labelsOption } from '../labels.js';
 import { loadSimulationTrain, partitionOption, splitSimulation, type SimulationDataSpec } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS } from '../recipe-flags.js';
@@ -52,6 +53,9 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
                                 channels of the coordinator's model (each image is resized)
 ${labelsHelp(32, ["opt-in: this agent's own labels, which never leave it:"])}
                                 without them, supcon rounds are refused and triplet and margin train label-free
+  --file-list FILE              train only on these files of --data (one path relative to DIR a line; fedclr simulate
+                                --data gives each agent its share this way)
+${folderFlagsHelp(32)}
   The coordinator sends the training recipe with every round (model, image size, augmentation, optimizer,
   rate, batch, loss, temperature, weight decay): the agent trains exactly that and refuses a recipe it cannot run
   (FEDCLR_AGENT_RECIPE_REFUSED); the recipe flags of fedclr coordinator are refused here.
@@ -73,6 +77,19 @@ function clientOption(raw: string): { index: number; clients: number } {
   const clients = Number(m?.[2]);
   if (m === null || clients < 1 || index >= clients) throw new UsageError(`--client must be I/N with 0 <= I < N, got '${raw}'`);
   return { index, clients };
+}
+
+/** --file-list FILE: one relative path a line (blank lines ignored). */
+async function readFileList(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --file-list ${path}: ${(err as Error).message}`);
+  }
+  const files = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  if (files.length < 2) throw new UsageError(`--file-list ${path} lists ${files.length} files; contrastive training needs at least 2`);
+  return files;
 }
 
 /** The first line of a token file (--token-file: keeps the token out of the process list). */
@@ -121,6 +138,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'min-noise-multiplier': { type: 'string' },
       'red-team': { type: 'string' },
       data: { type: 'string' },
+      'file-list': { type: 'string' },
+      ...FOLDER_FLAG_OPTIONS,
       dataset: { type: 'string' },
       client: { type: 'string' },
       partition: { type: 'string' },
@@ -173,6 +192,9 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     clientOption(values.client);
   } else if (values.client !== undefined || values.partition !== undefined) {
     throw new UsageError('--client and --partition go with --dataset (simulation), not with --data');
+  }
+  if (values.dataset !== undefined && (values['file-list'] !== undefined || values['skipped-report'] !== undefined || values['max-memory'] !== undefined)) {
+    throw new UsageError('--file-list, --skipped-report and --max-memory go with --data DIR, not with --dataset');
   }
   // TLS: before any data is loaded, so a wrong URL or CA file fails at once.
   let coordinatorHost: string;
@@ -257,10 +279,11 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     const dir = values.data as string;
     const info = await stat(dir).catch(() => undefined);
     if (info === undefined || !info.isDirectory()) throw new UsageError(`--data ${dir} is not a readable directory`);
+    const files = values['file-list'] === undefined ? undefined : await readFileList(values['file-list']);
+    const reader = new FolderReader(values, 'agent', (line) => logger.warn(line));
     images = async (input) => {
-      logger.info({ data: dir, input }, "reading the image folder at the coordinator's input size");
-      const folder = await readImageFolder(dir, { height: input.height, width: input.width, channels: input.channels as 1 | 3, labeled: labels === 'folders' });
-      if (folder.skipped.length > 0) logger.warn({ skipped: folder.skipped.length, example: folder.skipped[0] }, 'skipped unreadable files');
+      logger.info({ data: dir, input, files: files?.length ?? 'all' }, "reading the image folder at the coordinator's input size");
+      const folder = await reader.read(dir, 'agent data', { height: input.height, width: input.width, channels: input.channels as 1 | 3, labeled: labels === 'folders', ...(files !== undefined ? { files } : {}) });
       if (folder.count < 2) throw new Error(`${folder.count} readable PNG or JPEG images under ${dir}; contrastive training needs at least 2`);
       if (labels !== undefined) {
         checkLabelledImages(folder, dir);

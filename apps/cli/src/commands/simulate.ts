@@ -1,5 +1,6 @@
 // fedclr simulate: a whole federation on this machine, as real processes on loopback: one
-// `fedclr coordinator` and N `fedclr agent`s, each agent over its own partition of Fashion-MNIST.
+// `fedclr coordinator` and N `fedclr agent`s, each agent over its own partition of Fashion-MNIST
+// or of a labeled image folder (--data DIR).
 // This process only splits the data (to report it), watches the rounds through the
 // coordinator's IPC channel, evaluates the global encoder (linear probe + kNN) and writes a report.
 //
@@ -7,42 +8,50 @@
 // scores the linear probe and the kNN. The probe is fitted on the train split's labels (agents
 // never get labels), as `fedclr eval` and the literature do, or, with --holdout H, on H labeled
 // train images carved out before partitioning that no agent sees. Agents get only the partition
-// spec, the seed and their client index; each loads the train split and takes its own share.
+// spec, the seed and their client index; each loads the train split and takes its own share. With
+// --data DIR, the folder's images (or those not held out as the test set: --test-data DIR2 or a
+// seeded split) are partitioned by their sub-folder labels, and each agent is handed the list of
+// its files (simulate/data.ts).
 //
 // Training slots (--train-slots S, default the number of cores): at most S agents train at the
 // same time, each asking this process for a slot over its IPC channel (slots.ts), as if each agent
 // had its own machine; N agents training at once on a few cores waste a third of the machine.
-import { fork, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DEADLINE_FRACTION } from '@fedclr/agent';
 import { LR_SCHEDULES } from '@fedclr/coordinator';
-import { evaluateRepresentation, initialState, recipeModelSpec, type FederatedRecipe } from '@fedclr/contrastive';
-import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
-import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
+import { initialState, recipeModelSpec, type FederatedRecipe } from '@fedclr/contrastive';
+import type { PartitionSpec } from '@fedclr/data';
+import { initBackend, loadModel } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
-  loadSimulationTest,
-  loadSimulationTrain,
   partitionOption,
-  splitSimulation,
   type CoordinatorIpcMessage,
   type SimulationDataSpec,
   type StopReason,
 } from '../federation.js';
+import { folderFlagsHelp, FolderReader, LABELED_FOLDER_OPTIONS, testFractionOption, checkLabeledFolderFlags } from '../folders.js';
 import { checkLabelsForLoss, labelsOption, lossLine } from '../labels.js';
 import { lossFlags, RECIPE_FLAG_OPTIONS, recipeFlagsHelp } from '../recipe-flags.js';
+import { fashionMnistData, folderData, type SimulationData } from '../simulate/data.js';
 import { isSlotMessage, SlotSemaphore, unionLength, type SlotIpcMessage } from '../slots.js';
 import { coordinatorRecipe } from './coordinator.js';
-import { encodeSplit } from './eval.js';
+import { evaluateModel } from '../simulate/evaluation.js';
+import { delay, mintEnrolmentTokens, reap, spawnFedclr, tail, type Child } from '../simulate/processes.js';
+import { maxMetric, round4, roundRecord, type EvalRecord, type RoundRecord } from '../simulate/records.js';
+import { modelChange, timingSummary } from '../simulate/report.js';
 
 export const simulateHelp = `fedclr simulate [options]
   --dataset fashion-mnist --clients 10 --cohort C     agents per round (default: all of them)
+  --data DIR                  a labeled image folder instead (PNG/JPEG, labels from first-level sub-folders, used
+                              only to partition and to evaluate); the test set is --test-data DIR2 (mapped by DIR's
+                              class names) or --test-fraction 0.2 of each class (seeded by --seed); each agent is
+                              given the list of its files (<out>/data/agent-I.files)
+  --size 32 --channels 3      with --data: the model's input (images are resized; the recipe's RGB defaults for 3)
+${folderFlagsHelp(30)}
   --partition iid|dirichlet|shards --alpha 0.5 --shards-per-client 2 --seed 0
   --minutes M                 time budget from the start (processes, data, rounds; the final evaluation
                               comes after it): no round starts that would not end in time
@@ -77,7 +86,7 @@ ${recipeFlagsHelp('federated')}
   token per agent over the coordinator's admin API (<out>/coordinator/admin-token) and passes it (--token).`;
 
 const SIMULATE_OPTIONS = {
-  dataset: { type: 'string', default: 'fashion-mnist' },
+  ...LABELED_FOLDER_OPTIONS,
   clients: { type: 'string' },
   cohort: { type: 'string' },
   partition: { type: 'string', default: 'iid' },
@@ -116,154 +125,31 @@ export function parseSimulateArgs(argv: string[]) {
 
 /**
  * The recipe a simulation runs: fedclr coordinator's (coordinatorRecipe) for 28 px grayscale
- * Fashion-MNIST, so that a simulation and a deployment share every default; the simulation passes
- * it to its coordinator flag by flag, and the coordinator sends it to the agents.
+ * Fashion-MNIST, or for --size (32) and --channels (3) with --data, so that a simulation and a
+ * deployment share every default; the simulation passes it to its coordinator flag by flag, and
+ * the coordinator sends it to the agents.
  */
 export function simulateRecipe(values: Record<string, unknown>): FederatedRecipe {
-  return coordinatorRecipe({ ...values, size: undefined, channels: undefined });
+  if (values['data'] === undefined) return coordinatorRecipe({ ...values, size: undefined, channels: undefined });
+  return coordinatorRecipe({ ...values, size: values['size'] ?? '32', channels: values['channels'] ?? '3' });
 }
 
-const BIN = fileURLToPath(new URL('../../../bin/fedclr.js', import.meta.url));
-
-interface Child {
-  readonly name: string;
-  readonly log: string;
-  readonly proc: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  done: boolean;
-}
-
-function spawnFedclr(name: string, args: string[], logPath: string): Child {
-  const fd = openSync(logPath, 'a');
-  let proc: ChildProcess;
-  try {
-    proc = fork(BIN, args, { stdio: ['ignore', fd, fd, 'ipc'], env: process.env });
-  } finally {
-    closeSync(fd);
-  }
-  const child: Child = {
-    name,
-    log: logPath,
-    proc,
-    done: false,
-    exited: new Promise((resolveExit) => {
-      proc.once('exit', (code, signal) => {
-        child.done = true;
-        resolveExit({ code, signal });
-      });
-    }),
-  };
-  return child;
-}
-
-function tail(path: string, lines = 8): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch (err) {
-    return `(log ${path} unreadable: ${(err as Error).message})`;
+/** The data flags' own errors, before anything starts. */
+function checkDataFlags(values: ReturnType<typeof parseSimulateArgs>): void {
+  checkLabeledFolderFlags(values);
+  if (values.data === undefined) {
+    if ((values.dataset ?? 'fashion-mnist') !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist (or --data DIR)`);
+  } else if (values.limit !== undefined) {
+    throw new UsageError('--limit goes with --dataset fashion-mnist; with --data, give a smaller folder');
   }
 }
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms).unref());
-}
-
-/** Waits for the children to exit; SIGTERM after `graceMs`, SIGKILL 5 s later. */
-async function reap(children: readonly Child[], graceMs: number): Promise<void> {
-  const all = Promise.all(children.map((c) => c.exited));
-  if (await Promise.race([all.then(() => true), delay(graceMs).then(() => false)])) return;
-  for (const c of children) if (!c.done) c.proc.kill('SIGTERM');
-  if (await Promise.race([all.then(() => true), delay(5000).then(() => false)])) return;
-  for (const c of children) if (!c.done) c.proc.kill('SIGKILL');
-  await all;
-}
-
-export interface RoundRecord {
-  /** Completed rounds after this one. */
-  round: number;
-  roundId: number;
-  cohort: number;
-  participants: number;
-  /** Cohort members left out of the aggregate, with the coordinator's reason (e.g. proven misbehaviour). */
-  excluded: { agentId: string; status: string; reason: string | null }[];
-  /** Mean of the included agents' local losses, weighted by their example counts. */
-  loss: number | null;
-  /** The learning rate the coordinator sent for this round (--lr-schedule). */
-  learningRate: number | null;
-  /** Images trained on in this round, summed over the included agents. */
-  examples: number;
-  /** gapMs + roundMs: since the previous round ended. */
-  wallMs: number;
-  /** Between the previous round's end and this round's start (scheduling, agents getting ready). */
-  gapMs: number;
-  /** From round start to committed (broadcast, training, uploads, aggregation, checkpoint). */
-  roundMs: number;
-  /** Of roundMs, after the last update arrived: aggregation, server update, checkpoint files. */
-  commitMs: number;
-  /**
-   * With training slots: how long at least one agent's training loop ran during the round (the
-   * union of the loops' intervals). Without: the longest training loop of an included agent
-   * (the round's critical path).
-   */
-  trainMs: number | null;
-  /** The longest local training loop of an included agent. */
-  agentTrainMs: number | null;
-  /** The longest wait of an included agent for its training slot (null without slots). */
-  slotWaitMs: number | null;
-  /** The longest engine set-up/tear-down of an included agent. */
-  setupMs: number | null;
-  /** wallMs - trainMs. */
-  nonTrainingMs: number | null;
-  /** nonTrainingMs / wallMs. */
-  nonTrainingShare: number | null;
-  meanDeltaNorm: number | null;
-  elapsedMs: number;
-  eval?: EvalRecord;
-}
-
-export interface EvalRecord {
-  afterRound: number;
-  linearProbe: number;
-  knn: number;
-  evalMs: number;
-}
-
-interface Evaluator {
-  /** Fits the probe and is the kNN's memory: the labeled holdout, or the whole train split. */
-  probe: LabeledImageDataset;
-  test: LabeledImageDataset;
-  k: number;
-}
-
-async function evaluateModel(ev: Evaluator, spec: GraphSpec, weights: Float32Array, workers: number, afterRound: number): Promise<EvalRecord> {
-  const started = performance.now();
-  const train = await encodeSplit(spec, weights, ev.probe, workers);
-  const test = await encodeSplit(spec, weights, ev.test, workers);
-  const result = await evaluateRepresentation(
-    { features: train.features, labels: ev.probe.labels, dim: train.dim },
-    { features: test.features, labels: ev.test.labels, dim: test.dim },
-    { knn: { k: ev.k }, numClasses: 10 },
-  );
-  return { afterRound, linearProbe: result.linearProbe, knn: result.knn, evalMs: Math.round(performance.now() - started) };
-}
-
-function maxMetric(summary: Extract<CoordinatorIpcMessage, { type: 'round-completed' }>['summary'], name: string): number | null {
-  let best: number | null = null;
-  for (const p of summary.participants) {
-    const v = p.status === 'included' ? p.metrics?.[name] : undefined;
-    if (v !== undefined && (best === null || v > best)) best = v;
-  }
-  return best;
-}
-
-const round4 = (v: number | null): number | null => (v === null ? null : Math.round(v * 1e4) / 1e4);
 
 export async function simulateCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
   const t0 = Date.now();
   const values = parseSimulateArgs(argv);
 
   // ---- options -------------------------------------------------------------------------------
-  if (values.dataset !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${values.dataset}'; available: fashion-mnist`);
+  checkDataFlags(values);
   const aggregation = values.aggregation;
   if (aggregation !== 'plain' && aggregation !== 'secure') throw new UsageError(`--aggregation must be plain or secure, got '${aggregation}'`);
   const clients = intOption(values, 'clients', 10, 1);
@@ -323,22 +209,20 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 
-  // ---- data: the same split every agent derives (prepared while the coordinator starts) ------
+  // ---- data: every agent's share (prepared while the coordinator starts) ----------------------
   const backend = await initBackend();
   await mkdir(join(outDir, 'logs'), { recursive: true });
-  const prepareData = async () => {
-    const [trainSplit, test] = await Promise.all([loadSimulationTrain(dataSpec), loadSimulationTest(dataSpec)]);
-    const split = splitSimulation(trainSplit.labels, dataSpec);
-    const sizes = split.parts.map((p) => p.length);
-    const small = sizes.findIndex((n) => n < 2);
-    if (small >= 0) throw new UsageError(`client ${small} gets ${sizes[small]} images; contrastive training needs at least 2 (fewer clients or a larger --alpha)`);
-    const skew = labelSkew(labelCounts(split.parts, trainSplit.labels, 10));
-    const evaluator: Evaluator = { probe: split.holdout.length > 0 ? subsetDataset(trainSplit, split.holdout) : trainSplit, test, k };
-    const sorted = [...sizes].sort((a, b) => a - b);
-    log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${skew.toFixed(3)}; holdout ${split.holdout.length}, test ${test.count}; backend ${backend.name}`);
-    return { trainCount: trainSplit.count, holdoutCount: split.holdout.length, sizes, skew, evaluator };
+  const input = recipe.model.input as { height: number; width: number; channels: 1 | 3 };
+  const prepareData = async (): Promise<SimulationData> => {
+    const prepared =
+      values.data === undefined
+        ? await fashionMnistData(dataSpec, k)
+        : await folderData({ data: values.data, testData: values['test-data'], testFraction: testFractionOption(values), input, split: dataSpec, k, outDir }, new FolderReader(values, 'simulate', log));
+    const sorted = [...prepared.sizes].sort((a, b) => a - b);
+    log(`simulate: ${clients} clients (${partitionSpec.kind}), ${sorted[0]}..${sorted[sorted.length - 1]} images each (median ${sorted[Math.floor(sorted.length / 2)]}), label skew ${prepared.skew.toFixed(3)}; holdout ${prepared.holdoutCount}, test ${prepared.testCount} (${prepared.testSource}); backend ${backend.name}`);
+    return prepared;
   };
-  let data: Awaited<ReturnType<typeof prepareData>> | undefined;
+  let data: SimulationData | undefined;
 
   // ---- processes -----------------------------------------------------------------------------
   const children: Child[] = [];
@@ -394,8 +278,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--strength', String(strength),
       '--fedprox-mu', String(fedproxMu),
       '--lr-schedule', lrSchedule.kind,
-      '--size', '28',
-      '--channels', '1',
+      '--size', String(input.height),
+      '--channels', String(input.channels),
       '--seed', String(seed),
       '--keep-last', String(Math.max(5, evalEvery + 2)),
       '--log-level', level,
@@ -410,7 +294,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     const coordinator = spawnFedclr('coordinator', coordinatorArgs, join(outDir, 'logs', 'coordinator.log'));
     children.push(coordinator);
     data = await prepareData();
-    const { evaluator, holdoutCount } = data;
+    const { evaluator } = data;
 
     const onRound = (m: Extract<CoordinatorIpcMessage, { type: 'round-completed' }>): void => {
       const s = m.summary;
@@ -427,28 +311,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         // Later rounds start after m.at: only loops still running then can matter to them.
         loops = loops.filter(([, end]) => end > m.at);
       }
-      const record: RoundRecord = {
-        round: m.completedRounds,
-        roundId: s.roundId,
-        cohort: s.cohort.length,
-        participants: s.metrics['included'] ?? 0,
-        excluded: s.participants.filter((p) => p.status !== 'included').map((p) => ({ agentId: p.agentId, status: p.status, reason: p.reason ?? null })),
-        loss: round4(s.metrics['loss'] ?? null),
-        learningRate: s.metrics['learningRate'] ?? null,
-        examples: s.totalWeight ?? 0,
-        wallMs,
-        gapMs,
-        roundMs,
-        commitMs: Math.max(0, m.at - s.endedAt),
-        trainMs,
-        agentTrainMs,
-        slotWaitMs: maxMetric(s, 'slotWaitMs'),
-        setupMs: maxMetric(s, 'setupMs'),
-        nonTrainingMs: trainMs === null ? null : Math.max(0, wallMs - trainMs),
-        nonTrainingShare: trainMs === null || wallMs === 0 ? null : round4(Math.max(0, wallMs - trainMs) / wallMs),
-        meanDeltaNorm: round4(s.metrics['meanDeltaNorm'] ?? null),
-        elapsedMs: m.at - t0,
-      };
+      const record = roundRecord(m, { wallMs, gapMs, roundMs, trainMs, agentTrainMs, elapsedMs: m.at - t0 });
       rounds_.push(record);
       lastCheckpoint = m.checkpointDir;
       if (tty) {
@@ -527,15 +390,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--token', enrolmentTokens[i] as string,
         '--min-cohort', '1',
         ...(aggregation === 'plain' ? ['--allow-plain'] : []),
-        '--dataset', 'fashion-mnist',
+        ...data.agentArgs(i),
         ...(labels !== undefined ? ['--labels', labels] : []),
-        '--client', `${i}/${clients}`,
-        '--partition', partitionSpec.kind,
-        ...(partitionSpec.kind === 'dirichlet' ? ['--alpha', String(partitionSpec.alpha)] : []),
-        ...(partitionSpec.kind === 'shards' ? ['--shards-per-client', String(partitionSpec.shardsPerClient)] : []),
-        '--seed', String(seed),
-        '--holdout', String(holdoutCount),
-        ...(limit !== undefined ? ['--limit', String(limit)] : []),
         '--state', join(outDir, 'agents', `agent-${i}`),
         '--agent-id', `sim-${i}`,
         '--workers', String(agentWorkers),
@@ -605,21 +461,14 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const last = rounds_[rounds_.length - 1] as RoundRecord;
   const final = last.eval ?? (await evaluateModel(evaluator, finalModel.spec, finalModel.weights, evalWorkers, last.round));
   if (last.eval === undefined) evaluations.push(final);
-  const init = initialState(spec, seed).params;
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < init.length; i++) {
-    const d = (finalModel.weights[i] as number) - (init[i] as number);
-    diff += d * d;
-    norm += (init[i] as number) ** 2;
-  }
-  const shares = rounds_.map((r) => r.nonTrainingShare).filter((v): v is number => v !== null);
-  const totalWall = rounds_.reduce((s, r) => s + r.wallMs, 0);
-  const totalTrain = rounds_.reduce((s, r) => s + (r.trainMs ?? 0), 0);
+  const change = modelChange(initialState(spec, seed).params, finalModel.weights);
   const report = {
     command: 'simulate',
     config: {
-      dataset: 'fashion-mnist',
+      dataset: values.data === undefined ? 'fashion-mnist' : 'folder',
+      data: values.data === undefined ? null : resolve(values.data),
+      testData: values['test-data'] === undefined ? null : resolve(values['test-data']),
+      input,
       clients,
       cohort,
       partition: partitionSpec,
@@ -665,10 +514,12 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       testImages: evaluator.test.count,
       clientImages: sizes,
       labelSkew: round4(skew),
+      classes: evaluator.probe.classNames,
+      test: data.testSource,
       evaluation:
         holdoutCount > 0
-          ? 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test split (never seen by agents)'
-          : 'linear probe fitted on the labeled train split (agents see its images, never its labels), kNN memory = train split; both scored on the test split (never seen by agents)',
+          ? 'linear probe fitted on the labeled holdout (never seen by agents), kNN memory = holdout; both scored on the test images (never seen by agents)'
+          : 'linear probe fitted on the labeled train images (agents see them, never their labels), kNN memory = the same; both scored on the test images (never seen by agents)',
     },
     completedRounds: rounds_.length,
     stoppedBy: stoppedBy ?? null,
@@ -680,23 +531,16 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     model: {
       initialVersion: listening.modelVersion,
       finalVersion: finalModel.info?.['modelVersion'] ?? null,
-      changed: (finalModel.info?.['modelVersion'] ?? listening.modelVersion) !== listening.modelVersion && diff > 0,
-      relativeChange: norm > 0 ? round4(Math.sqrt(diff / norm)) : null,
+      changed: (finalModel.info?.['modelVersion'] ?? listening.modelVersion) !== listening.modelVersion && change.moved,
+      relativeChange: change.relativeChange,
       checkpoint: lastCheckpoint,
     },
-    timing: {
+    timing: timingSummary(rounds_, {
       totalMs: Date.now() - t0,
       federationMs: trainingMs,
-      roundsWallMs: totalWall,
-      trainingShare: totalWall > 0 ? round4(totalTrain / totalWall) : null,
-      meanNonTrainingShare: shares.length > 0 ? round4(shares.reduce((a, b) => a + b, 0) / shares.length) : null,
       finalEvalMs: final.evalMs,
-      timeSplit:
-        slots !== undefined
-          ? `trainMs = the time during the round when at least one agent's training loop ran (agents train ${trainSlots} at a time at most; the union of the loops' intervals [release - loop time, release], reported at each slot release); agentTrainMs = the longest loop of an included agent; nonTrainingMs = wallMs - trainMs (model broadcast, agents' engine set-up, upload, aggregation, checkpoint, scheduling gap)`
-          : "trainMs = the longest local training loop among the included agents (all train at once); nonTrainingMs = wallMs - trainMs (model broadcast, agents' engine set-up, upload, aggregation, checkpoint, scheduling gap)",
-      slots: slots === undefined ? null : { capacity: trainSlots, granted: slots.granted, maxHeld: slots.maxHeld, freedOnExit: slots.freedOnDrop },
-    },
+      slots: slots === undefined ? undefined : { capacity: trainSlots, granted: slots.granted, maxHeld: slots.maxHeld, freedOnExit: slots.freedOnDrop },
+    }),
     out: outDir,
     logs: join(outDir, 'logs'),
   };
@@ -708,17 +552,4 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%; report ${join(outDir, 'report.json')}`,
     );
   return 0;
-}
-
-/** Mints `count` one-time enrolment tokens (valid for a day) over the coordinator's admin API. */
-async function mintEnrolmentTokens(url: string, adminTokenFile: string, count: number): Promise<string[]> {
-  const adminToken = (await readFile(adminTokenFile, 'utf8')).trim();
-  const res = await fetch(`${url}/api/admin/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ count, ttlSeconds: 86_400 }),
-  });
-  const body = (await res.json()) as { tokens?: string[]; message?: string };
-  if (!res.ok || body.tokens?.length !== count) throw new SimulationError(`could not mint enrolment tokens: HTTP ${res.status} ${body.message ?? ''}`);
-  return body.tokens;
 }

@@ -3,15 +3,19 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { recipeAugmentConfig, recipeLoss, recipeModelSpec, recipeOptimizer, trainContrastive, type InputShape, type Recipe } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
-import { defaultWorkers, intOption, loadImages, numberOption, localViewsOption } from '../common.js';
+import { loadFashionMnist, type ImageDataset } from '@fedclr/data';
+import { defaultWorkers, intOption, numberOption, localViewsOption } from '../common.js';
 import { UsageError } from '../errors.js';
+import { FOLDER_FLAG_OPTIONS, folderFlagsHelp, FolderReader } from '../folders.js';
 import { checkLabelledImages, checkLabelsForLoss, labelsOption, labelsHelp, lossLine } from '../labels.js';
 import { lossFromFlags, RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
 import { createProgress } from '../progress.js';
 
 export const trainHelp = `fedclr train [options]
   --dataset fashion-mnist | --data DIR   training images (their labels are used only with --labels)
-  --size N --channels 1|3                image size and channels for --data (default 32, 3)
+  --size N --channels 1|3                image size and channels for --data (default 32, 3): every image is
+                                         resized (centre crop) to N x N; any N from 8 to 512
+${folderFlagsHelp(41)}
   --minutes M | --epochs E | --steps S   budget (at least one; the first reached stops); the learning rate warms
                                          up for 2% of the run, then decays by a cosine to 0
 ${recipeFlagsHelp('central')}
@@ -30,6 +34,7 @@ const TRAIN_OPTIONS = {
   data: { type: 'string' },
   size: { type: 'string' },
   channels: { type: 'string' },
+  ...FOLDER_FLAG_OPTIONS,
   minutes: { type: 'string' },
   epochs: { type: 'string' },
   steps: { type: 'string' },
@@ -56,6 +61,30 @@ export function trainRecipe(values: Record<string, unknown>, input: InputShape):
   return recipeFromFlags(values, input, 'central');
 }
 
+interface DataOptions {
+  dataset?: string;
+  data?: string;
+  size?: number;
+  channels?: 1 | 3;
+  /** Label --data's images by their first-level sub-folder (Fashion-MNIST always has its labels). */
+  labeled?: boolean;
+}
+
+/** The training images: Fashion-MNIST's train split, or an image folder (labelled only if asked). */
+async function trainingImages(options: DataOptions, reader: FolderReader): Promise<ImageDataset> {
+  if (options.dataset !== undefined && options.data !== undefined) throw new UsageError('give --dataset or --data, not both');
+  if (options.data !== undefined) {
+    const size = options.size ?? 32;
+    if (size < 8 || size > 512) throw new UsageError(`--size must be an integer in [8, 512], got ${size}`);
+    const folder = await reader.read(options.data, 'train', { height: size, width: size, channels: options.channels ?? 3, labeled: options.labeled ?? false });
+    if (folder.count < 2) throw new UsageError(`${folder.count} readable PNG or JPEG images under ${options.data}; contrastive training needs at least 2`);
+    return folder;
+  }
+  const name = options.dataset ?? 'fashion-mnist';
+  if (name !== 'fashion-mnist') throw new UsageError(`unknown --dataset '${name}'; available: fashion-mnist (or --data DIR)`);
+  return loadFashionMnist('train');
+}
+
 export async function trainCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
   const values = parseTrainArgs(argv);
   const channels = values.channels === undefined ? undefined : intOption(values, 'channels', 3);
@@ -68,7 +97,8 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   // The loss and its labels are checked before any image is read.
   checkLabelsForLoss(lossFromFlags(values), labels);
   const backend = await initBackend();
-  const dataset = await loadImages({ dataset: values.dataset, data: values.data, size: values.size === undefined ? undefined : intOption(values, 'size', 32), channels, labeled: labels === 'folders' }, 'train', log);
+  const size = values.size === undefined ? undefined : intOption(values, 'size', 32);
+  const dataset = await trainingImages({ dataset: values.dataset, data: values.data, size, channels, labeled: labels === 'folders' }, new FolderReader(values, 'train', log));
   const recipe = trainRecipe(values, { height: dataset.height, width: dataset.width, channels: dataset.channels });
   if (labels !== undefined) checkLabelledImages(dataset, values.data ?? 'the dataset');
   const spec = recipeModelSpec(recipe.model);
