@@ -4,3 +4,4 @@ export { FlatOptimizer, learningRateAt, trainableSegments, type OptimizerConfig,
 export { multiViewLossGradient, ntXentPairLoss, pairLossGradient, type PairLoss } from './loss.js';
 export { Replica, viewsPerImage, type LocalViews, type LossGradient, type ReplicaConfig } from './replica.js';
 export { trainContrastive, type TrainerConfig, type TrainProgress, type TrainResult } from './trainer.js';
+export { KeyQueue, MocoState, emaUpdate, mocoLoss, mocoLossGradient, mocoValueAndGradient, queueCapacityFor, type MocoLoss, type MocoOptions } from './moco.js';
