@@ -5,26 +5,12 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, multiViewLossGradient, ntXentPairLoss, pairLossGradient, splitBatch, supConLoss, type PairLoss } from '../src/index.js';
+import { fixedBatchLosses, noBatchNorm, tensorsAcrossSteps } from './engine-helpers.js';
 import { uniformArray } from './seeded.js';
 
 function images(count: number, pixels: number, seed: number): Float32Array {
   return uniformArray(count * pixels, seed);
 }
-
-// No BatchNorm: per-worker batch statistics would (rightly) make the two engines differ.
-const noBatchNorm: GraphSpec = {
-  name: 'plain-cnn',
-  input: { height: 8, width: 8, channels: 1 },
-  nodes: [
-    { op: 'conv', name: 'c1', input: 'input', filters: 4, kernel: 3, stride: 1 },
-    { op: 'relu', name: 'r1', input: 'c1' },
-    { op: 'conv', name: 'c2', input: 'r1', filters: 8, kernel: 3, stride: 2 },
-    { op: 'relu', name: 'r2', input: 'c2' },
-    { op: 'gap', name: 'representation', input: 'r2' },
-    { op: 'dense', name: 'projection', input: 'representation', units: 6 },
-  ],
-  output: 'projection',
-};
 
 describe('step engines', () => {
   before(async () => {
@@ -162,10 +148,8 @@ describe('step engines', () => {
       maxBatch: 32,
     });
     try {
-      const batch = images(32, 784, 5);
-      const first = (await engine.step(batch, 32, 3e-3, 0)).loss;
-      let last = first;
-      for (let step = 1; step < 15; step++) last = (await engine.step(batch, 32, 3e-3, step)).loss;
+      const losses = await fixedBatchLosses(engine, images(32, 784, 5), 32, 3e-3, 0, 15);
+      const [first, last] = [losses[0] as number, losses[losses.length - 1] as number];
       assert.ok(Number.isFinite(first) && last < first - 0.2, `loss ${first} -> ${last}`);
     } finally {
       await engine.dispose();
@@ -182,11 +166,8 @@ describe('step engines', () => {
       maxBatch: 8,
     });
     try {
-      const batch = images(8, 784, 6);
-      for (let step = 0; step < 3; step++) await engine.step(batch, 8, 1e-3, step);
-      const before = tf.memory().numTensors;
-      for (let step = 3; step < 103; step++) await engine.step(batch, 8, 1e-3, step);
-      assert.equal(tf.memory().numTensors, before);
+      const [before, after] = await tensorsAcrossSteps(engine, images(8, 784, 6), 8, 100);
+      assert.equal(after, before);
     } finally {
       await engine.dispose();
     }

@@ -7,10 +7,10 @@ import { createRng, type ImageDataset } from '@fedclr/data';
 import { loadModel, saveModel, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError } from '../errors.js';
-import type { StepEngine } from './engine.js';
+import { isMocoLoss, type StepEngine, type TrainingLoss } from './engine.js';
 import { RECIPE_DEFAULTS } from '../recipe.js';
 import { createStepEngine } from './parallel.js';
-import type { PairLoss } from './loss.js';
+import { loadMocoCheckpoint, saveMocoCheckpoint } from './moco-checkpoint.js';
 import type { LocalViews } from './replica.js';
 import type { OptimizerConfig, ProximalTerm } from './optimizer.js';
 
@@ -19,7 +19,8 @@ export interface TrainerConfig {
   augment: AugmentConfig | null;
   /** Multi-crop: extra small views per image, from their own augmentation. */
   localViews?: LocalViews | undefined;
-  loss: PairLoss;
+  /** NT-Xent (or another pair loss), or MoCo, whose state (key encoder, queue) the run updates and checkpoints. */
+  loss: TrainingLoss;
   optimizer: OptimizerConfig;
   /** FedProx: adds mu·(w - anchor) to the gradient of every trainable weight (anchor: the global model). */
   proximal?: ProximalTerm;
@@ -119,6 +120,7 @@ async function saveCheckpoint(dir: string, engine: StepEngine, config: TrainerCo
   moments.set(v, m.length);
   await writeFile(join(temp, MOMENTS_FILE), new Uint8Array(moments.buffer));
   await writeFile(join(temp, STATE_FILE), JSON.stringify(state, null, 1));
+  if (isMocoLoss(config.loss)) await saveMocoCheckpoint(temp, config.loss.state);
   await rm(dir, { recursive: true, force: true });
   await rename(temp, dir);
 }
@@ -152,6 +154,8 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
   const batchesPerEpoch = Math.floor(count / batchSize);
 
   const resumed = config.resume && config.checkpointDir ? await loadCheckpoint(config.checkpointDir, config) : undefined;
+  // Before the engine binds the state: it then continues the saved key encoder and queue.
+  if (resumed && isMocoLoss(config.loss)) await loadMocoCheckpoint(config.checkpointDir as string, config.loss.state);
   const engine = await createStepEngine({
     spec: config.spec,
     augment: config.augment,
