@@ -5,3 +5,4 @@ export * from './train/index.js';
 export * from './eval/index.js';
 export * from './errors.js';
 export * from './recipe.js';
+export * from './recipe-loss.js';

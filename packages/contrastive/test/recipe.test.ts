@@ -73,7 +73,10 @@ describe('the training recipe', () => {
     bad((r) => ({ ...r, augment: { ...r.augment, viewSize: 29 } }), /augment\.viewSize: expected an integer between 4 and the image side 28, got 29/);
     bad((r) => ({ ...r, augment: { ...r.augment, cropMin: 0 } }), /augment\.cropMin/);
     bad((r) => ({ ...r, optimizer: 'rmsprop' as 'adam' }), /optimizer: expected one of adam, sgd, momentum/);
-    bad((r) => ({ ...r, loss: 'supcon' as 'ntxent' }), /loss: expected 'ntxent'/);
+    bad((r) => ({ ...r, loss: 'supcon' as 'ntxent' }), /loss: expected 'ntxent' or 'moco'/);
+    checkRecipe({ ...ok, loss: 'moco', moco: { momentum: 0, queueSize: 0 } });
+    bad((r) => ({ ...r, loss: 'moco', moco: { momentum: 1, queueSize: 4096 } }), /moco\.momentum: expected a number in \[0, 1\)/);
+    bad((r) => ({ ...r, loss: 'moco', moco: { momentum: 0.99, queueSize: 65537 } }), /moco\.queueSize/);
     bad((r) => ({ ...r, batchSize: 1 }), /batchSize/);
     code(() => recipeModelSpec({ ...ok.model, head: { hidden: 0, out: 8 } }), /model\.head/);
   });

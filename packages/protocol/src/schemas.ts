@@ -58,7 +58,7 @@ function literals<const T extends readonly string[]>(values: T): TUnion<Literals
 
 export const DTYPES = ['float32', 'int32', 'uint32'] as const;
 export const OPTIMIZERS = ['sgd', 'momentum', 'adam'] as const;
-export const LOSSES = ['ntxent', 'infonce', 'supcon', 'triplet', 'contrastive'] as const;
+export const LOSSES = ['ntxent', 'infonce', 'supcon', 'triplet', 'contrastive', 'moco'] as const;
 export const AGGREGATION_MODES = ['plain', 'secure'] as const;
 export const AGENT_STATES = ['idle', 'training', 'uploading', 'secagg'] as const;
 export const ROUND_OUTCOMES = ['completed', 'aborted'] as const;
@@ -157,6 +157,16 @@ export const RoundRecipeSchema = Type.Object(
     ),
     /** Decoupled weight decay (adam) or L2 (sgd, momentum) on kernels. */
     weightDecay: Type.Number({ minimum: 0, maximum: 1 }),
+    /** Loss 'moco': the key encoder's EMA rate and the queue size (agents use the recipe's defaults without it). */
+    moco: Type.Optional(
+      Type.Object(
+        {
+          momentum: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
+          queueSize: Type.Integer({ minimum: 0, maximum: 65536 }),
+        },
+        strict,
+      ),
+    ),
   },
   strict,
 );

@@ -8,7 +8,8 @@ import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 // welcome.coordinatorKey, sig on welcome/round-start/round-end/update-rejected/shutdown),
 // round config carries cohortSize, update.metrics is optional.
 // 2.1: round config carries the training recipe (model and augmentation), `recipe`.
-export const PROTOCOL_VERSION = '2.1';
+// 2.2: loss 'moco', and the recipe's optional `moco` block (momentum, queue size).
+export const PROTOCOL_VERSION = '2.2';
 
 export interface ProtocolVersion {
   readonly major: number;
