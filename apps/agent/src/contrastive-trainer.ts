@@ -1,4 +1,4 @@
-// The real LocalTrainer: contrastive training (SimCLR's NT-Xent on two augmented views) of the
+// The real LocalTrainer: contrastive training (SimCLR's NT-Xent, or MoCo, on two augmented views) of the
 // global model on the agent's private images, through @fedclr/contrastive's trainContrastive.
 //
 // What it trains is the coordinator's: every round config carries the training recipe
@@ -22,8 +22,11 @@
 //   learningRate  -> learningRate           (constant within a round: no warm-up, no decay, unless
 //                                             the trainer options say otherwise)
 //   optimizer     -> adam | sgd (plain, momentum 0) | momentum (SGD, Nesterov momentum 0.9)
-//   loss          -> ntxent only; the others are refused (RoundUnsupportedError)
-//   temperature   -> NT-Xent temperature
+//   loss          -> ntxent, or moco (recipe.moco: key-encoder EMA rate, queue size capped at half
+//                    the images; the queue is kept between the rounds of a run, the key encoder
+//                    reset to each round's global weights: moco-rounds.ts); others are refused
+//                    (RoundUnsupportedError)
+//   temperature   -> the loss's temperature
 //   fedproxMu     -> > 0: FedProx, the gradient of every trainable weight gets mu * (w - global)
 //                    (the round's global weights; BatchNorm statistics are left alone)
 //   seed          -> shuffling and augmentation seed (default: the round id)
@@ -37,10 +40,13 @@
 import type { Logger } from 'pino';
 import {
   checkAugmentRecipe,
+  checkMocoRecipe,
   checkModelRecipe,
   gray28Config,
-  ntXentPairLoss,
+  queueCapacityFor,
   recipeAugmentConfig,
+  recipeLoss,
+  recipeMoco,
   recipeModelSpec,
   recipeOptimizer,
   simclrRgbConfig,
@@ -50,11 +56,13 @@ import {
   type InputShape,
   type OptimizerConfig,
   type Recipe,
+  type TrainingLoss,
 } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
 import type { Manifest, RoundConfig, RoundRecipe } from '@fedclr/protocol';
 import { manifestOfSpec, type GraphSpec } from '@fedclr/tensor';
 import { AgentConfigError, isAgentError, RecipeRefusedError, RoundAbortedError, RoundUnsupportedError, TrainingFailedError } from './errors.js';
+import { MocoRounds } from './moco-rounds.js';
 import type { LocalTrainer, ProgressCallback, TrainingGate, TrainingSlot, TrainInput, TrainOutput } from './trainer.js';
 
 /** Reads the agent's images at an input shape (e.g. an image folder, resized on decode). */
@@ -113,6 +121,8 @@ export interface ContrastiveTrainerOptions {
   readonly warmupSteps?: number;
   /** Learning rate at the end of a round as a fraction of the peak (cosine). Default 1: constant. */
   readonly finalFraction?: number;
+  /** MoCo's state between rounds (moco-rounds.ts); default one per trainer. Given by tests to look at it. */
+  readonly moco?: MocoRounds;
   /** Called with what each round trains with, before it trains (logs, tests). */
   readonly onPlan?: (plan: TrainingPlan) => void;
   readonly logger?: Logger;
@@ -153,6 +163,7 @@ export function wireRecipe(recipe: Recipe): RoundRecipe {
     model: { encoder: recipe.model.encoder, widths: [...recipe.model.widths], head: { ...recipe.model.head }, input: { ...recipe.model.input } },
     augment: { ...recipe.augment },
     weightDecay: recipe.weightDecay,
+    ...(recipe.loss === 'moco' ? { moco: { ...recipeMoco(recipe) } } : {}),
   };
 }
 
@@ -165,8 +176,10 @@ export function roundRecipe(config: RoundConfig, wire: RoundRecipe): Recipe {
     learningRate: config.learningRate,
     weightDecay: wire.weightDecay,
     batchSize: config.batchSize,
-    loss: 'ntxent',
+    // planRound refuses the losses this trainer does not run before it gets here
+    loss: config.loss === 'moco' ? 'moco' : 'ntxent',
     temperature: config.temperature,
+    ...(wire.moco !== undefined ? { moco: { ...wire.moco } } : {}),
   };
 }
 
@@ -238,11 +251,21 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     try {
       checkModelRecipe(recipe.model, 'recipe.model');
       checkAugmentRecipe(recipe.augment, recipe.model.input, 'recipe.augment');
+      if (recipe.moco !== undefined) checkMocoRecipe(recipe.moco, 'recipe.moco');
       spec = recipeModelSpec(recipe.model);
     } catch (err) {
       throw new RecipeRefusedError(round, (err as Error).message);
     }
     return { round, recipe, spec, augment: recipeAugmentConfig(recipe.augment, recipe.model.input.channels), optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay) };
+  };
+  const moco = options.moco ?? new MocoRounds();
+  /** The round's loss: NT-Xent, or MoCo continuing this run's queue (moco-rounds.ts). */
+  const lossFor = (input: TrainInput, plan: TrainingPlan, images: number): TrainingLoss => {
+    // A recipe-less round: the config's loss and temperature, MoCo's default hyperparameters.
+    const recipe: Pick<Recipe, 'loss' | 'temperature' | 'moco'> = plan.recipe ?? { loss: input.config.loss === 'moco' ? 'moco' : 'ntxent', temperature: input.config.temperature };
+    if (recipe.loss !== 'moco') return recipeLoss(recipe, images);
+    const queueSize = queueCapacityFor(recipeMoco(recipe).queueSize, images);
+    return recipeLoss(recipe, images, moco.stateFor(input.round, `${input.lineage ?? ''}|${architectureId(plan.spec)}`, queueSize, input.globalWeights));
   };
   // One training at a time: a round aborted by the agent stops at its next step, and the next
   // round waits for it so two engines never compete for the same cores.
@@ -252,7 +275,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
   const trainOnce = async (input: TrainInput, signal: AbortSignal, calledAt: number, onProgress?: ProgressCallback): Promise<TrainOutput> => {
     const { round, config, globalWeights, manifest } = input;
     if (signal.aborted) throw abortError(round, signal);
-    if (config.loss !== 'ntxent') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (only ntxent)`);
+    if (config.loss !== 'ntxent' && config.loss !== 'moco') throw new RoundUnsupportedError(round, `loss '${config.loss}' is not available in this trainer (ntxent or moco)`);
     const plan = planRound(round, config);
     const { spec, augment } = plan;
     const expected = protocolManifest(spec);
@@ -291,7 +314,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       result = await trainContrastive(dataset, {
         spec,
         augment,
-        loss: ntXentPairLoss({ temperature: config.temperature }),
+        loss: lossFor(input, plan, dataset.count),
         optimizer: plan.optimizer,
         // The optimiser copies the anchor: globalWeights stays the round's global model.
         ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),
