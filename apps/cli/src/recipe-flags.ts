@@ -30,6 +30,9 @@ export const RECIPE_FLAG_OPTIONS = {
   strength: { type: 'string' },
   'crop-min': { type: 'string' },
   'view-size': { type: 'string' },
+  loss: { type: 'string' },
+  'moco-momentum': { type: 'string' },
+  'moco-queue': { type: 'string' },
 } as const;
 
 /** The help lines of the recipe flags; `setting` picks the default view size the text states. */
@@ -46,7 +49,10 @@ export function recipeFlagsHelp(setting: RecipeSetting): string {
   --strength ${d.strength}                colour-jitter strength
   --crop-min F                  smallest random crop, fraction of the area (default ${d.cropMin.gray} grayscale, ${d.cropMin.rgb} RGB)
   --view-size N                 side of the training views (crops are resized to it; the model still takes full
-                                images; default ${fraction} of the side for grayscale, ${px} px for 28 px images; RGB: the image size)`;
+                                images; default ${fraction} of the side for grayscale, ${px} px for 28 px images; RGB: the image size)
+  --loss ntxent|moco            NT-Xent (default), or MoCo: a momentum key encoder and a queue of negatives
+  --moco-momentum ${d.moco.momentum} --moco-queue ${d.moco.queueSize}
+                                MoCo's key-encoder EMA rate and queue size (an agent queues at most half its images)`;
 }
 
 /** Values from a config file, between the recipe's defaults and the flags. */
@@ -59,6 +65,20 @@ export interface RecipeOverrides {
   readonly optimizer?: string | undefined;
   readonly temperature?: number | undefined;
   readonly weightDecay?: number | undefined;
+  readonly loss?: string | undefined;
+}
+
+/** --loss, and MoCo's --moco-momentum and --moco-queue (which need --loss moco). */
+function lossFromFlags(values: Record<string, unknown>, fallback: string): Pick<Recipe, 'loss' | 'moco'> {
+  const loss = (values['loss'] as string | undefined) ?? fallback;
+  if (loss !== 'ntxent' && loss !== 'moco') throw new UsageError(`--loss must be ntxent or moco, got '${loss}'`);
+  const given = ['moco-momentum', 'moco-queue'].filter((f) => values[f] !== undefined);
+  if (loss !== 'moco') {
+    if (given.length > 0) throw new UsageError(`--${given[0]} goes with --loss moco`);
+    return { loss };
+  }
+  const d = RECIPE_DEFAULTS.moco;
+  return { loss, moco: { momentum: nonNegativeOption(values, 'moco-momentum', d.momentum), queueSize: intOption(values, 'moco-queue', d.queueSize, 0) } };
 }
 
 function widthsList(raw: string | readonly number[], flag: string): number[] {
@@ -113,8 +133,8 @@ export function recipeFromFlags(values: Record<string, unknown>, input: InputSha
     learningRate: numberOption(values, 'lr', over.learningRate ?? RECIPE_DEFAULTS.learningRates[kind]) as number,
     weightDecay: nonNegativeOption(values, 'weight-decay', over.weightDecay ?? base.weightDecay),
     batchSize: intOption(values, 'batch', over.batchSize ?? base.batchSize, 2),
-    loss: base.loss,
     temperature: numberOption(values, 'temperature', over.temperature ?? base.temperature) as number,
+    ...lossFromFlags(values, over.loss ?? base.loss),
   };
   try {
     checkRecipe(recipe);

@@ -76,6 +76,7 @@ export function coordinatorRecipe(values: Record<string, unknown>, file: FileCon
     learningRate: t.learningRate,
     optimizer: t.optimizer,
     temperature: t.temperature,
+    loss: t.loss,
   });
   const scheduleFlag = oneOf('lr-schedule', values['lr-schedule'] as string | undefined, LR_SCHEDULES);
   const fileSchedule = typeof file.lrSchedule === 'string' ? { kind: file.lrSchedule } : file.lrSchedule;

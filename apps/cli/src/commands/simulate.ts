@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_DEADLINE_FRACTION } from '@fedclr/agent';
 import { LR_SCHEDULES } from '@fedclr/coordinator';
-import { evaluateRepresentation, initialState, recipeModelSpec, type FederatedRecipe } from '@fedclr/contrastive';
+import { evaluateRepresentation, initialState, recipeModelSpec, recipeMoco, type FederatedRecipe } from '@fedclr/contrastive';
 import { labelCounts, labelSkew, subsetDataset, type LabeledImageDataset, type PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel, type GraphSpec } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
@@ -379,6 +379,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--batch', String(batch),
       '--lr', String(lr),
       '--temperature', String(temperature),
+      '--loss', recipe.loss,
+      ...(recipe.loss === 'moco' ? ['--moco-momentum', String(recipeMoco(recipe).momentum), '--moco-queue', String(recipeMoco(recipe).queueSize)] : []),
       '--optimizer', optimizer,
       '--weight-decay', String(weightDecay),
       '--encoder', encoder,

@@ -1,7 +1,7 @@
 // fedclr train: centralised contrastive training on a dataset or an image folder; writes a tfjs model.
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ntXentPairLoss, recipeAugmentConfig, recipeModelSpec, recipeOptimizer, trainContrastive, type InputShape, type Recipe } from '@fedclr/contrastive';
+import { ntXentPairLoss, recipeAugmentConfig, recipeLoss, recipeModelSpec, recipeOptimizer, trainContrastive, type InputShape, type Recipe } from '@fedclr/contrastive';
 import { initBackend, saveModel } from '@fedclr/tensor';
 import { defaultWorkers, intOption, loadImages, numberOption, localViewsOption } from '../common.js';
 import { UsageError } from '../errors.js';
@@ -71,13 +71,14 @@ export async function trainCommand(argv: string[], out: (line: string) => void, 
   const augment = recipeAugmentConfig(recipe.augment, dataset.channels);
   const localViews = localViewsOption(values, recipe);
   if (localViews !== undefined && values.decoupled) throw new UsageError('--decoupled and --local-views do not combine (the decoupled loss takes two views per image)');
+  if (recipe.loss === 'moco' && (values.decoupled || localViews !== undefined)) throw new UsageError('--loss moco takes neither --decoupled nor --local-views (MoCo contrasts two views against its queue)');
   const outDir = values.out ?? join('runs', `train-${new Date().toISOString().replace(/[:.]/g, '-')}`, 'model');
   const progress = createProgress('train');
   const result = await trainContrastive(dataset, {
     spec,
     augment,
     localViews,
-    loss: ntXentPairLoss({ temperature: recipe.temperature, decoupled: values.decoupled }),
+    loss: values.decoupled ? ntXentPairLoss({ temperature: recipe.temperature, decoupled: true }) : recipeLoss(recipe, dataset.count),
     optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay),
     learningRate: recipe.learningRate,
     batchSize: recipe.batchSize,
