@@ -35,14 +35,15 @@
 // Output: the trained weights, exampleCount = images trained on (steps x batch), and metrics
 // {loss (last completed epoch's mean, else the mean of the steps run), steps, imagesPerSec,
 // epochs, trainMs (the training loop), setupMs (engine creation and teardown), batchSize}, plus
-// slotWaitMs (waiting for the gate's training slot) with a gate. Waiting is in neither trainMs
-// nor setupMs.
+// slotWaitMs (waiting for the gate's training slot) with a gate, and mocoQueued (MoCo: keys in
+// the run's queue when the round began). Waiting is in neither trainMs nor setupMs.
 import type { Logger } from 'pino';
 import {
   checkAugmentRecipe,
   checkMocoRecipe,
   checkModelRecipe,
   gray28Config,
+  isMocoLoss,
   queueCapacityFor,
   recipeAugmentConfig,
   recipeLoss,
@@ -307,6 +308,9 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     let stepLossSum = 0;
     let steps = 0;
     let result: Awaited<ReturnType<typeof trainContrastive>> | undefined;
+    const trainingLoss = lossFor(input, plan, dataset.count);
+    // MoCo: keys this run's queue held when the round began (0 in a run's first round).
+    const queued = isMocoLoss(trainingLoss) ? (trainingLoss.state.queue?.length ?? 0) : undefined;
     try {
       if (signal.aborted) throw abortError(round, signal);
       if (minutes <= 0) throw new TrainingFailedError(round, `no time left for training before the round deadline after waiting ${((started - calledAt) / 1000).toFixed(1)} s`);
@@ -314,7 +318,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       result = await trainContrastive(dataset, {
         spec,
         augment,
-        loss: lossFor(input, plan, dataset.count),
+        loss: trainingLoss,
         optimizer: plan.optimizer,
         // The optimiser copies the anchor: globalWeights stays the round's global model.
         ...(config.fedproxMu > 0 ? { proximal: { mu: config.fedproxMu, anchor: globalWeights } } : {}),
@@ -351,6 +355,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       setupMs: Math.round(Math.max(0, totalMs - result.elapsedMs)),
       batchSize,
       ...(options.gate !== undefined ? { slotWaitMs: Math.round(started - waitStarted) } : {}),
+      ...(queued !== undefined ? { mocoQueued: queued } : {}),
     };
     log?.debug({ round, ...metrics, stoppedBy: result.stoppedBy }, 'local training finished');
     return { weights: result.weights, exampleCount: result.imagesSeen, metrics };

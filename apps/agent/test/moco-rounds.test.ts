@@ -79,6 +79,7 @@ describe('MoCo between rounds', () => {
     // The next round starts from the (new) global model: here the first round's weights.
     const second = await trainer.train({ ...input, round: 2, globalWeights: first.weights.slice() }, new AbortController().signal);
     assert.equal(moco.current, state, 'the same run keeps its state');
+    assert.deepEqual([first.metrics['mocoQueued'], second.metrics['mocoQueued']], [0, 10], 'round 2 began with round 1\'s keys');
     assert.notDeepEqual(state.queue?.snapshot().data, afterFirst?.data, 'round 2 enqueued its keys');
     // The key encoder began round 2 as round 2's global weights: after 2 steps it is m²·global + (1 - m²)·(a mix of the online weights), closer to them than round 1's start.
     const key = state.key as Float32Array;
