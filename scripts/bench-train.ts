@@ -1,10 +1,11 @@
-// npm run bench:train -- [--encoder convnet-s|resnet-s] [--batch 256] [--steps 10] [--warmup 3] [--workers 2]
+// npm run bench:train -- [--encoder convnet-s|resnet-s] [--batch 256] [--steps 10] [--warmup 3] [--workers 2] [--loss ntxent|moco]
 // Times a contrastive training step (both views forward + NT-Xent + backward + Adam) and a
-// forward of both views; prints one JSON object as its last line.
+// forward of both views; prints one JSON object as its last line. --loss moco times MoCo's step
+// (the recipe's EMA and queue, the queue full from the first step) instead.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '@fedclr/tensor';
-import { contrastiveModel, createStepEngine, gray28Config, ntXentPairLoss, simclrRgbConfig, type EncoderName } from '@fedclr/contrastive';
+import { RECIPE_DEFAULTS, contrastiveModel, createStepEngine, gray28Config, mocoLoss, ntXentPairLoss, simclrRgbConfig, type EncoderName, type TrainingLoss } from '@fedclr/contrastive';
 
 const { values } = parseArgs({
   options: {
@@ -15,11 +16,13 @@ const { values } = parseArgs({
     workers: { type: 'string', default: String(Math.min(2, availableParallelism())) },
     size: { type: 'string' },
     'skip-augment': { type: 'boolean', default: false },
+    loss: { type: 'string', default: 'ntxent' },
   },
 });
 
 const encoder = values.encoder as EncoderName;
 if (encoder !== 'convnet-s' && encoder !== 'resnet-s') throw new Error(`--encoder must be convnet-s or resnet-s, got ${values.encoder}`);
+if (values.loss !== 'ntxent' && values.loss !== 'moco') throw new Error(`--loss must be ntxent or moco, got ${values.loss}`);
 const batch = Number(values.batch);
 const steps = Number(values.steps);
 const warmup = Number(values.warmup);
@@ -49,16 +52,32 @@ function median(xs: number[]): number {
   return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** The loss to time; MoCo's queue is filled with unit keys once the engine has bound it. */
+function benchLoss(): { loss: TrainingLoss; fill: () => void } {
+  if (values.loss !== 'moco') return { loss: ntXentPairLoss({ temperature: 0.5 }), fill: () => undefined };
+  const { momentum, queueSize } = RECIPE_DEFAULTS.moco;
+  const loss = mocoLoss({ temperature: RECIPE_DEFAULTS.temperature, momentum, queueSize });
+  const fill = (): void => {
+    const queue = loss.state.queue;
+    if (queue === undefined) return;
+    const keys = new Float32Array(queueSize * queue.dim).fill(1 / Math.sqrt(queue.dim));
+    queue.enqueue(keys, queueSize);
+  };
+  return { loss, fill };
+}
+
 async function timeEngine(augment: boolean): Promise<{ forwardMs: number; stepMs: number; loss: number }> {
+  const { loss: trainingLoss, fill } = benchLoss();
   const engine = await createStepEngine({
     spec,
     augment: augment ? (rgb ? simclrRgbConfig({ strength: 0.5, blur: false }) : gray28Config()) : null,
-    loss: ntXentPairLoss({ temperature: 0.5 }),
+    loss: trainingLoss,
     optimizer: { kind: 'adam' },
     workers,
     maxBatch: batch,
     seed: 1,
   });
+  fill();
   try {
     const forward: number[] = [];
     const step: number[] = [];
@@ -83,6 +102,7 @@ const round = (x: number): number => Math.round(x * 10) / 10;
 const result = {
   backend: backend.name,
   encoder,
+  loss: values.loss,
   batch,
   forwardMs: round(plain.forwardMs),
   stepMs: round(plain.stepMs),

@@ -670,7 +670,7 @@ class Agent {
     try {
       const signal = task.controller.signal;
       const training = this.o.trainer.train(
-        { round: roundId, globalWeights: global.slice(), manifest, config: msg.config },
+        { round: roundId, globalWeights: global.slice(), manifest, config: msg.config, ...(this.session !== undefined ? { lineage: Buffer.from(this.session.coordinatorKey).toString('hex') } : {}) },
         signal,
         (fraction) => {
           task.progress = Math.min(1, Math.max(0, fraction));

@@ -1,5 +1,6 @@
-// The real LocalTrainer: contrastive training (on two augmented views, with the round's loss) of
-// the global model on the agent's private images, through @fedclr/contrastive's trainContrastive.
+// The real LocalTrainer: contrastive training (on two augmented views, with the round's loss:
+// a pair loss such as NT-Xent, or MoCo) of the global model on the agent's private images,
+// through @fedclr/contrastive's trainContrastive.
 //
 // What it trains is the coordinator's: every round config carries the training recipe
 // (`recipe`: architecture and augmentation; the rest are the config's own fields), and the
@@ -22,11 +23,13 @@
 //   learningRate  -> learningRate           (constant within a round: no warm-up, no decay, unless
 //                                             the trainer options say otherwise)
 //   optimizer     -> adam | sgd (plain, momentum 0) | momentum (SGD, Nesterov momentum 0.9)
-//   loss, temperature, margin, mining -> the loss (@fedclr/contrastive recipeLoss); one this build
-//                    cannot train (moco) is refused (RecipeRefusedError), and so is a loss that
-//                    needs labels (supcon) when the agent has none (useLabels: opt-in, and the
-//                    labels never leave the agent). Triplet and margin train label-aware with
-//                    labels, label-free without.
+//   loss, temperature, margin, mining -> the loss (@fedclr/contrastive recipeLoss); a loss that
+//                    needs labels (supcon) is refused (RecipeRefusedError) when the agent has none
+//                    (useLabels: opt-in, and the labels never leave the agent). Triplet and margin
+//                    train label-aware with labels, label-free without. moco (recipe.moco:
+//                    key-encoder EMA rate, queue size capped at half the images) is label-free;
+//                    its queue is kept between the rounds of a run, the key encoder reset to each
+//                    round's global weights (moco-rounds.ts)
 //   fedproxMu     -> > 0: FedProx, the gradient of every trainable weight gets mu * (w - global)
 //                    (the round's global weights; BatchNorm statistics are left alone)
 //   seed          -> shuffling and augmentation seed (default: the round id)
@@ -35,18 +38,23 @@
 // Output: the trained weights, exampleCount = images trained on (steps x batch), and metrics
 // {loss (last completed epoch's mean, else the mean of the steps run), steps, imagesPerSec,
 // epochs, trainMs (the training loop), setupMs (engine creation and teardown), batchSize}, plus
-// slotWaitMs (waiting for the gate's training slot) with a gate. Waiting is in neither trainMs
-// nor setupMs.
+// slotWaitMs (waiting for the gate's training slot) with a gate, and mocoQueued (MoCo: keys in
+// the run's queue when the round began). Waiting is in neither trainMs nor setupMs.
 import type { Logger } from 'pino';
 import {
   checkAugmentRecipe,
   checkLossRecipe,
+  checkMocoRecipe,
   checkModelRecipe,
   gray28Config,
+  isMocoLoss,
+  queueCapacityFor,
   RECIPE_LOSS_LABELS,
   recipeAugmentConfig,
   recipeLoss,
+  recipeMoco,
   recipeModelSpec,
+  recipePairLoss,
   recipeOptimizer,
   simclrRgbConfig,
   trainContrastive,
@@ -57,11 +65,13 @@ import {
   type OptimizerConfig,
   type PairLoss,
   type Recipe,
+  type TrainingLoss,
 } from '@fedclr/contrastive';
 import type { ImageDataset } from '@fedclr/data';
 import type { Manifest, RoundConfig, RoundRecipe } from '@fedclr/protocol';
 import { manifestOfSpec, type GraphSpec } from '@fedclr/tensor';
 import { AgentConfigError, isAgentError, RecipeRefusedError, RoundAbortedError, RoundUnsupportedError, TrainingFailedError } from './errors.js';
+import { MocoRounds } from './moco-rounds.js';
 import type { LocalTrainer, ProgressCallback, TrainingGate, TrainingSlot, TrainInput, TrainOutput } from './trainer.js';
 
 /** Reads the agent's images at an input shape (e.g. an image folder, resized on decode). */
@@ -75,9 +85,9 @@ export interface TrainingPlan {
   readonly spec: GraphSpec;
   readonly augment: AugmentConfig | null;
   readonly optimizer: OptimizerConfig;
-  /** The round's loss and its hyperparameters, and the trainer's form of it. */
-  readonly loss: LossRecipe;
-  readonly pairLoss: PairLoss;
+  /** The round's loss and its hyperparameters (MoCo's from the recipe's moco block), and the trainer's form of it (null for MoCo, built per round with its state). */
+  readonly loss: LossRecipe & Pick<Recipe, 'moco'>;
+  readonly pairLoss: PairLoss | null;
   /** True when the loss trains on this agent's labels (label-aware), false when on views alone. */
   readonly labelled: boolean;
 }
@@ -132,6 +142,8 @@ export interface ContrastiveTrainerOptions {
   readonly warmupSteps?: number;
   /** Learning rate at the end of a round as a fraction of the peak (cosine). Default 1: constant. */
   readonly finalFraction?: number;
+  /** MoCo's state between rounds (moco-rounds.ts); default one per trainer. Given by tests to look at it. */
+  readonly moco?: MocoRounds;
   /** Called with what each round trains with, before it trains (logs, tests). */
   readonly onPlan?: (plan: TrainingPlan) => void;
   readonly logger?: Logger;
@@ -172,6 +184,7 @@ export function wireRecipe(recipe: Recipe): RoundRecipe {
     model: { encoder: recipe.model.encoder, widths: [...recipe.model.widths], head: { ...recipe.model.head }, input: { ...recipe.model.input } },
     augment: { ...recipe.augment },
     weightDecay: recipe.weightDecay,
+    ...(recipe.loss === 'moco' ? { moco: { ...recipeMoco(recipe) } } : {}),
   };
 }
 
@@ -195,6 +208,7 @@ export function roundRecipe(config: RoundConfig, wire: RoundRecipe): Recipe {
     weightDecay: wire.weightDecay,
     batchSize: config.batchSize,
     ...roundLoss(config),
+    ...(wire.moco !== undefined ? { moco: { ...wire.moco } } : {}),
   };
 }
 
@@ -202,14 +216,16 @@ export function roundRecipe(config: RoundConfig, wire: RoundRecipe): Recipe {
  * The round's loss for this agent: refused (RecipeRefusedError, the reason the coordinator
  * records) when this build cannot train it, or when it needs labels this agent does not use.
  */
-function lossOfRound(round: number, loss: LossRecipe, useLabels: boolean): { pairLoss: PairLoss; labelled: boolean } {
+function lossOfRound(round: number, loss: LossRecipe, useLabels: boolean): { pairLoss: PairLoss | null; labelled: boolean } {
   const use = RECIPE_LOSS_LABELS[loss.loss];
   if (use === 'required' && !useLabels) {
     throw new RecipeRefusedError(round, `loss '${loss.loss}' needs class labels and this agent trains without them (an agent opts in to its own labels, e.g. fedclr agent --labels folders; they never leave it)`);
   }
   try {
     checkLossRecipe(loss);
-    return { pairLoss: recipeLoss(loss), labelled: useLabels && use !== 'none' };
+    // MoCo is label-free (an agent's labels are not used) and built per round (its state: moco-rounds.ts).
+    if (loss.loss === 'moco') return { pairLoss: null, labelled: false };
+    return { pairLoss: recipePairLoss(loss), labelled: useLabels && use !== 'none' };
   } catch (err) {
     throw new RecipeRefusedError(round, (err as Error).message);
   }
@@ -286,12 +302,21 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     try {
       checkModelRecipe(recipe.model, 'recipe.model');
       checkAugmentRecipe(recipe.augment, recipe.model.input, 'recipe.augment');
+      if (recipe.moco !== undefined) checkMocoRecipe(recipe.moco, 'recipe.moco');
       spec = recipeModelSpec(recipe.model);
     } catch (err) {
       throw new RecipeRefusedError(round, (err as Error).message);
     }
-    const loss = roundLoss(config);
+    const loss = { ...roundLoss(config), ...(recipe.moco !== undefined ? { moco: recipe.moco } : {}) };
     return { round, recipe, spec, augment: recipeAugmentConfig(recipe.augment, recipe.model.input.channels), optimizer: recipeOptimizer(recipe.optimizer, recipe.weightDecay), loss, ...lossOfRound(round, loss, useLabels) };
+  };
+  const moco = options.moco ?? new MocoRounds();
+  /** The round's loss: the plan's pair loss, or MoCo continuing this run's queue (moco-rounds.ts). */
+  const lossFor = (input: TrainInput, plan: TrainingPlan, images: number): TrainingLoss => {
+    if (plan.pairLoss !== null) return plan.pairLoss;
+    // A recipe-less round: the config's loss and temperature, MoCo's default hyperparameters.
+    const queueSize = queueCapacityFor(recipeMoco(plan.loss).queueSize, images);
+    return recipeLoss(plan.loss, images, moco.stateFor(input.round, `${input.lineage ?? ''}|${architectureId(plan.spec)}`, queueSize, input.globalWeights));
   };
   // One training at a time: a round aborted by the agent stops at its next step, and the next
   // round waits for it so two engines never compete for the same cores.
@@ -332,6 +357,9 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
     let stepLossSum = 0;
     let steps = 0;
     let result: Awaited<ReturnType<typeof trainContrastive>> | undefined;
+    const trainingLoss = lossFor(input, plan, dataset.count);
+    // MoCo: keys this run's queue held when the round began (0 in a run's first round).
+    const queued = isMocoLoss(trainingLoss) ? (trainingLoss.state.queue?.length ?? 0) : undefined;
     try {
       if (signal.aborted) throw abortError(round, signal);
       if (minutes <= 0) throw new TrainingFailedError(round, `no time left for training before the round deadline after waiting ${((started - calledAt) / 1000).toFixed(1)} s`);
@@ -339,7 +367,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       result = await trainContrastive(dataset, {
         spec,
         augment,
-        loss: plan.pairLoss,
+        loss: trainingLoss,
         useLabels: plan.labelled,
         optimizer: plan.optimizer,
         // The optimiser copies the anchor: globalWeights stays the round's global model.
@@ -377,6 +405,7 @@ export function createContrastiveTrainer(options: ContrastiveTrainerOptions): Lo
       setupMs: Math.round(Math.max(0, totalMs - result.elapsedMs)),
       batchSize,
       ...(options.gate !== undefined ? { slotWaitMs: Math.round(started - waitStarted) } : {}),
+      ...(queued !== undefined ? { mocoQueued: queued } : {}),
     };
     log?.debug({ round, ...metrics, stoppedBy: result.stoppedBy }, 'local training finished');
     return { weights: result.weights, exampleCount: result.imagesSeen, metrics };

@@ -11,6 +11,8 @@ export interface TrainInput {
   readonly manifest: Manifest;
   /** Local epochs, batch size, optimizer, loss, fedproxMu (FedProx proximal term), seed, ... */
   readonly config: RoundConfig;
+  /** Which run the round belongs to (the coordinator's identity key): state a trainer keeps between rounds (MoCo's queue) is this run's only. */
+  readonly lineage?: string;
 }
 
 export interface TrainOutput {

@@ -94,13 +94,12 @@ describe('createContrastiveTrainer', () => {
     await assert.rejects(trainer.train({ round: 5, globalWeights: global.slice(), manifest: other, config: CONFIG }, signal), (err) => isAgentError(err, 'FEDCLR_AGENT_ROUND_UNSUPPORTED') && /model mismatch/.test((err as Error).message));
     const refused = (pattern: RegExp) => (err: unknown) => isAgentError(err, 'FEDCLR_AGENT_RECIPE_REFUSED') && pattern.test((err as Error).message);
     await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'supcon', temperature: 0.1 } }, signal), refused(/loss 'supcon' needs class labels and this agent trains without them/));
-    await assert.rejects(trainer.train({ round: 6, globalWeights: global.slice(), manifest, config: { ...CONFIG, loss: 'moco' } }, signal), refused(/Loss 'moco' is not implemented in this build/));
     // Labels are opt-in, and then the images must have them.
     assert.throws(() => createContrastiveTrainer({ dataset: dataset(20), spec, useLabels: true }), (err) => isAgentError(err, 'FEDCLR_AGENT_CONFIG_INVALID') && /labelled images/.test((err as Error).message));
     assert.throws(() => createContrastiveTrainer({ dataset: { ...dataset(4), height: 28, width: 28 }, spec }), (err) => isAgentError(err, 'FEDCLR_AGENT_CONFIG_INVALID'));
   });
 
-  it('trains the round\'s loss: supcon on its labels when it opts in; triplet label-aware with labels, label-free without', async () => {
+  it('trains the round\'s loss: supcon on its labels when it opts in; triplet label-aware with labels, label-free without; moco label-free', async () => {
     const labelled = { ...dataset(16), labels: Uint8Array.from({ length: 16 }, (_, i) => i % 3), classNames: ['a', 'b', 'c'] };
     const plans: TrainingPlan[] = [];
     const withLabels = createContrastiveTrainer({ dataset: labelled, spec, augment, useLabels: true, onPlan: (p) => plans.push(p) });
@@ -112,7 +111,12 @@ describe('createContrastiveTrainer', () => {
     const triplet: RoundConfig = { ...CONFIG, loss: 'triplet', margin: 0.2, mining: 'semi-hard' };
     const aware = await round(withLabels, triplet);
     const free = await round(withoutLabels, triplet);
-    assert.deepEqual(plans.map((p) => [p.loss.loss, p.labelled]), [['supcon', true], ['triplet', true], ['triplet', false]]);
+    // MoCo trains (label-free: an agent that opts in to its labels does not use them for it).
+    const moco = await round(withLabels, { ...CONFIG, loss: 'moco', temperature: 0.2 });
+    assert.equal(moco.metrics['steps'], 2);
+    assert.equal(moco.metrics['mocoQueued'], 0, 'the first MoCo round of a run starts with an empty queue');
+    assert.ok(Number.isFinite(moco.metrics['loss']));
+    assert.deepEqual(plans.map((p) => [p.loss.loss, p.labelled]), [['supcon', true], ['triplet', true], ['triplet', false], ['moco', false]]);
     assert.deepEqual(plans[1]?.loss, { loss: 'triplet', temperature: 0.5, margin: 0.2, mining: 'semi-hard' });
     let differ = 0;
     for (let i = 0; i < global.length; i++) differ = Math.max(differ, Math.abs((aware.weights[i] as number) - (free.weights[i] as number)));

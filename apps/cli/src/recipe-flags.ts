@@ -2,7 +2,6 @@
 // train`, `fedclr coordinator` and `fedclr simulate` (and the model flags of `fedclr eval`), so
 // that a flag means the same in every command and every default is @fedclr/contrastive's recipe.
 import {
-  checkLossImplemented,
   checkRecipe,
   defaultLossRecipe,
   defaultModelRecipe,
@@ -13,6 +12,7 @@ import {
   RECIPE_LOSSES,
   RECIPE_MININGS,
   RECIPE_OPTIMIZERS,
+  recipeMoco,
   type EncoderName,
   type InputShape,
   type LossRecipe,
@@ -41,6 +41,8 @@ export const RECIPE_FLAG_OPTIONS = {
   strength: { type: 'string' },
   'crop-min': { type: 'string' },
   'view-size': { type: 'string' },
+  'moco-momentum': { type: 'string' },
+  'moco-queue': { type: 'string' },
 } as const;
 
 /** The help lines of the recipe flags; `setting` picks the default view size the text states. */
@@ -55,8 +57,9 @@ export function recipeFlagsHelp(setting: RecipeSetting): string {
   --widths 32,64,256            convnet-s filters per layer (the last is the representation)
   --batch ${d.batchSize} --lr ${d.learningRates.adam} --temperature ${d.temperature} --weight-decay ${d.weightDecay}
   --loss ${RECIPE_LOSSES.join('|')}
-                                default ${d.loss} (NT-Xent); dcl: decoupled NT-Xent (temperature ${l.dcl.temperature}); moco: not in
-                                this build yet; triplet: --margin ${l.triplet.margin} --mining ${l.triplet.mining}; margin: margin
+                                default ${d.loss} (NT-Xent); dcl: decoupled NT-Xent (temperature ${l.dcl.temperature}); moco: MoCo, a
+                                momentum key encoder and a queue of negatives (label-free, two views:
+                                --moco-momentum, --moco-queue); triplet: --margin ${l.triplet.margin} --mining ${l.triplet.mining}; margin: margin
                                 contrastive, --margin ${l.margin.margin}; supcon: Supervised Contrastive, --temperature ${l.supcon.temperature},
                                 needs labels ${labelsWhere}. Triplet and margin use labels when given them
                                 (positives: same class), else the two views of an image
@@ -68,7 +71,9 @@ export function recipeFlagsHelp(setting: RecipeSetting): string {
   --strength ${d.strength}                colour-jitter strength
   --crop-min F                  smallest random crop, fraction of the area (default ${d.cropMin.gray} grayscale, ${d.cropMin.rgb} RGB)
   --view-size N                 side of the training views (crops are resized to it; the model still takes full
-                                images; default ${fraction} of the side for grayscale, ${px} px for 28 px images; RGB: the image size)`;
+                                images; default ${fraction} of the side for grayscale, ${px} px for 28 px images; RGB: the image size)
+  --moco-momentum ${d.moco.momentum} --moco-queue ${d.moco.queueSize}
+                                moco only: the key encoder's EMA rate and the queue size (a run queues at most half its images)`;
 }
 
 /** Values from a config file, between the recipe's defaults and the flags. */
@@ -88,13 +93,12 @@ export interface RecipeOverrides {
 
 /**
  * --loss and its hyperparameters (--temperature, --margin, --mining), over `over` and the loss's
- * defaults; a flag the loss does not use is refused, and so is a loss this build cannot train.
+ * defaults, and MoCo's --moco-momentum and --moco-queue; a flag the loss does not use is refused.
  */
-export function lossFromFlags(values: Record<string, unknown>, over: RecipeOverrides = {}): LossRecipe {
+export function lossFromFlags(values: Record<string, unknown>, over: RecipeOverrides = {}): LossRecipe & Pick<Recipe, 'moco'> {
   const name = (values['loss'] as string | undefined) ?? over.loss ?? RECIPE_DEFAULTS.loss;
   if (!(RECIPE_LOSSES as readonly string[]).includes(name)) throw new UsageError(`--loss must be one of ${RECIPE_LOSSES.join(', ')}, got '${name}'`);
   const loss = name as RecipeLoss;
-  checkLossImplemented(loss);
   const uses = RECIPE_LOSS_PARAMETERS[loss];
   for (const flag of ['temperature', 'margin', 'mining'] as const) {
     if (values[flag] !== undefined && !uses.includes(flag)) {
@@ -102,6 +106,8 @@ export function lossFromFlags(values: Record<string, unknown>, over: RecipeOverr
       throw new UsageError(`--${flag} goes with --loss ${takers.join(', ')}; --loss ${loss} does not use it`);
     }
   }
+  const mocoGiven = ['moco-momentum', 'moco-queue'].filter((f) => values[f] !== undefined);
+  if (loss !== 'moco' && mocoGiven.length > 0) throw new UsageError(`--${mocoGiven[0] as string} goes with --loss moco; --loss ${loss} does not use it`);
   const base = defaultLossRecipe(loss);
   const mining = (values['mining'] as string | undefined) ?? over.mining ?? base.mining;
   if (mining !== undefined && !(RECIPE_MININGS as readonly string[]).includes(mining)) throw new UsageError(`--mining must be one of ${RECIPE_MININGS.join(', ')}, got '${mining}'`);
@@ -111,17 +117,21 @@ export function lossFromFlags(values: Record<string, unknown>, over: RecipeOverr
     temperature: numberOption(values, 'temperature', over.temperature ?? base.temperature) as number,
     ...(margin !== undefined ? { margin } : {}),
     ...(base.mining !== undefined ? { mining: mining as RecipeMining } : {}),
+    ...(loss === 'moco'
+      ? { moco: { momentum: nonNegativeOption(values, 'moco-momentum', RECIPE_DEFAULTS.moco.momentum), queueSize: intOption(values, 'moco-queue', RECIPE_DEFAULTS.moco.queueSize, 0) } }
+      : {}),
   };
 }
 
 /** The flags that give `loss` to another fedclr command (fedclr simulate to its coordinator). */
-export function lossFlags(loss: LossRecipe): string[] {
+export function lossFlags(loss: LossRecipe & Pick<Recipe, 'moco'>): string[] {
   const uses = RECIPE_LOSS_PARAMETERS[loss.loss];
   return [
     '--loss', loss.loss,
     ...(uses.includes('temperature') ? ['--temperature', String(loss.temperature)] : []),
     ...(loss.margin !== undefined ? ['--margin', String(loss.margin)] : []),
     ...(loss.mining !== undefined ? ['--mining', loss.mining] : []),
+    ...(loss.loss === 'moco' ? ['--moco-momentum', String(recipeMoco(loss).momentum), '--moco-queue', String(recipeMoco(loss).queueSize)] : []),
   ];
 }
 

@@ -82,7 +82,7 @@ describe('one loss list, and each loss with the same defaults, in train, coordin
   });
 
   it('--loss L gives the loss with its own defaults in every command and in the coordinator library', () => {
-    for (const loss of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
+    for (const loss of RECIPE_LOSSES) {
       const expected = defaultLossRecipe(loss);
       const flags = ['--loss', loss];
       assert.deepEqual(lossOf(trainRecipe(parseTrainArgs(flags), GRAY28)), expected, `train --loss ${loss}`);
@@ -98,12 +98,14 @@ describe('one loss list, and each loss with the same defaults, in train, coordin
     assert.deepEqual(lossOf(coordinatorRecipe(parseCoordinatorArgs([]), { training: { loss: 'margin', margin: 0.8 } })), { loss: 'margin', temperature: RECIPE_DEFAULTS.temperature, margin: 0.8 }, '--config training.loss and margin');
   });
 
-  it("refuses moco in every command as not in this build (the MoCo branch's to add), and parameters a loss does not use", async () => {
-    for (const command of ['train', 'coordinator', 'simulate']) {
-      const err: string[] = [];
-      assert.equal(await main([command, '--loss', 'moco', ...(command === 'train' ? ['--steps', '1'] : [])], () => undefined, (l) => err.push(l)), 1);
-      assert.match(err.join('\n'), /\[FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED\] Loss 'moco' is not implemented in this build/);
+  it("takes moco in every command (MoCo trains: its momentum and queue beside the loss's flags), and refuses parameters a loss does not use", () => {
+    for (const r of [trainRecipe(parseTrainArgs(['--loss', 'moco']), GRAY28), coordinatorRecipe(parseCoordinatorArgs(['--loss', 'moco'])), simulateRecipe(parseSimulateArgs(['--loss', 'moco']))]) {
+      assert.equal(r.loss, 'moco');
+      assert.equal(r.temperature, RECIPE_DEFAULTS.losses.moco.temperature);
+      assert.deepEqual(r.moco, RECIPE_DEFAULTS.moco);
     }
+    assert.throws(() => trainRecipe(parseTrainArgs(['--loss', 'moco', '--margin', '0.2']), GRAY28), /--margin goes with --loss triplet, margin; --loss moco does not use it/);
+    assert.throws(() => trainRecipe(parseTrainArgs(['--loss', 'triplet', '--moco-momentum', '0.9']), GRAY28), /--moco-momentum goes with --loss moco; --loss triplet does not use it/);
     assert.throws(() => coordinatorRecipe(parseCoordinatorArgs(['--loss', 'margin', '--mining', 'hard'])), /--mining goes with --loss triplet; --loss margin does not use it/);
     assert.throws(() => simulateRecipe(parseSimulateArgs(['--loss', 'triplet', '--temperature', '0.1'])), /--temperature goes with --loss ntxent, dcl, moco, supcon; --loss triplet does not use it/);
   });

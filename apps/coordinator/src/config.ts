@@ -1,7 +1,7 @@
 // Coordinator configuration: what a caller may set, the defaults, and validation that names
 // the offending field. `resolveConfig` returns a frozen, fully populated copy.
 import { createSecureContext } from 'node:tls';
-import { checkLossImplemented, defaultLossRecipe, RECIPE_DEFAULTS, RECIPE_MAX_MARGIN, type LossRecipe } from '@fedclr/contrastive';
+import { defaultLossRecipe, RECIPE_DEFAULTS, RECIPE_MAX_MARGIN, type LossRecipe } from '@fedclr/contrastive';
 import { AGENT_ID_PATTERN, LOSSES, MININGS, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
 import type { AggregationMode, DpConfig, LossName, Mining, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
 import { deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, type PrgAlgorithm } from '@fedclr/secagg';
@@ -48,7 +48,7 @@ export interface TrainingConfig {
   batchSize?: number;
   learningRate?: number;
   optimizer?: Optimizer;
-  /** One of the losses agents train (protocol LOSSES); 'moco' is refused until this build trains it. */
+  /** One of the losses agents train (protocol LOSSES). */
   loss?: LossName;
   temperature?: number;
   /** triplet and margin only (default: the loss's). */
@@ -408,11 +408,6 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     'batchSize', 'learningRate', 'optimizer', 'loss', 'temperature', 'margin', 'mining', 'fedproxMu', 'clipNorm', 'dp',
   ]);
   const loss = defaultLossRecipe(oneOf('training.loss', t['loss'], RECIPE_DEFAULTS.loss, LOSSES));
-  try {
-    checkLossImplemented(loss.loss);
-  } catch (err) {
-    throw new ConfigInvalidError('training.loss', 'a loss the agents of this build train', `'${loss.loss}' (${(err as Error).message})`);
-  }
   const training: ResolvedConfig['training'] = {
     batchSize: int('training.batchSize', t['batchSize'], RECIPE_DEFAULTS.batchSize, 2, 65536),
     learningRate: num('training.learningRate', t['learningRate'], RECIPE_DEFAULTS.learningRates[RECIPE_DEFAULTS.optimizer], 0, 10, true),

@@ -39,7 +39,7 @@ test('config: defaults, and errors that name the field', () => {
   code(() => resolveConfig({ stateDir: 'x', limits: { maxFrameBytes: 3 } }), bad, /limits/);
 });
 
-test("config: training.loss is one of the losses agents train, with that loss's defaults; margin and mining only where they apply; moco is refused until this build trains it", () => {
+test("config: training.loss is one of the losses agents train, with that loss's defaults; margin and mining only where they apply; moco is accepted (MoCo trains)", () => {
   const bad = 'FEDCLR_COORD_CONFIG_INVALID';
   const training = (t: Record<string, unknown>) => resolveConfig({ stateDir: 'x', training: t }).training;
   assert.deepEqual([training({}).loss, training({}).temperature, training({}).margin, training({}).mining], ['ntxent', 0.2, undefined, undefined]);
@@ -49,7 +49,8 @@ test("config: training.loss is one of the losses agents train, with that loss's 
   assert.equal(training({ loss: 'margin' }).margin, 1);
   assert.ok(!('mining' in training({ loss: 'margin' })), 'a margin round carries no mining');
   code(() => training({ loss: 'infonce' }), bad, /'training\.loss' must be one of ntxent, dcl, moco, triplet, margin, supcon; got "infonce"/);
-  code(() => training({ loss: 'moco' }), bad, /'training\.loss' must be a loss the agents of this build train.*Loss 'moco' is not implemented in this build/);
+  assert.deepEqual([training({ loss: 'moco' }).loss, training({ loss: 'moco' }).temperature, training({ loss: 'moco' }).margin], ['moco', 0.2, undefined]);
+  code(() => training({ loss: 'moco', margin: 0.2 }), bad, /'training\.margin' must be absent: loss 'moco' takes no margin/);
   code(() => training({ margin: 0.2 }), bad, /'training\.margin' must be absent: loss 'ntxent' takes no margin/);
   code(() => training({ loss: 'margin', mining: 'all' }), bad, /'training\.mining' must be absent: loss 'margin' takes no mining/);
   code(() => training({ loss: 'triplet', mining: 'easy' }), bad, /'training\.mining' must be one of all, hard, semi-hard; got "easy"/);

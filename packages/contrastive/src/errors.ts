@@ -62,13 +62,6 @@ export const InvalidRecipeError = createError<'FEDCLR_CONTRASTIVE_INVALID_RECIPE
   400,
 );
 
-/** A loss the recipe vocabulary names but this build cannot train. Args: (loss, what to do instead). */
-export const LossNotImplementedError = createError<'FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED', 400, [string, string]>(
-  'FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED',
-  "Loss '%s' is not implemented in this build: %s",
-  400,
-);
-
 /** A loss that needs class labels was asked to train without them. Args: (loss, where labels come from). */
 export const LabelsRequiredError = createError<'FEDCLR_CONTRASTIVE_LABELS_REQUIRED', 400, [string, string]>(
   'FEDCLR_CONTRASTIVE_LABELS_REQUIRED',

@@ -9,8 +9,10 @@ import { initBackend } from '@fedclr/tensor';
 import * as errors from '../src/errors.js';
 import * as evalErrors from '../src/eval/errors.js';
 import {
-  checkLossImplemented,
   checkRecipe,
+  isMocoLoss,
+  RECIPE_DEFAULTS,
+  recipePairLoss,
   contrastiveModel,
   defaultLossRecipe,
   describeLoss,
@@ -87,6 +89,9 @@ describe('the training recipe', () => {
     bad((r) => ({ ...r, margin: 0.2 }), /margin: loss 'ntxent' takes no margin/);
     bad((r) => ({ ...r, loss: 'margin', margin: 1, mining: 'hard' }), /mining: loss 'margin' takes no mining/);
     bad((r) => ({ ...r, loss: 'supcon', temperature: 0 }), /temperature: expected a number in \(0, 100\]/);
+    checkRecipe({ ...ok, loss: 'moco', moco: { momentum: 0, queueSize: 0 } });
+    bad((r) => ({ ...r, loss: 'moco', moco: { momentum: 1, queueSize: 4096 } }), /moco\.momentum: expected a number in \[0, 1\)/);
+    bad((r) => ({ ...r, loss: 'moco', moco: { momentum: 0.99, queueSize: 65537 } }), /moco\.queueSize/);
     bad((r) => ({ ...r, batchSize: 1 }), /batchSize/);
     code(() => recipeModelSpec({ ...ok.model, head: { hidden: 0, out: 8 } }), /model\.head/);
   });
@@ -103,25 +108,30 @@ describe('the losses of the recipe', () => {
     for (const loss of RECIPE_LOSSES) {
       const recipe = defaultRecipe(GRAY28, 'central', loss);
       checkRecipe(recipe);
-      const { margin: _m, mining: _k, ...rest } = recipe;
+      const { margin: _m, mining: _k, moco: _o, ...rest } = recipe;
       assert.deepEqual({ ...rest, ...defaultLossRecipe('ntxent') }, defaultRecipe(GRAY28, 'central'), `${loss}: only the loss fields differ`);
+      assert.deepEqual(recipe.moco, loss === 'moco' ? RECIPE_DEFAULTS.moco : undefined, `${loss}: the moco block only for moco`);
     }
     assert.deepEqual(Object.keys(RECIPE_LOSS_LABELS).sort(), [...RECIPE_LOSSES].sort());
     assert.deepEqual(RECIPE_LOSSES.filter((l) => RECIPE_LOSS_LABELS[l] !== 'none'), ['triplet', 'margin', 'supcon']);
   });
 
-  it("refuses 'moco' as not implemented in this build (FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED); every other loss builds", async () => {
+  it("builds every loss: 'moco' a MoCo loss (momentum key encoder, queue capped at half the images), the others pair losses", async () => {
     await initBackend({ prefer: 'cpu' });
-    const notInBuild = (err: Error & { code?: string }) => err.code === 'FEDCLR_CONTRASTIVE_LOSS_NOT_IMPLEMENTED' && /Loss 'moco' is not implemented in this build/.test(err.message);
-    assert.throws(() => checkLossImplemented('moco'), notInBuild);
-    assert.throws(() => recipeLoss(defaultLossRecipe('moco')), notInBuild);
+    const moco = recipeLoss(defaultLossRecipe('moco'), 1000);
+    assert.ok(isMocoLoss(moco));
+    assert.equal(moco.momentum, RECIPE_DEFAULTS.moco.momentum);
+    assert.equal(moco.temperature, 0.2);
+    const custom = recipeLoss({ ...defaultLossRecipe('moco'), moco: { momentum: 0.9, queueSize: 256 } }, 100_000);
+    assert.ok(isMocoLoss(custom));
+    assert.equal(custom.momentum, 0.9);
+    assert.throws(() => recipePairLoss(defaultLossRecipe('moco')), /'moco' is not a pair loss/);
     for (const loss of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
-      checkLossImplemented(loss);
-      assert.equal(typeof recipeLoss(defaultLossRecipe(loss)).valueAndGradient, 'function', `${loss} has a closed-form gradient`);
+      assert.equal(typeof recipePairLoss(defaultLossRecipe(loss)).valueAndGradient, 'function', `${loss} has a closed-form gradient`);
     }
-    assert.equal(recipeLoss(defaultLossRecipe('supcon')).labels, 'required');
-    assert.equal(recipeLoss(defaultLossRecipe('triplet')).labels, 'optional');
-    assert.equal(recipeLoss(defaultLossRecipe('ntxent')).labels, undefined);
+    assert.equal(recipePairLoss(defaultLossRecipe('supcon')).labels, 'required');
+    assert.equal(recipePairLoss(defaultLossRecipe('triplet')).labels, 'optional');
+    assert.equal(recipePairLoss(defaultLossRecipe('ntxent')).labels, undefined);
   });
 
   it('describes a loss for the logs, saying whether it trains label-aware or label-free', () => {

@@ -10,3 +10,14 @@ export function uniformArray(count: number, seed: number): Float32Array {
   }
   return out;
 }
+
+/** The rows of a [rows, d] array scaled to unit L2 norm (a copy). */
+export function unitRows(values: Float32Array, d: number): Float32Array {
+  const out = Float32Array.from(values);
+  for (let r = 0; r < values.length / d; r++) {
+    const row = out.subarray(r * d, (r + 1) * d);
+    const norm = Math.hypot(...row);
+    for (let i = 0; i < d; i++) row[i] = (row[i] as number) / norm;
+  }
+  return out;
+}

@@ -14,7 +14,7 @@ import {
   ntXentLoss,
   pairLossGradient,
   RECIPE_LOSSES,
-  recipeLoss,
+  recipePairLoss,
   supConLoss,
   trainContrastive,
   tripletLoss,
@@ -105,7 +105,7 @@ describe('the closed-form gradients of the recipe losses equal tfjs autodiff of 
     for (const mining of ['all', 'hard', 'semi-hard'] as const) {
       it(`triplet, ${mining} mining, ${form}`, () => {
         const margin = 0.5;
-        const loss = recipeLoss({ loss: 'triplet', temperature: 0.2, margin, mining });
+        const loss = recipePairLoss({ loss: 'triplet', temperature: 0.2, margin, mining });
         for (const seed of [1, 2, 3]) {
           const z1 = randomRows(seed);
           const z2 = randomRows(seed + 100);
@@ -117,7 +117,7 @@ describe('the closed-form gradients of the recipe losses equal tfjs autodiff of 
 
     it(`margin contrastive, ${form}`, () => {
       const margin = 1.2;
-      const loss = recipeLoss({ loss: 'margin', temperature: 0.2, margin });
+      const loss = recipePairLoss({ loss: 'margin', temperature: 0.2, margin });
       for (const seed of [4, 5]) {
         const z1 = randomRows(seed);
         const z2 = randomRows(seed + 100);
@@ -132,9 +132,9 @@ describe('the closed-form gradients of the recipe losses equal tfjs autodiff of 
       const z1 = randomRows(6);
       const z2 = randomRows(7);
       const supcon = autodiff((a, b) => supConLoss(tf.stack([a, b], 1) as tf.Tensor3D, LABELS, { temperature, baseTemperature: temperature }), z1, z2);
-      assertAgree(`supcon tau ${temperature}`, pairLossGradient(recipeLoss({ loss: 'supcon', temperature }), z1, z2, N, D, LABELS), supcon);
+      assertAgree(`supcon tau ${temperature}`, pairLossGradient(recipePairLoss({ loss: 'supcon', temperature }), z1, z2, N, D, LABELS), supcon);
       const dcl = autodiff((a, b) => ntXentLoss(a, b, { temperature, decoupled: true }), z1, z2);
-      assertAgree(`dcl tau ${temperature}`, pairLossGradient(recipeLoss({ loss: 'dcl', temperature }), z1, z2, N, D), dcl);
+      assertAgree(`dcl tau ${temperature}`, pairLossGradient(recipePairLoss({ loss: 'dcl', temperature }), z1, z2, N, D), dcl);
     }
   });
 
@@ -142,7 +142,7 @@ describe('the closed-form gradients of the recipe losses equal tfjs autodiff of 
     const z1 = randomRows(8);
     const z2 = randomRows(9);
     for (const name of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
-      const loss = recipeLoss(defaultLossRecipe(name));
+      const loss = recipePairLoss(defaultLossRecipe(name));
       const labels = loss.labels === undefined ? undefined : LABELS;
       const slowOnly: PairLoss = Object.assign((a: tf.Tensor2D, b: tf.Tensor2D, l?: Int32Array) => loss(a, b, l), loss.labels === undefined ? {} : { labels: loss.labels });
       const fast = pairLossGradient(loss, z1, z2, N, D, labels);
@@ -155,12 +155,12 @@ describe('the closed-form gradients of the recipe losses equal tfjs autodiff of 
     const z1 = randomRows(10);
     const z2 = randomRows(11);
     for (const name of ['triplet', 'margin'] as const) {
-      const loss = recipeLoss(defaultLossRecipe(name));
+      const loss = recipePairLoss(defaultLossRecipe(name));
       assert.notEqual(pairLossGradient(loss, z1, z2, N, D).loss, pairLossGradient(loss, z1, z2, N, D, LABELS).loss, name);
     }
-    assert.throws(() => pairLossGradient(recipeLoss(defaultLossRecipe('supcon')), z1, z2, N, D), { code: 'FEDCLR_CONTRASTIVE_LABELS_REQUIRED' });
-    assert.throws(() => pairLossGradient(recipeLoss(defaultLossRecipe('ntxent')), z1, z2, N, D, LABELS), /takes no labels/);
-    assert.throws(() => pairLossGradient(recipeLoss(defaultLossRecipe('triplet')), z1, z2, N, D, LABELS.subarray(1)), /7 labels for a batch of 8 images/);
+    assert.throws(() => pairLossGradient(recipePairLoss(defaultLossRecipe('supcon')), z1, z2, N, D), { code: 'FEDCLR_CONTRASTIVE_LABELS_REQUIRED' });
+    assert.throws(() => pairLossGradient(recipePairLoss(defaultLossRecipe('ntxent')), z1, z2, N, D, LABELS), /takes no labels/);
+    assert.throws(() => pairLossGradient(recipePairLoss(defaultLossRecipe('triplet')), z1, z2, N, D, LABELS.subarray(1)), /7 labels for a batch of 8 images/);
   });
 });
 
@@ -172,7 +172,7 @@ describe('training with the recipe losses', () => {
   it('no loss leaks a tensor across steps (label-free and label-aware)', async () => {
     const images = uniformArray(8 * 64, 5);
     for (const name of RECIPE_LOSSES.filter((l) => l !== 'moco')) {
-      const loss = recipeLoss(defaultLossRecipe(name));
+      const loss = recipePairLoss(defaultLossRecipe(name));
       const engine = await createStepEngine({ spec: noBatchNorm, augment: { crop: { scale: [0.5, 1] }, flip: { p: 0.5 } }, loss, optimizer: { kind: 'adam' }, workers: 0, maxBatch: 8, seed: 1 });
       try {
         for (const labels of loss.labels === 'required' ? [LABELS] : loss.labels === 'optional' ? [undefined, LABELS] : [undefined]) {
@@ -189,14 +189,14 @@ describe('training with the recipe losses', () => {
       }
     }
     const before = tf.memory().numTensors;
-    for (const name of RECIPE_LOSSES.filter((l) => l !== 'moco')) recipeLoss(defaultLossRecipe(name));
+    for (const name of RECIPE_LOSSES.filter((l) => l !== 'moco')) recipePairLoss(defaultLossRecipe(name));
     assert.equal(tf.memory().numTensors, before, 'building the losses (as an agent does every round)');
   });
 
   it('labels reach the loss in batch order through two worker threads as in-process', async () => {
     const images = uniformArray(10 * 64, 8);
     const labels = Int32Array.from([3, 1, 3, 0, 1, 1, 0, 3, 2, 2]);
-    const config = { spec: noBatchNorm, augment: null, loss: recipeLoss(defaultLossRecipe('supcon')), optimizer: { kind: 'adam' as const }, seed: 4, maxBatch: 10 };
+    const config = { spec: noBatchNorm, augment: null, loss: recipePairLoss(defaultLossRecipe('supcon')), optimizer: { kind: 'adam' as const }, seed: 4, maxBatch: 10 };
     const local = await createStepEngine({ ...config, workers: 0 });
     const parallel = await createStepEngine({ ...config, workers: 2 });
     const shuffled = await createStepEngine({ ...config, workers: 0 });
@@ -229,7 +229,7 @@ describe('training with the recipe losses', () => {
   }
   const spec = withProjectionHead(convnetS({ height: 12, width: 12, channels: 1, widths: [4, 8, 8] }), 8, { hidden: 8, out: 8 });
   const train = (loss: RecipeLoss, labels: Uint8Array | null, useLabels: boolean, temperature = 0.2) =>
-    trainContrastive(dataset(labels), { spec, augment: { crop: { scale: [0.5, 1] } }, loss: recipeLoss({ ...defaultLossRecipe(loss), temperature }), useLabels, optimizer: { kind: 'adam' }, learningRate: 1e-2, batchSize: 8, maxSteps: 4, seed: 3, workers: 0 });
+    trainContrastive(dataset(labels), { spec, augment: { crop: { scale: [0.5, 1] } }, loss: recipePairLoss({ ...defaultLossRecipe(loss), temperature }), useLabels, optimizer: { kind: 'adam' }, learningRate: 1e-2, batchSize: 8, maxSteps: 4, seed: 3, workers: 0 });
 
   it('trainContrastive gives the dataset labels to the loss with useLabels: SupCon with one class per image is NT-Xent, with two classes it is not', async () => {
     const distinct = Uint8Array.from({ length: 16 }, (_, i) => i);

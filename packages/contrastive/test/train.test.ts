@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import { contrastiveModel, createStepEngine, FlatOptimizer, gray28Config, learningRateAt, multiViewLossGradient, ntXentPairLoss, pairLossGradient, splitBatch, supConLoss, type PairLoss } from '../src/index.js';
+import { fixedBatchLosses, tensorsAcrossSteps } from './engine-helpers.js';
 import { uniformArray } from './seeded.js';
 import { noBatchNorm } from './specs.js';
 
@@ -148,10 +149,8 @@ describe('step engines', () => {
       maxBatch: 32,
     });
     try {
-      const batch = images(32, 784, 5);
-      const first = (await engine.step(batch, 32, 3e-3, 0)).loss;
-      let last = first;
-      for (let step = 1; step < 15; step++) last = (await engine.step(batch, 32, 3e-3, step)).loss;
+      const losses = await fixedBatchLosses(engine, images(32, 784, 5), 32, 3e-3, 0, 15);
+      const [first, last] = [losses[0] as number, losses[losses.length - 1] as number];
       assert.ok(Number.isFinite(first) && last < first - 0.2, `loss ${first} -> ${last}`);
     } finally {
       await engine.dispose();
@@ -168,11 +167,8 @@ describe('step engines', () => {
       maxBatch: 8,
     });
     try {
-      const batch = images(8, 784, 6);
-      for (let step = 0; step < 3; step++) await engine.step(batch, 8, 1e-3, step);
-      const before = tf.memory().numTensors;
-      for (let step = 3; step < 103; step++) await engine.step(batch, 8, 1e-3, step);
-      assert.equal(tf.memory().numTensors, before);
+      const [before, after] = await tensorsAcrossSteps(engine, images(8, 784, 6), 8, 100);
+      assert.equal(after, before);
     } finally {
       await engine.dispose();
     }

@@ -163,6 +163,16 @@ export const RoundRecipeSchema = Type.Object(
     ),
     /** Decoupled weight decay (adam) or L2 (sgd, momentum) on kernels. */
     weightDecay: Type.Number({ minimum: 0, maximum: 1 }),
+    /** Loss 'moco': the key encoder's EMA rate and the queue size (agents use the recipe's defaults without it). */
+    moco: Type.Optional(
+      Type.Object(
+        {
+          momentum: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
+          queueSize: Type.Integer({ minimum: 0, maximum: 65536 }),
+        },
+        strict,
+      ),
+    ),
   },
   strict,
 );

@@ -10,6 +10,7 @@ import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 // 2.1: round config carries the training recipe (model and augmentation), `recipe`.
 // 2.2: round config `loss` names the losses agents train (ntxent, dcl, moco, triplet, margin,
 // supcon; the never-trained infonce and contrastive are gone), with `margin` and `mining`.
+// Also 2.2: the round recipe's optional `moco` block (key-encoder momentum, queue size) for loss 'moco'.
 export const PROTOCOL_VERSION = '2.2';
 
 export interface ProtocolVersion {

@@ -188,6 +188,22 @@ describe('field validation', () => {
     assertCode(() => parseMessage(down, rs({ ...recipe, crop: 0.4 })), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'config\.recipe\.crop'/);
     assertCode(() => parseMessage(down, rs({ model: recipe.model, weightDecay: 0 })), 'FEDCLR_PROTO_MISSING_FIELD', /'config\.recipe\.augment'/);
   });
+  it("carries loss 'moco' and the recipe's moco block, in range", () => {
+    const recipe = {
+      model: { encoder: 'convnet-s', widths: [32, 64, 256], head: { hidden: 256, out: 128 }, input: { height: 28, width: 28, channels: 1 } },
+      augment: { viewSize: 20, cropMin: 0.4, strength: 0.5 },
+      weightDecay: 0,
+      moco: { momentum: 0.99, queueSize: 4096 },
+    };
+    const rs = (r: unknown) => ({ ...coordMsg('round-start'), config: { ...roundConfig(), loss: 'moco', recipe: r } });
+    const parsed = parseMessage(down, rs(recipe));
+    assert.ok(parsed.type === 'round-start');
+    assert.equal(parsed.config.loss, 'moco');
+    assert.deepEqual(parsed.config.recipe?.moco, { momentum: 0.99, queueSize: 4096 });
+    assertCode(() => parseMessage(down, rs({ ...recipe, moco: { momentum: 1, queueSize: 4096 } })), 'FEDCLR_PROTO_OUT_OF_RANGE', /'config\.recipe\.moco\.momentum'/);
+    assertCode(() => parseMessage(down, rs({ ...recipe, moco: { momentum: 0.99, queueSize: 1 << 20 } })), 'FEDCLR_PROTO_OUT_OF_RANGE', /'config\.recipe\.moco\.queueSize'/);
+    assertCode(() => parseMessage(down, rs({ ...recipe, moco: { momentum: 0.99 } })), 'FEDCLR_PROTO_MISSING_FIELD', /'config\.recipe\.moco\.queueSize'/);
+  });
   it('treats __proto__ and constructor keys from JSON as unknown fields', () => {
     assertCode(() => parseMessage(up, JSON.parse('{"type":"ready","__proto__":{"admin":true}}')), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'__proto__'/);
     assertCode(() => parseMessage(up, JSON.parse('{"type":"ready","constructor":1}')), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'constructor'/);

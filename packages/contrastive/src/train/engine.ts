@@ -1,19 +1,29 @@
 // A step engine owns the master copy of the weights and the optimiser, and turns a batch of
 // source images into one optimiser step. The local engine computes gradients in-process; the
 // parallel engine (parallel.ts) splits the batch over worker threads, one wasm backend each.
-import { Network, manifestOf, totalSize, type GraphSpec, type WeightManifest, flattenWeights } from '@fedclr/tensor';
+import { Network, inferShapes, manifestOf, totalSize, type GraphSpec, type WeightManifest, flattenWeights } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError } from '../errors.js';
 import { checkPairLossLabels, multiViewLossGradient, pairLossGradient, type PairLoss } from './loss.js';
+import { finishMocoStep, mocoOverReplicas, type MocoLoss } from './moco.js';
 import { FlatOptimizer, type OptimizerConfig, type ProximalTerm } from './optimizer.js';
-import { Replica, viewsPerImage, type LocalViews } from './replica.js';
+import { Replica, loadWeights, viewsPerImage, type LocalViews } from './replica.js';
+import { gatherViewMajor, scatterViewMajor } from './views.js';
+
+/** What a step engine minimises: a loss of the views' embeddings, or MoCo (which also needs a key encoder and a queue). */
+export type TrainingLoss = PairLoss | MocoLoss;
+
+export function isMocoLoss(loss: TrainingLoss): loss is MocoLoss {
+  return (loss as Partial<MocoLoss>).kind === 'moco';
+}
 
 export interface StepEngineConfig {
   spec: GraphSpec;
   augment: AugmentConfig | null;
   /** Multi-crop: extra small views per image (the loss must support several views). */
   localViews?: LocalViews | undefined;
-  loss: PairLoss;
+  /** With MoCo, the engine binds the loss's state (key encoder, queue) and updates it every step. */
+  loss: TrainingLoss;
   optimizer: OptimizerConfig;
   /** FedProx: pull the trainable weights towards `anchor` (applied by the optimiser, on this thread). */
   proximal?: ProximalTerm;
@@ -67,7 +77,11 @@ export function checkBatch(images: Float32Array, count: number, pixels: number, 
 const MULTI_CROP_LABELS = 'label-aware losses take two views per image (no multi-crop)';
 
 /** Throws unless a step's labels suit the loss and the views (checked before any work starts). */
-export function checkStepLabels(loss: PairLoss, labels: Int32Array | undefined, count: number, views: number): void {
+export function checkStepLabels(loss: TrainingLoss, labels: Int32Array | undefined, count: number, views: number): void {
+  if (isMocoLoss(loss)) {
+    if (labels !== undefined) throw new InvalidTrainingConfigError('labels', 'MoCo is label-free: it takes no labels (its positive is the key of the same image)');
+    return;
+  }
   checkPairLossLabels(loss, labels, count);
   if (labels !== undefined && views !== 2) throw new InvalidTrainingConfigError('labels', MULTI_CROP_LABELS);
 }
@@ -109,13 +123,46 @@ export function lossOverReplicas(
   return { loss: result.loss, dz };
 }
 
+/**
+ * MoCo's share of an engine's set-up: two views only, and the loss's state bound to the model
+ * (a fresh key encoder starts as these weights). Undefined for other losses.
+ */
+export function bindMoco(config: StepEngineConfig, params: Float32Array): MocoLoss | undefined {
+  const loss = config.loss;
+  if (!isMocoLoss(loss)) return undefined;
+  if (viewsPerImage(config.localViews) !== 2) throw new InvalidTrainingConfigError('localViews', 'MoCo takes two views per image (no multi-crop)');
+  const dim = inferShapes(config.spec).get(config.spec.output)?.[0] as number;
+  loss.state.bind(params, dim);
+  return loss;
+}
+
+/** The loss over the replicas' parts and each part's gradient; for MoCo also the keys to enqueue once the step is applied. */
+export function replicaLoss(
+  loss: TrainingLoss,
+  parts: { z: Float32Array; count: number; keys?: Float32Array | undefined }[],
+  dim: number,
+  views: number,
+  labels?: Int32Array,
+): { loss: number; dz: Float32Array[]; enqueue?: { keys: Float32Array; count: number } } {
+  if (!isMocoLoss(loss)) return lossOverReplicas(loss, parts, dim, views, labels);
+  if (labels !== undefined) throw new InvalidTrainingConfigError('labels', 'MoCo is label-free: it takes no labels (its positive is the key of the same image)');
+  const withKeys = parts.map((p) => {
+    if (p.keys === undefined) throw new InvalidTrainingConfigError('moco', 'a replica returned no key embeddings');
+    return { z: p.z, keys: p.keys, count: p.count };
+  });
+  const r = mocoOverReplicas(loss, withKeys, dim);
+  return { loss: r.loss, dz: r.dz, enqueue: { keys: r.enqueue, count: r.count } };
+}
+
 export class LocalStepEngine implements StepEngine {
   readonly manifest: WeightManifest;
   readonly workers = 0;
   readonly optimizer: FlatOptimizer;
   readonly params: Float32Array;
   private readonly replica: Replica;
-  private readonly loss: PairLoss;
+  private readonly loss: TrainingLoss;
+  /** MoCo: its loss and the key encoder's network (loaded from the state's key weights each step). */
+  private readonly moco: { loss: MocoLoss; network: Network } | undefined;
   private readonly views: number;
   private readonly gradients: Float32Array;
   private readonly stats: Float32Array;
@@ -140,20 +187,26 @@ export class LocalStepEngine implements StepEngine {
     this.maxBatch = config.maxBatch ?? 1024;
     const { height, width, channels } = config.spec.input;
     this.pixels = height * width * channels;
+    const moco = bindMoco(config, this.params);
+    this.moco = moco === undefined ? undefined : { loss: moco, network: new Network(config.spec) };
   }
 
   async step(images: Float32Array, count: number, learningRate: number, seed: number, labels?: Int32Array): Promise<StepResult> {
     checkBatch(images, count, this.pixels, this.maxBatch);
     checkStepLabels(this.loss, labels, count, this.views);
     this.replica.load(this.params);
+    if (this.moco !== undefined) loadWeights(this.moco.network, this.moco.loss.state.key as Float32Array);
     let lossValue = Number.NaN;
-    this.replica.gradients(images, count, seed, (z, _rows, dim) => {
-      const { loss, dz } = lossOverReplicas(this.loss, [{ z, count }], dim, this.views, labels);
-      lossValue = loss;
-      return dz[0] as Float32Array;
-    }, this.gradients, this.stats);
+    let enqueue: { keys: Float32Array; count: number } | undefined;
+    this.replica.gradients(images, count, seed, (z, _rows, dim, keys) => {
+      const result = replicaLoss(this.loss, [{ z, count, keys }], dim, this.views, labels);
+      lossValue = result.loss;
+      enqueue = result.enqueue;
+      return result.dz[0] as Float32Array;
+    }, this.gradients, this.stats, this.moco?.network);
     this.optimizer.apply(this.params, this.gradients, learningRate);
     scatterStats(this.params, this.stats, this.statsOffsets);
+    if (this.moco !== undefined && enqueue !== undefined) finishMocoStep(this.moco.loss, this.params, enqueue.keys, enqueue.count);
     return { loss: lossValue };
   }
 
@@ -170,27 +223,14 @@ export class LocalStepEngine implements StepEngine {
 
   async dispose(): Promise<void> {
     this.replica.dispose();
+    this.moco?.network.dispose();
   }
 }
 
 function multiViewOverReplicas(loss: PairLoss, parts: { z: Float32Array; count: number }[], dim: number, views: number): { loss: number; dz: Float32Array[] } {
-  const n = parts.reduce((a, p) => a + p.count, 0);
-  // Global layout, view-major: row v·n + i is view v of image i (images numbered across replicas).
-  const z = new Float32Array(views * n * dim);
-  let first = 0;
-  for (const p of parts) {
-    for (let v = 0; v < views; v++) z.set(p.z.subarray(v * p.count * dim, (v + 1) * p.count * dim), (v * n + first) * dim);
-    first += p.count;
-  }
-  const result = multiViewLossGradient(loss, z, views, n, dim);
-  first = 0;
-  const dz = parts.map((p) => {
-    const out = new Float32Array(views * p.count * dim);
-    for (let v = 0; v < views; v++) out.set(result.dz.subarray((v * n + first) * dim, (v * n + first + p.count) * dim), v * p.count * dim);
-    first += p.count;
-    return out;
-  });
-  return { loss: result.loss, dz };
+  const { rows, n } = gatherViewMajor(parts, dim, views);
+  const result = multiViewLossGradient(loss, rows, views, n, dim);
+  return { loss: result.loss, dz: scatterViewMajor(result.dz, parts, dim, views) };
 }
 
 /** Where the non-trainable tensors (BatchNorm statistics) sit in the flat vector. */

@@ -4,8 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import { currentBackend, inferShapes, totalSize, type WeightManifest } from '@fedclr/tensor';
 import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
-import type { PairLoss } from './loss.js';
-import { LocalStepEngine, checkBatch, checkStepLabels, initialState, lossOverReplicas, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult } from './engine.js';
+import { LocalStepEngine, bindMoco, checkBatch, checkStepLabels, initialState, replicaLoss, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult, type TrainingLoss } from './engine.js';
+import { finishMocoStep, type MocoLoss } from './moco.js';
 import { FlatOptimizer } from './optimizer.js';
 import { viewsPerImage } from './replica.js';
 import { CELL, CELLS_PER_WORKER, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
@@ -21,6 +21,8 @@ interface WorkerSlot {
   z: Float32Array;
   dz: Float32Array;
   gradients: Float32Array;
+  /** MoCo: the worker's key embeddings. */
+  keys: Float32Array | undefined;
   error: string | undefined;
   exited: boolean;
 }
@@ -49,7 +51,9 @@ export class ParallelStepEngine implements StepEngine {
   private readonly slots: WorkerSlot[];
   private readonly control: Int32Array;
   private readonly sharedWeights: Float32Array;
-  private readonly loss: PairLoss;
+  private readonly loss: TrainingLoss;
+  /** MoCo: its loss and the shared buffer the workers load the key encoder from. */
+  private readonly moco: { loss: MocoLoss; sharedKey: Float32Array } | undefined;
   private readonly statsOffsets: { offset: number; size: number }[];
   private readonly gradientSize: number;
   private readonly statsSize: number;
@@ -61,7 +65,16 @@ export class ParallelStepEngine implements StepEngine {
   private seq = 0;
   private busy = false;
 
-  private constructor(config: StepEngineConfig, manifest: WeightManifest, params: Float32Array, slots: WorkerSlot[], control: Int32Array, weights: Float32Array, sizes: { gradientSize: number; statsSize: number }) {
+  private constructor(
+    config: StepEngineConfig,
+    manifest: WeightManifest,
+    params: Float32Array,
+    slots: WorkerSlot[],
+    control: Int32Array,
+    weights: Float32Array,
+    sizes: { gradientSize: number; statsSize: number },
+    moco: { loss: MocoLoss; sharedKey: Float32Array } | undefined,
+  ) {
     this.manifest = manifest;
     this.params = params;
     this.workers = slots.length;
@@ -69,6 +82,7 @@ export class ParallelStepEngine implements StepEngine {
     this.control = control;
     this.sharedWeights = weights;
     this.loss = config.loss;
+    this.moco = moco;
     this.optimizer = new FlatOptimizer(manifest, config.optimizer, config.proximal);
     this.statsOffsets = statsSegments(manifest);
     this.gradientSize = sizes.gradientSize;
@@ -96,6 +110,8 @@ export class ParallelStepEngine implements StepEngine {
     const control = new SharedArrayBuffer(workers * CELLS_PER_WORKER * Int32Array.BYTES_PER_ELEMENT);
     const weights = sharedFloats(params.length);
     const backend = currentBackend()?.name;
+    const moco = bindMoco(config, params);
+    const keyWeights = moco === undefined ? undefined : sharedFloats(params.length);
 
     const slots: WorkerSlot[] = [];
     const ready: Promise<{ gradientSize: number; statsSize: number }>[] = [];
@@ -107,6 +123,7 @@ export class ParallelStepEngine implements StepEngine {
         z: sharedFloats(viewsPerImage(config.localViews) * perWorker * widest),
         dz: sharedFloats(viewsPerImage(config.localViews) * perWorker * widest),
         gradients: sharedFloats(params.length),
+        ...(keyWeights !== undefined ? { keyWeights, keys: sharedFloats(2 * perWorker * widest) } : {}),
       };
       const worker = new Worker(new URL('./worker.js', import.meta.url));
       const slot: WorkerSlot = {
@@ -115,6 +132,7 @@ export class ParallelStepEngine implements StepEngine {
         z: new Float32Array(buffers.z),
         dz: new Float32Array(buffers.dz),
         gradients: new Float32Array(buffers.gradients),
+        keys: buffers.keys === undefined ? undefined : new Float32Array(buffers.keys),
         error: undefined,
         exited: false,
       };
@@ -147,8 +165,9 @@ export class ParallelStepEngine implements StepEngine {
       await Promise.all(slots.map((s) => s.worker.terminate()));
       throw err;
     }
-    const engine = new ParallelStepEngine(config, init.manifest, params, slots, new Int32Array(control), new Float32Array(weights), sizes[0] as { gradientSize: number; statsSize: number });
-    return engine;
+    const sharedKey = keyWeights === undefined ? undefined : new Float32Array(keyWeights);
+    const mocoSetup = moco !== undefined && sharedKey !== undefined ? { loss: moco, sharedKey } : undefined;
+    return new ParallelStepEngine(config, init.manifest, params, slots, new Int32Array(control), new Float32Array(weights), sizes[0] as { gradientSize: number; statsSize: number }, mocoSetup);
   }
 
   private cell(worker: number, cell: number): number {
@@ -204,6 +223,7 @@ export class ParallelStepEngine implements StepEngine {
     checkBatch(images, count, this.pixels, this.maxBatch);
     checkStepLabels(this.loss, labels, count, this.views);
     return this.run(async (seq) => {
+      if (this.moco !== undefined) this.moco.sharedKey.set(this.moco.loss.state.key as Float32Array);
       const parts = this.dispatch(images, count, (part, w) => ({ type: 'step', seq, count: part.count, seed: seed * 131 + w }));
       const dim = this.widths.get(this.outputName) as number;
       try {
@@ -212,9 +232,9 @@ export class ParallelStepEngine implements StepEngine {
         this.abortStep(seq);
         throw err;
       }
-      const { loss, dz } = lossOverReplicas(
+      const { loss, dz, enqueue } = replicaLoss(
         this.loss,
-        parts.map((p, w) => ({ z: (this.slots[w] as WorkerSlot).z, count: p.count })),
+        parts.map((p, w) => ({ z: (this.slots[w] as WorkerSlot).z, keys: (this.slots[w] as WorkerSlot).keys, count: p.count })),
         dim,
         this.views,
         labels,
@@ -237,6 +257,7 @@ export class ParallelStepEngine implements StepEngine {
       });
       this.optimizer.apply(this.params, gradients, learningRate);
       scatterStats(this.params, stats, this.statsOffsets);
+      if (this.moco !== undefined && enqueue !== undefined) finishMocoStep(this.moco.loss, this.params, enqueue.keys, enqueue.count);
       return { loss };
     });
   }

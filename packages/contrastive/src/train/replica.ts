@@ -25,8 +25,23 @@ export function viewsPerImage(localViews: LocalViews | undefined): number {
   return 2 + (localViews?.count ?? 0);
 }
 
-/** Given the embeddings [rows, dim] of both views, returns dLoss/dEmbeddings of the same size. */
-export type LossGradient = (z: Float32Array, rows: number, dim: number) => Float32Array;
+/**
+ * Given the embeddings [rows, dim] of both views, returns dLoss/dEmbeddings of the same size.
+ * With a key encoder (MoCo), `keys` are its embeddings of the same views, rows alike.
+ */
+export type LossGradient = (z: Float32Array, rows: number, dim: number, keys?: Float32Array) => Float32Array;
+
+/** Overwrites every weight of a network from a flat vector in manifest order (no manifest check: hot path). */
+export function loadWeights(network: Network, params: Float32Array): void {
+  let offset = 0;
+  tf.tidy(() => {
+    for (const w of network.weights) {
+      const size = sizeOf(w.shape);
+      w.variable.assign(tf.tensor(params.subarray(offset, offset + size), w.shape, 'float32'));
+      offset += size;
+    }
+  });
+}
 
 export class Replica {
   readonly network: Network;
@@ -57,14 +72,7 @@ export class Replica {
 
   /** Overwrites every weight from a flat vector in manifest order (no manifest check: hot path). */
   load(params: Float32Array): void {
-    let offset = 0;
-    tf.tidy(() => {
-      for (const w of this.network.weights) {
-        const size = sizeOf(w.shape);
-        w.variable.assign(tf.tensor(params.subarray(offset, offset + size), w.shape, 'float32'));
-        offset += size;
-      }
-    });
+    loadWeights(this.network, params);
   }
 
   private batch(images: Float32Array, count: number): tf.Tensor4D {
@@ -127,15 +135,18 @@ export class Replica {
 
   /**
    * Gradients of the loss w.r.t. every trainable weight (concatenated in manifest order) into
-   * `gradients`, and the updated BatchNorm moving statistics into `stats`.
+   * `gradients`, and the updated BatchNorm moving statistics into `stats`. With `keyEncoder`
+   * (MoCo), the loss also gets that network's embeddings of the same global views, off the
+   * gradient tape (BatchNorm on the views' batch statistics, moving statistics untouched).
    */
-  gradients(images: Float32Array, count: number, seed: number, lossGradient: LossGradient, gradients: Float32Array, stats: Float32Array): void {
+  gradients(images: Float32Array, count: number, seed: number, lossGradient: LossGradient, gradients: Float32Array, stats: Float32Array, keyEncoder?: Network): void {
     const views = this.views(images, count, seed);
     try {
+      const keys = keyEncoder === undefined ? undefined : this.keyEmbeddings(keyEncoder, views.global);
       const { value, grads } = tf.variableGrads(() => {
         const z = this.embedViews(views);
         const [rows, dim] = z.shape;
-        const dz = lossGradient(z.dataSync() as Float32Array, rows, dim);
+        const dz = lossGradient(z.dataSync() as Float32Array, rows, dim, keys);
         // d/dθ of <z, dz> is exactly the chain rule through the embeddings.
         return tf.sum(tf.mul(z, tf.tensor2d(dz, [rows, dim])));
       }, this.trainable);
@@ -156,6 +167,16 @@ export class Replica {
       }
     } finally {
       disposeViews(views);
+    }
+  }
+
+  private keyEmbeddings(keyEncoder: Network, global: tf.Tensor4D): Float32Array {
+    // Batch statistics of these views; the key encoder's moving statistics stay as they are.
+    const keys = tf.tidy(() => keyEncoder.apply(global, true, undefined, { updateStats: false }));
+    try {
+      return keys.dataSync() as Float32Array;
+    } finally {
+      keys.dispose();
     }
   }
 

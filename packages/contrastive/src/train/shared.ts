@@ -16,6 +16,9 @@ export interface WorkerBuffers {
   z: SharedArrayBuffer;
   dz: SharedArrayBuffer;
   gradients: SharedArrayBuffer;
+  /** MoCo only: the key encoder's weights (written by the engine before each step), and the worker's key embeddings. */
+  keyWeights?: SharedArrayBuffer;
+  keys?: SharedArrayBuffer;
 }
 
 export interface WorkerInit {

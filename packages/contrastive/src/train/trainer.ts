@@ -7,10 +7,10 @@ import { createRng, type ImageDataset } from '@fedclr/data';
 import { loadModel, saveModel, type GraphSpec, type WeightManifest } from '@fedclr/tensor';
 import type { AugmentConfig } from '../augment/index.js';
 import { InvalidTrainingConfigError, LabelsRequiredError } from '../errors.js';
-import type { StepEngine } from './engine.js';
+import { isMocoLoss, type StepEngine, type TrainingLoss } from './engine.js';
 import { RECIPE_DEFAULTS } from '../recipe.js';
 import { createStepEngine } from './parallel.js';
-import type { PairLoss } from './loss.js';
+import { loadMocoCheckpoint, saveMocoCheckpoint } from './moco-checkpoint.js';
 import type { LocalViews } from './replica.js';
 import type { OptimizerConfig, ProximalTerm } from './optimizer.js';
 
@@ -19,10 +19,11 @@ export interface TrainerConfig {
   augment: AugmentConfig | null;
   /** Multi-crop: extra small views per image, from their own augmentation. */
   localViews?: LocalViews | undefined;
-  loss: PairLoss;
+  /** A pair loss (NT-Xent, DCL, triplet, margin, SupCon), or MoCo, whose state (key encoder, queue) the run updates and checkpoints. */
+  loss: TrainingLoss;
   /**
    * Give the loss the dataset's class labels (its supervised form; the loss must take labels,
-   * PairLoss.labels). Default false: labels are never used.
+   * PairLoss.labels; MoCo is label-free). Default false: labels are never used.
    */
   useLabels?: boolean;
   optimizer: OptimizerConfig;
@@ -112,9 +113,10 @@ function check(config: TrainerConfig, count: number, pixels: number, dataset: Im
   }
   if (dataset.images.length < count * pixels) throw new InvalidTrainingConfigError('dataset', 'image buffer shorter than count images');
   if (config.useLabels === true) {
+    if (isMocoLoss(config.loss)) throw new InvalidTrainingConfigError('useLabels', 'MoCo takes no labels (it is label-free)');
     if (dataset.labels === null || dataset.labels.length < count) throw new InvalidTrainingConfigError('useLabels', 'the dataset has no labels (read an image folder with labeled: true)');
     if (config.loss.labels === undefined) throw new InvalidTrainingConfigError('useLabels', 'this loss takes no labels (it is label-free)');
-  } else if (config.loss.labels === 'required') {
+  } else if (!isMocoLoss(config.loss) && config.loss.labels === 'required') {
     throw new LabelsRequiredError('this loss', 'set useLabels with a labeled dataset');
   }
 }
@@ -130,6 +132,7 @@ async function saveCheckpoint(dir: string, engine: StepEngine, config: TrainerCo
   moments.set(v, m.length);
   await writeFile(join(temp, MOMENTS_FILE), new Uint8Array(moments.buffer));
   await writeFile(join(temp, STATE_FILE), JSON.stringify(state, null, 1));
+  if (isMocoLoss(config.loss)) await saveMocoCheckpoint(temp, config.loss.state);
   await rm(dir, { recursive: true, force: true });
   await rename(temp, dir);
 }
@@ -163,6 +166,8 @@ export async function trainContrastive(dataset: ImageDataset, config: TrainerCon
   const batchesPerEpoch = Math.floor(count / batchSize);
 
   const resumed = config.resume && config.checkpointDir ? await loadCheckpoint(config.checkpointDir, config) : undefined;
+  // Before the engine binds the state: it then continues the saved key encoder and queue.
+  if (resumed && isMocoLoss(config.loss)) await loadMocoCheckpoint(config.checkpointDir as string, config.loss.state);
   const engine = await createStepEngine({
     spec: config.spec,
     augment: config.augment,

@@ -1,7 +1,7 @@
 // Worker thread of the parallel step engine: one replica, one tfjs backend.
 import { parentPort } from 'node:worker_threads';
-import { initBackend, type BackendName } from '@fedclr/tensor';
-import { Replica } from './replica.js';
+import { Network, initBackend, type BackendName } from '@fedclr/tensor';
+import { Replica, loadWeights } from './replica.js';
 import { CELL, CELLS_PER_WORKER, DZ_TIMEOUT_MS, type WorkerCommand, type WorkerReply } from './shared.js';
 
 if (parentPort === null) throw new Error('train/worker.js must run in a worker thread');
@@ -14,6 +14,8 @@ let input: Float32Array;
 let zBuffer: Float32Array;
 let dzBuffer: Float32Array;
 let gradBuffer: Float32Array;
+/** MoCo: the key encoder, its shared weights and the key embeddings it writes. */
+let key: { network: Network; weights: Float32Array; out: Float32Array } | undefined;
 let base = 0;
 
 function signal(cell: number, seq: number): void {
@@ -49,11 +51,13 @@ async function handle(command: WorkerCommand): Promise<void> {
     gradBuffer = new Float32Array(b.gradients);
     base = command.index * CELLS_PER_WORKER;
     replica = new Replica({ spec: command.spec, augment: command.augment, localViews: command.localViews ?? undefined });
+    if (b.keyWeights !== undefined && b.keys !== undefined) key = { network: new Network(command.spec), weights: new Float32Array(b.keyWeights), out: new Float32Array(b.keys) };
     reply({ type: 'ready', gradientSize: replica.gradientSize, statsSize: replica.statsSize });
     return;
   }
   if (command.type === 'close') {
     replica?.dispose();
+    key?.network.dispose();
     port.close();
     return;
   }
@@ -63,14 +67,16 @@ async function handle(command: WorkerCommand): Promise<void> {
   try {
     if (command.type === 'step') {
       r.load(weights);
+      if (key !== undefined) loadWeights(key.network, key.weights);
       const grads = gradBuffer.subarray(0, r.gradientSize);
       const stats = gradBuffer.subarray(r.gradientSize, r.gradientSize + r.statsSize);
-      r.gradients(input, command.count, command.seed, (z, rows, dim) => {
+      r.gradients(input, command.count, command.seed, (z, rows, dim, keys) => {
         zBuffer.set(z);
+        if (keys !== undefined) key?.out.set(keys);
         signal(CELL.zReady, seq);
         waitForLossGradient(seq);
         return dzBuffer.slice(0, rows * dim);
-      }, grads, stats);
+      }, grads, stats, key?.network);
     } else if (command.type === 'forward') {
       r.load(weights);
       r.forward(input, command.count, command.seed);
