@@ -260,7 +260,7 @@ describe('signals', () => {
       return { child, stdout: () => out, stderr: () => err, exit: new Promise((r) => child.once('exit', (code) => r(code))) };
     };
     try {
-      const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--log-level', 'warn']);
+      const coordinator = start(['coordinator', '--state', join(dir, 'c'), '--port', '0', '--aggregation', 'plain', '--open-enrolment', '--log-level', 'warn']);
       // The banner, then the coordinator's public key (printed at start): the agent pins it.
       const banner = await waitFor(coordinator.child.stderr as NodeJS.ReadableStream, /coordinator listening on (http:\/\/\S+) [\s\S]*coordinator public key ([0-9a-f]{64})/, 30_000);
       const url = /listening on (http:\/\/\S+) /.exec(banner)?.[1] as string;
