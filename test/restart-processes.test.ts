@@ -1,13 +1,14 @@
 // Crash and restart of a real coordinator process (test/fixtures/coordinator-proc.js) with agents
 // (the agent library, fake trainer) in this process: a coordinator killed (SIGKILL) after round 2
-// resumes from round 2's model and loses nothing that completed; SIGTERM shuts down gracefully.
+// resumes from round 2's model and loses nothing that completed; SIGTERM shuts down gracefully;
+// and close() of an in-process coordinator mid-round, then a restart from the same state.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createFakeTrainer, startAgent, type AgentHandle } from '@fedclr/agent';
 import { FileModelStore, StateDb } from '@fedclr/coordinator';
-import { COORDINATOR_SCRIPT, MODEL, forkProc, freePort, tempDir, trust, withTimeout, type IpcProc } from './processes.js';
+import { COORDINATOR_SCRIPT, MODEL, forkProc, freePort, startTestCoordinator, tempDir, trust, withTimeout, type IpcProc } from './processes.js';
 
 const agentLogger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn', base: { svc: 'agent' } });
 
@@ -129,5 +130,24 @@ test('SIGTERM: the coordinator process aborts the round, tells agents it is rest
   } finally {
     await Promise.all(agents.map((a) => a.close()));
     if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+  }
+});
+
+test('close() mid-round aborts it cleanly; agents stop; a restart continues from the same state', async () => {
+  const dir = tempDir();
+  const stateDir = join(dir, 'coordinator');
+  const first = await startTestCoordinator({ stateDir, rounds: 3, minCohort: 2, maxCohort: 2, deadlineMs: 30_000 });
+  const agents = await agentsFor(first.coordinator.url, dir, 2, 20_000, first.coordinator.publicKey);
+  await new Promise<void>((resolve) => first.coordinator.events.once('round-started', () => resolve()));
+  await first.coordinator.close();
+  const exits = await Promise.all(agents.map((a) => withTimeout(a.done, 5000, 'agents to stop')));
+  assert.deepEqual(exits.map((e) => e.reason), ['stopping', 'stopping']);
+  const second = await startTestCoordinator({ stateDir, rounds: 3, minCohort: 2, maxCohort: 2, deadlineMs: 30_000 });
+  try {
+    const s = second.coordinator.status();
+    assert.equal(s.completedRounds, 0);
+    assert.equal(s.modelVersion, first.coordinator.globalModel().modelVersion);
+  } finally {
+    await second.coordinator.close();
   }
 });
