@@ -3,3 +3,5 @@
 export * from './errors.js';
 export { MAX_ORDER } from './validate.js';
 export { logAdd, logSub, logErfc } from './logmath.js';
+export { computeRdp, rdpAtOrder, sampledGaussianRdp, type RdpRequest } from './rdp.js';
+export { DEFAULT_ORDERS } from './orders.js';
