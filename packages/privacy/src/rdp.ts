@@ -9,7 +9,10 @@ import { NumericalError } from './errors.js';
 import { logAdd, logErfc, logSub } from './logmath.js';
 import { checkCount, checkNoiseMultiplier, checkOrder, checkOrders, checkSamplingRate } from './validate.js';
 
-/** The fractional series stops once a term is below e^-30, as in TF-Privacy and Opacus. */
+/**
+ * The fractional series stops once a term is below e^-30 (A_alpha >= 1, so that is 1e-13
+ * relative), as in TF-Privacy and Opacus, but only past i > alpha: see `logAFrac`.
+ */
 const LOG_TERM_CUTOFF = -30;
 /** Guard against a series that never reaches the cutoff (it does in far fewer terms). */
 const MAX_SERIES_TERMS = 1_000_000;
@@ -35,6 +38,11 @@ export function logAInt(q: number, sigma: number, alpha: number): number {
  * log(A_alpha) for fractional alpha, 0 < q < 1: the integral split at z0, where mu1/mu0 crosses
  * (1 - q)/q, each half a binomial series with erfc weights; the generalized binomial
  * coefficients alternate in sign once i > alpha, hence the log-space subtraction.
+ *
+ * Deliberate difference from TF-Privacy and Opacus: they stop at the first term below e^-30,
+ * but for i <= alpha the terms are binomial-like and first rise (peak near i = q alpha), so when
+ * both first terms, (1-q)^alpha and ~q^alpha, are tiny they stop at i = 0 and return a negative
+ * RDP (e.g. q = 0.5, sigma = 100, order 256.1: -0.683). Past i > alpha the terms decay.
  */
 export function logAFrac(q: number, sigma: number, alpha: number): number {
   const logQ = Math.log(q);
@@ -69,7 +77,7 @@ export function logAFrac(q: number, sigma: number, alpha: number): number {
       logA0 = logSub(logA0, logS0);
       logA1 = logSub(logA1, logS1);
     }
-    if (Math.max(logS0, logS1) < LOG_TERM_CUTOFF) return logAdd(logA0, logA1);
+    if (i > alpha && Math.max(logS0, logS1) < LOG_TERM_CUTOFF) return logAdd(logA0, logA1);
   }
   throw new NumericalError(`the series for order ${alpha} (q=${q}, sigma=${sigma}) did not converge`);
 }

@@ -116,3 +116,33 @@ test('RDP increases with q and with the order, decreases with sigma', () => {
     }
   }
 });
+
+test('large fractional orders: the series is not cut at a tiny first term (TF-Privacy and Opacus go negative)', () => {
+  // RDP from mpmath 1.3.0 quadrature at 50 digits (computed for this test). TF-Privacy @ee35642
+  // and Opacus return -0.6830054166428398, -0.3602596167421368 and -0.10556690256410999 here:
+  // they stop at i = 0 because (1-q)^alpha and q^alpha are both below e^-30. The default orders
+  // (fractional ones <= 10.9) are not affected.
+  const cases: [q: number, sigma: number, alpha: number, rdp: number, rtol: number][] = [
+    [0.5, 100, 256.1, 0.003221837051034987, 1e-12],
+    [0.3, 10, 100.5, 0.05806289750480142, 1e-12],
+    [0.1, 1e5, 511.5, 2.557500011854013e-10, 1e-6], // RDP ~ 1e-10: rounding-limited
+  ];
+  for (const [q, sigma, alpha, expected, rtol] of cases) {
+    assertRelClose(rdpAtOrder(q, sigma, alpha), expected, rtol, `q=${q} sigma=${sigma} alpha=${alpha}`);
+  }
+});
+
+test('fractional orders lie between the neighbouring integer orders (RDP is monotone in the order)', () => {
+  // The integer series is a finite sum; this checks the fractional one, which has the stopping rule.
+  for (const q of [1e-6, 0.01, 0.1, 0.3, 0.5, 0.7, 0.99]) {
+    for (const sigma of [0.3, 0.8, 2, 10, 100, 1e4]) {
+      for (const alpha of [1.5, 3.7, 10.9, 44.5, 100.5, 256.1, 1000.5]) {
+        const lo = Math.floor(alpha) > 1 ? rdpAtOrder(q, sigma, Math.floor(alpha)) : 0;
+        const mid = rdpAtOrder(q, sigma, alpha);
+        const hi = rdpAtOrder(q, sigma, Math.ceil(alpha));
+        const slack = 1e-12 * hi + 1e-14; // rounding where RDP ~ 0
+        assert.ok(lo <= mid + slack && mid <= hi + slack, `q=${q} sigma=${sigma} alpha=${alpha}: ${lo} ${mid} ${hi}`);
+      }
+    }
+  }
+});
