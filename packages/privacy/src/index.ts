@@ -4,4 +4,12 @@ export * from './errors.js';
 export { MAX_ORDER } from './validate.js';
 export { logAdd, logSub, logErfc } from './logmath.js';
 export { computeRdp, rdpAtOrder, sampledGaussianRdp, type RdpRequest } from './rdp.js';
+export {
+  epsilonFromRdp,
+  balleEpsilon,
+  mironovEpsilon,
+  CONVERSIONS,
+  type Conversion,
+  type PrivacySpent,
+} from './conversion.js';
 export { DEFAULT_ORDERS } from './orders.js';
