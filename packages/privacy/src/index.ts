@@ -13,3 +13,4 @@ export {
   type PrivacySpent,
 } from './conversion.js';
 export { DEFAULT_ORDERS } from './orders.js';
+export { RdpAccountant, ACCOUNTANT_STATE_VERSION, type RdpAccountantState } from './accountant.js';
