@@ -14,3 +14,10 @@ export {
 } from './conversion.js';
 export { DEFAULT_ORDERS } from './orders.js';
 export { RdpAccountant, ACCOUNTANT_STATE_VERSION, type RdpAccountantState } from './accountant.js';
+export {
+  calibrateNoise,
+  DEFAULT_CALIBRATION_TOLERANCE,
+  DEFAULT_MAX_NOISE_MULTIPLIER,
+  type CalibrationRequest,
+  type Calibration,
+} from './calibrate.js';
