@@ -505,14 +505,13 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     for (const key of ['clip', 'maxWeight'] as const) {
       if (sa[key] !== undefined) throw new ConfigInvalidError(`secagg.${key}`, 'absent with training.dp (a DP round derives its unweighted encoding from clipNorm and the noise)', describe(sa[key]));
     }
-    if (aggregation === 'secure') checkDpGrid(training.dp, training.clipNorm, minCohort, maxCohort, secagg);
   }
   if (aggregation === 'secure') {
     // The threshold and the no-wrap encoding must exist for the smallest and largest cohorts.
     for (const n of new Set([minCohort, maxCohort])) {
       try {
         deriveSecAggParams({ cohortSize: n, dropoutFraction: secagg.dropoutFraction, corruptFraction: secagg.corruptFraction });
-        deriveFixedPoint({ dimension: 1, clip: secagg.clip, cohortSize: n, maxWeight: secagg.maxWeight });
+        if (training.dp === undefined) deriveFixedPoint({ dimension: 1, clip: secagg.clip, cohortSize: n, maxWeight: secagg.maxWeight });
       } catch (err) {
         throw new ConfigInvalidError(
           n === minCohort ? 'minCohort' : 'maxCohort',
@@ -521,6 +520,8 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
         );
       }
     }
+    // A DP round's encoding depends on the cohort size (through n_min): every size the run may sample.
+    if (training.dp !== undefined) checkDpGrid(training.dp, training.clipNorm, minCohort, maxCohort, secagg);
   }
 
   let enrolment: EnrolmentPolicy = { mode: 'allow-list', publicKeys: [] };

@@ -459,7 +459,7 @@ export class SecureAggregationSession implements AggregationSession {
         secaggMisbehaving: new Set(result.misbehaviour.map((m) => m.agent)).size,
         secaggClip: encoding.clip,
         secaggScale: encoding.scale,
-        ...(dp === undefined ? {} : dpMetrics(this.round.cohort.length, sumNoiseStd(dp, decoded.count, minHonestSurvivors(server.params)), minHonestSurvivors(server.params))),
+        ...(dp === undefined ? {} : dpRecord(dp, decoded.count, this.round.cohort.length, minHonestSurvivors(server.params))),
       },
     };
     return { kind: 'done', aggregate };
@@ -495,7 +495,7 @@ function weightedAggregate(result: AggregationResult, encoding: FixedPointParams
   const W = encoding.maxWeight;
   const weightedSum = new Float64Array(decoded.values.length);
   for (let i = 0; i < weightedSum.length; i++) weightedSum[i] = (decoded.values[i] as number) * W;
-  /** secaggQuantisationBound: per-coordinate bound on |mean delta - exact weighted mean of the clipped deltas|. */
+  // secaggQuantisationBound: per-coordinate bound on |mean delta - exact weighted mean of the clipped deltas|.
   return { weightedSum, totalWeight: decoded.weight, contributors: [...result.survivors], metrics: { secaggQuantisationBound: bound } };
 }
 
@@ -508,6 +508,11 @@ function dpAggregate(result: AggregationResult, cohortSize: number): Aggregate {
     contributors: [...result.survivors],
     metrics: { secaggQuantisationBound: decoded.valueErrorBound / cohortSize },
   };
+}
+
+/** What a DP round's sum carried: sqrt(survivors / n_min) sigma C (the survivors assumed honest), n_min, the denominator. */
+function dpRecord(dp: NonNullable<AggregationRound['dp']>, survivors: number, cohortSize: number, minHonest: number): Record<string, number> {
+  return dpMetrics(cohortSize, sumNoiseStd(dp, survivors, minHonest), minHonest);
 }
 
 /** Several translated steps as one (in order: messages concatenated, the last status). */
