@@ -759,6 +759,7 @@ class Agent {
       // The round policy's cohort minimum also applies to the secagg session's real cohort, which
       // the coordinator cannot inflate the way it could a number in the round config.
       policy: { ...this.o.secagg?.policy, minCohortSize: Math.max(this.o.secagg?.policy?.minCohortSize ?? 0, this.policy.minCohort) },
+      ...(msg.config.dp === undefined ? {} : { dp: { noiseMultiplier: msg.config.dp.noiseMultiplier, clipNorm: msg.config.clipNorm } }),
       ...(this.o.secagg?.redTeam === undefined ? {} : { redTeam: this.o.secagg.redTeam }),
       send: (m) => this.sendSigned(m),
       maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes,
@@ -843,7 +844,7 @@ class Agent {
       deltaNorm: prepared.deltaNorm,
       clipped: prepared.clipped || result.clippedCoordinates > 0,
     };
-    this.log.info({ ...info, clippedCoordinates: result.clippedCoordinates, clip: result.encoding.clip }, 'secure update encoded (masked input goes out once the shares are in)');
+    this.log.info({ ...info, clippedCoordinates: result.clippedCoordinates, clip: result.encoding.clip, noiseStd: result.noiseStd }, 'secure update encoded (masked input goes out once the shares are in)');
     this.events.emit('update-sent', info);
   }
 

@@ -18,10 +18,10 @@ export { loadOrCreateIdentity, defaultAgentId, IDENTITY_FILE } from './identity.
 export type { AgentIdentity } from './identity.js';
 export { Backoff, BACKOFF_DEFAULTS } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
-export { buildUpdate, cryptoGaussian, prepareDelta } from './update.js';
+export { buildUpdate, prepareDelta } from './update.js';
 export type { BuiltUpdate, PreparedDelta, UpdateInput } from './update.js';
-export { SecureRound, COORDINATOR_ADDRESS, MASKED_TENSOR, RED_TEAM_MODES } from './secure-round.js';
-export type { RedTeamMode, SecureInput, SecureInputResult, SecureRoundOptions } from './secure-round.js';
+export { SecureRound, encodeSecureInput, COORDINATOR_ADDRESS, MASKED_TENSOR, RED_TEAM_MODES } from './secure-round.js';
+export type { EncodedSecureInput, RedTeamMode, SecureInput, SecureInputRequest, SecureInputResult, SecureRoundOptions } from './secure-round.js';
 export { CoordinatorKeys, parseCoordinatorKey, COORDINATOR_KEYS_FILE } from './coordinator-keys.js';
 export type { KeyVerdict } from './coordinator-keys.js';
 export { POLICY_DEFAULTS, POLICY_FILE, POLICY_FLAGS, checkRoundPolicy, resolvePolicy, validatePolicy } from './policy.js';

@@ -6,9 +6,12 @@
 //   minCohort           (default 5; --min-cohort N)       config.cohortSize >= N
 //   minNoiseMultiplier  (default 0; --min-noise-multiplier S)  with S > 0 the round must configure DP
 //                       with dp.noiseMultiplier >= S
-//   always              a DP round needs clipNorm > 0 (the noise is scaled to it), and its noise
-//                       denominator dp.cohortSize may not exceed the sampled cohort (else the summed
-//                       noise falls short of what the round claims)
+//   always              a DP round needs clipNorm > 0 (the noise and the influence bound are scaled
+//                       to it), and its noise where the aggregation can carry it: 'agents' in secure
+//                       rounds, 'coordinator' in plain ones (which requireSecure refuses anyway). With
+//                       'agents' in a plain round each update the coordinator sees would carry only
+//                       1/sqrt(n_min) of the noise; with 'coordinator' in a secure round the
+//                       coordinator would hold the noiseless sum.
 //
 // Why 5 agents: the secure sum hides one agent's update only among the others in it. SecAgg+
 // with its default dropout/corruption tolerances needs at least 3 (the CLI's simulate refuses
@@ -19,7 +22,7 @@
 // start override the stored values and are saved, so a restart without flags keeps them.
 import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RoundConfig } from '@fedclr/protocol';
+import type { DpNoisePlacement, RoundConfig } from '@fedclr/protocol';
 import { PolicyInvalidError } from './errors.js';
 
 export interface RoundPolicy {
@@ -87,11 +90,9 @@ export function checkRoundPolicy(policy: RoundPolicy, config: RoundConfig): { ru
   if (dp !== undefined && !(config.clipNorm > 0)) {
     return { rule: 'dp-clip-norm', problem: `DP is configured with clipNorm ${config.clipNorm}: the noise is scaled to the clip norm, so it must be > 0` };
   }
-  if (dp !== undefined && dp.cohortSize > config.cohortSize) {
-    return {
-      rule: 'dp-cohort',
-      problem: `DP noise is split over dp.cohortSize ${dp.cohortSize} agents but only ${config.cohortSize} are sampled: the summed noise would fall short of noiseMultiplier ${dp.noiseMultiplier}`,
-    };
+  if (dp !== undefined) {
+    const placement = noisePlacementProblem(config.aggregation, dp.noise);
+    if (placement !== undefined) return { rule: 'dp-noise', problem: placement };
   }
   if (policy.minNoiseMultiplier > 0) {
     if (dp === undefined) {
@@ -103,6 +104,17 @@ export function checkRoundPolicy(policy: RoundPolicy, config: RoundConfig): { ru
         problem: `dp.noiseMultiplier is ${dp.noiseMultiplier}; this agent requires at least ${policy.minNoiseMultiplier} (--min-noise-multiplier)`,
       };
     }
+  }
+  return undefined;
+}
+
+/** Why DP noise added by `noise` does not protect a round aggregated by `aggregation`, or undefined. */
+function noisePlacementProblem(aggregation: RoundConfig['aggregation'], noise: DpNoisePlacement): string | undefined {
+  if (aggregation === 'plain' && noise === 'agents') {
+    return "dp.noise is 'agents' in a plain round: the coordinator would see this agent's update with only its share (1/sqrt(n_min)) of the noise; plain DP rounds need dp.noise 'coordinator'";
+  }
+  if (aggregation === 'secure' && noise === 'coordinator') {
+    return "dp.noise is 'coordinator' in a secure round: agents would add no noise and the coordinator would hold the noiseless sum; secure DP rounds need dp.noise 'agents'";
   }
   return undefined;
 }

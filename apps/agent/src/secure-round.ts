@@ -4,8 +4,10 @@
 //   round-start (aggregation 'secure') ──> SecureRound created, training starts
 //   secagg setup / keys / shares / participants / check / unmask ──> checked here, then SecAggAgent.receive; its answers
 //                                             go back as signed `secagg` messages
-//   training done ──> delta (clipped, DP-noised) ──> wait for the session config (setup) ──>
-//                     encodeFixedPoint(delta, weight) ──> SecAggAgent.setInput ──> masked input
+//   training done ──> delta (clipped) ──> wait for the session config (setup) ──>
+//                     encodeSecureInput: DP rounds add their noise (sized from the signed
+//                     parameters) and encode with weight 1, others encode (delta, example count)
+//                     ──> SecAggAgent.setInput ──> masked input
 //   masked input ──> a `secagg` 'masked-input' message carrying the signed envelope without its
 //                    vector (payload {maskedWith}) + an `update` whose frame is the vector (one uint32
 //                    tensor 'secagg/masked'); the envelope's signature covers the vector
@@ -24,6 +26,9 @@ import { encodeFrame } from '@fedclr/protocol';
 import type { SecaggMessage, UpdateMessage } from '@fedclr/protocol';
 import {
   SecAggAgent,
+  addGaussianNoise,
+  checkDpEncoding,
+  cryptoGaussian,
   cryptoRandomWords,
   decodeCanonical,
   encodeCanonical,
@@ -35,7 +40,11 @@ import {
   type AgentMessage as SecAggAgentMessage,
   type AgentPolicy,
   type CanonicalValue,
+  type DpNoiseSpec,
   type FixedPointParams,
+  type GaussianSource,
+  type RandomWords,
+  type SecAggParams,
   type ShareKeysPayload,
   type SigningKeyPair,
 } from '@fedclr/secagg';
@@ -62,6 +71,10 @@ export interface SecureRoundOptions {
   /** Session ids this agent already took part in (shared across rounds: replay protection). */
   readonly usedSessions: Set<string>;
   readonly policy?: AgentPolicy;
+  /** The round's DP promise (round config dp and clipNorm): noised input, survivor floor. */
+  readonly dp?: DpNoiseSpec;
+  /** DP noise source (default cryptoGaussian; tests pass a seeded one). */
+  readonly gaussian?: GaussianSource;
   /** Signs and sends a message; false when the connection is gone. */
   readonly send: (message: SecaggMessage | UpdateMessage) => boolean;
   readonly maxFrameBytes: number;
@@ -86,8 +99,10 @@ export interface SecureInput {
 }
 
 export interface SecureInputResult {
-  /** Weight encoded (the example count, clamped to the session's maxWeight). */
+  /** Weight encoded (the example count clamped to the session's maxWeight; 1 in a DP round). */
   readonly weight: number;
+  /** Standard deviation of the DP noise added per coordinate (0 without DP). */
+  readonly noiseStd: number;
   /** Coordinates of the delta that the per-coordinate clip changed. */
   readonly clippedCoordinates: number;
   readonly encoding: FixedPointParams;
@@ -149,17 +164,17 @@ export class SecureRound {
     const encoding = await raceAbort(this.configReady, signal);
     const agent = this.agent;
     if (agent === undefined || this.closed || this.failed) throw new RoundAbortedError(this.roundId, 'the secure round ended');
-    const c = encoding.clip;
-    let clippedCoordinates = 0;
-    for (let i = 0; i < input.delta.length; i++) {
-      const x = input.delta[i] as number;
-      if (x > c || x < -c) clippedCoordinates++;
-    }
-    const weight = Math.min(input.exampleCount, encoding.maxWeight);
-    if (weight < input.exampleCount) {
+    const { dp, gaussian } = this.o;
+    const { words, weight, clippedCoordinates, noiseStd } = encodeSecureInput({
+      ...input,
+      encoding,
+      params: agent.params as SecAggParams,
+      ...(dp === undefined ? {} : { dp }),
+      ...(gaussian === undefined ? {} : { gaussian }),
+    });
+    if (weight < input.exampleCount && dp === undefined) {
       this.o.log.info({ roundId: this.roundId, exampleCount: input.exampleCount, maxWeight: encoding.maxWeight }, 'example count clamped to the session maxWeight');
     }
-    const words = encodeFixedPoint(input.delta, weight, encoding, cryptoRandomWords);
     // The caller leaves room for this one extra metric (maxMetrics - 1).
     const extra = { ...input.metrics.extra, secaggClippedFraction: input.delta.length === 0 ? 0 : clippedCoordinates / input.delta.length };
     this.meta = { ...input.metrics, extra };
@@ -169,7 +184,7 @@ export class SecureRound {
       const out = agent.setInput(words);
       this.sendAll(out);
     });
-    return { weight, clippedCoordinates, encoding };
+    return { weight, noiseStd, clippedCoordinates, encoding };
   }
 
   /** Ends the round locally (round-end, disconnect, a newer round): nothing more is sent. */
@@ -239,20 +254,15 @@ export class SecureRound {
         throw new SecaggRefusedError(roundId, stage, `session ${JSON.stringify(session)} is not one of round ${this.roundId} (replayed from another round?)`);
       }
       if (this.o.usedSessions.has(session)) throw new SecaggRefusedError(roundId, stage, `session ${session} was already used (replay)`);
-      agent = new SecAggAgent({
-        id: this.o.agentId,
-        identity: this.o.identity,
-        serverPublicKey: signer,
-        serverId: COORDINATOR_ADDRESS,
-        session,
-        ...(this.o.policy === undefined ? {} : { policy: this.o.policy }),
-      });
+      const policy: AgentPolicy = { ...this.o.policy, ...(this.o.dp === undefined ? {} : { dp: this.o.dp }) };
+      agent = new SecAggAgent({ id: this.o.agentId, identity: this.o.identity, serverPublicKey: signer, serverId: COORDINATOR_ADDRESS, session, policy });
       let out: SecAggAgentMessage[];
       try {
         out = agent.receive(envelope);
       } catch (err) {
         // A validly signed setup this agent will not accept (parameters, policy): leave the round.
-        if ((err as { code?: unknown }).code === ErrorCodes.PARAMS_MISMATCH || agent.state === 'failed') {
+        const code = (err as { code?: unknown }).code;
+        if (code === ErrorCodes.PARAMS_MISMATCH || code === ErrorCodes.DP_GRID_TOO_COARSE || agent.state === 'failed') {
           throw withCause(new SecaggFailedError(roundId, stage, describe(err)), err);
         }
         throw err;
@@ -323,6 +333,53 @@ export class SecureRound {
     if (!sentUpdate) this.o.log.warn({ roundId: this.roundId }, 'connection lost before the masked input was sent');
     else this.o.log.info({ roundId: this.roundId, bytes: frame.byteLength }, 'masked input sent');
   }
+}
+
+export interface SecureInputRequest {
+  /** The clipped delta (prepareDelta). */
+  readonly delta: Float32Array;
+  readonly exampleCount: number;
+  /** The session's signed encoding and SecAgg+ parameters (SecAggAgent.config.encoding, .params). */
+  readonly encoding: FixedPointParams;
+  readonly params: SecAggParams;
+  /** The round's DP promise; without it the input is the delta weighted by its example count. */
+  readonly dp?: DpNoiseSpec;
+  readonly gaussian?: GaussianSource;
+  /** Stochastic-rounding coins (default cryptoRandomWords). */
+  readonly random?: RandomWords;
+}
+
+export interface EncodedSecureInput {
+  readonly words: Uint32Array;
+  readonly weight: number;
+  readonly noiseStd: number;
+  /** Coordinates the encoding's per-coordinate clip changed. */
+  readonly clippedCoordinates: number;
+}
+
+/**
+ * What an agent feeds SecAggAgent.setInput. In a DP round: the delta plus N(0, sigma^2 C^2 /
+ * n_min) per coordinate, in float64 before any rounding, n_min from the signed parameters
+ * (secagg dp.ts: why this size, and why the grid's rounding cannot depend on the data), encoded
+ * unweighted with weight 1: an agent with more images gets no more influence and no less noise.
+ */
+export function encodeSecureInput(request: SecureInputRequest): EncodedSecureInput {
+  const { delta, encoding, dp } = request;
+  let values: ArrayLike<number> = delta;
+  let weight = Math.min(request.exampleCount, encoding.maxWeight);
+  let noiseStd = 0;
+  if (dp !== undefined) {
+    noiseStd = checkDpEncoding(dp, encoding, request.params).agentStd;
+    values = addGaussianNoise(delta, noiseStd, request.gaussian ?? cryptoGaussian);
+    weight = 1;
+  }
+  let clippedCoordinates = 0;
+  for (let i = 0; i < values.length; i++) {
+    const x = values[i] as number;
+    if (x > encoding.clip || x < -encoding.clip) clippedCoordinates++;
+  }
+  const words = encodeFixedPoint(values, weight, encoding, request.random ?? cryptoRandomWords);
+  return { words, weight, noiseStd, clippedCoordinates };
 }
 
 function describe(err: unknown): string {

@@ -1,8 +1,9 @@
 // Building the one thing an agent uploads: the update message for a round. Input is the
 // global weights and the locally trained weights (plus scalars); output is an update whose
 // frame holds delta = local - global in the global model's exact manifest, optionally clipped
-// to an L2 norm and noised for distributed differential privacy. Nothing else can enter it.
-import { randomFillSync } from 'node:crypto';
+// to an L2 norm. Nothing else can enter it. A DP round's noise is added later, in float64, by
+// encodeSecureInput (secure rounds: its size comes from the signed session parameters) or by the
+// coordinator (plain rounds with dp.noise 'coordinator').
 import { encodeFrame, findNonFinite } from '@fedclr/protocol';
 import type { Manifest, ProtocolLimits, RoundConfig, UpdateMessage } from '@fedclr/protocol';
 import { TrainerOutputError } from './errors.js';
@@ -19,8 +20,6 @@ export interface UpdateInput {
   readonly config: RoundConfig;
   readonly durationMs: number;
   readonly limits: Pick<ProtocolLimits, 'maxFrameBytes' | 'maxMetrics'>;
-  /** Source of Gaussian noise for DP (default: crypto-random Box-Muller). */
-  readonly gaussian?: (out: Float64Array) => void;
 }
 
 export interface BuiltUpdate {
@@ -30,20 +29,7 @@ export interface BuiltUpdate {
   readonly clipped: boolean;
 }
 
-/** Fills `out` with N(0, 1) draws from the OS CSPRNG (Box-Muller on 53-bit uniforms). */
-export function cryptoGaussian(out: Float64Array): void {
-  const words = new Uint32Array(4 * Math.ceil(out.length / 2));
-  randomFillSync(words);
-  for (let i = 0, w = 0; i < out.length; i += 2, w += 4) {
-    const u1 = ((words[w] as number) * 2 ** 21 + ((words[w + 1] as number) >>> 11) + 1) / (2 ** 53 + 1); // (0, 1)
-    const u2 = ((words[w + 2] as number) * 2 ** 21 + ((words[w + 3] as number) >>> 11)) / 2 ** 53;
-    const r = Math.sqrt(-2 * Math.log(u1));
-    out[i] = r * Math.cos(2 * Math.PI * u2);
-    if (i + 1 < out.length) out[i + 1] = r * Math.sin(2 * Math.PI * u2);
-  }
-}
-
-/** A checked, clipped and (with DP) noised delta plus the update's scalar metrics. */
+/** A checked and clipped delta plus the update's scalar metrics. */
 export interface PreparedDelta {
   readonly delta: Float32Array;
   readonly deltaNorm: number;
@@ -67,8 +53,8 @@ export function buildUpdate(input: UpdateInput): BuiltUpdate {
 }
 
 /**
- * Checks the trainer's output and computes delta = local - global, clipped to `clipNorm` and
- * noised for distributed DP, plus the scalar metrics. Shared by plain and secure uploads.
+ * Checks the trainer's output and computes delta = local - global, clipped to L2 norm
+ * `clipNorm`, plus the scalar metrics. Shared by plain and secure uploads.
  */
 export function prepareDelta(input: Omit<UpdateInput, 'modelVersion'>): PreparedDelta {
   const { output, global, roundId } = input;
@@ -96,13 +82,6 @@ export function prepareDelta(input: Omit<UpdateInput, 'modelVersion'>): Prepared
     const f = c / norm;
     for (let i = 0; i < delta.length; i++) delta[i] = (delta[i] as number) * f;
     clipped = true;
-  }
-  if (input.config.dp !== undefined && input.config.dp.noiseMultiplier > 0) {
-    // Distributed DP: each of n agents adds N(0, (sigma C)^2 / n) so the sum carries N(0, (sigma C)^2).
-    const std = (input.config.dp.noiseMultiplier * c) / Math.sqrt(input.config.dp.cohortSize);
-    const noise = new Float64Array(delta.length);
-    (input.gaussian ?? cryptoGaussian)(noise);
-    for (let i = 0; i < delta.length; i++) delta[i] = (delta[i] as number) + std * (noise[i] as number);
   }
   if (findNonFinite(delta) >= 0) throw new TrainerOutputError(roundId, 'the update holds non-finite values');
 

@@ -320,16 +320,30 @@ const POLICY_CASES: PolicyCase[] = [
     name: 'noise below policy (0.3 < 1)',
     policy: { ...PLAIN_OK, minNoiseMultiplier: 1 },
     weakened: PLAIN_OK,
-    config: { dp: { noiseMultiplier: 0.3, cohortSize: 8 } },
+    config: { dp: { noiseMultiplier: 0.3, noise: 'coordinator' } },
     rule: /min-noise-multiplier.*0\.3.*at least 1/,
   },
   { name: 'cohort below policy (3 < 5, the default)', policy: { requireSecure: false }, weakened: PLAIN_OK, config: { cohortSize: 3 }, rule: /min-cohort.*3 agent\(s\).*at least 5/ },
   {
-    name: 'dp noise split over more agents than sampled',
+    name: "DP with the agents' noise in a plain round (each visible update would carry 1/sqrt(n_min) of it)",
     policy: PLAIN_OK,
     weakened: undefined,
-    config: { cohortSize: 4, dp: { noiseMultiplier: 1, cohortSize: 100 } },
-    rule: /dp-cohort/,
+    config: { dp: { noiseMultiplier: 1, noise: 'agents' } },
+    rule: /dp-noise.*'agents' in a plain round/,
+  },
+  {
+    name: 'DP with coordinator noise in a secure round (the coordinator would hold the noiseless sum)',
+    policy: PLAIN_OK,
+    weakened: undefined,
+    config: { aggregation: 'secure', dp: { noiseMultiplier: 1, noise: 'coordinator' } },
+    rule: /dp-noise.*'coordinator' in a secure round/,
+  },
+  {
+    name: 'central DP (plain, coordinator noise) with the default policy (secure only)',
+    policy: { minCohort: 1 },
+    weakened: PLAIN_OK,
+    config: { dp: { noiseMultiplier: 1, noise: 'coordinator' } },
+    rule: /require-secure/,
   },
 ];
 
@@ -358,7 +372,7 @@ for (const pc of POLICY_CASES) {
 }
 
 test('attack (signed): dp on with clipNorm 0 -> refused by the protocol schema (not even a weakened agent trains it); clipNorm 1 is trained', async () => {
-  const config = { dp: { noiseMultiplier: 1, cohortSize: 8 }, clipNorm: 0 };
+  const config = { dp: { noiseMultiplier: 1, noise: 'coordinator' as const }, clipNorm: 0 };
   // No agent-side switch can let this through: the protocol validator refuses the message.
   const w = await connected({ insecureSkipVerification: true, policy: PLAIN_OK });
   try {
@@ -436,10 +450,10 @@ test('policy persistence: set, restart without flags, still applied; later flags
     assert.deepEqual(b.policy, set);
     const c = await net2.connection(0);
     await c.handshake();
-    c.deliver(roundStart(1, { cohortSize: 6, dp: { noiseMultiplier: 0.5, cohortSize: 6 } }));
+    c.deliver(roundStart(1, { cohortSize: 6, dp: { noiseMultiplier: 0.5, noise: 'coordinator' } }));
     const e = (await c.next('error', (m) => m.type === 'error' && m.roundId === 1)) as ErrorMessage;
     assert.match(e.message, /min-cohort.*at least 7/);
-    c.deliver(roundStart(2, { cohortSize: 7, dp: { noiseMultiplier: 0.5, cohortSize: 7 } }));
+    c.deliver(roundStart(2, { cohortSize: 7, dp: { noiseMultiplier: 0.5, noise: 'coordinator' } }));
     assert.ok((await uploaded(c, 2, 5000)) !== undefined, 'a compliant round is trained');
   } finally {
     await b.close();

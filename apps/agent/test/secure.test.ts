@@ -17,7 +17,9 @@ import {
   SecAggAgent,
   SecAggServer,
   decodeCanonical,
+  deriveDpEncoding,
   deriveFixedPoint,
+  deriveSecAggParams,
   encodeCanonical,
   encodeFixedPoint,
   generateSigningKeyPair,
@@ -25,6 +27,7 @@ import {
   signEnvelope,
   type AgentMessage as SecAggAgentMessage,
   type CanonicalValue,
+  type FixedPointParams,
   type ServerMessage,
   type SigningKeyPair,
 } from '@fedclr/secagg';
@@ -135,12 +138,12 @@ class Conn implements AgentSocket {
 
 const isSecagg = (stage: string) => (m: AgentMessage) => m.type === 'secagg' && m.stage === stage;
 
-function roundStart(roundId: number): RoundStartMessage {
+function roundStart(roundId: number, config: RoundConfig = CONFIG): RoundStartMessage {
   return {
     type: 'round-start',
     roundId,
     modelVersion: computeModelHash({ manifest: MANIFEST, data: GLOBAL }),
-    config: CONFIG,
+    config,
     weights: encodeFrame({ manifest: MANIFEST, data: GLOBAL }),
   };
 }
@@ -157,9 +160,12 @@ class Coordinator {
     this.keys = keys;
   }
 
-  open(agentKey: Uint8Array, session = `fedclr/test/round-${this.roundId}`): ServerMessage[] {
+  open(
+    agentKey: Uint8Array,
+    session = `fedclr/test/round-${this.roundId}`,
+    encoding: FixedPointParams = deriveFixedPoint({ dimension: GLOBAL.length, clip: 0.1, cohortSize: 3, maxWeight: 100 }),
+  ): ServerMessage[] {
     const enrolled = new Map<string, Uint8Array>([[ME, agentKey], ...[...this.peerKeys].map(([id, k]) => [id, k.publicKey] as const)]);
-    const encoding = deriveFixedPoint({ dimension: GLOBAL.length, clip: 0.1, cohortSize: 3, maxWeight: 100 });
     this.server = new SecAggServer({ session, serverId: SERVER, identity: this.keys, enrolled, cohort: [ME, ...PEERS], dropoutFraction: 0, corruptFraction: 0, encoding });
     for (const id of PEERS) this.peers.set(id, new SecAggAgent({ id, identity: this.peerKeys.get(id) as SigningKeyPair, serverPublicKey: this.keys.publicKey, serverId: SERVER, session }));
     return this.server.start();
@@ -331,6 +337,47 @@ test('secure round: unsigned, replayed, mis-addressed and untrusted messages are
     const fatal = errors.find((e) => e.fatal);
     assert.equal((fatal?.error as { code?: string }).code, 'FEDCLR_AGENT_SECAGG_FAILED');
     assert.equal(conn.sent.filter(isSecagg('unmask-response')).length, 1, 'no second unmask answer');
+  } finally {
+    await close();
+  }
+});
+
+const DP_CONFIG: RoundConfig = { ...CONFIG, clipNorm: 0.5, dp: { noiseMultiplier: 1, noise: 'agents' } };
+const DP_ENCODING = deriveDpEncoding({ noiseMultiplier: 1, clipNorm: 0.5 }, GLOBAL.length, deriveSecAggParams({ cohortSize: 3, dropoutFraction: 0, corruptFraction: 0 }));
+
+test('secure DP round: the agent encodes weight 1 (not its 42 images) with its noise, and the sum unmasks', async () => {
+  const { conn, coord, errors, close } = await setup();
+  try {
+    for (const id of PEERS) coord.peerWeights.set(id, 1);
+    conn.deliver(roundStart(7, DP_CONFIG));
+    await coord.route(coord.open(conn.publicKey as Uint8Array, undefined, DP_ENCODING));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('advertise'), 'advertise'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('share-keys'), 'share-keys'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('share-check'), 'share-check'));
+    const header = await conn.next<SecaggMessage>(isSecagg('masked-input'), 'masked-input header');
+    await coord.fromAgent(header, await conn.next<UpdateMessage>((m) => m.type === 'update', 'masked update'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('consistency'), 'consistency'));
+    await coord.fromAgent(await conn.next<SecaggMessage>(isSecagg('unmask-response'), 'unmask-response'));
+    const status = (coord.server as SecAggServer).status;
+    assert.ok(status.kind === 'done');
+    assert.equal(status.result.decoded.weight, 3, 'three agents, one count each');
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
+});
+
+test('secure DP round: a setup whose encoding cannot carry the noise (example-weighted, as before 3.0) makes the agent leave before it advertises a key', async () => {
+  const { conn, coord, errors, close } = await setup();
+  try {
+    conn.deliver(roundStart(7, DP_CONFIG));
+    const weighted = deriveFixedPoint({ dimension: GLOBAL.length, clip: DP_ENCODING.clip, cohortSize: 3, maxWeight: 100 });
+    await coord.route(coord.open(conn.publicKey as Uint8Array, undefined, weighted));
+    const report = await conn.next<Extract<AgentMessage, { type: 'error' }>>((m) => m.type === 'error', 'error report');
+    assert.equal(report.code, 'FEDCLR_AGENT_SECAGG_FAILED');
+    assert.match(report.message, /FEDCLR_SECAGG_PARAMS_MISMATCH.*config\.encoding\.weighted/);
+    assert.ok(errors.some((e) => e.fatal));
+    assert.ok(!conn.sent.some(isSecagg('advertise')), 'no key advertised');
   } finally {
     await close();
   }

@@ -16,14 +16,21 @@
 //   and reports 'done' with the decoded weighted sum and weight, or 'aborted' with a reason.
 //
 // Synchronous: every method returns its step at once (no promises), so the engine stays pure.
-import type { AggregationMode, DecodedFrame, Manifest, SecaggMessage } from '@fedclr/protocol';
+//
+// DP rounds (round.dp; DP-FedAvg, McMahan et al. 2018): the sum is unweighted over deltas clipped
+// to C and the aggregate's totalWeight is the sampled cohort size, a fixed denominator, so one
+// agent moves the mean by at most C / cohortSize however many images it has and whoever else
+// drops out (the strategy divides as usual). The noise: the agents' (secure) or, with dp.noise
+// 'coordinator' (plain only), N(0, sigma^2 C^2) the plain session adds to the sum itself.
+import type { AggregationMode, DecodedFrame, DpNoisePlacement, Manifest, SecaggMessage } from '@fedclr/protocol';
+import { cryptoGaussian, type DpNoiseSpec, type GaussianSource } from '@fedclr/secagg';
 import { AggregationInputError, AggregationStateError } from './errors.js';
 
 /** What a round's aggregation reveals: the sum of weighted deltas, never a single update. */
 export interface Aggregate {
-  /** Sum over included agents of w_i * (local_i - global), in float64. */
+  /** Sum over included agents of w_i * (local_i - global), in float64 (DP: w_i = 1, plus the noise). */
   readonly weightedSum: Float64Array;
-  /** Sum of the weights w_i (example counts in plain mode). */
+  /** Sum of the weights w_i (example counts; DP rounds: the sampled cohort size, a fixed denominator). */
   readonly totalWeight: number;
   /** Agents whose updates are in the sum. */
   readonly contributors: readonly string[];
@@ -68,6 +75,13 @@ export interface AggregationRound {
   readonly dimension: number;
   /** Plain mode: each update's delta is scaled down to at most this L2 norm (default: no bound). */
   readonly maxUpdateNorm?: number;
+  /** A DP round: round config dp with its clipNorm. */
+  readonly dp?: AggregationDp;
+}
+
+/** A DP round's promise as the aggregation needs it: sigma, C and who adds the noise. */
+export interface AggregationDp extends DpNoiseSpec {
+  readonly noise: DpNoisePlacement;
 }
 
 /** A validated update, ready to be summed. */
@@ -109,7 +123,9 @@ const NONE: readonly OutboundSecagg[] = Object.freeze([]);
 /**
  * Plain aggregation: sum_i w_i * delta_i accumulated in float64 as updates arrive. Float64 has
  * 29 more mantissa bits than the float32 inputs, so for any realistic cohort (up to millions of
- * agents) the accumulated rounding error stays far below one float32 ulp of the result.
+ * agents) the accumulated rounding error stays far below one float32 ulp of the result. DP
+ * rounds: w_i = 1, every delta scaled to norm <= C, and with dp.noise 'coordinator' the session
+ * adds N(0, sigma^2 C^2) per coordinate to the sum when collection closes.
  */
 export class PlainAggregationSession implements AggregationSession {
   readonly mode = 'plain' as const;
@@ -120,15 +136,18 @@ export class PlainAggregationSession implements AggregationSession {
   private readonly contributors: string[] = [];
   private readonly cohort: ReadonlySet<string>;
   private readonly maxNorm: number;
+  private readonly gaussian: GaussianSource;
   private clippedUpdates = 0;
   private closed = false;
 
-  constructor(round: AggregationRound) {
+  constructor(round: AggregationRound, gaussian: GaussianSource = cryptoGaussian) {
     this.round = round;
     this.updateManifest = round.manifest;
     this.cohort = new Set(round.cohort);
     this.sum = new Float64Array(round.dimension);
-    this.maxNorm = round.maxUpdateNorm ?? Number.POSITIVE_INFINITY;
+    // DP: the server enforces the clip norm itself, whatever an agent sent (C bounds its influence).
+    this.maxNorm = Math.min(round.maxUpdateNorm ?? Number.POSITIVE_INFINITY, round.dp?.clipNorm ?? Number.POSITIVE_INFINITY);
+    this.gaussian = gaussian;
   }
 
   start(): AggregationStep {
@@ -139,9 +158,9 @@ export class PlainAggregationSession implements AggregationSession {
     if (this.closed || this.sum === undefined) throw new AggregationStateError('addUpdate', 'closed');
     if (!this.cohort.has(agentId)) throw new AggregationInputError(`agent '${agentId}' is not in round ${this.round.roundId}'s cohort`);
     if (this.contributors.includes(agentId)) throw new AggregationInputError(`agent '${agentId}' already contributed`);
-    const w = update.exampleCount;
-    if (w === undefined || !Number.isSafeInteger(w) || w < 1) {
-      throw new AggregationInputError(`plain aggregation needs a positive integer exampleCount; got ${String(w)}`);
+    const count = update.exampleCount;
+    if (count === undefined || !Number.isSafeInteger(count) || count < 1) {
+      throw new AggregationInputError(`plain aggregation needs a positive integer exampleCount; got ${String(count)}`);
     }
     const data = update.frame.data;
     if (data.byteLength !== this.round.dimension * 4 || (data.byteOffset & 3) !== 0) {
@@ -159,6 +178,8 @@ export class PlainAggregationSession implements AggregationSession {
     const norm = Math.sqrt(sq);
     const scale = norm > this.maxNorm ? this.maxNorm / norm : 1;
     if (scale < 1) this.clippedUpdates++;
+    // DP rounds are unweighted: an agent's example count buys it no extra influence.
+    const w = this.round.dp === undefined ? count : 1;
     const ws = w * scale;
     const sum = this.sum;
     for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + ws * (delta[i] as number);
@@ -178,27 +199,46 @@ export class PlainAggregationSession implements AggregationSession {
   close(): AggregationStep {
     if (this.closed) throw new AggregationStateError('close', 'already closed');
     this.closed = true;
+    const dp = this.round.dp;
+    if (dp?.noise === 'coordinator' && this.sum !== undefined && this.contributors.length > 0) {
+      const noise = new Float64Array(this.sum.length);
+      this.gaussian(noise);
+      const std = dp.noiseMultiplier * dp.clipNorm;
+      for (let i = 0; i < noise.length; i++) this.sum[i] = (this.sum[i] as number) + std * (noise[i] as number);
+    }
     return { messages: NONE, status: this.doneStatus() };
   }
 
   private doneStatus(): AggregationStatus {
     if (this.contributors.length === 0 || this.sum === undefined) return { kind: 'aborted', reason: 'no updates to aggregate' };
+    const dp = this.round.dp;
     return {
       kind: 'done',
       aggregate: {
         weightedSum: this.sum,
-        totalWeight: this.weight,
+        totalWeight: dp === undefined ? this.weight : this.round.cohort.length,
         contributors: [...this.contributors],
         metrics: {
           clippedUpdates: this.clippedUpdates,
           ...(Number.isFinite(this.maxNorm) ? { maxUpdateNorm: this.maxNorm } : {}),
+          ...(dp === undefined ? {} : dpMetrics(this.round.cohort.length, dp.noise === 'coordinator' ? dp.noiseMultiplier * dp.clipNorm : 0)),
         },
       },
     };
   }
 }
 
-export const plainAggregator: AggregatorFactory = {
-  mode: 'plain',
-  open: (round) => new PlainAggregationSession(round),
-};
+/**
+ * A DP round's record: the noise standard deviation the sum carried per coordinate and the fixed
+ * denominator (plus, secure rounds, n_min).
+ */
+export function dpMetrics(denominator: number, noiseStd: number, minHonest?: number): Record<string, number> {
+  return { dpNoiseStd: noiseStd, dpDenominator: denominator, ...(minHonest === undefined ? {} : { dpMinHonest: minHonest }) };
+}
+
+/** Plain aggregation; `gaussian` is the central DP noise source (default cryptoGaussian; tests seed it). */
+export function createPlainAggregator(options: { readonly gaussian?: GaussianSource } = {}): AggregatorFactory {
+  return { mode: 'plain', open: (round) => new PlainAggregationSession(round, options.gaussian) };
+}
+
+export const plainAggregator: AggregatorFactory = createPlainAggregator();

@@ -2,9 +2,9 @@
 // the offending field. `resolveConfig` returns a frozen, fully populated copy.
 import { createSecureContext } from 'node:tls';
 import { defaultLossRecipe, RECIPE_DEFAULTS, RECIPE_MAX_MARGIN, type LossRecipe } from '@fedclr/contrastive';
-import { AGENT_ID_PATTERN, LOSSES, MININGS, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
-import type { AggregationMode, DpConfig, LossName, Mining, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
-import { deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, type PrgAlgorithm } from '@fedclr/secagg';
+import { AGENT_ID_PATTERN, DP_NOISE_PLACEMENTS, LOSSES, MININGS, OPTIMIZERS, parseRoundRecipe, resolveLimits } from '@fedclr/protocol';
+import type { AggregationMode, DpConfig, DpNoisePlacement, LossName, Mining, Optimizer, ProtocolLimits, RoundRecipe } from '@fedclr/protocol';
+import { deriveDpEncoding, deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS, toleratedCounts, type PrgAlgorithm } from '@fedclr/secagg';
 import { ConfigInvalidError } from './errors.js';
 import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleName } from './lr-schedule.js';
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
@@ -57,9 +57,25 @@ export interface TrainingConfig {
   mining?: Mining;
   /** FedProx proximal coefficient mu (0: plain local SGD). */
   fedproxMu?: number;
-  /** L2 clip of each agent's delta (0: off). */
+  /** L2 clip of each agent's delta (0: off; > 0 with dp, where it is C). */
   clipNorm?: number;
-  dp?: DpConfig;
+  /** Client-level differential privacy (DP-FedAvg): see DpSettings. */
+  dp?: DpSettings;
+}
+
+/**
+ * DP-FedAvg: deltas clipped to training.clipNorm C, an unweighted sum over the sampled cohort
+ * size, Gaussian noise of standard deviation noiseMultiplier * C in the sum.
+ */
+export interface DpSettings {
+  /** sigma, in (0, 1000]. Required. */
+  noiseMultiplier: number;
+  /**
+   * 'agents' (default; aggregation 'secure'): each agent adds its share, sized from the SecAgg+
+   * parameters so the sum carries at least sigma C. 'coordinator' (aggregation 'plain' only): the
+   * coordinator adds N(0, sigma^2 C^2) itself; it sees every clipped update (a weaker trust model).
+   */
+  noise?: DpNoisePlacement;
 }
 
 /** SecAgg+ settings (aggregation 'secure'). */
@@ -67,11 +83,11 @@ export interface SecAggConfig {
   /**
    * Per-coordinate clip c of each agent's delta (values are clipped to [-c, c] before the
    * fixed-point encoding). Default: min(training.clipNorm, 0.5) when clipNorm > 0 (an L2 clip
-   * already bounds every coordinate by clipNorm); with training.dp, clipNorm (1 + 6 sigma / sqrt(n))
-   * so the per-agent DP noise is (almost) never clipped; else 0.1.
+   * already bounds every coordinate by clipNorm); else 0.1. Not with training.dp: a DP round
+   * derives it (clipNorm plus 9 standard deviations of an agent's noise, never cut).
    */
   clip?: number;
-  /** Largest weight (example count) of one agent; agents clamp larger counts. Default min(maxExampleCount, 10000). */
+  /** Largest weight (example count) of one agent; agents clamp larger counts. Default min(maxExampleCount, 10000). Not with training.dp (unweighted). */
   maxWeight?: number;
   /** Fraction of the cohort that may drop out over the whole round (sets the threshold t). Default 0.2. */
   dropoutFraction?: number;
@@ -216,7 +232,7 @@ export interface ResolvedConfig {
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
   readonly localEpochs: number;
-  readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'dp' | 'margin' | 'mining'>>;
+  readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'margin' | 'mining'> & { dp?: DpConfig }>;
   readonly recipe: RoundRecipe | null;
   readonly lrSchedule: LrSchedule;
   readonly budgetEndsAt: number | null;
@@ -344,11 +360,41 @@ function obj(field: string, v: unknown, keys: readonly string[]): Record<string,
 /** The default per-coordinate clip of secure aggregation (see SecAggConfig.clip). */
 function defaultClip(training: ResolvedConfig['training']): number {
   const c = training.clipNorm;
-  if (c === 0) return 0.1;
-  const dp = training.dp;
-  // Each agent adds N(0, (sigma c)^2 / n) per coordinate: leave 6 standard deviations of room.
-  if (dp !== undefined && dp.noiseMultiplier > 0) return c * (1 + (6 * dp.noiseMultiplier) / Math.sqrt(dp.cohortSize));
-  return Math.min(c, 0.5);
+  return c === 0 ? 0.1 : Math.min(c, 0.5);
+}
+
+/** training.dp: sigma required in (0, 1000], noise where the aggregation can carry it, clipNorm > 0. */
+function resolveDp(raw: unknown, clipNorm: number, aggregation: AggregationMode): DpConfig {
+  const dp = obj('training.dp', raw, ['noiseMultiplier', 'noise']);
+  if (dp['noiseMultiplier'] === undefined) {
+    throw new ConfigInvalidError('training.dp.noiseMultiplier', 'a number in (0, 1000] (required with training.dp: the noise standard deviation over clipNorm; omit training.dp for no DP)', 'undefined');
+  }
+  const noiseMultiplier = num('training.dp.noiseMultiplier', dp['noiseMultiplier'], Number.NaN, 0, 1000, true);
+  const noise = oneOf('training.dp.noise', dp['noise'], 'agents', DP_NOISE_PLACEMENTS);
+  if (clipNorm === 0) throw new ConfigInvalidError('training.clipNorm', '> 0 when training.dp is set (it bounds one agent\'s influence and scales the noise)', '0');
+  if (aggregation === 'plain' && noise === 'agents') {
+    throw new ConfigInvalidError(
+      'training.dp.noise',
+      "'coordinator' with aggregation 'plain' (the coordinator sees each update: agents' shares of the noise would protect nothing; or use aggregation 'secure')",
+      "'agents'",
+    );
+  }
+  if (aggregation === 'secure' && noise === 'coordinator') {
+    throw new ConfigInvalidError('training.dp.noise', "'agents' with aggregation 'secure' (coordinator noise is for plain rounds)", "'coordinator'");
+  }
+  return { noiseMultiplier, noise };
+}
+
+/** Every cohort size a run may sample must have a DP grid fine enough for the agents' noise. */
+function checkDpGrid(dp: DpConfig, clipNorm: number, minCohort: number, maxCohort: number, secagg: Required<SecAggConfig>): void {
+  const spec = { noiseMultiplier: dp.noiseMultiplier, clipNorm };
+  for (let n = minCohort; n <= maxCohort; n++) {
+    try {
+      deriveDpEncoding(spec, 1, { cohortSize: n, ...toleratedCounts(n, secagg.dropoutFraction, secagg.corruptFraction) });
+    } catch (err) {
+      throw new ConfigInvalidError('training.dp.noiseMultiplier', `a noise multiplier the secure-aggregation grid can carry for every cohort of minCohort ${minCohort} to maxCohort ${maxCohort}`, `${dp.noiseMultiplier} (at a cohort of ${n}: ${(err as Error).message})`);
+    }
+  }
 }
 
 /** lrSchedule: a name or { kind, finalFraction }; finalFraction only with 'cosine'. */
@@ -418,14 +464,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     fedproxMu: num('training.fedproxMu', t['fedproxMu'], 0, 0, 1000),
     clipNorm: num('training.clipNorm', t['clipNorm'], 0, 0, 1e6),
   };
-  if (t['dp'] !== undefined) {
-    const dp = obj('training.dp', t['dp'], ['noiseMultiplier', 'cohortSize']);
-    (training as { dp?: DpConfig }).dp = {
-      noiseMultiplier: num('training.dp.noiseMultiplier', dp['noiseMultiplier'], Number.NaN, 0, 1000),
-      cohortSize: int('training.dp.cohortSize', dp['cohortSize'], -1, 1, 1_000_000),
-    };
-    if (training.clipNorm === 0) throw new ConfigInvalidError('training.clipNorm', '> 0 when training.dp is set', '0');
-  }
+  if (t['dp'] !== undefined) (training as { dp?: DpConfig }).dp = resolveDp(t['dp'], training.clipNorm, aggregation);
 
   let recipe: RoundRecipe | null = null;
   if (c['recipe'] !== undefined) {
@@ -462,12 +501,17 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     stageTimeoutMs: int('secagg.stageTimeoutMs', sa['stageTimeoutMs'], 30_000, 10, 3_600_000),
     prg: oneOf('secagg.prg', sa['prg'], 'aes-256-ctr', PRG_ALGORITHMS),
   };
+  if (training.dp !== undefined) {
+    for (const key of ['clip', 'maxWeight'] as const) {
+      if (sa[key] !== undefined) throw new ConfigInvalidError(`secagg.${key}`, 'absent with training.dp (a DP round derives its unweighted encoding from clipNorm and the noise)', describe(sa[key]));
+    }
+  }
   if (aggregation === 'secure') {
     // The threshold and the no-wrap encoding must exist for the smallest and largest cohorts.
     for (const n of new Set([minCohort, maxCohort])) {
       try {
         deriveSecAggParams({ cohortSize: n, dropoutFraction: secagg.dropoutFraction, corruptFraction: secagg.corruptFraction });
-        deriveFixedPoint({ dimension: 1, clip: secagg.clip, cohortSize: n, maxWeight: secagg.maxWeight });
+        if (training.dp === undefined) deriveFixedPoint({ dimension: 1, clip: secagg.clip, cohortSize: n, maxWeight: secagg.maxWeight });
       } catch (err) {
         throw new ConfigInvalidError(
           n === minCohort ? 'minCohort' : 'maxCohort',
@@ -476,6 +520,8 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
         );
       }
     }
+    // A DP round's encoding depends on the cohort size (through n_min): every size the run may sample.
+    if (training.dp !== undefined) checkDpGrid(training.dp, training.clipNorm, minCohort, maxCohort, secagg);
   }
 
   let enrolment: EnrolmentPolicy = { mode: 'allow-list', publicKeys: [] };

@@ -281,11 +281,13 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       checkpoint === undefined ? 'starting a fresh run' : 'resuming from the last completed round',
     );
     const dp = config.training.dp;
-    if (dp !== undefined && dp.cohortSize > config.minCohort) {
-      logger.warn(
-        { dpCohortSize: dp.cohortSize, minCohort: config.minCohort },
-        'training.dp.cohortSize exceeds minCohort: a round sampling fewer agents would carry less noise than noiseMultiplier claims, and agents refuse it (policy rule dp-cohort); set minCohort >= dp.cohortSize',
-      );
+    if (dp !== undefined) {
+      const info = { ...dp, clipNorm: config.training.clipNorm, noiseStdOfSum: dp.noiseMultiplier * config.training.clipNorm };
+      if (dp.noise === 'coordinator') {
+        logger.warn(info, 'CENTRAL DP (dp.noise coordinator): this coordinator sees every clipped update and adds the noise itself; agents must trust it with their updates (a weaker trust model than secure aggregation with agents\' noise)');
+      } else {
+        logger.info(info, 'distributed DP: each agent adds its share of the noise under secure aggregation; the mean divides by the sampled cohort size');
+      }
     }
 
     // ---- servers -----------------------------------------------------------------------------

@@ -210,19 +210,14 @@ export interface EngineSettings {
 
 /**
  * The L2 bound the server clips each plain update to. A number: that. 'auto': the round's
- * clipNorm C (honest agents already clip to it), plus with DP the norm their Gaussian noise of
- * standard deviation sigma C / sqrt(n) per coordinate can add (sqrt(d) + 6 standard deviations
- * of a chi with d degrees of freedom: never reached by honest noise); without clipNorm, the
- * global model's own norm (at least 1): one update can at most double the model.
+ * clipNorm C (honest agents already clip to it; a plain DP round's noise is the coordinator's
+ * own, added after the clip); without clipNorm, the global model's own norm (at least 1): one
+ * update can at most double the model. A DP round's session clips to C whatever this says.
  */
-export function maxUpdateNormFor(setting: number | 'auto' | undefined, config: Pick<RoundConfig, 'clipNorm' | 'dp'>, global: Float32Array): number {
+export function maxUpdateNormFor(setting: number | 'auto' | undefined, config: Pick<RoundConfig, 'clipNorm'>, global: Float32Array): number {
   if (typeof setting === 'number') return setting;
   const c = config.clipNorm ?? 0;
-  if (c > 0) {
-    const dp = config.dp;
-    const noise = dp === undefined || dp.noiseMultiplier === 0 ? 0 : (dp.noiseMultiplier * (Math.sqrt(global.length) + 6)) / Math.sqrt(dp.cohortSize);
-    return c * (1 + noise) * (1 + 1e-6);
-  }
+  if (c > 0) return c * (1 + 1e-6);
   let sq = 0;
   for (let i = 0; i < global.length; i++) sq += (global[i] as number) * (global[i] as number);
   return Math.max(1, Math.sqrt(sq));
@@ -742,6 +737,7 @@ export class RoundEngine {
       manifest: base.manifest,
       dimension: base.weights.length,
       ...(this.aggregator.mode === 'plain' ? { maxUpdateNorm: maxUpdateNormFor(s.maxUpdateNorm, config, base.weights) } : {}),
+      ...(config.dp === undefined ? {} : { dp: { ...config.dp, clipNorm: config.clipNorm } }),
     });
     const deadlineMs = s.roundConfig.deadlineMs + s.deadlineGraceMs;
     const round: ActiveRound = {

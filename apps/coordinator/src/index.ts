@@ -3,7 +3,7 @@ export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
 export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
 export { resolveConfig } from './config.js';
 export { isLoopbackHost } from './config.js';
-export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, DpSettings, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
 export { CONSTANT_SCHEDULE, DEFAULT_FINAL_FRACTION, LR_SCHEDULES, lrFactor, runProgress, scheduledLearningRate } from './lr-schedule.js';
 export type { LrSchedule, LrScheduleName, RunProgressInput, TimeBudget } from './lr-schedule.js';
 export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
@@ -24,7 +24,7 @@ export type {
   ShutdownNotice,
   TimerName,
 } from './engine.js';
-export { PlainAggregationSession, plainAggregator } from './aggregation.js';
+export { PlainAggregationSession, createPlainAggregator, plainAggregator } from './aggregation.js';
 export {
   SecureAggregationSession,
   secureAggregator,
@@ -39,6 +39,7 @@ export {
 export type { SecureAggregationOptions } from './secure-aggregation.js';
 export type {
   Aggregate,
+  AggregationDp,
   AggregationRound,
   AggregationSession,
   AggregationStatus,

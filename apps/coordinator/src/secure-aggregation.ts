@@ -37,9 +37,13 @@ import {
   SecAggServer,
   checkEnvelope,
   decodeCanonical,
+  deriveDpEncoding,
   deriveFixedPoint,
+  deriveSecAggParams,
   encodeCanonical,
   generateSigningKeyPair,
+  minHonestSurvivors,
+  sumNoiseStd,
   weightedMean,
   ErrorCodes,
   type AggregationResult,
@@ -47,11 +51,13 @@ import {
   type FixedPointParams,
   type PrgAlgorithm,
   type RandomBytes,
+  type SecAggParams,
   type ServerMessage,
   type ServerStatus,
   type ServerStep,
   type SigningKeyPair,
 } from '@fedclr/secagg';
+import { dpMetrics } from './aggregation.js';
 import type {
   Aggregate,
   AggregationRound,
@@ -86,9 +92,9 @@ export interface SecureAggregationOptions {
   readonly identity: SigningKeyPair;
   /** Enrolled Ed25519 public key of an agent (the key it proved in the handshake). */
   readonly publicKeyOf: (agentId: string) => Uint8Array | undefined;
-  /** Per-coordinate clip c of an agent's delta: values are clipped to [-c, c] before encoding. */
+  /** Per-coordinate clip c of an agent's delta: values are clipped to [-c, c] before encoding (DP rounds derive their own). */
   readonly clip: number;
-  /** Largest weight (example count) of one agent; agents clamp larger counts to it. */
+  /** Largest weight (example count) of one agent; agents clamp larger counts to it (DP rounds: 1). */
   readonly maxWeight: number;
   readonly dropoutFraction: number;
   readonly corruptFraction: number;
@@ -101,9 +107,18 @@ export interface SecureAggregationOptions {
   readonly random?: RandomBytes;
 }
 
-/** Fixed-point parameters for a round (derived, no-wrap checked by deriveFixedPoint). */
-export function roundEncoding(options: Pick<SecureAggregationOptions, 'clip' | 'maxWeight'>, dimension: number, cohortSize: number): FixedPointParams {
-  return deriveFixedPoint({ dimension, clip: options.clip, cohortSize, maxWeight: options.maxWeight, weighted: true });
+/**
+ * Fixed-point parameters for a round (derived, no-wrap checked): weighted by example count, or
+ * in a DP round unweighted with room and grid for the agents' noise (secagg deriveDpEncoding).
+ */
+export function roundEncoding(
+  options: Pick<SecureAggregationOptions, 'clip' | 'maxWeight'>,
+  dimension: number,
+  params: SecAggParams,
+  dp?: AggregationRound['dp'],
+): FixedPointParams {
+  if (dp !== undefined) return deriveDpEncoding(dp, dimension, params);
+  return deriveFixedPoint({ dimension, clip: options.clip, cohortSize: params.cohortSize, maxWeight: options.maxWeight, weighted: true });
 }
 
 /** Opens one SecureAggregationSession per round. */
@@ -132,7 +147,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 /**
  * One round of SecAgg+ as an AggregationSession. The weighted sum it reveals is
  * sum_i w_i clip(delta_i) (to within the quantisation bound), with the weights summed under the
- * same masks, so the strategy divides exactly as in plain mode.
+ * same masks, so the strategy divides exactly as in plain mode. A DP round reveals the unweighted
+ * sum of the clipped, noised deltas; its denominator is the cohort size (aggregation.ts).
  */
 export class SecureAggregationSession implements AggregationSession {
   readonly mode = 'secure' as const;
@@ -165,7 +181,8 @@ export class SecureAggregationSession implements AggregationSession {
     let encoding: FixedPointParams | undefined;
     let setupError: string | undefined;
     try {
-      encoding = roundEncoding(options, round.dimension, round.cohort.length);
+      const params = deriveSecAggParams({ cohortSize: round.cohort.length, dropoutFraction: options.dropoutFraction, corruptFraction: options.corruptFraction });
+      encoding = roundEncoding(options, round.dimension, params, round.dp);
       const enrolled = new Map<string, Uint8Array>();
       for (const id of round.cohort) {
         const key = options.publicKeyOf(id);
@@ -180,6 +197,7 @@ export class SecureAggregationSession implements AggregationSession {
         dropoutFraction: options.dropoutFraction,
         corruptFraction: options.corruptFraction,
         encoding,
+        ...(round.dp === undefined ? {} : { dp: round.dp }),
         ...(options.prg === undefined ? {} : { prg: options.prg }),
         ...(options.random === undefined ? {} : { random: options.random }),
       });
@@ -413,26 +431,26 @@ export class SecureAggregationSession implements AggregationSession {
     return `did not ${missed} before secure aggregation moved on`;
   }
 
-  /** The aggregate: sum_i w_i clip(delta_i) = W * (decoded value sum), total weight = decoded weight sum. */
+  /**
+   * The aggregate: sum_i w_i clip(delta_i) = W * (decoded value sum), total weight = decoded
+   * weight sum; in a DP round the unweighted noisy sum over the fixed denominator (the cohort).
+   */
   private done(result: AggregationResult): AggregationStatus {
     const encoding = this.encoding as FixedPointParams;
     const server = this.server as SecAggServer;
     const { decoded } = result;
-    let bound: number;
+    const dp = this.round.dp;
+    let sum: Aggregate;
     try {
-      bound = weightedMean(decoded, encoding).errorBound;
+      sum = dp === undefined ? weightedAggregate(result, encoding) : dpAggregate(result, this.round.cohort.length);
     } catch (err) {
       return { kind: 'aborted', reason: `the unmasked total weight is unusable: ${(err as Error).message}` };
     }
-    const W = encoding.maxWeight;
-    const weightedSum = new Float64Array(decoded.values.length);
-    for (let i = 0; i < weightedSum.length; i++) weightedSum[i] = (decoded.values[i] as number) * W;
     const d = result.dropouts;
     const aggregate: Aggregate = {
-      weightedSum,
-      totalWeight: decoded.weight,
-      contributors: [...result.survivors],
+      ...sum,
       metrics: {
+        ...sum.metrics,
         secaggThreshold: server.params.threshold,
         secaggNeighbours: server.params.neighbours,
         secaggSurvivors: result.survivors.length,
@@ -441,8 +459,7 @@ export class SecureAggregationSession implements AggregationSession {
         secaggMisbehaving: new Set(result.misbehaviour.map((m) => m.agent)).size,
         secaggClip: encoding.clip,
         secaggScale: encoding.scale,
-        /** Per-coordinate bound on |mean delta - exact weighted mean of the clipped deltas|. */
-        secaggQuantisationBound: bound,
+        ...(dp === undefined ? {} : dpRecord(dp, decoded.count, this.round.cohort.length, minHonestSurvivors(server.params))),
       },
     };
     return { kind: 'done', aggregate };
@@ -469,6 +486,33 @@ export class SecureAggregationSession implements AggregationSession {
     }
     return out;
   }
+}
+
+/** A weighted round's aggregate: sum_i w_i clip(delta_i) = W * (decoded value sum), over the decoded weight sum. */
+function weightedAggregate(result: AggregationResult, encoding: FixedPointParams): Aggregate {
+  const { decoded } = result;
+  const bound = weightedMean(decoded, encoding).errorBound;
+  const W = encoding.maxWeight;
+  const weightedSum = new Float64Array(decoded.values.length);
+  for (let i = 0; i < weightedSum.length; i++) weightedSum[i] = (decoded.values[i] as number) * W;
+  // secaggQuantisationBound: per-coordinate bound on |mean delta - exact weighted mean of the clipped deltas|.
+  return { weightedSum, totalWeight: decoded.weight, contributors: [...result.survivors], metrics: { secaggQuantisationBound: bound } };
+}
+
+/** A DP round's aggregate: the unweighted sum of the noisy inputs over the sampled cohort size. */
+function dpAggregate(result: AggregationResult, cohortSize: number): Aggregate {
+  const { decoded } = result;
+  return {
+    weightedSum: decoded.values,
+    totalWeight: cohortSize,
+    contributors: [...result.survivors],
+    metrics: { secaggQuantisationBound: decoded.valueErrorBound / cohortSize },
+  };
+}
+
+/** What a DP round's sum carried: sqrt(survivors / n_min) sigma C (the survivors assumed honest), n_min, the denominator. */
+function dpRecord(dp: NonNullable<AggregationRound['dp']>, survivors: number, cohortSize: number, minHonest: number): Record<string, number> {
+  return dpMetrics(cohortSize, sumNoiseStd(dp, survivors, minHonest), minHonest);
 }
 
 /** Several translated steps as one (in order: messages concatenated, the last status). */

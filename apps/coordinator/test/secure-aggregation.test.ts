@@ -162,7 +162,6 @@ test('config: secure is the default aggregation; its parameters are validated; p
   assert.deepEqual(c.secagg, { clip: 0.1, maxWeight: 10_000, dropoutFraction: 0.2, corruptFraction: 0.1, stageTimeoutMs: 30_000, prg: 'aes-256-ctr' });
   assert.equal(resolveConfig({ stateDir: 'x', training: { clipNorm: 0.3 } }).secagg.clip, 0.3);
   assert.equal(resolveConfig({ stateDir: 'x', training: { clipNorm: 5 } }).secagg.clip, 0.5);
-  assert.equal(resolveConfig({ stateDir: 'x', training: { clipNorm: 1, dp: { noiseMultiplier: 1, cohortSize: 9 } } }).secagg.clip, 3);
   assert.equal(resolveConfig({ stateDir: 'x', maxExampleCount: 500 }).secagg.maxWeight, 500);
   const plain = resolveConfig({ stateDir: 'x', aggregation: 'plain', minCohort: 2 });
   assert.equal(plain.aggregation, 'plain');

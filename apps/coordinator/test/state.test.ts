@@ -35,7 +35,7 @@ test('config: defaults, and errors that name the field', () => {
   code(() => resolveConfig({ stateDir: 'x', colour: 'red' } as never), bad, /colour/);
   code(() => resolveConfig({ stateDir: 'x', strategy: { name: 'fedavg', momentum: 0.9 } as never }), bad, /strategy\.momentum/);
   code(() => resolveConfig({ stateDir: 'x', strategy: { name: 'fedyogi' } as never }), bad, /strategy\.name/);
-  code(() => resolveConfig({ stateDir: 'x', training: { dp: { noiseMultiplier: 1, cohortSize: 10 } } }), bad, /clipNorm/);
+  code(() => resolveConfig({ stateDir: 'x', training: { dp: { noiseMultiplier: 1 } } }), bad, /clipNorm/);
   code(() => resolveConfig({ stateDir: 'x', limits: { maxFrameBytes: 3 } }), bad, /limits/);
 });
 

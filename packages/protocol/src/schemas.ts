@@ -114,11 +114,22 @@ export const TensorSpecSchema = Type.Object(
   strict,
 );
 
-/** Client-level differential privacy for a round: each agent adds N(0, (sigma*clipNorm)^2 / cohortSize). */
+/** Who adds a DP round's Gaussian noise (DP_NOISE_PLACEMENTS). */
+export const DP_NOISE_PLACEMENTS = ['agents', 'coordinator'] as const;
+
+/**
+ * Client-level differential privacy for a round (3.0; DP-FedAvg): every delta is clipped to
+ * config.clipNorm C, the sum is unweighted and the new global update is sum / config.cohortSize.
+ * Noise 'agents' (secure rounds): each agent adds N(0, sigma^2 C^2 / n_min), n_min = cohort -
+ * tolerated dropouts - tolerated corrupt agents of the signed SecAgg+ parameters. Noise
+ * 'coordinator' (plain rounds only): the coordinator adds N(0, sigma^2 C^2) to the sum; it sees
+ * every clipped update (a weaker trust model).
+ */
 export const DpConfigSchema = Type.Object(
   {
-    noiseMultiplier: Type.Number({ minimum: 0, maximum: 1000 }),
-    cohortSize: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+    /** sigma: the summed noise's standard deviation over C; > 0 (omit dp for no DP). */
+    noiseMultiplier: Type.Number({ exclusiveMinimum: 0, maximum: 1000 }),
+    noise: literals(DP_NOISE_PLACEMENTS),
   },
   strict,
 );
@@ -193,12 +204,12 @@ export const RoundConfigSchema = Type.Object(
     mining: Type.Optional(literals(MININGS)),
     /** FedProx proximal term; 0 is plain FedAvg local training. */
     fedproxMu: Type.Number({ minimum: 0, maximum: 1000 }),
-    /** L2 norm bound of the update (delta); 0 disables clipping (not allowed with dp). */
+    /** L2 norm bound of the update (delta); 0 disables clipping (not allowed with dp, whose noise and influence bound it sets). */
     clipNorm: Type.Number({ minimum: 0, maximum: 1e6 }),
     /** Time budget for train + upload, counted from receipt of round-start. */
     deadlineMs: Type.Integer({ minimum: 1000, maximum: 7 * 24 * 3600 * 1000 }),
     aggregation: AggregationModeSchema,
-    /** Number of agents the coordinator sampled for this round (agents check it against their policy). */
+    /** Number of agents the coordinator sampled for this round (agents check it against their policy); a DP round's fixed denominator. */
     cohortSize: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     dp: Type.Optional(DpConfigSchema),
     /** Seed for the agent's augmentation/shuffling RNG (reproducible simulations). */
@@ -450,6 +461,7 @@ export type UpdateRejectReason = (typeof UPDATE_REJECT_REASONS)[number];
 export type RoundConfig = Static<typeof RoundConfigSchema>;
 export type RoundRecipe = Static<typeof RoundRecipeSchema>;
 export type DpConfig = Static<typeof DpConfigSchema>;
+export type DpNoisePlacement = (typeof DP_NOISE_PLACEMENTS)[number];
 
 export type HelloMessage = Static<A['hello']>;
 export type ReadyMessage = Static<A['ready']>;

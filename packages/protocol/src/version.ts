@@ -11,7 +11,11 @@ import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 // 2.2: round config `loss` names the losses agents train (ntxent, dcl, moco, triplet, margin,
 // supcon; the never-trained infonce and contrastive are gone), with `margin` and `mining`.
 // Also 2.2: the round recipe's optional `moco` block (key-encoder momentum, queue size) for loss 'moco'.
-export const PROTOCOL_VERSION = '2.2';
+// 3.0: round config `dp` is {noiseMultiplier > 0, noise: 'agents' | 'coordinator'}; the required
+// dp.cohortSize is gone (the denominator is the signed config.cohortSize, and each agent sizes its
+// noise from the SecAgg+ parameters), and DP rounds aggregate unweighted. A 2.x peer would send
+// or expect the old required field and add noise by the old formula, so this is a major.
+export const PROTOCOL_VERSION = '3.0';
 
 export interface ProtocolVersion {
   readonly major: number;

@@ -62,7 +62,7 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
   const agent: AgentMessage[] = [
     {
       type: 'hello',
-      protocolVersion: '2.0',
+      protocolVersion: '3.0',
       agentId: 'edge-01',
       publicKey: Buffer.alloc(32, 1),
       nonce: Buffer.alloc(32, 3),
@@ -87,7 +87,7 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
   const coordinator: CoordinatorMessage[] = [
     {
       type: 'welcome',
-      protocolVersion: '2.0',
+      protocolVersion: '3.0',
       sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
       coordinatorId: 'coord-1',
       heartbeatIntervalMs: 5000,
@@ -96,12 +96,12 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
       coordinatorKey: Buffer.alloc(32, 4),
       sig,
     },
-    { type: 'reject', reason: 'not-enrolled', message: 'unknown key', protocolVersion: '2.0' },
+    { type: 'reject', reason: 'not-enrolled', message: 'unknown key', protocolVersion: '3.0' },
     {
       type: 'round-start',
       roundId: 3,
       modelVersion,
-      config: roundConfig({ aggregation: 'secure', dp: { noiseMultiplier: 1.1, cohortSize: 10 }, seed: 42 }),
+      config: roundConfig({ aggregation: 'secure', dp: { noiseMultiplier: 1.1, noise: 'agents' }, seed: 42 }),
       weights,
     },
     { type: 'round-end', roundId: 3, outcome: 'completed', modelVersion, participants: 9, included: true, metrics: { loss: 2.2 } },

@@ -67,7 +67,7 @@ describe('message round-trips', () => {
   });
 
   it('accepts a hello of a newer minor of the same major', () => {
-    assert.equal(parseMessage(up, { ...agentMsg('hello'), protocolVersion: '2.7' }).type, 'hello');
+    assert.equal(parseMessage(up, { ...agentMsg('hello'), protocolVersion: '3.7' }).type, 'hello');
   });
 });
 
@@ -153,10 +153,21 @@ describe('field validation', () => {
     assertCode(() => parseMessage(up, { ...agentMsg('hello'), token: 42 }), 'FEDCLR_PROTO_WRONG_TYPE', /'token'/);
   });
   it('rejects cross-field contradictions', () => {
-    const rs = { ...coordMsg('round-start'), config: roundConfig({ clipNorm: 0, dp: { noiseMultiplier: 1, cohortSize: 5 } }) };
+    const rs = { ...coordMsg('round-start'), config: roundConfig({ clipNorm: 0, dp: { noiseMultiplier: 1, noise: 'agents' } }) };
     assertCode(() => parseMessage(down, rs), 'FEDCLR_PROTO_INCONSISTENT', /clipNorm > 0/);
     assertCode(() => parseMessage(up, { ...agentMsg('secagg'), to: 'edge-01' }), 'FEDCLR_PROTO_INCONSISTENT', /from and to/);
     assertCode(() => parseMessage(down, { ...coordMsg('secagg'), from: '@all', to: 'edge-02' }), 'FEDCLR_PROTO_INCONSISTENT');
+  });
+  it('DP (3.0): dp is {noiseMultiplier > 0, noise}; the old dp.cohortSize and a missing field are refused by name', () => {
+    const rs = (dp: unknown) => ({ ...coordMsg('round-start'), config: { ...roundConfig({ clipNorm: 1 }), dp } });
+    const ok = parseMessage(down, rs({ noiseMultiplier: 0.8, noise: 'coordinator' })) as RoundStartMessage;
+    assert.deepEqual(ok.config.dp, { noiseMultiplier: 0.8, noise: 'coordinator' });
+    assertCode(() => parseMessage(down, rs({})), 'FEDCLR_PROTO_MISSING_FIELD', /'config\.dp\.noiseMultiplier'/);
+    assertCode(() => parseMessage(down, rs({ noiseMultiplier: 1 })), 'FEDCLR_PROTO_MISSING_FIELD', /'config\.dp\.noise'/);
+    assertCode(() => parseMessage(down, rs({ noiseMultiplier: 1, noise: 'agents', cohortSize: 10 })), 'FEDCLR_PROTO_UNKNOWN_FIELD', /'config\.dp\.cohortSize'/);
+    for (const sigma of [0, -1, 1001]) assertCode(() => parseMessage(down, rs({ noiseMultiplier: sigma, noise: 'agents' })), 'FEDCLR_PROTO_OUT_OF_RANGE', /'config\.dp\.noiseMultiplier'/);
+    assertCode(() => parseMessage(down, rs({ noiseMultiplier: Number.NaN, noise: 'agents' })), 'FEDCLR_PROTO_WRONG_TYPE', /'config\.dp\.noiseMultiplier'/);
+    assertCode(() => parseMessage(down, rs({ noiseMultiplier: 1, noise: 'server' })), 'FEDCLR_PROTO_INVALID_VALUE', /'config\.dp\.noise'/);
   });
   it('names the losses agents train (2.2), with margin and mining exactly for the losses that take them', () => {
     const rs = (c: Partial<RoundConfig>) => ({ ...coordMsg('round-start'), config: roundConfig(c) });
@@ -222,8 +233,8 @@ describe('field validation', () => {
 
 describe('hello version gate', () => {
   it('rejects another major before looking at the fields', () => {
-    const v3 = { ...agentMsg('hello'), protocolVersion: '3.0', someV3Field: true };
-    const err = assertCode(() => parseMessage(up, v3), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /3\.0 is incompatible with local version 2\.2/);
+    const v4 = { ...agentMsg('hello'), protocolVersion: '4.0', someV4Field: true };
+    const err = assertCode(() => parseMessage(up, v4), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /4\.0 is incompatible with local version 3\.0/);
     assert.equal((err as { statusCode?: number }).statusCode, 426);
   });
   it('rejects malformed versions', () => {

@@ -27,6 +27,7 @@ import {
   type RandomBytes,
   type SigningKeyPair,
 } from './crypto.js';
+import { checkDpEncoding, type DpNoiseSpec } from './dp.js';
 import { deriveFixedPoint, type FixedPointParams } from './encoding.js';
 import {
   ConsistencyError,
@@ -117,7 +118,9 @@ const AGENT_EXPECTS: Record<AgentState, readonly Stage[]> = {
  * - participants-split: every surviving neighbour signed that it masked with the same
  *   participant list as this agent (the split-view attack shows one agent a smaller list);
  * - second-view: it signs one survivor view per session and reveals only against that view;
- * - consistency-signatures: t of its neighbours signed that same view before it reveals.
+ * - consistency-signatures: t of its neighbours signed that same view before it reveals;
+ * - survivor-floor (DP rounds): at least n - D agents survive, so at least n_min = n - D - C
+ *   honest noises are in the sum it helps unmask (dp.ts).
  */
 export type Rule =
   | 'cohort-size'
@@ -128,7 +131,8 @@ export type Rule =
   | 'owner-neighbours'
   | 'participants-split'
   | 'second-view'
-  | 'consistency-signatures';
+  | 'consistency-signatures'
+  | 'survivor-floor';
 
 /** Local limits an agent enforces on any session, whatever the coordinator proposes. */
 export interface AgentPolicy {
@@ -138,6 +142,11 @@ export interface AgentPolicy {
   readonly minSecurityBits?: number;
   /** Refuse cohorts smaller than this. Default 2. */
   readonly minCohortSize?: number;
+  /**
+   * This agent's input carries DP noise for this spec: refuse an encoding that cannot carry it
+   * (checkDpEncoding) and refuse to unmask for fewer than n - D survivors (rule survivor-floor).
+   */
+  readonly dp?: DpNoiseSpec;
 }
 
 export interface AgentOptions {
@@ -361,6 +370,8 @@ export class SecAggAgent {
     if (params.graph === 'harary' && config.securityBits < minBits) {
       throw new ParamsMismatchError('securityBits', String(config.securityBits), `>= ${minBits}`);
     }
+    // A DP input needs an encoding that carries its noise intact (refused like other parameters).
+    if (this.policy.dp !== undefined) checkDpEncoding(this.policy.dp, config.encoding, params);
     const minCohort = this.policy.minCohortSize ?? 2;
     this.enforce('cohort-size', config.cohort.length >= minCohort, () => `the cohort has ${config.cohort.length} agents, this agent's policy needs at least ${minCohort}`);
     const graph = buildNeighbourGraph(
@@ -662,6 +673,7 @@ export class SecAggAgent {
       this.enforce('second-view', false, () => 'the coordinator already announced a different survivor set');
     }
     this.checkPartition(view);
+    this.checkSurvivorFloor(view);
     const t = ctx.params.threshold;
     const survivors = new Set(view.survivors);
     const surviving = (agent: string): number => ctx.graph.neighbours(agent).filter((v) => survivors.has(v)).length;
@@ -709,6 +721,18 @@ export class SecAggAgent {
     this.enforce('partition', survivors.has(this.id), () => 'this agent sent its masked input but is announced as a dropout');
   }
 
+  /** DP rounds: the noise is sized for n_min honest survivors, so no sum of fewer than n - D may be unmasked. */
+  private checkSurvivorFloor(view: View): void {
+    if (this.policy.dp === undefined) return;
+    const { cohortSize, maxDropouts } = this.requireContext().params;
+    const floor = cohortSize - maxDropouts;
+    this.enforce(
+      'survivor-floor',
+      view.survivors.length >= floor,
+      () => `${view.survivors.length} survivors announced, fewer than cohort ${cohortSize} - tolerated dropouts ${maxDropouts} = ${floor}: the sum would carry less DP noise than the round promises`,
+    );
+  }
+
   private signatureMap(where: string, raw: unknown): Map<string, Uint8Array> {
     const out = new Map<string, Uint8Array>();
     for (const [i, entry] of expectArray(where, raw).entries()) {
@@ -734,7 +758,10 @@ export class SecAggAgent {
     const same = signed !== undefined && bytesEqual(canonicalDigest([signed.survivors, signed.dropouts]), digest);
     this.enforce('second-view', same, () => 'the unmask request names another survivor set than the one this agent signed');
     const checked = signed ?? view; // a weakened agent goes on with what it was told
-    if (signed === undefined) this.checkPartition(view);
+    if (signed === undefined) {
+      this.checkPartition(view);
+      this.checkSurvivorFloor(view);
+    }
     const survivors = new Set(checked.survivors);
     const dropouts = new Set(checked.dropouts);
     const statement = consistencyStatement(ctx.session, checked.survivors, checked.dropouts);

@@ -14,6 +14,8 @@
 // exactly as int32 / uint32. Powers of two make z*s and q/s exact in float64.
 // Quantisation bound: the decoded sum of m vectors differs from the sum of the z_i (computed in
 // float64) by less than m/s per coordinate, and the decoded weight from sum w by less than m/s_w.
+// DP rounds encode x = clipped delta + Gaussian noise (added in float64 before SR, unweighted):
+// dp.ts bounds how little SR's rounding can depend on the data then.
 import { ConfigError, EncodingInputError, NoWrapError } from './errors.js';
 import { randomFillSync } from 'node:crypto';
 import type { RandomWords } from './prg.js';

@@ -153,7 +153,7 @@ export const RelayInconsistentError = createError<'FEDCLR_SECAGG_RELAY_INCONSIST
  * The agent refuses to go on because a rule that protects its input (or its neighbours') would
  * be broken. Args: (rule, details). Rules: masking-neighbours, participants-subset,
  * survivor-neighbours, owner-neighbours, participants-split, consistency-signatures,
- * second-view, cohort-size.
+ * second-view, cohort-size, survivor-floor.
  */
 export const ConsistencyError = createError<'FEDCLR_SECAGG_CONSISTENCY', 422, [string, string]>(
   'FEDCLR_SECAGG_CONSISTENCY',
@@ -183,6 +183,23 @@ export const EncodingInputError = createError<
   400,
   [string, string]
 >('FEDCLR_SECAGG_ENCODING_INPUT', 'Cannot encode %s: %s', 400);
+
+// ---- differential privacy -----------------------------------------------------------------
+
+/**
+ * The fixed-point grid is too coarse for a DP round's noise: stochastic rounding could depend on
+ * the data. Args: (tau, noise multiplier, clip norm, scale, n_min).
+ */
+export const DpGridTooCoarseError = createError<
+  'FEDCLR_SECAGG_DP_GRID_TOO_COARSE',
+  400,
+  [string, string, string, string, string]
+>(
+  'FEDCLR_SECAGG_DP_GRID_TOO_COARSE',
+  "Refusing a DP round: each agent's noise spans tau = sigma C s / sqrt(n_min) = %s grid steps (noiseMultiplier sigma %s, clipNorm C %s, scale s %s, n_min %s), " +
+    'fewer than the 4 that make the rounding independent of the data; raise the noise multiplier or sample smaller cohorts (C cancels out: the scale shrinks as C grows)',
+  400,
+);
 
 // ---- internal ------------------------------------------------------------------------------
 
@@ -216,6 +233,7 @@ export const ErrorCodes = {
   MALFORMED: 'FEDCLR_SECAGG_MALFORMED',
   ENCODING_NO_WRAP: 'FEDCLR_SECAGG_ENCODING_NO_WRAP',
   ENCODING_INPUT: 'FEDCLR_SECAGG_ENCODING_INPUT',
+  DP_GRID_TOO_COARSE: 'FEDCLR_SECAGG_DP_GRID_TOO_COARSE',
   INTERNAL: 'FEDCLR_SECAGG_INTERNAL',
   /** Not thrown: the code of the coordinator's abort result (`status.abort.code`). */
   ABORTED: 'FEDCLR_SECAGG_ABORTED',

@@ -35,6 +35,7 @@ export {
 } from './prg.js';
 export {
   deriveSecAggParams,
+  toleratedCounts,
   log2HypergeometricTail,
   DEFAULT_SECURITY_BITS,
   DEFAULT_CORRECTNESS_BITS,
@@ -58,6 +59,22 @@ export {
   type DecodedSum,
   type WeightedMean,
 } from './encoding.js';
+export {
+  checkDpEncoding,
+  deriveDpEncoding,
+  dpEncodingClip,
+  minHonestSurvivors,
+  agentNoiseStd,
+  sumNoiseStd,
+  addGaussianNoise,
+  cryptoGaussian,
+  boxMullerGaussian,
+  MIN_GRID_NOISE,
+  NOISE_HEADROOM,
+  type DpNoiseSpec,
+  type DpNoisePlan,
+  type GaussianSource,
+} from './dp.js';
 export {
   maskNonce,
   selfMaskKey,

@@ -136,6 +136,11 @@ function checkSparse(
   return undefined;
 }
 
+/** D = floor(delta n) dropouts and C = floor(gamma n) corrupt agents tolerated in a cohort of n. */
+export function toleratedCounts(cohortSize: number, dropoutFraction: number, corruptFraction: number): { maxDropouts: number; maxCorrupt: number } {
+  return { maxDropouts: Math.floor(dropoutFraction * cohortSize), maxCorrupt: Math.floor(corruptFraction * cohortSize) };
+}
+
 /**
  * Derives (k, t). Throws THRESHOLD_UNACHIEVABLE when no threshold satisfies both fractions,
  * CONFIG_INVALID for malformed requests.
@@ -151,8 +156,7 @@ export function deriveSecAggParams(request: SecAggParamsRequest): SecAggParams {
   const correctnessBits = request.correctnessBits ?? DEFAULT_CORRECTNESS_BITS;
   checkBits('securityBits', securityBits);
   checkBits('correctnessBits', correctnessBits);
-  const D = Math.floor(request.dropoutFraction * n);
-  const C = Math.floor(request.corruptFraction * n);
+  const { maxDropouts: D, maxCorrupt: C } = toleratedCounts(n, request.dropoutFraction, request.corruptFraction);
   const base = {
     cohortSize: n,
     dropoutFraction: request.dropoutFraction,

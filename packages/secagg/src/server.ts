@@ -13,6 +13,7 @@
 // complaint, a bad revealed share) is recorded in `misbehaviour` with its proof and loses its
 // place; the round goes on without it.
 import { BOX_NONCE_LENGTH, assertStrongX25519, boxBefore, boxOpen, bytesEqual, defaultRandomBytes, verifyDetached, x25519PublicMatches, type RandomBytes, type SigningKeyPair } from './crypto.js';
+import { checkDpEncoding, type DpNoiseSpec } from './dp.js';
 import { checkSumRange, decodeFixedPointSum, type DecodedSum, type FixedPointParams } from './encoding.js';
 import {
   ConfigError,
@@ -81,6 +82,11 @@ export interface ServerOptions {
   /** Fixed-point parameters (deriveFixedPoint) with cohortSize >= cohort size. */
   readonly encoding: FixedPointParams;
   readonly prg?: PrgAlgorithm;
+  /**
+   * The agents' inputs carry DP noise for this spec: the encoding must carry it (checkDpEncoding)
+   * and the round aborts ('too-few-survivors') below n - D survivors, as the agents would refuse it.
+   */
+  readonly dp?: DpNoiseSpec;
   /** 32-byte seed of the neighbour graph; random by default. */
   readonly graphSeed?: Uint8Array;
   readonly random?: RandomBytes;
@@ -177,6 +183,8 @@ export class SecAggServer {
   readonly graph: NeighbourGraph;
   private readonly identity: SigningKeyPair;
   private readonly enrolled: ReadonlyMap<string, Uint8Array>;
+  /** Fewest agents a stage may close with: the threshold, and with DP the survivor floor n - D. */
+  private readonly minAlive: number;
 
   private stageValue: ServerStage = 'setup';
   private expected: ReadonlySet<string>;
@@ -228,6 +236,8 @@ export class SecAggServer {
         `${options.encoding.cohortSize} is below the cohort size ${cohort.length}: the sum could wrap; derive the encoding for this cohort`,
       );
     }
+    if (options.dp !== undefined) checkDpEncoding(options.dp, options.encoding, this.params);
+    this.minAlive = Math.max(this.params.threshold, options.dp === undefined ? 0 : this.params.cohortSize - this.params.maxDropouts);
     const graphSeed = options.graphSeed ?? (options.random ?? defaultRandomBytes)(32);
     if (graphSeed.length !== 32) throw new ConfigError('graphSeed', `must be 32 bytes, got ${graphSeed.length}`);
     this.config = {
@@ -523,8 +533,9 @@ export class SecAggServer {
 
   private checkOverall(alive: ReadonlySet<string>, what: string): ServerStep | undefined {
     const t = this.params.threshold;
-    if (alive.size < t) return this.abort('too-few-survivors', `${alive.size} ${what} agents remain, fewer than the threshold ${t}`, alive.size);
-    return undefined;
+    if (alive.size >= this.minAlive) return undefined;
+    const floor = alive.size >= t ? `the DP survivor floor ${this.minAlive} (cohort - tolerated dropouts; agents refuse to unmask below it)` : `the threshold ${t}`;
+    return this.abort('too-few-survivors', `${alive.size} ${what} agents remain, fewer than ${floor}`, alive.size);
   }
 
   private nextStage(stage: ServerStage, expected: ReadonlySet<string>): void {

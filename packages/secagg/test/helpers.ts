@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import {
   SecAggAgent,
   SecAggServer,
+  deriveDpEncoding,
   deriveFixedPoint,
+  deriveSecAggParams,
   encodeFixedPoint,
   generateSigningKeyPair,
   seededRandomWords,
@@ -14,6 +16,7 @@ import {
   type SigningKeyPair,
   type AgentMessage,
   type AgentOptions,
+  type DpNoiseSpec,
   type ServerMessage,
 } from '../src/index.js';
 
@@ -59,6 +62,10 @@ export interface FederationOptions {
   readonly prg?: PrgAlgorithm;
   /** The coordinator's class (a deliberately weakened subclass in the red-team controls). */
   readonly serverClass?: typeof SecAggServer;
+  /** A DP round: the DP encoding (unit weights), agents' policy dp, and the server's survivor floor. */
+  readonly dp?: DpNoiseSpec;
+  /** With dp: false gives a coordinator that skips the survivor floor (a malicious one). Default true. */
+  readonly serverFloor?: boolean;
 }
 
 export interface Federation {
@@ -89,19 +96,25 @@ export function makeFederation(options: FederationOptions): Federation {
   const session = options.session ?? `${label}/round-1`;
   const dimension = options.dimension ?? 64;
   const clip = options.clip ?? 1;
-  const maxWeight = options.maxWeight ?? 100;
+  const maxWeight = options.dp === undefined ? (options.maxWeight ?? 100) : 1;
+  const dropoutFraction = options.dropoutFraction ?? 0.2;
+  const corruptFraction = options.corruptFraction ?? 0.1;
   const ids = Array.from({ length: options.n }, (_, i) => agentId(i));
   const identities = new Map(ids.map((id) => [id, generateSigningKeyPair(seededBytes(`${label}/identity/${id}`))]));
   const serverIdentity = generateSigningKeyPair(seededBytes(`${label}/identity/server`));
-  const encoding = deriveFixedPoint({ dimension, clip, cohortSize: options.n, maxWeight });
+  const encoding =
+    options.dp === undefined
+      ? deriveFixedPoint({ dimension, clip, cohortSize: options.n, maxWeight })
+      : deriveDpEncoding(options.dp, dimension, deriveSecAggParams({ cohortSize: options.n, dropoutFraction, corruptFraction }));
   const server = new (options.serverClass ?? SecAggServer)({
     session,
     identity: serverIdentity,
     enrolled: new Map([...identities].map(([id, pair]) => [id, pair.publicKey])),
     cohort: ids,
-    dropoutFraction: options.dropoutFraction ?? 0.2,
-    corruptFraction: options.corruptFraction ?? 0.1,
+    dropoutFraction,
+    corruptFraction,
     encoding,
+    ...(options.dp !== undefined && options.serverFloor !== false ? { dp: options.dp } : {}),
     graphSeed: keyFrom(`${label}/graph`),
     ...(options.neighbours !== undefined ? { neighbours: options.neighbours } : {}),
     ...(options.securityBits !== undefined ? { securityBits: options.securityBits } : {}),
@@ -113,7 +126,7 @@ export function makeFederation(options: FederationOptions): Federation {
     serverPublicKey: serverIdentity.publicKey,
     session: agentSession,
     random: seededBytes(`${label}/${agentSession}/agent-random/${id}`),
-    policy: { minSecurityBits: options.securityBits ?? 40 },
+    policy: { minSecurityBits: options.securityBits ?? 40, ...(options.dp === undefined ? {} : { dp: options.dp }) },
   });
   const makeAgent = (id: string, agentSession = session): SecAggAgent => new SecAggAgent(agentOptions(id, agentSession));
   const agents = new Map(ids.map((id) => [id, makeAgent(id)]));

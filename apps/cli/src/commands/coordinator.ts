@@ -10,6 +10,7 @@ import { initialState, recipeModelSpec, RECIPE_DEFAULTS, type FederatedRecipe } 
 import { checkpointDirName, LR_SCHEDULES, startCoordinator, STRATEGY_DEFAULTS, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
 import { fedproxMuOption, intOption, numberOption } from '../common.js';
+import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFromFlags } from '../dp-flags.js';
 import { UsageError } from '../errors.js';
 import { sendToParent, type StopReason } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
@@ -33,6 +34,7 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --size 28 --channels 1        the images the model takes (agents read their folders at this size)
 ${recipeFlagsHelp('federated')}
   --fedprox-mu MU               FedProx: agents pull their weights towards the round's global model (default 0)
+${DP_FLAGS_HELP}
   --lr-schedule cosine|constant the learning rate of each round (default cosine: --lr decays to 5% of it
                                 over the run, by rounds done of --rounds or time used of --minutes, whichever
                                 is further); "lrSchedule": {"kind", "finalFraction"} in --config
@@ -138,6 +140,7 @@ export function stderrLogger(level: LogLevel, svc: string): Logger {
 
 const COORDINATOR_OPTIONS = {
   ...RECIPE_FLAG_OPTIONS,
+  ...DP_FLAG_OPTIONS,
   config: { type: 'string' },
   state: { type: 'string' },
   host: { type: 'string' },
@@ -197,6 +200,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   };
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
+  Object.assign(training, dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure'));
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
   const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined); // > 0

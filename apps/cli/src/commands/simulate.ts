@@ -26,6 +26,7 @@ import { initialState, recipeModelSpec, type FederatedRecipe } from '@fedclr/con
 import type { PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
+import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFlags, dpFromFlags } from '../dp-flags.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   partitionOption,
@@ -65,7 +66,9 @@ ${recipeFlagsHelp('federated')}
   --labels dataset            every agent opts in to its share's Fashion-MNIST classes (they stay on the agent):
                               needed by --loss supcon; triplet and margin then train label-aware
   --fedprox-mu MU             FedProx proximal coefficient of local training (default 0: plain FedAvg)
-  --strategy fedavg|fedavgm|fedadam --aggregation plain|secure
+  --strategy fedavg|fedavgm|fedadam --aggregation plain|secure   (simulate's default: plain)
+${DP_FLAGS_HELP}
+                              (with simulate's default --aggregation plain, DP needs --dp-central)
   --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
                               federation must complete each round without them; default 0)
   --server-lr LR              the strategy's server step size (default 2 with fedavg, as fedclr coordinator: x + 2 x
@@ -98,6 +101,7 @@ const SIMULATE_OPTIONS = {
   'local-epochs': { type: 'string' },
   'steps-per-round': { type: 'string' },
   ...RECIPE_FLAG_OPTIONS,
+  ...DP_FLAG_OPTIONS,
   'fedprox-mu': { type: 'string' },
   labels: { type: 'string' },
   'lr-schedule': { type: 'string' },
@@ -175,6 +179,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const { cropMin, viewSize, strength } = recipe.augment;
   const lrSchedule = recipe.lrSchedule;
   const fedproxMu = fedproxMuOption(values) ?? 0;
+  const dp = dpFromFlags(values, undefined, aggregation);
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
@@ -277,6 +282,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--crop-min', String(cropMin),
       '--strength', String(strength),
       '--fedprox-mu', String(fedproxMu),
+      ...dpFlags(dp),
       '--lr-schedule', lrSchedule.kind,
       '--size', String(input.height),
       '--channels', String(input.channels),
@@ -495,6 +501,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       viewSize,
       recipe,
       fedproxMu,
+      dp: dp.dp === undefined ? null : { ...dp.dp, clipNorm: dp.clipNorm },
       architecture: listening.architecture,
       parameters: listening.parameters,
       evalEvery,

@@ -13,8 +13,10 @@ export interface RoundRecord {
   loss: number | null;
   /** The learning rate the coordinator sent for this round (--lr-schedule). */
   learningRate: number | null;
-  /** Images trained on in this round, summed over the included agents. */
-  examples: number;
+  /** Images trained on in this round, summed over the included agents (null in DP rounds: no count is summed). */
+  examples: number | null;
+  /** DP rounds: the noise standard deviation the round's sum carried per coordinate (else null). */
+  dpNoiseStd: number | null;
   /** gapMs + roundMs: since the previous round ended. */
   wallMs: number;
   /** Between the previous round's end and this round's start (scheduling, agents getting ready). */
@@ -84,7 +86,9 @@ export function roundRecord(m: Extract<CoordinatorIpcMessage, { type: 'round-com
     excluded: s.participants.filter((p) => p.status !== 'included').map((p) => ({ agentId: p.agentId, status: p.status, reason: p.reason ?? null })),
     loss: round4(s.metrics['loss'] ?? null),
     learningRate: s.metrics['learningRate'] ?? null,
-    examples: s.totalWeight ?? 0,
+    // A DP round's totalWeight is its fixed denominator (the cohort), not an example count.
+    examples: s.metrics['dpDenominator'] === undefined ? (s.totalWeight ?? 0) : null,
+    dpNoiseStd: s.metrics['dpNoiseStd'] ?? null,
     wallMs: t.wallMs,
     gapMs: t.gapMs,
     roundMs: t.roundMs,
