@@ -40,6 +40,7 @@ import {
 import { checkRoundPolicy, POLICY_DEFAULTS } from '../src/policy.js';
 import { encodeSecureInput } from '../src/secure-round.js';
 import { prepareDelta } from '../src/update.js';
+import { CONFIG } from './fake-coordinator.js';
 
 const N = 20;
 const DROPOUT = 0.3;
@@ -53,16 +54,10 @@ const DIM = 20_000;
 const TOL = 4 * Math.sqrt(2 / DIM);
 const PARAMS = deriveSecAggParams({ cohortSize: N, dropoutFraction: DROPOUT, corruptFraction: CORRUPT });
 
+// The shared test round, made a secure DP round of this cohort.
 const ROUND: RoundConfig = {
-  localEpochs: 1,
-  batchSize: 8,
-  learningRate: 0.01,
-  optimizer: 'sgd',
-  loss: 'ntxent',
-  temperature: 0.5,
-  fedproxMu: 0,
+  ...CONFIG,
   clipNorm: CLIP,
-  deadlineMs: 5000,
   aggregation: 'secure',
   cohortSize: N,
   dp: { noiseMultiplier: SIGMA, noise: 'agents' },
