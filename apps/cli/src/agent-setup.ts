@@ -303,8 +303,15 @@ export interface RunningAgent {
   updatesSent: number;
 }
 
+/** `base`, binding --agent-id when given (the agent library binds its own lines' agentId itself). */
+export function setupLogger(setup: AgentSetup, base: Logger): Logger {
+  const agentId = setup.values['agent-id'];
+  return agentId === undefined ? base : base.child({ agentId });
+}
+
 /** Builds the agent's trainer and starts the agent (the tfjs backend must be initialised). */
-export async function startSetupAgent(setup: AgentSetup, images: AgentImages, logger: Logger, gate: TrainingGate | undefined): Promise<RunningAgent> {
+export async function startSetupAgent(setup: AgentSetup, images: AgentImages, base: Logger, gate: TrainingGate | undefined): Promise<RunningAgent> {
+  const logger = setupLogger(setup, base);
   const { values, labels, maxSteps, maxMinutes, coordinatorKey, ca, enrolmentToken, redTeam } = setup;
   if (redTeam !== undefined) logger.warn({ redTeam }, 'red team: this agent will misbehave in secure rounds (a robustness test)');
   if (values['trust-on-first-use']) logger.warn('--trust-on-first-use: the first coordinator key seen will be trusted; pin it with --coordinator-key instead');
@@ -325,7 +332,7 @@ export async function startSetupAgent(setup: AgentSetup, images: AgentImages, lo
     ...(images.count !== undefined ? { exampleCount: images.count } : {}),
     // DP noise and clipping are the agent's; FedProx (the round's fedproxMu) is the trainer's.
     capabilities: ['fedprox', 'dp'],
-    logger,
+    logger: base,
     ...(coordinatorKey !== undefined ? { coordinatorKey } : { trustOnFirstUse: true }),
     ...(ca ?? {}),
     ...(values.insecure ? { insecure: true } : {}),

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadOrCreateIdentity } from '@fedclr/agent';
 import { initBackend } from '@fedclr/tensor';
-import { agentImages, agentSummary, parseAgentSetup, startSetupAgent, superviseAgents, TrainSplitCache } from '../agent-setup.js';
+import { agentImages, agentSummary, parseAgentSetup, setupLogger, startSetupAgent, superviseAgents, TrainSplitCache } from '../agent-setup.js';
 import { UsageError } from '../errors.js';
 import { folderFlagsHelp } from '../folders.js';
 import { labelsHelp } from '../labels.js';
@@ -82,7 +82,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     gate = ipcTrainingGate(channel);
   }
   const logger = stderrLogger(setup.logLevel, 'agent');
-  const images = await agentImages(setup, logger, new TrainSplitCache());
+  const images = await agentImages(setup, setupLogger(setup, logger), new TrainSplitCache());
   await initBackend();
   const running = await startSetupAgent(setup, images, logger, gate);
   const { outcomes, signalled } = await superviseAgents([running], logger);
