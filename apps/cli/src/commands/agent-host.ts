@@ -1,8 +1,7 @@
 // fedclr agent-host: fedclr simulate's internal (--agents-per-process K): K simulated agents in one
 // process, each with its own identity, state dir, socket connection, data share and token (each
 // given as the argv of one `fedclr agent`), sharing one tfjs backend and one copy of the train split.
-// A hundred agent processes each load node, tfjs and the dataset on their own (about 150-300 MB
-// apiece); a host pays for that once.
+// Agent processes each load node, tfjs and the dataset on their own; a host pays for that once.
 //
 // Training: the agents train in worker threads (--workers >= 1, each worker with its own wasm
 // backend), so that the host's event loop stays free for every agent's heartbeats and uploads;

@@ -82,8 +82,8 @@ ${DP_FLAGS_HELP}
                               always at least 1 with --agents-per-process above 1)
   --agents-per-process K      run the agents K to a process (fedclr agent-host, default 1: one fedclr agent each):
                               each keeps its own identity, state, connection, share and token, and they share one
-                              tfjs backend and one copy of the train split (100 agent processes take ~17 GB, 4 hosts
-                              of 25 far less); one log per host (logs/host-H.log), every line naming its agent
+                              tfjs backend and one copy of the train split (hundreds of agents on one machine);
+                              one log per host (logs/host-H.log), every line naming its agent
   --eval-workers N --deadline 600 (seconds per round)
   --train-slots S             at most S agents train at the same time, as if each had its own machine
                               (default: the number of cores; 0: all at once). With C agents per round,
