@@ -269,8 +269,13 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   process.once('SIGTERM', onSignal);
 
   try {
+    // Every agent of a simulation connects from loopback: the per-IP caps, meant for one remote
+    // host, would cap the whole federation (maxPerIp: 1024 connections), so they get the global ones.
+    const coordinatorConfig = join(outDir, 'coordinator.json');
+    await writeFile(coordinatorConfig, `${JSON.stringify({ connections: { maxPendingPerIp: 256, maxPerIp: Math.max(1024, clients + 64) }, maxAgents: Math.max(10_000, clients) })}\n`);
     const coordinatorArgs = [
       'coordinator',
+      '--config', coordinatorConfig,
       '--state', join(outDir, 'coordinator'),
       '--host', '127.0.0.1',
       '--port', '0',
