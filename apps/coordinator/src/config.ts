@@ -158,6 +158,12 @@ export interface CoordinatorConfig {
   maxCohort?: number;
   /** Once minCohort is reached, wait up to this long for maxCohort before starting. */
   cohortWaitMs?: number;
+  /**
+   * The first round of this run waits until this many agents are ready at once, so that its cohort
+   * is sampled from all of them rather than from the first to connect (a simulation, which knows
+   * how many agents it starts); later rounds need only minCohort. Default 0: minCohort is enough.
+   */
+  firstRoundAgents?: number;
   localEpochs?: number;
   training?: TrainingConfig;
   /**
@@ -231,6 +237,7 @@ export interface ResolvedConfig {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
+  readonly firstRoundAgents: number;
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'margin' | 'mining'> & { dp?: DpConfig }>;
   readonly recipe: RoundRecipe | null;
@@ -263,7 +270,7 @@ export interface ResolvedConfig {
 }
 
 const KNOWN_KEYS = new Set<string>([
-  'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
+  'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'firstRoundAgents', 'localEpochs',
   'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
@@ -571,6 +578,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     minCohort,
     maxCohort,
     cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
+    firstRoundAgents: int('firstRoundAgents', c['firstRoundAgents'], 0, 0, 10_000_000),
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),
     recipe,

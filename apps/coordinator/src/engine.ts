@@ -187,6 +187,8 @@ export interface EngineSettings {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
+  /** The first round of this run waits for this many ready agents (default 0: minCohort). */
+  readonly firstRoundAgents?: number;
   /**
    * Round config template; aggregation comes from the aggregator, seed is derived per round, and
    * learningRate is the base of `lrSchedule`.
@@ -331,6 +333,8 @@ export class RoundEngine {
   private lastRoundMs = 0;
   private cohortTimerSet = false;
   private cohortWaitOver = false;
+  /** A round has started since this engine was created (firstRoundAgents no longer applies). */
+  private roundStartedThisRun = false;
   private shutdownMode: ShutdownMode | undefined;
   private shutdownNotice: ShutdownNotice = { reason: 'stopping' };
   private started = false;
@@ -707,6 +711,7 @@ export class RoundEngine {
     if (now < this.retryAt) return;
     const { minCohort, maxCohort, cohortWaitMs } = this.settings;
     if (this.ready.size < minCohort) return;
+    if (!this.roundStartedThisRun && this.ready.size < (this.settings.firstRoundAgents ?? 0)) return;
     if (this.ready.size < maxCohort && cohortWaitMs > 0 && !this.cohortWaitOver) {
       if (!this.cohortTimerSet) {
         this.cohortTimerSet = true;
@@ -717,6 +722,7 @@ export class RoundEngine {
     if (this.cohortTimerSet) out.push({ type: 'clear-timer', timer: 'cohort-wait' });
     this.cohortTimerSet = false;
     this.cohortWaitOver = false;
+    this.roundStartedThisRun = true;
     this.startRound(out, now);
   }
 
