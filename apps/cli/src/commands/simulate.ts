@@ -271,8 +271,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   try {
     // Every agent of a simulation connects from loopback: the per-IP caps, meant for one remote
     // host, would cap the whole federation (maxPerIp: 1024 connections), so they get the global ones.
+    // The first round waits for every agent, so that its cohort is sampled from all of them, not
+    // from the first to connect.
     const coordinatorConfig = join(outDir, 'coordinator.json');
-    await writeFile(coordinatorConfig, `${JSON.stringify({ connections: { maxPendingPerIp: 256, maxPerIp: Math.max(1024, clients + 64) }, maxAgents: Math.max(10_000, clients) })}\n`);
+    const limits = { connections: { maxPendingPerIp: 256, maxPerIp: Math.max(1024, clients + 64) }, maxAgents: Math.max(10_000, clients), firstRoundAgents: clients };
+    await writeFile(coordinatorConfig, `${JSON.stringify(limits)}\n`);
     const coordinatorArgs = [
       'coordinator',
       '--config', coordinatorConfig,
