@@ -5,7 +5,7 @@
 // its agent.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,12 +70,20 @@ describe('fedclr simulate --agents-per-process', () => {
     assert.equal(r.timing.slots.freedOnExit, 0);
   });
 
-  it('ran two hosts of three agents, one log each and no per-agent processes', () => {
+  it('ran two hosts of three agents, one log each, no per-agent processes, and stopped them all', () => {
     const logs = readdirSync(join(out, 'logs')).sort();
     assert.deepEqual(logs, ['coordinator.log', 'host-0.log', 'host-1.log']);
     assert.deepEqual(summaries(0).map((s) => s.agentId), ['sim-0', 'sim-1', 'sim-2']);
     assert.deepEqual(summaries(1).map((s) => s.agentId), ['sim-3', 'sim-4', 'sim-5']);
     for (let i = 0; i < CLIENTS; i++) assert.ok(existsSync(join(out, 'agents', `agent-${i}`, 'identity.json')), `agent-${i}'s own identity`);
+    let leftovers = '';
+    try {
+      leftovers = execFileSync('pgrep', ['-f', out], { encoding: 'utf8' });
+    } catch (err) {
+      // pgrep exits 1 when nothing matches: the expected outcome (every host stopped).
+      assert.equal((err as { status?: number }).status, 1);
+    }
+    assert.equal(leftovers, '');
   });
 
   it('each hosted agent completed on its own share, and every cohort member trained and uploaded', () => {

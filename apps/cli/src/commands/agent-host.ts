@@ -48,7 +48,8 @@ export async function agentHostCommand(argv: string[], out: (line: string) => vo
     try {
       setup = await parseAgentSetup(agentArgv);
     } catch (err) {
-      throw new UsageError(`agent ${i + 1} of ${values.agents}: ${(err as Error).message}`);
+      // Named by its place in the file; UsageError's own "(see ...)" suffix is added once, here.
+      throw new UsageError(`agent ${i + 1} of ${values.agents}: ${(err as Error).message.replace(/ \(see `fedclr --help`\)$/, '')}`);
     }
     // In-process training would hold the shared event loop (every hosted agent's heartbeats) for a whole step.
     if (setup.values['agent-id'] === undefined && argvs.length > 1) throw new UsageError(`agent ${i + 1} of ${values.agents} has no --agent-id: hosted agents share one log, each line names its agent`);
