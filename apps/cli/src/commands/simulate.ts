@@ -441,6 +441,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         launches.push({ name: `host-${h}`, args: ['agent-host', '--agents', file, '--log-level', level] });
       }
     }
+    // A signal during start-up stopped only the processes started so far: start no more.
+    if (interrupted !== undefined) throw new SimulationError(`interrupted by ${interrupted} before the agents started (logs in ${join(outDir, 'logs')})`);
     const agents: Child[] = [];
     for (const { name, args } of launches) {
       const agent = spawnFedclr(name, args, join(outDir, 'logs', `${name}.log`));
