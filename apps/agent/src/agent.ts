@@ -73,6 +73,7 @@ import {
   TrainingFailedError,
 } from './errors.js';
 import { loadOrCreateIdentity, type AgentIdentity } from './identity.js';
+import { AgentPrivacyBudget, type PrivacyBudgetOptions } from './budget.js';
 import { checkRoundPolicy, resolvePolicy, type RoundPolicy } from './policy.js';
 import { SecureRound, type RedTeamMode } from './secure-round.js';
 import type { LocalTrainer } from './trainer.js';
@@ -169,6 +170,8 @@ export interface AgentOptions {
   readonly trustOnFirstUse?: boolean;
   /** Round policy overrides; merged over <stateDir>/policy.json (and saved there). See policy.ts. */
   readonly policy?: Partial<RoundPolicy>;
+  /** This agent's own DP budget: only DP rounds, and none that would take its epsilon above maxEpsilon (budget.ts). */
+  readonly privacyBudget?: PrivacyBudgetOptions;
   /**
    * TESTS ONLY: act on coordinator messages without verifying their signatures (the behaviour
    * before protocol 2.0). Exists so the attack tests can show what verification prevents.
@@ -262,6 +265,7 @@ class Agent {
   /** This connection's hello.nonce: coordinator signatures are bound to it. */
   private nonce: Uint8Array | undefined;
   private readonly policy: RoundPolicy;
+  private readonly budget: AgentPrivacyBudget | undefined;
   private endOutcome: SessionOutcome | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private task: RoundTask | undefined;
@@ -271,12 +275,13 @@ class Agent {
   private stateValue: AgentState = 'connecting';
   private closing = false;
 
-  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger, keys: CoordinatorKeys, policy: RoundPolicy) {
+  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger, keys: CoordinatorKeys, policy: RoundPolicy, budget: AgentPrivacyBudget | undefined) {
     this.o = options;
     this.id = identity;
     this.log = logger;
     this.coordinatorKeys = keys;
     this.policy = policy;
+    this.budget = budget;
     this.protocol = createProtocol(options.limits === undefined ? {} : { limits: options.limits });
     this.connector =
       options.connector ??
@@ -616,8 +621,21 @@ class Agent {
 
   // ---- rounds ---------------------------------------------------------------------------------
 
+  /** Charges this round to the agent's privacy budget (saved before anything is revealed); false: over budget. */
+  private chargeBudget(msg: RoundStartMessage): boolean {
+    const budget = this.budget;
+    if (budget === undefined) return true;
+    if (msg.config.dp === undefined) return false;
+    const key = `${Buffer.from(this.coordinatorKeys.trusted ?? new Uint8Array()).toString('hex')}:${msg.roundId}:${msg.modelVersion}`;
+    const ok = budget.charge(key, msg.config.dp.noiseMultiplier);
+    const spent = budget.spent();
+    if (ok) this.log.info({ roundId: msg.roundId, epsilon: spent.epsilon, delta: spent.delta, rounds: spent.rounds, maxEpsilon: spent.maxEpsilon }, 'privacy budget charged for this round');
+    return ok;
+  }
+
   private onRoundStart(msg: RoundStartMessage): void {
-    const refusal = checkRoundPolicy(this.policy, msg.config);
+    const budgetProblem = this.budget?.refusal(msg.config);
+    const refusal = budgetProblem === undefined ? checkRoundPolicy(this.policy, msg.config) : { rule: 'max-epsilon', problem: budgetProblem };
     if (refusal !== undefined) {
       const error = new PolicyRefusedError(msg.roundId, refusal.rule, refusal.problem);
       this.log.warn({ roundId: msg.roundId, code: error.code, rule: refusal.rule, err: error.message }, 'round refused by the agent policy: not training');
@@ -733,6 +751,12 @@ class Agent {
       return;
     }
     this.stateValue = 'uploading';
+    if (this.budget !== undefined && !this.chargeBudget(msg)) {
+      const error = new PolicyRefusedError(roundId, 'max-epsilon', 'the privacy budget was spent while this round trained: its update is not sent');
+      this.log.warn({ roundId, rule: 'max-epsilon' }, error.message);
+      this.sendError(roundId, error);
+      return;
+    }
     if (!this.sendSigned(built.message)) {
       this.log.warn({ roundId }, 'connection lost before the upload');
       return;
@@ -761,6 +785,7 @@ class Agent {
       policy: { ...this.o.secagg?.policy, minCohortSize: Math.max(this.o.secagg?.policy?.minCohortSize ?? 0, this.policy.minCohort) },
       ...(msg.config.dp === undefined ? {} : { dp: { noiseMultiplier: msg.config.dp.noiseMultiplier, clipNorm: msg.config.clipNorm } }),
       ...(this.o.secagg?.redTeam === undefined ? {} : { redTeam: this.o.secagg.redTeam }),
+      ...(this.budget === undefined ? {} : { beforeReveal: () => this.chargeBudget(msg) }),
       send: (m) => this.sendSigned(m),
       maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes,
       log: this.log,
@@ -1015,7 +1040,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   if (options.insecureSkipVerification === true) logger.error('insecureSkipVerification: coordinator messages are NOT verified (tests only)');
   if (plainRemote) logger.warn({ coordinatorUrl: options.coordinatorUrl }, 'insecure: connecting without TLS to a host that is not loopback');
-  const agent = new Agent(options, identity, logger, keys, policy);
+  const budget = options.privacyBudget === undefined ? undefined : AgentPrivacyBudget.open(options.stateDir, options.privacyBudget);
+  if (budget !== undefined) logger.info({ ...budget.spent(), file: budget.path }, 'privacy budget: only DP rounds within it are joined');
+  const agent = new Agent(options, identity, logger, keys, policy, budget);
   agent.start();
   return {
     agentId: identity.agentId,

@@ -192,6 +192,13 @@ export const PolicyInvalidError = createError<'FEDCLR_AGENT_POLICY_INVALID', 400
   400,
 );
 
+/** The agent's saved privacy budget (<stateDir>/privacy-budget.json) cannot be read. Args: path, problem. */
+export const PrivacyBudgetInvalidError = createError<'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID', 500, [S, S]>(
+  'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID',
+  'Refusing to start: the privacy budget file %s is unreadable (%s). Deleting it would forget the epsilon this agent already spent; restore it from a backup',
+  500,
+);
+
 // ---- catalog helpers -----------------------------------------------------------------------
 
 export const AGENT_ERROR_CODES = {
@@ -213,7 +220,7 @@ export const AGENT_ERROR_CODES = {
     'FEDCLR_AGENT_MESSAGE_BAD_SIGNATURE',
     'FEDCLR_AGENT_MESSAGE_REPLAYED',
   ],
-  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID'],
+  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID', 'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID'],
 } as const;
 
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[keyof typeof AGENT_ERROR_CODES][number];

@@ -220,7 +220,23 @@ export interface CoordinatorConfig {
    * round's clipNorm (with DP, plus the norm its noise can add), else the global model's norm.
    */
   maxUpdateNorm?: number | 'auto';
+  /** The privacy budget of a DP run (only with training.dp): see PrivacyBudgetConfig. */
+  privacy?: PrivacyBudgetConfig;
 }
+
+/**
+ * What the RDP accountant reports and enforces in a run with training.dp: epsilon at `delta`
+ * after every committed round, and no round that would take it above `targetEpsilon`.
+ */
+export interface PrivacyBudgetConfig {
+  /** Default 1e-5 (below 1/population for federations up to 100,000 agents). */
+  delta?: number;
+  /** Absent: epsilon is reported, never enforced. */
+  targetEpsilon?: number;
+}
+
+/** Default delta of the privacy budget. */
+export const DEFAULT_DP_DELTA = 1e-5;
 
 export interface ResolvedConfig {
   readonly stateDir: string;
@@ -260,6 +276,8 @@ export interface ResolvedConfig {
   readonly tls: Readonly<TlsConfig> | null;
   readonly connections: Readonly<Required<ConnectionLimits>>;
   readonly maxUpdateNorm: number | 'auto';
+  /** Set exactly when training.dp is. */
+  readonly privacy: { readonly delta: number; readonly targetEpsilon: number | null } | null;
 }
 
 const KNOWN_KEYS = new Set<string>([
@@ -268,7 +286,7 @@ const KNOWN_KEYS = new Set<string>([
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
-for (const k of ['tls', 'connections', 'maxUpdateNorm']) KNOWN_KEYS.add(k);
+for (const k of ['tls', 'connections', 'maxUpdateNorm', 'privacy']) KNOWN_KEYS.add(k);
 
 /** The default of maxExampleCount: one agent's weight in plain rounds (far below 1e9). */
 export const DEFAULT_MAX_EXAMPLE_COUNT = 100_000;
@@ -383,6 +401,18 @@ function resolveDp(raw: unknown, clipNorm: number, aggregation: AggregationMode)
     throw new ConfigInvalidError('training.dp.noise', "'agents' with aggregation 'secure' (coordinator noise is for plain rounds)", "'coordinator'");
   }
   return { noiseMultiplier, noise };
+}
+
+/** config.privacy: only with training.dp; delta in (0, 0.1], targetEpsilon > 0. */
+function resolvePrivacy(raw: unknown, dp: DpConfig | undefined): ResolvedConfig['privacy'] {
+  const p = obj('privacy', raw, ['delta', 'targetEpsilon']);
+  if (dp === undefined) {
+    if (raw !== undefined) throw new ConfigInvalidError('privacy', 'absent without training.dp (there is no epsilon to account)', describe(raw));
+    return null;
+  }
+  const delta = num('privacy.delta', p['delta'], DEFAULT_DP_DELTA, 0, 0.1, true);
+  const targetEpsilon = p['targetEpsilon'] === undefined ? null : num('privacy.targetEpsilon', p['targetEpsilon'], Number.NaN, 0, 1e6, true);
+  return Object.freeze({ delta, targetEpsilon });
 }
 
 /** Every cohort size a run may sample must have a DP grid fine enough for the agents' noise. */
@@ -603,6 +633,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     tls: resolveTls(c['tls']),
     connections: resolveConnections(c['connections']),
     maxUpdateNorm: c['maxUpdateNorm'] === undefined || c['maxUpdateNorm'] === 'auto' ? 'auto' : num('maxUpdateNorm', c['maxUpdateNorm'], 0, 0, Number.MAX_VALUE, true),
+    privacy: resolvePrivacy(c['privacy'], training.dp),
   };
   return Object.freeze(resolved);
 }

@@ -46,6 +46,7 @@ import type {
 import type { Aggregate, AggregationSession, AggregationStep, AggregatorFactory } from './aggregation.js';
 import { EngineStateError, ModelMismatchError } from './errors.js';
 import { CONSTANT_SCHEDULE, runProgress, scheduledLearningRate, type LrSchedule, type TimeBudget } from './lr-schedule.js';
+import type { PrivacyLedger, PrivacyLedgerState, PrivacySpent } from './privacy-ledger.js';
 import { roundSeed, sampleCohort } from './sampling.js';
 import type { Strategy, StrategyState } from './strategy.js';
 
@@ -122,6 +123,9 @@ export interface CommitRecord {
   readonly model: GlobalModel;
   readonly strategyState: StrategyState;
   readonly summary: RoundSummary;
+  /** DP runs: the privacy ledger with this round charged (persist it with the round). */
+  readonly privacy?: PrivacyLedger;
+  readonly privacyState?: PrivacyLedgerState;
 }
 
 export interface RoundStartedRecord {
@@ -177,9 +181,12 @@ export type EngineAction =
       /** The update came after its round closed (the participant record may be marked late). */
       readonly late: boolean;
     }
-  | { readonly type: 'finished'; readonly completedRounds: number }
+  | { readonly type: 'finished'; readonly completedRounds: number; readonly reason: FinishReason }
   | { readonly type: 'stopped' }
   | { readonly type: 'log'; readonly level: LogLevel; readonly msg: string; readonly data?: Readonly<Record<string, unknown>> };
+
+/** Why a run finished: its rounds are done, or the next round would exceed the privacy budget. */
+export type FinishReason = 'rounds' | 'privacy-budget';
 
 export interface EngineSettings {
   /** Completed rounds to run. */
@@ -236,6 +243,8 @@ export interface EngineInit {
     readonly completedRounds: number;
   };
   readonly strategyState?: StrategyState;
+  /** A DP run's privacy ledger (fresh, or restored with the model): charged per committed round. */
+  readonly privacy?: PrivacyLedger;
   /** First round id to use (greater than every id ever used in this run). */
   readonly nextRoundId: number;
 }
@@ -258,6 +267,10 @@ export interface EngineStatus {
   };
   readonly activeAgents: number;
   readonly stopping: boolean;
+  /** Set once the run has finished. */
+  readonly finishedBy?: FinishReason;
+  /** DP runs: epsilon spent so far, and the budget. */
+  readonly privacy?: PrivacySpent & { readonly targetEpsilon: number | null; readonly noiseMultiplier: number; readonly samplingRate: number };
 }
 
 interface Participant {
@@ -334,6 +347,8 @@ export class RoundEngine {
   private shutdownMode: ShutdownMode | undefined;
   private shutdownNotice: ShutdownNotice = { reason: 'stopping' };
   private started = false;
+  private privacy: PrivacyLedger | undefined;
+  private finishedBy: FinishReason | undefined;
 
   constructor(init: EngineInit) {
     this.settings = init.settings;
@@ -343,7 +358,11 @@ export class RoundEngine {
     this.strategyState = init.strategyState ?? init.strategy.initialState(init.model.weights.length);
     this.nextRoundId = init.nextRoundId;
     this.lastRoundId = init.nextRoundId - 1;
-    if (this.model.completedRounds >= this.settings.rounds) this.phaseValue = 'finished';
+    this.privacy = init.privacy;
+    if (this.model.completedRounds >= this.settings.rounds) {
+      this.phaseValue = 'finished';
+      this.finishedBy = 'rounds';
+    }
   }
 
   get phase(): EnginePhase {
@@ -367,6 +386,17 @@ export class RoundEngine {
       readyAgents: this.ready.size,
       activeAgents: r === undefined ? 0 : [...r.participants.values()].filter((p) => p.status === 'selected').length,
       stopping: this.shutdownMode !== undefined,
+      ...(this.finishedBy === undefined ? {} : { finishedBy: this.finishedBy }),
+      ...(this.privacy === undefined
+        ? {}
+        : {
+            privacy: {
+              ...this.privacy.spent(),
+              targetEpsilon: this.privacy.settings.targetEpsilon ?? null,
+              noiseMultiplier: this.privacy.settings.noiseMultiplier,
+              samplingRate: this.samplingRate(),
+            },
+          }),
       ...(r === undefined
         ? {}
         : {
@@ -395,7 +425,7 @@ export class RoundEngine {
     switch (event.type) {
       case 'start':
         this.started = true;
-        if (this.phaseValue === 'finished') out.push({ type: 'finished', completedRounds: this.model.completedRounds });
+        if (this.phaseValue === 'finished') out.push({ type: 'finished', completedRounds: this.model.completedRounds, reason: this.finishedBy ?? 'rounds' });
         this.maybeStart(out, now);
         break;
       case 'agent-ready':
@@ -704,6 +734,13 @@ export class RoundEngine {
 
   private maybeStart(out: EngineAction[], now: number): void {
     if (!this.started || this.phaseValue !== 'waiting' || this.shutdownMode !== undefined) return;
+    // Checked before waiting for agents: a run whose budget is spent stops now, not at the next cohort.
+    if (this.privacy?.wouldExceed(this.samplingRate()) === true) {
+      const spent = this.privacy.spent();
+      out.push(log('warn', 'the next round would exceed the privacy budget; the run is finished', { epsilon: spent.epsilon, delta: spent.delta, targetEpsilon: this.privacy.settings.targetEpsilon, rounds: spent.rounds }));
+      this.finish(out, 'privacy-budget');
+      return;
+    }
     if (now < this.retryAt) return;
     const { minCohort, maxCohort, cohortWaitMs } = this.settings;
     if (this.ready.size < minCohort) return;
@@ -876,8 +913,10 @@ export class RoundEngine {
       },
       this.settings.limits,
     );
-    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate);
-    r.pending = { model, strategyState: result.state, summary };
+    // The round is charged here and the ledger adopted at commit-done: a failed commit publishes nothing.
+    const privacy = this.privacy?.afterRound(this.samplingRate());
+    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate, privacy === undefined ? undefined : privacyMetrics(privacy, this.samplingRate()));
+    r.pending = { model, strategyState: result.state, summary, ...(privacy === undefined ? {} : { privacy, privacyState: privacy.toJSON() }) };
     this.phaseValue = 'committing';
     out.push({ type: 'commit', roundId: r.roundId, record: r.pending });
   }
@@ -891,6 +930,7 @@ export class RoundEngine {
     this.lastRoundMs = Math.max(0, now - r.startedAt);
     this.model = pending.model;
     this.strategyState = pending.strategyState;
+    if (pending.privacy !== undefined) this.privacy = pending.privacy;
     this.round = undefined;
     this.phaseValue = 'waiting';
     out.push(
@@ -900,6 +940,7 @@ export class RoundEngine {
         completedRounds: pending.model.completedRounds,
         included: pending.summary.metrics['included'],
         durationMs: pending.summary.durationMs,
+        ...(pending.privacy === undefined ? {} : { epsilon: pending.summary.metrics['dpEpsilon'], delta: pending.summary.metrics['dpDelta'] }),
       }),
     );
     for (const id of r.cohort) {
@@ -963,18 +1004,25 @@ export class RoundEngine {
   }
 
   private afterRound(out: EngineAction[], now: number): void {
-    if (this.model.completedRounds >= this.settings.rounds && this.phaseValue === 'waiting') {
-      this.phaseValue = 'finished';
-      out.push({ type: 'finished', completedRounds: this.model.completedRounds });
-      for (const id of [...this.ready].sort()) {
-        out.push(send(id, { type: 'shutdown', reason: 'completed', message: 'the federated run is complete' }));
-      }
-    }
+    if (this.model.completedRounds >= this.settings.rounds && this.phaseValue === 'waiting') this.finish(out, 'rounds');
     if (this.shutdownMode !== undefined) {
       this.maybeStop(out);
       return;
     }
     this.maybeStart(out, now);
+  }
+
+  private finish(out: EngineAction[], reason: FinishReason): void {
+    this.phaseValue = 'finished';
+    this.finishedBy = reason;
+    out.push({ type: 'finished', completedRounds: this.model.completedRounds, reason });
+    const message = reason === 'rounds' ? 'the federated run is complete' : 'the federated run is complete: its privacy budget is spent';
+    for (const id of [...this.ready].sort()) out.push(send(id, { type: 'shutdown', reason: 'completed', message }));
+  }
+
+  /** Client sampling rate q of a round, for the accountant: 1 while the coordinator picks the cohort (no amplification claimed). */
+  private samplingRate(): number {
+    return 1;
   }
 
   private summarize(
@@ -1054,5 +1102,17 @@ export function weightsFromFrame(frame: Uint8Array, limits?: Readonly<ProtocolLi
     manifest: decoded.manifest,
     weights: new Float32Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength / 4),
     modelVersion: decoded.hash,
+  };
+}
+
+/** A DP round's privacy metrics, after the round was charged to `ledger`. */
+function privacyMetrics(ledger: PrivacyLedger, samplingRate: number): Record<string, number> {
+  const spent = ledger.spent();
+  return {
+    dpEpsilon: spent.epsilon,
+    dpDelta: spent.delta,
+    ...(spent.order === null ? {} : { dpOrder: spent.order }),
+    dpSamplingRate: samplingRate,
+    dpRoundsAccounted: spent.rounds,
   };
 }

@@ -2,10 +2,12 @@
 export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
 export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
 export { resolveConfig } from './config.js';
-export { isLoopbackHost } from './config.js';
-export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, DpSettings, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
+export { isLoopbackHost, DEFAULT_DP_DELTA } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, DpSettings, PrivacyBudgetConfig, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
 export { CONSTANT_SCHEDULE, DEFAULT_FINAL_FRACTION, LR_SCHEDULES, lrFactor, runProgress, scheduledLearningRate } from './lr-schedule.js';
 export type { LrSchedule, LrScheduleName, RunProgressInput, TimeBudget } from './lr-schedule.js';
+export { PrivacyLedger, PRIVACY_LEDGER_VERSION } from './privacy-ledger.js';
+export type { PrivacyLedgerSettings, PrivacyLedgerState, PrivacySpent } from './privacy-ledger.js';
 export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
 export type {
   CommitRecord,

@@ -19,6 +19,7 @@ import {
 import { stat } from 'node:fs/promises';
 import { describeLoss, type InputShape } from '@fedclr/contrastive';
 import { subsetDataset, type ImageDataset } from '@fedclr/data';
+import { DEFAULT_DP_DELTA } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
 import { defaultWorkers, intOption, numberOption, nonNegativeOption } from '../common.js';
 import { UsageError } from '../errors.js';
@@ -49,6 +50,10 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --require-secure              back to secure aggregation only (after an earlier --allow-plain)
   --min-cohort N                refuse rounds that sample fewer than N agents (default 5)
   --min-noise-multiplier S      refuse rounds without DP noise multiplier >= S (default 0: any, or no DP)
+  --max-epsilon E               this agent's own privacy budget: join only DP rounds, and none that would take its
+                                epsilon (its own RDP accountant over the rounds it revealed an update for, q = 1,
+                                kept in <state>/privacy-budget.json) above E. Whatever the coordinator reports
+  --dp-delta D                  the delta of --max-epsilon (default 1e-5)
   --data DIR                    the private image folder (PNG/JPEG, recursive), read at the image size and
                                 channels of the coordinator's model (each image is resized)
 ${labelsHelp(32, ["opt-in: this agent's own labels, which never leave it:"])}
@@ -136,6 +141,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'require-secure': { type: 'boolean', default: false },
       'min-cohort': { type: 'string' },
       'min-noise-multiplier': { type: 'string' },
+      'max-epsilon': { type: 'string' },
+      'dp-delta': { type: 'string' },
       'red-team': { type: 'string' },
       data: { type: 'string' },
       'file-list': { type: 'string' },
@@ -241,6 +248,11 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   if (values['require-secure']) policy.requireSecure = true;
   if (values['min-cohort'] !== undefined) policy.minCohort = intOption(values, 'min-cohort', 5, 1);
   if (values['min-noise-multiplier'] !== undefined) policy.minNoiseMultiplier = nonNegativeOption(values, 'min-noise-multiplier', 0);
+  const maxEpsilon = numberOption(values, 'max-epsilon', undefined);
+  const dpDelta = numberOption(values, 'dp-delta', undefined);
+  if (dpDelta !== undefined && maxEpsilon === undefined) throw new UsageError('--dp-delta goes with --max-epsilon E (the delta of this agent\'s budget)');
+  if (dpDelta !== undefined && !(dpDelta < 0.1)) throw new UsageError(`--dp-delta must be a number in (0, 0.1), got ${dpDelta}`);
+  const privacyBudget = maxEpsilon === undefined ? undefined : { maxEpsilon, delta: dpDelta ?? DEFAULT_DP_DELTA };
   const logger = stderrLogger(logLevelOption(values), 'agent');
   const redTeam = values['red-team'] as RedTeamMode | undefined;
   if (redTeam !== undefined && !(RED_TEAM_MODES as readonly string[]).includes(redTeam)) {
@@ -316,6 +328,7 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
     ...(ca ?? {}),
     ...(values.insecure ? { insecure: true } : {}),
     policy,
+    ...(privacyBudget === undefined ? {} : { privacyBudget }),
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
     ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),
     ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),

@@ -200,7 +200,10 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   };
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
-  Object.assign(training, dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure'));
+  const plannedRounds = values.rounds !== undefined ? intOption(values, 'rounds', 10) : (fileRest.rounds ?? (minutes === undefined ? 10 : undefined));
+  const dpSettings = dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure', { rounds: plannedRounds }, fileRest.privacy);
+  if (dpSettings.clipNorm !== undefined) training.clipNorm = dpSettings.clipNorm;
+  if (dpSettings.dp !== undefined) training.dp = dpSettings.dp;
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
   const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined); // > 0
@@ -229,11 +232,16 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
     ...(values['keep-last'] !== undefined ? { keepLastK: intOption(values, 'keep-last', 5) } : {}),
     ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0, 0) } : {}),
+    ...(dpSettings.privacy === undefined ? {} : { privacy: dpSettings.privacy }),
     handleSignals: false,
   });
   if (config.minCohort !== undefined && config.maxCohort === undefined && config.minCohort > 100) config.maxCohort = config.minCohort;
   const spec = recipeModelSpec(recipe.model);
   const logger = stderrLogger(logLevelOption(values), 'coordinator');
+  if (dpSettings.calibrated !== undefined) {
+    const c = dpSettings.calibrated;
+    logger.info({ ...c, targetEpsilon: dpSettings.privacy?.targetEpsilon }, `--target-epsilon: noise multiplier ${c.noiseMultiplier.toPrecision(4)} calibrated for ${c.rounds} rounds (epsilon ${c.epsilon.toFixed(3)}, q = 1)`);
+  }
   const ipc = values['report-ipc'];
 
   await initBackend();
@@ -311,7 +319,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   if (ipc) process.once('disconnect', onParentGone);
-  void handle.finished.then(() => stop('rounds', { mode: 'finish', reason: 'stopping' }));
+  void handle.finished.then(() => stop(handle.status().finishedBy === 'privacy-budget' ? 'privacy-budget' : 'rounds', { mode: 'finish', reason: 'stopping' }));
 
   try {
     await stopRequested;
@@ -330,8 +338,12 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     modelVersion: final.modelVersion,
     model: final.roundId > 0 ? tfjsCheckpointDir(stateDir, checkpointDirName(final.roundId)) : null,
     elapsedMs: Date.now() - startedAt,
+    privacy: handle.status().privacy ?? null,
   };
   if (values.json) out(JSON.stringify(summary));
-  else out(`coordinator stopped (${stopReason}) after ${summary.completedRounds} completed rounds; latest model: ${summary.model ?? 'the initial one (no round completed)'}`);
+  else {
+    const spent = summary.privacy === null ? '' : `; epsilon ${summary.privacy.epsilon.toFixed(3)} at delta ${summary.privacy.delta}`;
+    out(`coordinator stopped (${stopReason}) after ${summary.completedRounds} completed rounds${spent}; latest model: ${summary.model ?? 'the initial one (no round completed)'}`);
+  }
   return 0;
 }

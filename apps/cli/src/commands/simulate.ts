@@ -43,7 +43,7 @@ import { coordinatorRecipe } from './coordinator.js';
 import { evaluateModel } from '../simulate/evaluation.js';
 import { delay, mintEnrolmentTokens, reap, spawnFedclr, tail, type Child } from '../simulate/processes.js';
 import { maxMetric, round4, roundRecord, type EvalRecord, type RoundRecord } from '../simulate/records.js';
-import { modelChange, timingSummary } from '../simulate/report.js';
+import { modelChange, privacySummary, timingSummary } from '../simulate/report.js';
 
 export const simulateHelp = `fedclr simulate [options]
   --dataset fashion-mnist --clients 10 --cohort C     agents per round (default: all of them)
@@ -179,7 +179,10 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const { cropMin, viewSize, strength } = recipe.augment;
   const lrSchedule = recipe.lrSchedule;
   const fedproxMu = fedproxMuOption(values) ?? 0;
-  const dp = dpFromFlags(values, undefined, aggregation);
+  const dp = dpFromFlags(values, undefined, aggregation, { rounds: values.rounds !== undefined || minutes === undefined ? rounds : undefined });
+  if (dp.calibrated !== undefined) {
+    log(`simulate: --target-epsilon ${dp.privacy?.targetEpsilon}: noise multiplier ${dp.calibrated.noiseMultiplier.toPrecision(4)} (epsilon ${dp.calibrated.epsilon.toFixed(3)} after ${dp.calibrated.rounds} rounds, q = 1)`);
+  }
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
@@ -325,6 +328,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         log(
           `round ${record.round}${minutes === undefined ? `/${rounds}` : ''}  participants ${record.participants}/${record.cohort}  loss ${record.loss?.toFixed(4) ?? '?'}  ` +
             `lr ${record.learningRate?.toPrecision(3) ?? '?'}  ` +
+            (record.dpEpsilon === null ? '' : `epsilon ${record.dpEpsilon.toFixed(3)} (delta ${record.dpDelta})  `) +
             `wall ${sec(wallMs)} (training ${sec(trainMs)}, other ${sec(record.nonTrainingMs)} = ${record.nonTrainingShare === null ? '?' : (record.nonTrainingShare * 100).toFixed(1)}%)`,
         );
       } else {
@@ -501,7 +505,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       viewSize,
       recipe,
       fedproxMu,
-      dp: dp.dp === undefined ? null : { ...dp.dp, clipNorm: dp.clipNorm },
+      dp: dp.dp === undefined ? null : { ...dp.dp, clipNorm: dp.clipNorm, ...dp.privacy, calibrated: dp.calibrated ?? null },
       architecture: listening.architecture,
       parameters: listening.parameters,
       evalEvery,
@@ -530,6 +534,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     },
     completedRounds: rounds_.length,
     stoppedBy: stoppedBy ?? null,
+    privacy: privacySummary(rounds_, dp),
     rounds: rounds_,
     failedRounds: failed,
     evaluations,
@@ -556,7 +561,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   else
     out(
       `simulate: ${rounds_.length} rounds in ${(trainingMs / 60_000).toFixed(1)} min (non-training share ${report.timing.meanNonTrainingShare ?? '?'}); ` +
-        `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%; report ${join(outDir, 'report.json')}`,
+        `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%` +
+        (report.privacy === null ? '' : `; epsilon ${report.privacy.epsilon.toFixed(3)} at delta ${report.privacy.delta}${report.privacy.targetEpsilon === null ? '' : ` (budget ${report.privacy.targetEpsilon})`}`) +
+        `; report ${join(outDir, 'report.json')}`,
     );
   return 0;
 }
