@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, hkdfSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -13,6 +13,7 @@ import nacl from 'tweetnacl';
 import type { AgentMessage, ErrorMessage } from '@fedclr/protocol';
 import { startAgent, type AgentHandle } from '../src/agent.js';
 import { createFakeTrainer } from '../src/fake-trainer.js';
+import { checkRoundPolicy, POLICY_DEFAULTS, POLICY_FILE, resolvePolicy } from '../src/policy.js';
 import { SamplingMemory, deriveSamplingKey, samplingCoin, volunteers } from '../src/sampling.js';
 import { COORDINATOR_KEY, FakeNetwork, roundStart, type FakeConnection } from './fake-coordinator.js';
 
@@ -97,7 +98,7 @@ interface Run {
   refused: { type: string; code: string | undefined }[];
 }
 
-async function connected(): Promise<Run> {
+async function connected(policy: Partial<typeof POLICY_DEFAULTS> = {}): Promise<Run> {
   const net = new FakeNetwork();
   const agent = await startAgent({
     coordinatorUrl: 'https://coordinator.test',
@@ -108,7 +109,7 @@ async function connected(): Promise<Run> {
     logger,
     reconnect: { initialDelayMs: 5, maxDelayMs: 10 },
     coordinatorKey: COORDINATOR_KEY,
-    policy: { requireSecure: false, minCohort: 1 },
+    policy: { requireSecure: false, minCohort: 1, ...policy },
   });
   const refused: Run['refused'] = [];
   agent.events.on('message-refused', (r) => refused.push({ type: r.type, code: (r.error as { code?: string }).code }));
@@ -165,4 +166,30 @@ test('attack (signed by the coordinator): round-start of a Poisson round to an a
   } finally {
     await r.agent.close();
   }
+});
+
+test('policy --require-sampling: a coordinator-sampled round (no config.sampling) is refused (require-sampling); a Poisson round the agent volunteered for is trained', async () => {
+  const lax = { ...POLICY_DEFAULTS, requireSecure: false, minCohort: 1 };
+  assert.equal(checkRoundPolicy(lax, { ...roundStart(1).config }), undefined, 'off by default');
+  assert.equal(checkRoundPolicy({ ...lax, requireSampling: true }, { ...roundStart(1).config })?.rule, 'require-sampling');
+  assert.equal(checkRoundPolicy({ ...lax, requireSampling: true }, { ...roundStart(1).config, sampling: { rate: 0.5, invited: 8 } }), undefined);
+  const r = await connected({ requireSampling: true });
+  try {
+    r.c.deliver(roundStart(20));
+    const e = (await r.c.next('error', forRound('error', 20))) as ErrorMessage;
+    assert.equal(e.code, 'FEDCLR_AGENT_POLICY_REFUSED');
+    assert.match(e.message, /require-sampling.*not a Poisson round/);
+    assert.equal(await answer(r.c, 21, 1), true);
+    r.c.deliver(roundStart(21, { cohortSize: 4, sampling: { rate: 1, invited: 8 } }));
+    assert.equal((await r.c.next('update', forRound('update', 21))).type, 'update');
+  } finally {
+    await r.agent.close();
+  }
+  // Saved in policy.json; a file written before the field existed means off.
+  const dir = mkdtempSync(join(tmpdir(), 'fedclr-sampling-policy-'));
+  assert.equal((await resolvePolicy(dir, { requireSampling: true })).policy.requireSampling, true);
+  assert.equal((await resolvePolicy(dir)).policy.requireSampling, true, 'kept across restarts');
+  const old = mkdtempSync(join(tmpdir(), 'fedclr-sampling-policy-'));
+  writeFileSync(join(old, POLICY_FILE), JSON.stringify({ version: 1, requireSecure: true, minCohort: 5, minNoiseMultiplier: 0 }));
+  assert.equal((await resolvePolicy(old)).policy.requireSampling, false);
 });

@@ -49,6 +49,9 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --require-secure              back to secure aggregation only (after an earlier --allow-plain)
   --min-cohort N                refuse rounds that sample fewer than N agents (default 5)
   --min-noise-multiplier S      refuse rounds without DP noise multiplier >= S (default 0: any, or no DP)
+  --require-sampling            refuse rounds whose cohort the coordinator chose: only Poisson rounds (coordinator
+                                --sampling-rate), which this agent joins only when its own coin volunteers it
+  --allow-coordinator-sampling  back to accepting coordinator-chosen cohorts (after an earlier --require-sampling)
   --data DIR                    the private image folder (PNG/JPEG, recursive), read at the image size and
                                 channels of the coordinator's model (each image is resized)
 ${labelsHelp(32, ["opt-in: this agent's own labels, which never leave it:"])}
@@ -136,6 +139,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'require-secure': { type: 'boolean', default: false },
       'min-cohort': { type: 'string' },
       'min-noise-multiplier': { type: 'string' },
+      'require-sampling': { type: 'boolean', default: false },
+      'allow-coordinator-sampling': { type: 'boolean', default: false },
       'red-team': { type: 'string' },
       data: { type: 'string' },
       'file-list': { type: 'string' },
@@ -241,6 +246,9 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   if (values['require-secure']) policy.requireSecure = true;
   if (values['min-cohort'] !== undefined) policy.minCohort = intOption(values, 'min-cohort', 5, 1);
   if (values['min-noise-multiplier'] !== undefined) policy.minNoiseMultiplier = nonNegativeOption(values, 'min-noise-multiplier', 0);
+  if (values['require-sampling'] && values['allow-coordinator-sampling']) throw new UsageError('give either --require-sampling or --allow-coordinator-sampling, not both');
+  if (values['require-sampling']) policy.requireSampling = true;
+  if (values['allow-coordinator-sampling']) policy.requireSampling = false;
   const logger = stderrLogger(logLevelOption(values), 'agent');
   const redTeam = values['red-team'] as RedTeamMode | undefined;
   if (redTeam !== undefined && !(RED_TEAM_MODES as readonly string[]).includes(redTeam)) {
