@@ -9,7 +9,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deriveSamplingKey, samplingCoin } from '@fedclr/agent';
-import type { RoundSummary } from '@fedclr/coordinator';
+import type { CoordinatorConfig, RoundSummary } from '@fedclr/coordinator';
 import { AGENT_SCRIPT, forkProc, startTestCoordinator, tempDir, trust, withTimeout, type IpcProc } from './processes.js';
 
 const AGENTS = 8;
@@ -28,7 +28,7 @@ function seededIdentity(dir: string, file: string, seed: number, extra: Record<s
   return pair;
 }
 
-test('8 agent processes, --sampling-rate 0.75, 2 plain rounds: each cohort is exactly the volunteers of the agents\' own coins', async () => {
+async function federation(extra: Partial<CoordinatorConfig>): Promise<RoundSummary[]> {
   const dir = tempDir();
   const coordinatorPair = seededIdentity(join(dir, 'coordinator'), 'secagg-identity.json', 100);
   const keys = Array.from({ length: AGENTS }, (_, i) => deriveSamplingKey(seededIdentity(join(dir, `agent-${i}`), 'identity.json', i, { agentId: `agent-${i}` }).secretKey));
@@ -45,6 +45,7 @@ test('8 agent processes, --sampling-rate 0.75, 2 plain rounds: each cohort is ex
     sampling: { mode: 'poisson', rate: RATE, invitationWaitMs: 5000 },
     deadlineMs: 20_000,
     quorum: { fraction: 1, minCount: 1 },
+    ...extra,
   });
   const summaries: RoundSummary[] = [];
   coordinator.events.on('round-completed', (s) => summaries.push(s));
@@ -76,8 +77,21 @@ test('8 agent processes, --sampling-rate 0.75, 2 plain rounds: each cohort is ex
       }
       assert.equal(p.messages.filter((m) => m['event'] === 'round-refused').length, 0, 'an honest coordinator never sends a round-start its agents refuse');
     }
+    return summaries;
   } finally {
     for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
     await coordinator.close();
+  }
+}
+
+test('8 agent processes, sampling rate 0.75, 2 plain rounds: each cohort is exactly the volunteers of the agents\' own coins', async () => {
+  await federation({});
+});
+
+test('8 agent processes, sampling rate 0.75, 2 secure DP rounds: the cohorts are the volunteers and the denominator is 0.75 x 8 = 6', async () => {
+  const summaries = await federation({ aggregation: 'secure', minCohort: 3, training: { clipNorm: 0.5, dp: { noiseMultiplier: 0.5 } } });
+  for (const s of summaries.filter((x) => x.status === 'completed')) {
+    assert.equal(s.metrics['dpDenominator'], RATE * AGENTS);
+    assert.equal(s.totalWeight, RATE * AGENTS);
   }
 });
