@@ -185,6 +185,17 @@ export const PolicyRefusedError = createError<'FEDCLR_AGENT_POLICY_REFUSED', 403
   403,
 );
 
+/**
+ * A second sampling-invite for a round this agent already answered, at another rate: ignored (the
+ * first rate and answer stand, or a coordinator could raise q until a declining agent volunteers).
+ * Args: round, first rate, new rate.
+ */
+export const SamplingConflictError = createError<'FEDCLR_AGENT_SAMPLING_CONFLICT', 409, [S, S, S]>(
+  'FEDCLR_AGENT_SAMPLING_CONFLICT',
+  'Ignored a sampling-invite for round %s at rate %s: this agent already answered that round at rate %s, and a round gets one coin at one rate',
+  409,
+);
+
 /** A policy value (flag, option or policy file) is invalid. Args: flag or field, rule, received. */
 export const PolicyInvalidError = createError<'FEDCLR_AGENT_POLICY_INVALID', 400, [S, S, S]>(
   'FEDCLR_AGENT_POLICY_INVALID',
@@ -220,7 +231,7 @@ export const AGENT_ERROR_CODES = {
     'FEDCLR_AGENT_MESSAGE_BAD_SIGNATURE',
     'FEDCLR_AGENT_MESSAGE_REPLAYED',
   ],
-  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID', 'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID'],
+  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID', 'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID', 'FEDCLR_AGENT_SAMPLING_CONFLICT'],
 } as const;
 
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[keyof typeof AGENT_ERROR_CODES][number];

@@ -28,6 +28,7 @@ export { POLICY_DEFAULTS, POLICY_FILE, POLICY_FLAGS, checkRoundPolicy, resolvePo
 export type { RoundPolicy } from './policy.js';
 export { AgentPrivacyBudget, PRIVACY_BUDGET_FILE } from './budget.js';
 export type { AgentPrivacySpent, PrivacyBudgetOptions } from './budget.js';
+export { SamplingMemory, deriveSamplingKey, samplingCoin, volunteers } from './sampling.js';
 export * from './errors.js';
 export { createContrastiveTrainer, protocolManifest, architectureId, roundRecipe, wireRecipe, DEFAULT_DEADLINE_FRACTION } from './contrastive-trainer.js';
 export type { ContrastiveTrainerOptions, ImageLoader, TrainingPlan } from './contrastive-trainer.js';

@@ -32,7 +32,8 @@ export const DP_FLAGS_HELP = `  --dp-noise SIGMA --dp-clip C client-level DP (DP
   --dp-delta D                  epsilon is reported at this delta after every round (default ${DEFAULT_DP_DELTA})
   --target-epsilon E            the privacy budget: no round starts that would take epsilon above E. Without
                                 --dp-noise, SIGMA is calibrated for --rounds (the smallest noise that fits E)
-                                Epsilon assumes no amplification by sampling (q = 1: the coordinator picks cohorts)`;
+                                Epsilon counts amplification by sampling only under --sampling-rate Q (q = Q);
+                                otherwise q = 1 (the coordinator picks cohorts)`;
 
 /** What the DP flags set (absent: the file's training.clipNorm and training.dp stand). */
 export interface DpFlagSettings {
@@ -40,12 +41,14 @@ export interface DpFlagSettings {
   readonly dp?: DpSettings;
   readonly privacy?: PrivacyBudgetConfig;
   /** Set when --target-epsilon chose sigma: what the planned rounds will spend. */
-  readonly calibrated?: { readonly noiseMultiplier: number; readonly epsilon: number; readonly rounds: number };
+  readonly calibrated?: { readonly noiseMultiplier: number; readonly epsilon: number; readonly rounds: number; readonly samplingRate: number };
 }
 
 /** The run the DP flags are for: its planned rounds (undefined: unbounded, e.g. --minutes alone). */
 export interface DpPlan {
   readonly rounds: number | undefined;
+  /** Poisson self-sampling's rate (--sampling-rate); default 1, the coordinator picks cohorts. */
+  readonly samplingRate?: number;
 }
 
 const MAX_NOISE = 1000;
@@ -91,7 +94,7 @@ function privacyFromFlags(values: Record<string, unknown>, file: PrivacyBudgetCo
   return { ...(delta === undefined ? {} : { delta }), ...(targetEpsilon === undefined ? {} : { targetEpsilon }) };
 }
 
-/** Sigma for --target-epsilon over the planned rounds, at q = 1 (the coordinator picks cohorts). */
+/** Sigma for --target-epsilon over the planned rounds, at the run's sampling rate (q = 1 when the coordinator picks cohorts). */
 function calibrate(privacy: PrivacyBudgetConfig, plan: DpPlan): NonNullable<DpFlagSettings['calibrated']> {
   const targetEpsilon = privacy.targetEpsilon as number;
   if (plan.rounds === undefined) {
@@ -99,8 +102,9 @@ function calibrate(privacy: PrivacyBudgetConfig, plan: DpPlan): NonNullable<DpFl
   }
   const delta = privacy.delta ?? DEFAULT_DP_DELTA;
   try {
-    const c = calibrateNoise({ targetEpsilon, delta, rounds: plan.rounds, samplingRate: 1, maxNoiseMultiplier: MAX_NOISE });
-    return { noiseMultiplier: c.noiseMultiplier, epsilon: c.epsilon, rounds: plan.rounds };
+    const samplingRate = plan.samplingRate ?? 1;
+    const c = calibrateNoise({ targetEpsilon, delta, rounds: plan.rounds, samplingRate, maxNoiseMultiplier: MAX_NOISE });
+    return { noiseMultiplier: c.noiseMultiplier, epsilon: c.epsilon, rounds: plan.rounds, samplingRate };
   } catch (err) {
     throw new UsageError(`--target-epsilon ${targetEpsilon} over ${plan.rounds} rounds at delta ${delta}: ${(err as Error).message}`);
   }

@@ -52,7 +52,12 @@ test('--dp-delta and --target-epsilon: the budget goes to the config; without --
   const calibrated = dpFromFlags(parseSimulateArgs(['--target-epsilon', '8', '--dp-delta', '1e-5', '--dp-clip', '0.5', '--aggregation', 'secure']), undefined, 'secure', { rounds: 20 });
   const want = calibrateNoise({ targetEpsilon: 8, delta: 1e-5, rounds: 20, samplingRate: 1 });
   assert.equal(calibrated.dp?.noiseMultiplier, want.noiseMultiplier);
-  assert.deepEqual(calibrated.calibrated, { noiseMultiplier: want.noiseMultiplier, epsilon: want.epsilon, rounds: 20 });
+  assert.deepEqual(calibrated.calibrated, { noiseMultiplier: want.noiseMultiplier, epsilon: want.epsilon, rounds: 20, samplingRate: 1 });
+  // Under --sampling-rate 0.2 each round costs less: the calibrated noise is lower, at q = 0.2.
+  const sampled = dpFromFlags(parseSimulateArgs(['--target-epsilon', '8', '--dp-clip', '0.5', '--aggregation', 'secure']), undefined, 'secure', { rounds: 20, samplingRate: 0.2 });
+  const atQ = calibrateNoise({ targetEpsilon: 8, delta: 1e-5, rounds: 20, samplingRate: 0.2 });
+  assert.deepEqual(sampled.calibrated, { noiseMultiplier: atQ.noiseMultiplier, epsilon: atQ.epsilon, rounds: 20, samplingRate: 0.2 });
+  assert.ok(atQ.noiseMultiplier < want.noiseMultiplier);
   // The calibrated sigma meets the budget over 20 rounds (closed form, q = 1), and 1% less noise does not.
   const eps = (sigma: number) => epsilonFromRdp(DEFAULT_ORDERS, DEFAULT_ORDERS.map((a) => (20 * a) / (2 * sigma * sigma)), 1e-5).epsilon;
   assert.ok(eps(want.noiseMultiplier) <= 8 && eps(want.noiseMultiplier * 0.99) > 8);

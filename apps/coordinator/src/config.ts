@@ -8,6 +8,7 @@ import { deriveDpEncoding, deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS,
 import { ConfigInvalidError } from './errors.js';
 import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleName } from './lr-schedule.js';
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
+import { SAMPLING_MODES, type SamplingMode, type SamplingSettings } from './sampling.js';
 
 export type EnrolmentPolicy =
   /**
@@ -107,6 +108,21 @@ export interface LrScheduleConfig {
   finalFraction?: number;
 }
 
+/**
+ * How each round's cohort is chosen. 'coordinator' (default): the coordinator samples up to
+ * maxCohort of the ready agents from its seed. 'poisson' (protocol 3.1): every ready agent is
+ * invited and volunteers with probability `rate` by its own secret coin; the cohort is exactly
+ * the volunteers (a round with more than maxCohort or fewer than minCohort fails), so an agent is
+ * in a round with probability q whatever the coordinator wants: amplification by sampling.
+ */
+export interface CohortSamplingConfig {
+  mode?: SamplingMode;
+  /** q in (0, 1]: required with 'poisson', refused otherwise. */
+  rate?: number;
+  /** 'poisson': how long to wait for the invited agents' answers. Default 5000. */
+  invitationWaitMs?: number;
+}
+
 export interface QuorumConfig {
   /** Fraction of the cohort whose updates must arrive for a round to complete. */
   fraction?: number;
@@ -158,6 +174,8 @@ export interface CoordinatorConfig {
   maxCohort?: number;
   /** Once minCohort is reached, wait up to this long for maxCohort before starting. */
   cohortWaitMs?: number;
+  /** Cohort sampling: the coordinator's (default) or Poisson self-sampling (see CohortSamplingConfig). */
+  sampling?: CohortSamplingConfig;
   localEpochs?: number;
   training?: TrainingConfig;
   /**
@@ -247,6 +265,7 @@ export interface ResolvedConfig {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
+  readonly sampling: SamplingSettings;
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'margin' | 'mining'> & { dp?: DpConfig }>;
   readonly recipe: RoundRecipe | null;
@@ -286,7 +305,7 @@ const KNOWN_KEYS = new Set<string>([
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
-for (const k of ['tls', 'connections', 'maxUpdateNorm', 'privacy']) KNOWN_KEYS.add(k);
+for (const k of ['tls', 'connections', 'maxUpdateNorm', 'privacy', 'sampling']) KNOWN_KEYS.add(k);
 
 /** The default of maxExampleCount: one agent's weight in plain rounds (far below 1e9). */
 export const DEFAULT_MAX_EXAMPLE_COUNT = 100_000;
@@ -425,6 +444,26 @@ function checkDpGrid(dp: DpConfig, clipNorm: number, minCohort: number, maxCohor
       throw new ConfigInvalidError('training.dp.noiseMultiplier', `a noise multiplier the secure-aggregation grid can carry for every cohort of minCohort ${minCohort} to maxCohort ${maxCohort}`, `${dp.noiseMultiplier} (at a cohort of ${n}: ${(err as Error).message})`);
     }
   }
+}
+
+/** sampling: mode 'coordinator' (default) or 'poisson' with a rate q in (0, 1]; rate and invitationWaitMs only with 'poisson'. */
+function resolveSampling(v: unknown): SamplingSettings {
+  const o = obj('sampling', v, ['mode', 'rate', 'invitationWaitMs']);
+  const mode = oneOf('sampling.mode', o['mode'], 'coordinator', SAMPLING_MODES);
+  if (mode === 'coordinator') {
+    for (const k of ['rate', 'invitationWaitMs']) {
+      if (o[k] !== undefined) throw new ConfigInvalidError(`sampling.${k}`, "absent: only sampling.mode 'poisson' takes it (agents draw their own coins at that rate)", describe(o[k]));
+    }
+    return Object.freeze({ mode });
+  }
+  if (o['rate'] === undefined) {
+    throw new ConfigInvalidError('sampling.rate', "a number in (0, 1] (required with sampling.mode 'poisson': each invited agent's probability of volunteering)", 'undefined');
+  }
+  return Object.freeze({
+    mode,
+    rate: num('sampling.rate', o['rate'], Number.NaN, 0, 1, true),
+    invitationWaitMs: int('sampling.invitationWaitMs', o['invitationWaitMs'], 5000, 1, 3_600_000),
+  });
 }
 
 /** lrSchedule: a name or { kind, finalFraction }; finalFraction only with 'cosine'. */
@@ -601,6 +640,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     minCohort,
     maxCohort,
     cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
+    sampling: resolveSampling(c['sampling']),
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),
     recipe,

@@ -9,6 +9,8 @@
 // Phases:
 //   waiting     no round running; starts one when enough ready agents are there (after an
 //               optional cohort wait and, after a failure, the retry delay)
+//   inviting    sampling 'poisson' only: sampling-invite sent to every ready agent; waiting for
+//               their answers (or the invitation timer); the cohort is exactly the volunteers
 //   collecting  round-start sent to the cohort; updates are checked and summed
 //   aggregating collection closed, the aggregation session needs more messages (secure mode)
 //               or is still computing (an 'aggregation-pending' step not yet fed back)
@@ -38,6 +40,8 @@ import type {
   RoundConfig,
   RoundEndMessage,
   RoundStartMessage,
+  SamplingAnswerMessage,
+  SamplingConfig,
   SecaggMessage,
   UpdateMessage,
   UpdateRejectReason,
@@ -47,11 +51,11 @@ import type { Aggregate, AggregationSession, AggregationStep, AggregatorFactory 
 import { EngineStateError, ModelMismatchError } from './errors.js';
 import { CONSTANT_SCHEDULE, runProgress, scheduledLearningRate, type LrSchedule, type TimeBudget } from './lr-schedule.js';
 import type { PrivacyLedger, PrivacyLedgerState, PrivacySpent } from './privacy-ledger.js';
-import { roundSeed, sampleCohort } from './sampling.js';
+import { COORDINATOR_SAMPLING, roundSeed, sampleCohort, type SamplingSettings } from './sampling.js';
 import type { Strategy, StrategyState } from './strategy.js';
 
-export type EnginePhase = 'waiting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
-export type TimerName = 'deadline' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'retry';
+export type EnginePhase = 'waiting' | 'inviting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
+export type TimerName = 'deadline' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'invitation' | 'retry';
 export type ShutdownMode = 'abort' | 'finish';
 /** What agents are told when the coordinator stops: 'restarting' invites them to reconnect. */
 export interface ShutdownNotice {
@@ -155,6 +159,8 @@ export type EngineEvent =
     }
   | { readonly type: 'agent-error'; readonly agentId: string; readonly message: ErrorMessage }
   | { readonly type: 'secagg'; readonly agentId: string; readonly message: SecaggMessage }
+  /** A signature-checked answer to a Poisson round's sampling-invite. */
+  | { readonly type: 'sampling-answer'; readonly agentId: string; readonly message: SamplingAnswerMessage }
   | { readonly type: 'timer'; readonly timer: TimerName; readonly roundId: number }
   | { readonly type: 'commit-done'; readonly roundId: number }
   | { readonly type: 'commit-failed'; readonly roundId: number; readonly error: string }
@@ -194,11 +200,13 @@ export interface EngineSettings {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
+  /** How cohorts are chosen (default: the coordinator samples them, sampleCohort). */
+  readonly sampling?: SamplingSettings;
   /**
    * Round config template; aggregation comes from the aggregator, seed is derived per round, and
    * learningRate is the base of `lrSchedule`.
    */
-  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed' | 'cohortSize'>;
+  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed' | 'cohortSize' | 'sampling'>;
   /** The learning rate across rounds (default constant: roundConfig.learningRate every round). */
   readonly lrSchedule?: LrSchedule;
   /** The run's time budget, if any: the schedule's progress is also the share of it used. */
@@ -282,6 +290,17 @@ interface Participant {
   bytes?: number;
 }
 
+/** A Poisson round between its invitations and its round-start (phase 'inviting'). */
+interface Invitation {
+  readonly roundId: number;
+  readonly startedAt: number;
+  readonly rate: number;
+  /** Sorted ids of the agents invited. */
+  readonly invited: readonly string[];
+  /** Answers so far (true: volunteered). */
+  readonly answers: Map<string, boolean>;
+}
+
 interface ActiveRound {
   readonly roundId: number;
   readonly startedAt: number;
@@ -337,6 +356,7 @@ export class RoundEngine {
   private phaseValue: EnginePhase = 'waiting';
   private readonly ready = new Set<string>();
   private round: ActiveRound | undefined;
+  private invitation: Invitation | undefined;
   /** Highest round id that was started (closed unless it is `round`). */
   private lastRoundId: number;
   private retryAt = 0;
@@ -446,6 +466,9 @@ export class RoundEngine {
       case 'secagg':
         this.onSecagg(out, event.agentId, event.message, now);
         break;
+      case 'sampling-answer':
+        this.onSamplingAnswer(out, event.agentId, event.message, now);
+        break;
       case 'timer':
         this.onTimer(out, event.timer, event.roundId, now);
         break;
@@ -480,6 +503,14 @@ export class RoundEngine {
 
   private onLeft(out: EngineAction[], agentId: string, now: number): void {
     this.ready.delete(agentId);
+    const inv = this.invitation;
+    if (inv !== undefined && inv.invited.includes(agentId)) {
+      // It cannot join the round: its answer no longer counts (a volunteer gone is dropped, which
+      // a coordinator may always do), and the round need not wait for it.
+      inv.answers.set(agentId, false);
+      this.closeInvitationIfAllAnswered(out, inv, now);
+      return;
+    }
     const r = this.round;
     if (r === undefined) return;
     const p = r.participants.get(agentId);
@@ -687,6 +718,9 @@ export class RoundEngine {
           if (this.round === r && this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
         }
         return;
+      case 'invitation':
+        if (this.invitation !== undefined && this.invitation.roundId === roundId) this.closeInvitation(out, this.invitation, now);
+        return;
       case 'cohort-wait':
         this.cohortTimerSet = false;
         this.cohortWaitOver = true;
@@ -702,6 +736,11 @@ export class RoundEngine {
   private onShutdown(out: EngineAction[], mode: ShutdownMode, now: number): void {
     this.shutdownMode = mode === 'abort' || this.shutdownMode === 'abort' ? 'abort' : 'finish';
     out.push(log('info', 'shutdown requested', { mode: this.shutdownMode, phase: this.phaseValue }));
+    if (this.invitation !== undefined) {
+      // Nothing was trained yet: a shutdown of either mode drops the invitation.
+      this.failInvitation(out, this.invitation, now, 'the coordinator is shutting down', 'aborted');
+      return;
+    }
     const r = this.round;
     if (r !== undefined && this.shutdownMode === 'abort' && (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating')) {
       this.failRound(out, r, now, 'the coordinator is shutting down', 'aborted');
@@ -712,7 +751,7 @@ export class RoundEngine {
   /** Stops once no round is running or committing. */
   private maybeStop(out: EngineAction[]): void {
     if (this.shutdownMode === undefined || this.phaseValue === 'stopped') return;
-    if (this.round !== undefined) return;
+    if (this.round !== undefined || this.invitation !== undefined) return;
     out.push({ type: 'clear-timer', timer: 'retry' }, { type: 'clear-timer', timer: 'cohort-wait' });
     const completed = this.phaseValue === 'finished';
     if (!completed) {
@@ -754,17 +793,118 @@ export class RoundEngine {
     if (this.cohortTimerSet) out.push({ type: 'clear-timer', timer: 'cohort-wait' });
     this.cohortTimerSet = false;
     this.cohortWaitOver = false;
-    this.startRound(out, now);
-  }
-
-  private startRound(out: EngineAction[], now: number): void {
-    const s = this.settings;
     const roundId = this.nextRoundId++;
     this.lastRoundId = roundId;
-    const cohort = sampleCohort(this.ready, s.maxCohort, s.seed, roundId);
+    const sampling = this.settings.sampling ?? COORDINATOR_SAMPLING;
+    if (sampling.mode === 'poisson') this.invite(out, roundId, sampling, now);
+    else this.startRound(out, now, roundId, sampleCohort(this.ready, this.settings.maxCohort, this.settings.seed, roundId));
+  }
+
+  // ---- Poisson sampling: invitations ------------------------------------------------------------
+
+  /** Invites every ready agent to draw its coin for `roundId` at rate q. */
+  private invite(out: EngineAction[], roundId: number, sampling: Extract<SamplingSettings, { mode: 'poisson' }>, now: number): void {
+    const invited = [...this.ready].sort();
+    const inv: Invitation = { roundId, startedAt: now, rate: sampling.rate, invited, answers: new Map() };
+    this.invitation = inv;
+    this.phaseValue = 'inviting';
+    out.push(log('info', 'round invitations sent', { roundId, invited: invited.length, rate: sampling.rate }));
+    for (const id of invited) out.push(send(id, { type: 'sampling-invite', roundId, rate: sampling.rate }));
+    out.push({ type: 'set-timer', timer: 'invitation', roundId, delayMs: sampling.invitationWaitMs });
+  }
+
+  private onSamplingAnswer(out: EngineAction[], agentId: string, msg: SamplingAnswerMessage, now: number): void {
+    const inv = this.invitation;
+    if (inv === undefined || msg.roundId !== inv.roundId || !inv.invited.includes(agentId) || inv.answers.has(agentId)) {
+      out.push(log('info', 'sampling answer outside its invitation (late, duplicate or not invited): ignored', { agentId, roundId: msg.roundId }));
+      return;
+    }
+    inv.answers.set(agentId, msg.volunteer);
+    this.closeInvitationIfAllAnswered(out, inv, now);
+  }
+
+  private closeInvitationIfAllAnswered(out: EngineAction[], inv: Invitation, now: number): void {
+    if (this.invitation === inv && inv.answers.size === inv.invited.length) this.closeInvitation(out, inv, now);
+  }
+
+  /**
+   * The cohort is exactly the volunteers still connected. Too many fail the round rather than
+   * being subsampled: a coordinator-chosen subset of the volunteers would be a cohort the
+   * coordinator picked, and the Poisson analysis (each agent in with probability q, independently)
+   * would no longer hold. Too few fail it too; the next attempt has a new round id, so new coins.
+   */
+  private closeInvitation(out: EngineAction[], inv: Invitation, now: number): void {
+    out.push({ type: 'clear-timer', timer: 'invitation' });
+    const volunteers = inv.invited.filter((id) => inv.answers.get(id) === true && this.ready.has(id));
+    const { minCohort, maxCohort } = this.settings;
+    const answered = inv.answers.size;
+    out.push(log('info', 'round invitations closed', { roundId: inv.roundId, invited: inv.invited.length, answered, volunteers: volunteers.length }));
+    if (volunteers.length > maxCohort) {
+      this.failInvitation(out, inv, now, `too many volunteers: ${volunteers.length} of ${inv.invited.length} invited agents volunteered at rate ${inv.rate}, over maxCohort ${maxCohort}; a Poisson cohort is never subsampled (the coordinator would be choosing it); lower the sampling rate or raise maxCohort`);
+      return;
+    }
+    if (volunteers.length < minCohort) {
+      this.failInvitation(out, inv, now, `too few volunteers: ${volunteers.length} of ${inv.invited.length} invited agents volunteered at rate ${inv.rate} (${answered} answered), under minCohort ${minCohort}; the next round draws new coins`);
+      return;
+    }
+    this.invitation = undefined;
+    this.startRound(out, now, inv.roundId, volunteers, { rate: inv.rate, invited: inv.invited.length });
+  }
+
+  /** A Poisson round that never reached its round-start: recorded (started, then failed), volunteers told. */
+  private failInvitation(out: EngineAction[], inv: Invitation, now: number, reason: string, status: 'failed' | 'aborted' = 'failed'): void {
+    out.push({ type: 'clear-timer', timer: 'invitation' });
+    const cohort = inv.invited.filter((id) => inv.answers.get(id) === true);
+    const sampling: SamplingConfig = { rate: inv.rate, invited: inv.invited.length };
+    const config = this.roundConfigFor(inv.roundId, Math.max(1, cohort.length), now, sampling);
+    out.push({ type: 'round-started', record: { roundId: inv.roundId, startedAt: inv.startedAt, baseModelVersion: this.model.modelVersion, cohort, config, required: 0 } });
+    const summary: RoundSummary = {
+      roundId: inv.roundId,
+      status,
+      startedAt: inv.startedAt,
+      endedAt: now,
+      durationMs: Math.max(0, now - inv.startedAt),
+      baseModelVersion: this.model.modelVersion,
+      cohort,
+      participants: [],
+      reason,
+      metrics: { cohort: cohort.length, included: 0, accepted: 0, required: 0, learningRate: config.learningRate, ...samplingMetrics(sampling) },
+    };
+    out.push({ type: 'round-failed', summary });
+    out.push(log('warn', 'round failed', { roundId: inv.roundId, reason, status }));
+    for (const id of cohort) {
+      if (this.ready.has(id)) out.push(send(id, { type: 'round-end', roundId: inv.roundId, outcome: 'aborted', reason: reason.slice(0, 2000), included: false }));
+    }
+    this.invitation = undefined;
+    this.phaseValue = 'waiting';
+    if (status === 'failed' && this.settings.retryDelayMs > 0) {
+      this.retryAt = now + this.settings.retryDelayMs;
+      out.push({ type: 'set-timer', timer: 'retry', roundId: this.nextRoundId, delayMs: this.settings.retryDelayMs });
+    }
+    this.afterRound(out, now);
+  }
+
+  // ---- rounds -----------------------------------------------------------------------------------
+
+  /** The config round `roundId` sends: the template, the scheduled learning rate, the aggregation, the seed. */
+  private roundConfigFor(roundId: number, cohortSize: number, now: number, sampling: SamplingConfig | undefined): RoundConfig {
+    const s = this.settings;
     const progress = runProgress({ completedRounds: this.model.completedRounds, rounds: s.rounds, now, budget: s.budget, expectedRoundMs: this.lastRoundMs });
     const learningRate = scheduledLearningRate(s.roundConfig.learningRate, s.lrSchedule ?? CONSTANT_SCHEDULE, progress);
-    const config: RoundConfig = { ...s.roundConfig, learningRate, aggregation: this.aggregator.mode, cohortSize: cohort.length, seed: roundSeed(s.seed, roundId) };
+    return {
+      ...s.roundConfig,
+      learningRate,
+      aggregation: this.aggregator.mode,
+      cohortSize,
+      seed: roundSeed(s.seed, roundId),
+      ...(sampling === undefined ? {} : { sampling }),
+    };
+  }
+
+  private startRound(out: EngineAction[], now: number, roundId: number, cohort: readonly string[], sampling?: SamplingConfig): void {
+    const s = this.settings;
+    const config = this.roundConfigFor(roundId, cohort.length, now, sampling);
+    const learningRate = config.learningRate;
     const required = Math.min(cohort.length, Math.max(1, s.quorum.minCount, Math.ceil(s.quorum.fraction * cohort.length)));
     const base = this.model;
     const session = this.aggregator.open({
@@ -774,7 +914,8 @@ export class RoundEngine {
       manifest: base.manifest,
       dimension: base.weights.length,
       ...(this.aggregator.mode === 'plain' ? { maxUpdateNorm: maxUpdateNormFor(s.maxUpdateNorm, config, base.weights) } : {}),
-      ...(config.dp === undefined ? {} : { dp: { ...config.dp, clipNorm: config.clipNorm } }),
+      // The fixed denominator must not depend on who was sampled: under Poisson sampling q * invited.
+      ...(config.dp === undefined ? {} : { dp: { ...config.dp, clipNorm: config.clipNorm, denominator: sampling === undefined ? cohort.length : sampling.rate * sampling.invited } }),
     });
     const deadlineMs = s.roundConfig.deadlineMs + s.deadlineGraceMs;
     const round: ActiveRound = {
@@ -794,7 +935,7 @@ export class RoundEngine {
     this.round = round;
     this.phaseValue = 'collecting';
     out.push({ type: 'round-started', record: { roundId, startedAt: now, baseModelVersion: base.modelVersion, cohort, config, required } });
-    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size, learningRate, progress }));
+    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size, learningRate, ...(sampling === undefined ? {} : { samplingRate: sampling.rate, sampledFrom: sampling.invited }) }));
     const start: RoundStartMessage = { type: 'round-start', roundId, modelVersion: base.modelVersion, config, weights: base.frame };
     for (const id of cohort) out.push(send(id, start));
     out.push({ type: 'set-timer', timer: 'deadline', roundId, delayMs: deadlineMs });
@@ -914,8 +1055,10 @@ export class RoundEngine {
       this.settings.limits,
     );
     // The round is charged here and the ledger adopted at commit-done: a failed commit publishes nothing.
-    const privacy = this.privacy?.afterRound(this.samplingRate());
-    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate, privacy === undefined ? undefined : privacyMetrics(privacy, this.samplingRate()));
+    // The round's own rate: its cohort was drawn at config.sampling.rate (signed to its agents), or chosen (q = 1).
+    const q = r.config.sampling?.rate ?? 1;
+    const privacy = this.privacy?.afterRound(q);
+    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate, privacy === undefined ? undefined : privacyMetrics(privacy, q));
     r.pending = { model, strategyState: result.state, summary, ...(privacy === undefined ? {} : { privacy, privacyState: privacy.toJSON() }) };
     this.phaseValue = 'committing';
     out.push({ type: 'commit', roundId: r.roundId, record: r.pending });
@@ -1020,9 +1163,13 @@ export class RoundEngine {
     for (const id of [...this.ready].sort()) out.push(send(id, { type: 'shutdown', reason: 'completed', message }));
   }
 
-  /** Client sampling rate q of a round, for the accountant: 1 while the coordinator picks the cohort (no amplification claimed). */
+  /**
+   * Client sampling rate q of the next round, for the accountant: Poisson self-sampling's rate,
+   * or 1 while the coordinator picks the cohort (no amplification claimed).
+   */
   private samplingRate(): number {
-    return 1;
+    const sampling = this.settings.sampling ?? COORDINATOR_SAMPLING;
+    return sampling.mode === 'poisson' ? sampling.rate : 1;
   }
 
   private summarize(
@@ -1057,6 +1204,7 @@ export class RoundEngine {
       required: r.required,
       learningRate: r.config.learningRate,
     };
+    if (r.config.sampling !== undefined) Object.assign(metrics, samplingMetrics(r.config.sampling));
     if (lossWeight > 0) metrics['loss'] = lossSum / lossWeight;
     if (aggregate !== undefined) {
       metrics['totalWeight'] = aggregate.totalWeight;
@@ -1085,6 +1233,11 @@ export class RoundEngine {
     };
     return summary;
   }
+}
+
+/** A Poisson round's metrics: q (the accountant reads metrics.samplingRate, default 1) and the agents invited. */
+function samplingMetrics(sampling: SamplingConfig): Record<string, number> {
+  return { samplingRate: sampling.rate, sampledFrom: sampling.invited };
 }
 
 function send(to: string, message: CoordinatorMessage): EngineAction {

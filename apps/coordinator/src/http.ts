@@ -49,7 +49,7 @@ export const StatusSchema = {
     coordinatorId: { type: 'string' },
     /** Hex Ed25519 public key that signs every coordinator message (agents pin it: --coordinator-key). */
     coordinatorKey: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    phase: { type: 'string', enum: ['waiting', 'collecting', 'aggregating', 'committing', 'finished', 'stopped'] },
+    phase: { type: 'string', enum: ['waiting', 'inviting', 'collecting', 'aggregating', 'committing', 'finished', 'stopped'] },
     completedRounds: { type: 'integer', minimum: 0 },
     targetRounds: { type: 'integer', minimum: 1 },
     model: {

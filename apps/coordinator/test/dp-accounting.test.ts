@@ -151,3 +151,23 @@ test('engine: a restored ledger whose budget is spent finishes at start, without
   assert.deepEqual(ofType(actions, 'finished'), [{ type: 'finished', completedRounds: 0, reason: 'privacy-budget' }]);
   assert.equal(engine.status().finishedBy, 'privacy-budget');
 });
+
+test('engine: a Poisson round is charged at its sampling rate q (amplification), the status reports q', () => {
+  const ledger = PrivacyLedger.fresh({ noiseMultiplier: SIGMA, delta: DELTA });
+  const { engine, manifest, weights } = makeEngine(
+    { minCohort: 2, maxCohort: 8, sampling: { mode: 'poisson', rate: 0.25, invitationWaitMs: 300 }, roundConfig: { ...TEST_SETTINGS.roundConfig, clipNorm: CLIP, dp: { noiseMultiplier: SIGMA, noise: 'coordinator' } } },
+    { aggregator: createPlainAggregator({ gaussian: (out) => out.fill(0) }), privacy: ledger },
+  );
+  const ids = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+  for (const agentId of ids) engine.handle({ type: 'agent-ready', agentId }, 0);
+  engine.handle({ type: 'start' }, 0);
+  assert.equal(engine.status().privacy?.samplingRate, 0.25);
+  for (const agentId of ids) engine.handle({ type: 'sampling-answer', agentId, message: { type: 'sampling-answer', roundId: 1, volunteer: agentId < 'd' } }, 10);
+  let last: EngineAction[] = [];
+  for (const agentId of ['a', 'b', 'c']) last = engine.handle({ type: 'update', agentId, message: updateMessage(1, engine.globalModel.modelVersion, manifest, deltaFor(weights.length, 1, 0.01), 7) }, 20);
+  const [commit] = ofType(last, 'commit');
+  assert.ok(commit !== undefined);
+  assert.equal(commit.record.summary.metrics['dpSamplingRate'], 0.25);
+  assert.equal(commit.record.summary.metrics['dpEpsilon'], ledger.afterRound(0.25).spent().epsilon);
+  assert.ok((commit.record.summary.metrics['dpEpsilon'] ?? Infinity) < closedForm(1), 'cheaper than an unsampled round');
+});

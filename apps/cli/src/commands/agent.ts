@@ -54,6 +54,9 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
                                 epsilon (its own RDP accountant over the rounds it revealed an update for, q = 1,
                                 kept in <state>/privacy-budget.json) above E. Whatever the coordinator reports
   --dp-delta D                  the delta of --max-epsilon (default 1e-5)
+  --require-sampling            refuse rounds whose cohort the coordinator chose: only Poisson rounds (coordinator
+                                --sampling-rate), which this agent joins only when its own coin volunteers it
+  --allow-coordinator-sampling  back to accepting coordinator-chosen cohorts (after an earlier --require-sampling)
   --data DIR                    the private image folder (PNG/JPEG, recursive), read at the image size and
                                 channels of the coordinator's model (each image is resized)
 ${labelsHelp(32, ["opt-in: this agent's own labels, which never leave it:"])}
@@ -143,6 +146,8 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
       'min-noise-multiplier': { type: 'string' },
       'max-epsilon': { type: 'string' },
       'dp-delta': { type: 'string' },
+      'require-sampling': { type: 'boolean', default: false },
+      'allow-coordinator-sampling': { type: 'boolean', default: false },
       'red-team': { type: 'string' },
       data: { type: 'string' },
       'file-list': { type: 'string' },
@@ -253,6 +258,9 @@ export async function agentCommand(argv: string[], out: (line: string) => void, 
   if (dpDelta !== undefined && maxEpsilon === undefined) throw new UsageError('--dp-delta goes with --max-epsilon E (the delta of this agent\'s budget)');
   if (dpDelta !== undefined && !(dpDelta < 0.1)) throw new UsageError(`--dp-delta must be a number in (0, 0.1), got ${dpDelta}`);
   const privacyBudget = maxEpsilon === undefined ? undefined : { maxEpsilon, delta: dpDelta ?? DEFAULT_DP_DELTA };
+  if (values['require-sampling'] && values['allow-coordinator-sampling']) throw new UsageError('give either --require-sampling or --allow-coordinator-sampling, not both');
+  if (values['require-sampling']) policy.requireSampling = true;
+  if (values['allow-coordinator-sampling']) policy.requireSampling = false;
   const logger = stderrLogger(logLevelOption(values), 'agent');
   const redTeam = values['red-team'] as RedTeamMode | undefined;
   if (redTeam !== undefined && !(RED_TEAM_MODES as readonly string[]).includes(redTeam)) {

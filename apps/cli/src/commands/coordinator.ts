@@ -9,11 +9,12 @@ import { architectureId, protocolManifest, wireRecipe } from '@fedclr/agent';
 import { initialState, recipeModelSpec, RECIPE_DEFAULTS, type FederatedRecipe } from '@fedclr/contrastive';
 import { checkpointDirName, LR_SCHEDULES, startCoordinator, STRATEGY_DEFAULTS, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
-import { fedproxMuOption, intOption, numberOption } from '../common.js';
+import { fedproxMuOption, intOption, nonNegativeOption, numberOption } from '../common.js';
 import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFromFlags } from '../dp-flags.js';
 import { UsageError } from '../errors.js';
 import { sendToParent, type StopReason } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
+import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFromFlags } from '../sampling-flags.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
 import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
@@ -27,6 +28,8 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --state DIR                   SQLite state and checkpoints (default ./fedclr-coordinator)
   --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
   --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
+  --cohort-wait SECONDS         once --min-cohort agents are ready, wait up to this long for --max-cohort (default 0)
+${SAMPLING_FLAGS_HELP}
   --strategy fedavg|fedavgm|fedadam --aggregation secure|plain   (the coordinator's default: secure)
   --server-lr LR                the strategy's server step size (defaults: fedavg 2, the recipe's: x + 2 x the
                                 agents' mean delta; fedavgm 1, fedadam 0.1); BatchNorm statistics are always averaged
@@ -141,6 +144,8 @@ export function stderrLogger(level: LogLevel, svc: string): Logger {
 const COORDINATOR_OPTIONS = {
   ...RECIPE_FLAG_OPTIONS,
   ...DP_FLAG_OPTIONS,
+  ...SAMPLING_FLAG_OPTIONS,
+  'cohort-wait': { type: 'string' },
   config: { type: 'string' },
   state: { type: 'string' },
   host: { type: 'string' },
@@ -201,16 +206,21 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
   const plannedRounds = values.rounds !== undefined ? intOption(values, 'rounds', 10) : (fileRest.rounds ?? (minutes === undefined ? 10 : undefined));
-  const dpSettings = dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure', { rounds: plannedRounds }, fileRest.privacy);
+  const sampling = samplingFromFlags(values, fileRest.sampling);
+  const samplingRate = sampling?.mode === 'poisson' ? sampling.rate : undefined;
+  const dpSettings = dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure', { rounds: plannedRounds, ...(samplingRate === undefined ? {} : { samplingRate }) }, fileRest.privacy);
   if (dpSettings.clipNorm !== undefined) training.clipNorm = dpSettings.clipNorm;
   if (dpSettings.dp !== undefined) training.dp = dpSettings.dp;
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
   const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined); // > 0
+  const cohortWait = values['cohort-wait'] === undefined ? undefined : nonNegativeOption(values, 'cohort-wait', 0);
   const config: CoordinatorConfig = admissionConfig(values, {
     ...fileRest,
     ...(tls !== undefined ? { tls } : {}),
     ...(maxUpdateNorm !== undefined ? { maxUpdateNorm } : {}),
+    ...(sampling !== undefined ? { sampling } : {}),
+    ...(cohortWait !== undefined ? { cohortWaitMs: Math.round(cohortWait * 1000) } : {}),
     ...(values['max-example-count'] !== undefined ? { maxExampleCount: intOption(values, 'max-example-count', 100_000) } : {}),
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
@@ -240,7 +250,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   const logger = stderrLogger(logLevelOption(values), 'coordinator');
   if (dpSettings.calibrated !== undefined) {
     const c = dpSettings.calibrated;
-    logger.info({ ...c, targetEpsilon: dpSettings.privacy?.targetEpsilon }, `--target-epsilon: noise multiplier ${c.noiseMultiplier.toPrecision(4)} calibrated for ${c.rounds} rounds (epsilon ${c.epsilon.toFixed(3)}, q = 1)`);
+    logger.info({ ...c, targetEpsilon: dpSettings.privacy?.targetEpsilon }, `--target-epsilon: noise multiplier ${c.noiseMultiplier.toPrecision(4)} calibrated for ${c.rounds} rounds (epsilon ${c.epsilon.toFixed(3)}, q = ${c.samplingRate})`);
   }
   const ipc = values['report-ipc'];
 

@@ -27,6 +27,7 @@ import type { PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFlags, dpFromFlags } from '../dp-flags.js';
+import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFlags, samplingFromFlags } from '../sampling-flags.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   partitionOption,
@@ -69,6 +70,8 @@ ${recipeFlagsHelp('federated')}
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure   (simulate's default: plain)
 ${DP_FLAGS_HELP}
                               (with simulate's default --aggregation plain, DP needs --dp-central)
+${SAMPLING_FLAGS_HELP}
+                              (simulate: every client is invited; not with --cohort, the cohort is the volunteers)
   --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
                               federation must complete each round without them; default 0)
   --server-lr LR              the strategy's server step size (default 2 with fedavg, as fedclr coordinator: x + 2 x
@@ -102,6 +105,7 @@ const SIMULATE_OPTIONS = {
   'steps-per-round': { type: 'string' },
   ...RECIPE_FLAG_OPTIONS,
   ...DP_FLAG_OPTIONS,
+  ...SAMPLING_FLAG_OPTIONS,
   'fedprox-mu': { type: 'string' },
   labels: { type: 'string' },
   'lr-schedule': { type: 'string' },
@@ -157,6 +161,10 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const aggregation = values.aggregation;
   if (aggregation !== 'plain' && aggregation !== 'secure') throw new UsageError(`--aggregation must be plain or secure, got '${aggregation}'`);
   const clients = intOption(values, 'clients', 10, 1);
+  const sampling = samplingFromFlags(values, undefined);
+  if (sampling !== undefined && values.cohort !== undefined) {
+    throw new UsageError('--cohort and --sampling-rate exclude each other: under Poisson sampling the cohort is whoever volunteers (about Q x --clients)');
+  }
   const cohort = intOption(values, 'cohort', clients, 1);
   if (cohort > clients) throw new UsageError(`--cohort ${cohort} exceeds --clients ${clients}`);
   if (aggregation === 'secure' && cohort < 3) throw new UsageError(`--aggregation secure needs a cohort of at least 3 agents (SecAgg+), got ${cohort}; use --aggregation plain`);
@@ -179,9 +187,12 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const { cropMin, viewSize, strength } = recipe.augment;
   const lrSchedule = recipe.lrSchedule;
   const fedproxMu = fedproxMuOption(values) ?? 0;
-  const dp = dpFromFlags(values, undefined, aggregation, { rounds: values.rounds !== undefined || minutes === undefined ? rounds : undefined });
+  const dp = dpFromFlags(values, undefined, aggregation, {
+    rounds: values.rounds !== undefined || minutes === undefined ? rounds : undefined,
+    ...(sampling?.rate === undefined ? {} : { samplingRate: sampling.rate }),
+  });
   if (dp.calibrated !== undefined) {
-    log(`simulate: --target-epsilon ${dp.privacy?.targetEpsilon}: noise multiplier ${dp.calibrated.noiseMultiplier.toPrecision(4)} (epsilon ${dp.calibrated.epsilon.toFixed(3)} after ${dp.calibrated.rounds} rounds, q = 1)`);
+    log(`simulate: --target-epsilon ${dp.privacy?.targetEpsilon}: noise multiplier ${dp.calibrated.noiseMultiplier.toPrecision(4)} (epsilon ${dp.calibrated.epsilon.toFixed(3)} after ${dp.calibrated.rounds} rounds, q = ${dp.calibrated.samplingRate})`);
   }
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
@@ -267,8 +278,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--host', '127.0.0.1',
       '--port', '0',
       '--rounds', String(rounds),
-      '--min-cohort', String(cohort),
-      '--max-cohort', String(cohort),
+      // Poisson: any number of volunteers from the secure minimum (3) or 1 up to every client, all
+      // of whom are invited (the cohort wait lets every agent connect before the first invitation).
+      ...(sampling === undefined
+        ? ['--min-cohort', String(cohort), '--max-cohort', String(cohort)]
+        : ['--min-cohort', aggregation === 'secure' ? '3' : '1', '--max-cohort', String(clients), '--cohort-wait', String(Math.min(60, deadlineSec)), ...samplingFlags(sampling)]),
       '--local-epochs', String(localEpochs),
       '--strategy', strategy,
       '--server-lr', String(serverLr),
@@ -506,6 +520,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       recipe,
       fedproxMu,
       dp: dp.dp === undefined ? null : { ...dp.dp, clipNorm: dp.clipNorm, ...dp.privacy, calibrated: dp.calibrated ?? null },
+      samplingRate: sampling?.rate ?? null,
       architecture: listening.architecture,
       parameters: listening.parameters,
       evalEvery,
@@ -534,7 +549,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     },
     completedRounds: rounds_.length,
     stoppedBy: stoppedBy ?? null,
-    privacy: privacySummary(rounds_, dp),
+    privacy: privacySummary(rounds_, dp, sampling?.rate ?? 1),
     rounds: rounds_,
     failedRounds: failed,
     evaluations,

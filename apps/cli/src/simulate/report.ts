@@ -44,7 +44,7 @@ export function timingSummary(rounds: readonly RoundRecord[], t: { totalMs: numb
 }
 
 /** The report's privacy section (null without DP): the last committed round's epsilon, and the budget. */
-export function privacySummary(rounds: readonly RoundRecord[], dp: DpFlagSettings) {
+export function privacySummary(rounds: readonly RoundRecord[], dp: DpFlagSettings, samplingRate: number) {
   if (dp.dp === undefined) return null;
   const last = rounds[rounds.length - 1];
   return {
@@ -53,7 +53,10 @@ export function privacySummary(rounds: readonly RoundRecord[], dp: DpFlagSetting
     targetEpsilon: dp.privacy?.targetEpsilon ?? null,
     noiseMultiplier: dp.dp.noiseMultiplier,
     clipNorm: dp.clipNorm ?? null,
-    samplingRate: 1,
-    accounting: 'RDP of the Gaussian mechanism per committed round at the configured noise multiplier, composed over rounds, converted to (epsilon, delta) (Balle et al. 2020); no amplification by sampling (q = 1)',
+    samplingRate,
+    accounting:
+      samplingRate < 1
+        ? `RDP of the sampled Gaussian mechanism (Poisson self-sampling, q = ${samplingRate}) per committed round at the configured noise multiplier, composed over rounds, converted to (epsilon, delta) (Balle et al. 2020); amplification holds against observers of the published models, not against the coordinator, which learns each cohort`
+        : 'RDP of the Gaussian mechanism per committed round at the configured noise multiplier, composed over rounds, converted to (epsilon, delta) (Balle et al. 2020); no amplification by sampling (q = 1: the coordinator picks cohorts)',
   };
 }
