@@ -6,7 +6,10 @@
 //   trustOnFirstUse, first-seen) coordinator key over this connection's agent id + nonce +
 //   session id (coordinatorSigningPayload); unsigned, badly signed or replayed -> refused
 //   (FEDCLR_AGENT_MESSAGE_*), logged, ignored: the connection and the round go on
-//   round-start: checked against the round policy (policy.ts; refusal: an error message with
+//   sampling-invite (Poisson rounds, protocol 3.1): answered sampling-answer {volunteer} from
+//                the agent's own coin (sampling.ts); the same round id always gets the same answer
+//   round-start: refused (rule 'not-sampled') for a Poisson round this agent did not volunteer
+//                for, or any round it declined; then checked against the round policy (policy.ts; refusal: an error message with
 //                FEDCLR_AGENT_POLICY_REFUSED, nothing trained), then
 //                decode + verify the weights frame (hash = modelVersion, finite) -> LocalTrainer
 //                (aborted at the deadline, on round-end 'aborted', on disconnect or close)
@@ -46,6 +49,8 @@ import type {
   RejectMessage,
   RoundEndMessage,
   RoundStartMessage,
+  SamplingAnswerMessage,
+  SamplingInviteMessage,
   SecaggMessage,
   ShutdownMessage,
   SignedCoordinatorMessage,
@@ -69,17 +74,20 @@ import {
   PolicyRefusedError,
   RoundAbortedError,
   RoundUnsupportedError,
+  SamplingConflictError,
   SecaggRefusedError,
   TrainingFailedError,
 } from './errors.js';
 import { loadOrCreateIdentity, type AgentIdentity } from './identity.js';
+import { AgentPrivacyBudget, type PrivacyBudgetOptions } from './budget.js';
 import { checkRoundPolicy, resolvePolicy, type RoundPolicy } from './policy.js';
+import { SamplingMemory } from './sampling.js';
 import { SecureRound, type RedTeamMode } from './secure-round.js';
 import type { LocalTrainer } from './trainer.js';
 import { buildUpdate, prepareDelta } from './update.js';
 
 /** The only messages an agent can send. */
-export type AgentOutbound = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage | SecaggMessage;
+export type AgentOutbound = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage | SecaggMessage | SamplingAnswerMessage;
 
 /** A connection to the coordinator (socket.io by default; tests may inject their own). */
 export interface AgentSocket {
@@ -169,6 +177,8 @@ export interface AgentOptions {
   readonly trustOnFirstUse?: boolean;
   /** Round policy overrides; merged over <stateDir>/policy.json (and saved there). See policy.ts. */
   readonly policy?: Partial<RoundPolicy>;
+  /** This agent's own DP budget: only DP rounds, and none that would take its epsilon above maxEpsilon (budget.ts). */
+  readonly privacyBudget?: PrivacyBudgetOptions;
   /**
    * TESTS ONLY: act on coordinator messages without verifying their signatures (the behaviour
    * before protocol 2.0). Exists so the attack tests can show what verification prevents.
@@ -205,6 +215,8 @@ export interface AgentEvents {
   'message-refused': [{ type: string; roundId?: number; error: Error }];
   /** A verified round-start broke this agent's policy: nothing was trained (the coordinator was told why). */
   'round-refused': [{ roundId: number; error: Error }];
+  /** A Poisson round's invitation was answered from this agent's own coin. */
+  sampling: [{ roundId: number; rate: number; volunteer: boolean }];
   shutdown: [ShutdownMessage];
   disconnected: [string];
   reconnecting: [{ attempt: number; delayMs: number }];
@@ -262,6 +274,9 @@ class Agent {
   /** This connection's hello.nonce: coordinator signatures are bound to it. */
   private nonce: Uint8Array | undefined;
   private readonly policy: RoundPolicy;
+  private readonly budget: AgentPrivacyBudget | undefined;
+  /** Poisson rounds: this agent's coins and the answers it gave (sampling.ts). */
+  private readonly sampling: SamplingMemory;
   private endOutcome: SessionOutcome | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private task: RoundTask | undefined;
@@ -271,12 +286,14 @@ class Agent {
   private stateValue: AgentState = 'connecting';
   private closing = false;
 
-  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger, keys: CoordinatorKeys, policy: RoundPolicy) {
+  constructor(options: AgentOptions, identity: AgentIdentity, logger: Logger, keys: CoordinatorKeys, policy: RoundPolicy, budget: AgentPrivacyBudget | undefined) {
     this.o = options;
     this.id = identity;
     this.log = logger;
     this.coordinatorKeys = keys;
     this.policy = policy;
+    this.budget = budget;
+    this.sampling = new SamplingMemory(identity.secretKey);
     this.protocol = createProtocol(options.limits === undefined ? {} : { limits: options.limits });
     this.connector =
       options.connector ??
@@ -476,6 +493,10 @@ class Agent {
         if (this.session === undefined) return;
         this.onRoundStart(msg);
         return;
+      case 'sampling-invite':
+        if (this.session === undefined) return;
+        this.onSamplingInvite(msg);
+        return;
       case 'round-end':
         if (this.task !== undefined && this.task.roundId === msg.roundId && msg.outcome === 'aborted') this.abortTask('coordinator');
         if (this.secure?.roundId === msg.roundId) this.endSecureRound(`round ended (${msg.outcome})`);
@@ -616,8 +637,37 @@ class Agent {
 
   // ---- rounds ---------------------------------------------------------------------------------
 
+  /** Charges this round to the agent's privacy budget (saved before anything is revealed); false: over budget. */
+  private chargeBudget(msg: RoundStartMessage): boolean {
+    const budget = this.budget;
+    if (budget === undefined) return true;
+    if (msg.config.dp === undefined) return false;
+    const key = `${Buffer.from(this.coordinatorKeys.trusted ?? new Uint8Array()).toString('hex')}:${msg.roundId}:${msg.modelVersion}`;
+    const ok = budget.charge(key, msg.config.dp.noiseMultiplier);
+    const spent = budget.spent();
+    if (ok) this.log.info({ roundId: msg.roundId, epsilon: spent.epsilon, delta: spent.delta, rounds: spent.rounds, maxEpsilon: spent.maxEpsilon }, 'privacy budget charged for this round');
+    return ok;
+  }
+
+  /** Answers a Poisson round's invitation from this agent's own coin (the same answer for the same round). */
+  private onSamplingInvite(msg: SamplingInviteMessage): void {
+    const key = (this.session as NonNullable<Agent['session']>).coordinatorKey;
+    const answer = this.sampling.invite(key, msg.roundId, msg.rate);
+    if ('conflict' in answer) {
+      this.refuse(msg, new SamplingConflictError(msg.roundId, msg.rate, answer.conflict));
+      return;
+    }
+    this.log.info({ roundId: msg.roundId, rate: msg.rate, volunteer: answer.volunteer }, 'sampling invitation answered');
+    this.events.emit('sampling', { roundId: msg.roundId, rate: msg.rate, volunteer: answer.volunteer });
+    this.sendSigned({ type: 'sampling-answer', roundId: msg.roundId, volunteer: answer.volunteer });
+  }
+
   private onRoundStart(msg: RoundStartMessage): void {
-    const refusal = checkRoundPolicy(this.policy, msg.config);
+    const key = (this.session as NonNullable<Agent['session']>).coordinatorKey;
+    // Sampling first: a round this agent's coin did not pick is refused whatever else it promises.
+    // Then the privacy budget (the agent's own accountant), then the round policy.
+    const budgetProblem = this.budget?.refusal(msg.config);
+    const refusal = this.sampling.check(key, msg.roundId, msg.config) ?? (budgetProblem === undefined ? checkRoundPolicy(this.policy, msg.config) : { rule: 'max-epsilon', problem: budgetProblem });
     if (refusal !== undefined) {
       const error = new PolicyRefusedError(msg.roundId, refusal.rule, refusal.problem);
       this.log.warn({ roundId: msg.roundId, code: error.code, rule: refusal.rule, err: error.message }, 'round refused by the agent policy: not training');
@@ -733,6 +783,12 @@ class Agent {
       return;
     }
     this.stateValue = 'uploading';
+    if (this.budget !== undefined && !this.chargeBudget(msg)) {
+      const error = new PolicyRefusedError(roundId, 'max-epsilon', 'the privacy budget was spent while this round trained: its update is not sent');
+      this.log.warn({ roundId, rule: 'max-epsilon' }, error.message);
+      this.sendError(roundId, error);
+      return;
+    }
     if (!this.sendSigned(built.message)) {
       this.log.warn({ roundId }, 'connection lost before the upload');
       return;
@@ -761,6 +817,7 @@ class Agent {
       policy: { ...this.o.secagg?.policy, minCohortSize: Math.max(this.o.secagg?.policy?.minCohortSize ?? 0, this.policy.minCohort) },
       ...(msg.config.dp === undefined ? {} : { dp: { noiseMultiplier: msg.config.dp.noiseMultiplier, clipNorm: msg.config.clipNorm } }),
       ...(this.o.secagg?.redTeam === undefined ? {} : { redTeam: this.o.secagg.redTeam }),
+      ...(this.budget === undefined ? {} : { beforeReveal: () => this.chargeBudget(msg) }),
       send: (m) => this.sendSigned(m),
       maxFrameBytes: this.session?.maxFrameBytes ?? this.protocol.limits.maxFrameBytes,
       log: this.log,
@@ -1015,7 +1072,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
   if (options.insecureSkipVerification === true) logger.error('insecureSkipVerification: coordinator messages are NOT verified (tests only)');
   if (plainRemote) logger.warn({ coordinatorUrl: options.coordinatorUrl }, 'insecure: connecting without TLS to a host that is not loopback');
-  const agent = new Agent(options, identity, logger, keys, policy);
+  const budget = options.privacyBudget === undefined ? undefined : AgentPrivacyBudget.open(options.stateDir, options.privacyBudget);
+  if (budget !== undefined) logger.info({ ...budget.spent(), file: budget.path }, 'privacy budget: only DP rounds within it are joined');
+  const agent = new Agent(options, identity, logger, keys, policy, budget);
   agent.start();
   return {
     agentId: identity.agentId,

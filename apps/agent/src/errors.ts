@@ -185,11 +185,29 @@ export const PolicyRefusedError = createError<'FEDCLR_AGENT_POLICY_REFUSED', 403
   403,
 );
 
+/**
+ * A second sampling-invite for a round this agent already answered, at another rate: ignored (the
+ * first rate and answer stand, or a coordinator could raise q until a declining agent volunteers).
+ * Args: round, first rate, new rate.
+ */
+export const SamplingConflictError = createError<'FEDCLR_AGENT_SAMPLING_CONFLICT', 409, [S, S, S]>(
+  'FEDCLR_AGENT_SAMPLING_CONFLICT',
+  'Ignored a sampling-invite for round %s at rate %s: this agent already answered that round at rate %s, and a round gets one coin at one rate',
+  409,
+);
+
 /** A policy value (flag, option or policy file) is invalid. Args: flag or field, rule, received. */
 export const PolicyInvalidError = createError<'FEDCLR_AGENT_POLICY_INVALID', 400, [S, S, S]>(
   'FEDCLR_AGENT_POLICY_INVALID',
   'Invalid agent policy %s: must be %s; got %s',
   400,
+);
+
+/** The agent's saved privacy budget (<stateDir>/privacy-budget.json) cannot be read. Args: path, problem. */
+export const PrivacyBudgetInvalidError = createError<'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID', 500, [S, S]>(
+  'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID',
+  'Refusing to start: the privacy budget file %s is unreadable (%s). Deleting it would forget the epsilon this agent already spent; restore it from a backup',
+  500,
 );
 
 // ---- catalog helpers -----------------------------------------------------------------------
@@ -213,7 +231,7 @@ export const AGENT_ERROR_CODES = {
     'FEDCLR_AGENT_MESSAGE_BAD_SIGNATURE',
     'FEDCLR_AGENT_MESSAGE_REPLAYED',
   ],
-  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID'],
+  policy: ['FEDCLR_AGENT_POLICY_REFUSED', 'FEDCLR_AGENT_POLICY_INVALID', 'FEDCLR_AGENT_PRIVACY_BUDGET_INVALID', 'FEDCLR_AGENT_SAMPLING_CONFLICT'],
 } as const;
 
 export type AgentErrorCode = (typeof AGENT_ERROR_CODES)[keyof typeof AGENT_ERROR_CODES][number];

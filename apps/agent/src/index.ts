@@ -26,6 +26,9 @@ export { CoordinatorKeys, parseCoordinatorKey, COORDINATOR_KEYS_FILE } from './c
 export type { KeyVerdict } from './coordinator-keys.js';
 export { POLICY_DEFAULTS, POLICY_FILE, POLICY_FLAGS, checkRoundPolicy, resolvePolicy, validatePolicy } from './policy.js';
 export type { RoundPolicy } from './policy.js';
+export { AgentPrivacyBudget, PRIVACY_BUDGET_FILE } from './budget.js';
+export type { AgentPrivacySpent, PrivacyBudgetOptions } from './budget.js';
+export { SamplingMemory, deriveSamplingKey, samplingCoin, volunteers } from './sampling.js';
 export * from './errors.js';
 export { createContrastiveTrainer, protocolManifest, architectureId, roundRecipe, wireRecipe, DEFAULT_DEADLINE_FRACTION } from './contrastive-trainer.js';
 export type { ContrastiveTrainerOptions, ImageLoader, TrainingPlan } from './contrastive-trainer.js';

@@ -6,6 +6,11 @@
 //   minCohort           (default 5; --min-cohort N)       config.cohortSize >= N
 //   minNoiseMultiplier  (default 0; --min-noise-multiplier S)  with S > 0 the round must configure DP
 //                       with dp.noiseMultiplier >= S
+//   requireSampling     (default off; --require-sampling / --allow-coordinator-sampling)  the round
+//                       must be a Poisson round (config.sampling), which this agent joins only if
+//                       its own coin volunteered it (sampling.ts, rule 'not-sampled'): without it a
+//                       coordinator running Poisson sampling could still put this agent into a
+//                       round by sending a coordinator-sampled round-start
 //   always              a DP round needs clipNorm > 0 (the noise and the influence bound are scaled
 //                       to it), and its noise where the aggregation can carry it: 'agents' in secure
 //                       rounds, 'coordinator' in plain ones (which requireSecure refuses anyway). With
@@ -32,9 +37,11 @@ export interface RoundPolicy {
   readonly minCohort: number;
   /** With a value > 0: refuse rounds without DP or with dp.noiseMultiplier below it (default 0: any). */
   readonly minNoiseMultiplier: number;
+  /** Refuse rounds that are not Poisson rounds (config.sampling absent): cohorts the coordinator chose (default false). */
+  readonly requireSampling: boolean;
 }
 
-export const POLICY_DEFAULTS: RoundPolicy = { requireSecure: true, minCohort: 5, minNoiseMultiplier: 0 };
+export const POLICY_DEFAULTS: RoundPolicy = { requireSecure: true, minCohort: 5, minNoiseMultiplier: 0, requireSampling: false };
 export const POLICY_FILE = 'policy.json';
 
 /** The flag that sets each field (named in errors and refusal reasons). */
@@ -42,6 +49,7 @@ export const POLICY_FLAGS: Readonly<Record<keyof RoundPolicy, string>> = {
   requireSecure: '--allow-plain / --require-secure',
   minCohort: '--min-cohort',
   minNoiseMultiplier: '--min-noise-multiplier',
+  requireSampling: '--require-sampling / --allow-coordinator-sampling',
 };
 
 const MAX_COHORT = 1_000_000;
@@ -69,6 +77,10 @@ export function validatePolicy(p: Partial<Record<keyof RoundPolicy, unknown>>, w
     }
     out.minNoiseMultiplier = v;
   }
+  if (p.requireSampling !== undefined) {
+    if (typeof p.requireSampling !== 'boolean') throw new PolicyInvalidError(name('requireSampling'), 'true or false', JSON.stringify(p.requireSampling));
+    out.requireSampling = p.requireSampling;
+  }
   return out;
 }
 
@@ -78,6 +90,12 @@ export function checkRoundPolicy(policy: RoundPolicy, config: RoundConfig): { ru
     return {
       rule: 'require-secure',
       problem: `aggregation is '${config.aggregation}': the coordinator would see this agent's own update; this agent requires 'secure' (start it with --allow-plain to accept plain rounds)`,
+    };
+  }
+  if (policy.requireSampling && config.sampling === undefined) {
+    return {
+      rule: 'require-sampling',
+      problem: 'the round is not a Poisson round (no config.sampling): its cohort was chosen by the coordinator, not by this agent\'s own coin; this agent requires Poisson sampling (start it with --allow-coordinator-sampling to accept such rounds)',
     };
   }
   if (config.cohortSize < policy.minCohort) {
@@ -124,6 +142,7 @@ interface PolicyFile {
   requireSecure: boolean;
   minCohort: number;
   minNoiseMultiplier: number;
+  requireSampling?: boolean;
 }
 
 /**
@@ -148,17 +167,19 @@ export async function resolvePolicy(stateDir: string, overrides: Partial<RoundPo
       throw new PolicyInvalidError(`file ${path}`, 'JSON', `unparsable text (${(err as Error).message}); fix or delete it`);
     }
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || (raw as { version?: unknown }).version !== 1) {
-      throw new PolicyInvalidError(`file ${path}`, '{version: 1, requireSecure, minCohort, minNoiseMultiplier}', typeof raw);
+      throw new PolicyInvalidError(`file ${path}`, '{version: 1, requireSecure, minCohort, minNoiseMultiplier, requireSampling?}', typeof raw);
     }
     const r = raw as Record<string, unknown>;
-    stored = validatePolicy({ requireSecure: r['requireSecure'], minCohort: r['minCohort'], minNoiseMultiplier: r['minNoiseMultiplier'] }, ` (in ${path})`);
+    // requireSampling is optional in the file: files written before it existed mean false.
+    stored = validatePolicy({ requireSecure: r['requireSecure'], minCohort: r['minCohort'], minNoiseMultiplier: r['minNoiseMultiplier'], requireSampling: r['requireSampling'] }, ` (in ${path})`);
   }
   const policy: RoundPolicy = { ...POLICY_DEFAULTS, ...stored, ...checked };
   const same =
     stored !== undefined &&
     stored.requireSecure === policy.requireSecure &&
     stored.minCohort === policy.minCohort &&
-    stored.minNoiseMultiplier === policy.minNoiseMultiplier;
+    stored.minNoiseMultiplier === policy.minNoiseMultiplier &&
+    (stored.requireSampling ?? false) === policy.requireSampling;
   if (!same) await writeAtomically(path, { version: 1, ...policy });
   return { policy, path, saved: !same };
 }

@@ -87,6 +87,11 @@ export interface SecureRoundOptions {
    * and the coordinator excludes this agent; nothing else changes.
    */
   readonly redTeam?: RedTeamMode;
+  /**
+   * Called before this agent's first unmask answer (the shares that let the sum be computed):
+   * false leaves the round without answering (the agent's privacy budget, budget.ts).
+   */
+  readonly beforeReveal?: () => boolean;
 }
 
 export const RED_TEAM_MODES = ['garbage-shares'] as const;
@@ -293,6 +298,9 @@ export class SecureRound {
       if (m.stage === 'masked-input') {
         this.sendMasked(m);
         continue;
+      }
+      if (m.stage === 'unmask-response' && this.o.beforeReveal?.() === false) {
+        throw new SecaggFailedError(this.roundId, 'unmask', "this agent's privacy budget does not allow revealing its shares for this round (--max-epsilon)");
       }
       const payload = encodeCanonical(m as unknown as CanonicalValue);
       this.o.send({ type: 'secagg', roundId: this.roundId, stage: m.stage, from: this.o.agentId, to: COORDINATOR_ADDRESS, payload });

@@ -436,7 +436,7 @@ test('trust on first use: the first welcome key is remembered (0600); a later co
 test('policy persistence: set, restart without flags, still applied; later flags override and are saved (0600)', async () => {
   const stateDir = tmp();
   const net = new FakeNetwork();
-  const set = { requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5 };
+  const set = { requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5, requireSampling: false };
   const a = await startAgent({ coordinatorUrl: 'https://coordinator.test', stateDir, trainer: createFakeTrainer(), connector: net.connector, logger, coordinatorKey: COORDINATOR_KEY, policy: set });
   assert.deepEqual(a.policy, set);
   await a.close();
@@ -469,7 +469,7 @@ test('policy persistence: set, restart without flags, still applied; later flags
 
 test('policy: defaults are secure-only, cohort >= 5, any noise; bad values are refused naming the flag', async () => {
   const { policy } = await resolvePolicy(tmp());
-  assert.deepEqual(policy, { requireSecure: true, minCohort: 5, minNoiseMultiplier: 0 });
+  assert.deepEqual(policy, { requireSecure: true, minCohort: 5, minNoiseMultiplier: 0, requireSampling: false });
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ minCohort: -1 }, /--min-cohort.*integer from 1.*-1/],
     [{ minCohort: 2.5 }, /--min-cohort.*integer.*2\.5/],
@@ -477,6 +477,7 @@ test('policy: defaults are secure-only, cohort >= 5, any noise; bad values are r
     [{ minNoiseMultiplier: -0.1 }, /--min-noise-multiplier.*from 0.*-0\.1/],
     [{ minNoiseMultiplier: Number.NaN }, /--min-noise-multiplier/],
     [{ requireSecure: 'yes' }, /--allow-plain \/ --require-secure/],
+    [{ requireSampling: 1 }, /--require-sampling \/ --allow-coordinator-sampling/],
   ];
   for (const [p, re] of bad) {
     await assert.rejects(

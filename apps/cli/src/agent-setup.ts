@@ -22,6 +22,7 @@ import {
   type TrainingGate,
 } from '@fedclr/agent';
 import { describeLoss, type InputShape } from '@fedclr/contrastive';
+import { DEFAULT_DP_DELTA } from '@fedclr/coordinator';
 import { subsetDataset, type ImageDataset, type LabeledImageDataset } from '@fedclr/data';
 import type { Logger } from 'pino';
 import { defaultWorkers, intOption, numberOption, nonNegativeOption } from './common.js';
@@ -75,6 +76,10 @@ const AGENT_OPTIONS = {
   'require-secure': { type: 'boolean', default: false },
   'min-cohort': { type: 'string' },
   'min-noise-multiplier': { type: 'string' },
+  'max-epsilon': { type: 'string' },
+  'dp-delta': { type: 'string' },
+  'require-sampling': { type: 'boolean', default: false },
+  'allow-coordinator-sampling': { type: 'boolean', default: false },
   'red-team': { type: 'string' },
   data: { type: 'string' },
   'file-list': { type: 'string' },
@@ -122,6 +127,8 @@ export interface AgentSetup {
   readonly coordinatorKey: string | undefined;
   readonly enrolmentToken: string | undefined;
   readonly policy: Partial<RoundPolicy>;
+  /** --max-epsilon E (--dp-delta D): this agent's own privacy budget. */
+  readonly privacyBudget: { maxEpsilon: number; delta: number } | undefined;
   readonly redTeam: RedTeamMode | undefined;
   readonly logLevel: ReturnType<typeof logLevelOption>;
   /** --dataset fashion-mnist --client I/N: the simulated share and its data spec. */
@@ -214,6 +221,14 @@ export async function parseAgentSetup(argv: string[]): Promise<AgentSetup> {
   if (values['require-secure']) policy.requireSecure = true;
   if (values['min-cohort'] !== undefined) policy.minCohort = intOption(values, 'min-cohort', 5, 1);
   if (values['min-noise-multiplier'] !== undefined) policy.minNoiseMultiplier = nonNegativeOption(values, 'min-noise-multiplier', 0);
+  const maxEpsilon = numberOption(values, 'max-epsilon', undefined);
+  const dpDelta = numberOption(values, 'dp-delta', undefined);
+  if (dpDelta !== undefined && maxEpsilon === undefined) throw new UsageError('--dp-delta goes with --max-epsilon E (the delta of this agent\'s budget)');
+  if (dpDelta !== undefined && !(dpDelta < 0.1)) throw new UsageError(`--dp-delta must be a number in (0, 0.1), got ${dpDelta}`);
+  const privacyBudget = maxEpsilon === undefined ? undefined : { maxEpsilon, delta: dpDelta ?? DEFAULT_DP_DELTA };
+  if (values['require-sampling'] && values['allow-coordinator-sampling']) throw new UsageError('give either --require-sampling or --allow-coordinator-sampling, not both');
+  if (values['require-sampling']) policy.requireSampling = true;
+  if (values['allow-coordinator-sampling']) policy.requireSampling = false;
   const redTeam = values['red-team'] as RedTeamMode | undefined;
   if (redTeam !== undefined && !(RED_TEAM_MODES as readonly string[]).includes(redTeam)) {
     throw new UsageError(`--red-team must be one of ${RED_TEAM_MODES.join(', ')}, got '${redTeam}'`);
@@ -234,6 +249,7 @@ export async function parseAgentSetup(argv: string[]): Promise<AgentSetup> {
     coordinatorKey,
     enrolmentToken,
     policy,
+    privacyBudget,
     redTeam,
     logLevel: logLevelOption(values),
     simulated,
@@ -337,6 +353,7 @@ export async function startSetupAgent(setup: AgentSetup, images: AgentImages, ba
     ...(ca ?? {}),
     ...(values.insecure ? { insecure: true } : {}),
     policy: setup.policy,
+    ...(setup.privacyBudget === undefined ? {} : { privacyBudget: setup.privacyBudget }),
     ...(values['agent-id'] !== undefined ? { agentId: values['agent-id'] } : {}),
     ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),
     ...(redTeam !== undefined ? { secagg: { redTeam } } : {}),

@@ -85,7 +85,7 @@ export type CoordinatorIpcMessage =
   | { type: 'round-failed'; summary: RoundSummary; at: number }
   | { type: 'stopping'; reason: StopReason; completedRounds: number; at: number };
 
-export type StopReason = 'rounds' | 'minutes' | 'signal' | 'parent-gone';
+export type StopReason = 'rounds' | 'privacy-budget' | 'minutes' | 'signal' | 'parent-gone';
 
 /** Sends a message to the parent process if there is one that listens (fork with IPC). */
 export function sendToParent(message: CoordinatorIpcMessage): void {

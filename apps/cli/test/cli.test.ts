@@ -94,6 +94,9 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier=-1'], /--min-noise-multiplier must be a number >= 0, got '-1'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--min-noise-multiplier', 'lots'], /--min-noise-multiplier must be a number >= 0, got 'lots'/],
     [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--allow-plain', '--require-secure'], /either --allow-plain or --require-secure, not both/],
+    [['agent', '--coordinator', 'http://127.0.0.1:1', '--data', 'x', '--trust-on-first-use', '--require-sampling', '--allow-coordinator-sampling'], /either --require-sampling or --allow-coordinator-sampling, not both/],
+    [['coordinator', '--sampling-rate', '2'], /--sampling-rate must be a number in \(0, 1\]/],
+    [['simulate', '--sampling-rate', '0.5', '--cohort', '2'], /--cohort and --sampling-rate exclude each other/],
     // embed, search, probe, classify: refused before any model or image is read.
     [['embed', '--dataset', 'fashion-mnist', '--out', 'e.npz'], /give --model DIR/],
     [['embed', '--model', 'm', '--dataset', 'fashion-mnist'], /give --out FILE \(the embeddings file, \.npz\)/],
@@ -234,12 +237,12 @@ describe('agent policy flags', () => {
       const first = await runAgent(['--allow-plain', '--min-cohort', '7', '--min-noise-multiplier', '0.5']);
       assert.match(first, /trust on first use/);
       const file = join(dir, 'a', 'policy.json');
-      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5 });
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: false, minCohort: 7, minNoiseMultiplier: 0.5, requireSampling: false });
       assert.equal(statSync(file).mode & 0o777, 0o600);
       const second = await runAgent([]);
-      assert.match(second, /"policy":\{"requireSecure":false,"minCohort":7,"minNoiseMultiplier":0.5\}/);
-      await runAgent(['--require-secure', '--min-cohort', '3']);
-      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: true, minCohort: 3, minNoiseMultiplier: 0.5 });
+      assert.match(second, /"policy":\{"requireSecure":false,"minCohort":7,"minNoiseMultiplier":0.5,"requireSampling":false\}/);
+      await runAgent(['--require-secure', '--min-cohort', '3', '--require-sampling']);
+      assert.deepEqual(JSON.parse(readFileSync(file, 'utf8')), { version: 1, requireSecure: true, minCohort: 3, minNoiseMultiplier: 0.5, requireSampling: true });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -18,9 +18,9 @@
 // Synchronous: every method returns its step at once (no promises), so the engine stays pure.
 //
 // DP rounds (round.dp; DP-FedAvg, McMahan et al. 2018): the sum is unweighted over deltas clipped
-// to C and the aggregate's totalWeight is the sampled cohort size, a fixed denominator, so one
-// agent moves the mean by at most C / cohortSize however many images it has and whoever else
-// drops out (the strategy divides as usual). The noise: the agents' (secure) or, with dp.noise
+// to C and the aggregate's totalWeight is a fixed denominator (the sampled cohort size, or under
+// Poisson sampling q * invited), so one agent moves the mean by at most C / denominator however
+// many images it has and whoever else drops out (the strategy divides as usual). The noise: the agents' (secure) or, with dp.noise
 // 'coordinator' (plain only), N(0, sigma^2 C^2) the plain session adds to the sum itself.
 import type { AggregationMode, DecodedFrame, DpNoisePlacement, Manifest, SecaggMessage } from '@fedclr/protocol';
 import { cryptoGaussian, type DpNoiseSpec, type GaussianSource } from '@fedclr/secagg';
@@ -79,9 +79,20 @@ export interface AggregationRound {
   readonly dp?: AggregationDp;
 }
 
-/** A DP round's promise as the aggregation needs it: sigma, C and who adds the noise. */
+/** A DP round's promise as the aggregation needs it: sigma, C, who adds the noise, the fixed denominator. */
 export interface AggregationDp extends DpNoiseSpec {
   readonly noise: DpNoisePlacement;
+  /**
+   * The fixed denominator: the engine sets it from the round, never from who turned up. A
+   * coordinator-sampled round: the cohort size (the default). A Poisson round: q * invited, the
+   * expected cohort size (DP-FedAvg), so that it does not depend on who was sampled.
+   */
+  readonly denominator?: number;
+}
+
+/** A DP round's fixed denominator (AggregationDp.denominator, else the cohort size). */
+export function dpDenominator(round: AggregationRound): number {
+  return round.dp?.denominator ?? round.cohort.length;
 }
 
 /** A validated update, ready to be summed. */
@@ -216,12 +227,12 @@ export class PlainAggregationSession implements AggregationSession {
       kind: 'done',
       aggregate: {
         weightedSum: this.sum,
-        totalWeight: dp === undefined ? this.weight : this.round.cohort.length,
+        totalWeight: dp === undefined ? this.weight : dpDenominator(this.round),
         contributors: [...this.contributors],
         metrics: {
           clippedUpdates: this.clippedUpdates,
           ...(Number.isFinite(this.maxNorm) ? { maxUpdateNorm: this.maxNorm } : {}),
-          ...(dp === undefined ? {} : dpMetrics(this.round.cohort.length, dp.noise === 'coordinator' ? dp.noiseMultiplier * dp.clipNorm : 0)),
+          ...(dp === undefined ? {} : dpMetrics(dpDenominator(this.round), dp.noise === 'coordinator' ? dp.noiseMultiplier * dp.clipNorm : 0)),
         },
       },
     };

@@ -8,6 +8,7 @@ import { deriveDpEncoding, deriveFixedPoint, deriveSecAggParams, PRG_ALGORITHMS,
 import { ConfigInvalidError } from './errors.js';
 import { DEFAULT_FINAL_FRACTION, LR_SCHEDULES, type LrSchedule, type LrScheduleName } from './lr-schedule.js';
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES, type StrategySpec } from './strategy.js';
+import { SAMPLING_MODES, type SamplingMode, type SamplingSettings } from './sampling.js';
 
 export type EnrolmentPolicy =
   /**
@@ -107,6 +108,21 @@ export interface LrScheduleConfig {
   finalFraction?: number;
 }
 
+/**
+ * How each round's cohort is chosen. 'coordinator' (default): the coordinator samples up to
+ * maxCohort of the ready agents from its seed. 'poisson' (protocol 3.1): every ready agent is
+ * invited and volunteers with probability `rate` by its own secret coin; the cohort is exactly
+ * the volunteers (a round with more than maxCohort or fewer than minCohort fails), so an agent is
+ * in a round with probability q whatever the coordinator wants: amplification by sampling.
+ */
+export interface CohortSamplingConfig {
+  mode?: SamplingMode;
+  /** q in (0, 1]: required with 'poisson', refused otherwise. */
+  rate?: number;
+  /** 'poisson': how long to wait for the invited agents' answers. Default 5000. */
+  invitationWaitMs?: number;
+}
+
 export interface QuorumConfig {
   /** Fraction of the cohort whose updates must arrive for a round to complete. */
   fraction?: number;
@@ -164,6 +180,8 @@ export interface CoordinatorConfig {
    * how many agents it starts); later rounds need only minCohort. Default 0: minCohort is enough.
    */
   firstRoundAgents?: number;
+  /** Cohort sampling: the coordinator's (default) or Poisson self-sampling (see CohortSamplingConfig). */
+  sampling?: CohortSamplingConfig;
   localEpochs?: number;
   training?: TrainingConfig;
   /**
@@ -226,7 +244,23 @@ export interface CoordinatorConfig {
    * round's clipNorm (with DP, plus the norm its noise can add), else the global model's norm.
    */
   maxUpdateNorm?: number | 'auto';
+  /** The privacy budget of a DP run (only with training.dp): see PrivacyBudgetConfig. */
+  privacy?: PrivacyBudgetConfig;
 }
+
+/**
+ * What the RDP accountant reports and enforces in a run with training.dp: epsilon at `delta`
+ * after every committed round, and no round that would take it above `targetEpsilon`.
+ */
+export interface PrivacyBudgetConfig {
+  /** Default 1e-5 (below 1/population for federations up to 100,000 agents). */
+  delta?: number;
+  /** Absent: epsilon is reported, never enforced. */
+  targetEpsilon?: number;
+}
+
+/** Default delta of the privacy budget. */
+export const DEFAULT_DP_DELTA = 1e-5;
 
 export interface ResolvedConfig {
   readonly stateDir: string;
@@ -238,6 +272,7 @@ export interface ResolvedConfig {
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
   readonly firstRoundAgents: number;
+  readonly sampling: SamplingSettings;
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'margin' | 'mining'> & { dp?: DpConfig }>;
   readonly recipe: RoundRecipe | null;
@@ -267,6 +302,8 @@ export interface ResolvedConfig {
   readonly tls: Readonly<TlsConfig> | null;
   readonly connections: Readonly<Required<ConnectionLimits>>;
   readonly maxUpdateNorm: number | 'auto';
+  /** Set exactly when training.dp is. */
+  readonly privacy: { readonly delta: number; readonly targetEpsilon: number | null } | null;
 }
 
 const KNOWN_KEYS = new Set<string>([
@@ -275,7 +312,7 @@ const KNOWN_KEYS = new Set<string>([
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
-for (const k of ['tls', 'connections', 'maxUpdateNorm']) KNOWN_KEYS.add(k);
+for (const k of ['tls', 'connections', 'maxUpdateNorm', 'privacy', 'sampling']) KNOWN_KEYS.add(k);
 
 /** The default of maxExampleCount: one agent's weight in plain rounds (far below 1e9). */
 export const DEFAULT_MAX_EXAMPLE_COUNT = 100_000;
@@ -392,6 +429,18 @@ function resolveDp(raw: unknown, clipNorm: number, aggregation: AggregationMode)
   return { noiseMultiplier, noise };
 }
 
+/** config.privacy: only with training.dp; delta in (0, 0.1], targetEpsilon > 0. */
+function resolvePrivacy(raw: unknown, dp: DpConfig | undefined): ResolvedConfig['privacy'] {
+  const p = obj('privacy', raw, ['delta', 'targetEpsilon']);
+  if (dp === undefined) {
+    if (raw !== undefined) throw new ConfigInvalidError('privacy', 'absent without training.dp (there is no epsilon to account)', describe(raw));
+    return null;
+  }
+  const delta = num('privacy.delta', p['delta'], DEFAULT_DP_DELTA, 0, 0.1, true);
+  const targetEpsilon = p['targetEpsilon'] === undefined ? null : num('privacy.targetEpsilon', p['targetEpsilon'], Number.NaN, 0, 1e6, true);
+  return Object.freeze({ delta, targetEpsilon });
+}
+
 /** Every cohort size a run may sample must have a DP grid fine enough for the agents' noise. */
 function checkDpGrid(dp: DpConfig, clipNorm: number, minCohort: number, maxCohort: number, secagg: Required<SecAggConfig>): void {
   const spec = { noiseMultiplier: dp.noiseMultiplier, clipNorm };
@@ -402,6 +451,26 @@ function checkDpGrid(dp: DpConfig, clipNorm: number, minCohort: number, maxCohor
       throw new ConfigInvalidError('training.dp.noiseMultiplier', `a noise multiplier the secure-aggregation grid can carry for every cohort of minCohort ${minCohort} to maxCohort ${maxCohort}`, `${dp.noiseMultiplier} (at a cohort of ${n}: ${(err as Error).message})`);
     }
   }
+}
+
+/** sampling: mode 'coordinator' (default) or 'poisson' with a rate q in (0, 1]; rate and invitationWaitMs only with 'poisson'. */
+function resolveSampling(v: unknown): SamplingSettings {
+  const o = obj('sampling', v, ['mode', 'rate', 'invitationWaitMs']);
+  const mode = oneOf('sampling.mode', o['mode'], 'coordinator', SAMPLING_MODES);
+  if (mode === 'coordinator') {
+    for (const k of ['rate', 'invitationWaitMs']) {
+      if (o[k] !== undefined) throw new ConfigInvalidError(`sampling.${k}`, "absent: only sampling.mode 'poisson' takes it (agents draw their own coins at that rate)", describe(o[k]));
+    }
+    return Object.freeze({ mode });
+  }
+  if (o['rate'] === undefined) {
+    throw new ConfigInvalidError('sampling.rate', "a number in (0, 1] (required with sampling.mode 'poisson': each invited agent's probability of volunteering)", 'undefined');
+  }
+  return Object.freeze({
+    mode,
+    rate: num('sampling.rate', o['rate'], Number.NaN, 0, 1, true),
+    invitationWaitMs: int('sampling.invitationWaitMs', o['invitationWaitMs'], 5000, 1, 3_600_000),
+  });
 }
 
 /** lrSchedule: a name or { kind, finalFraction }; finalFraction only with 'cosine'. */
@@ -579,6 +648,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     maxCohort,
     cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
     firstRoundAgents: int('firstRoundAgents', c['firstRoundAgents'], 0, 0, 10_000_000),
+    sampling: resolveSampling(c['sampling']),
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),
     recipe,
@@ -611,6 +681,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     tls: resolveTls(c['tls']),
     connections: resolveConnections(c['connections']),
     maxUpdateNorm: c['maxUpdateNorm'] === undefined || c['maxUpdateNorm'] === 'auto' ? 'auto' : num('maxUpdateNorm', c['maxUpdateNorm'], 0, 0, Number.MAX_VALUE, true),
+    privacy: resolvePrivacy(c['privacy'], training.dp),
   };
   return Object.freeze(resolved);
 }

@@ -35,6 +35,7 @@ import {
   type TimerName,
 } from './engine.js';
 import { ModelMismatchError, ModelMissingError } from './errors.js';
+import { PrivacyLedger } from './privacy-ledger.js';
 import { Gateway, MESSAGE_EVENT } from './gateway.js';
 import { httpRoutes } from './http.js';
 import { checkSpecManifest, layersModelSource } from './layers-model.js';
@@ -102,6 +103,8 @@ export interface CoordinatorHandle {
 }
 
 const MiB = 1024 * 1024;
+/** run_meta key of the privacy ledger (privacy-ledger.ts). */
+const PRIVACY_LEDGER_META = 'privacy-ledger';
 
 /** Protocol limits: maxFrameBytes defaults to twice the model frame (at least 1 MiB). */
 function limitsFor(config: ResolvedConfig, manifest: Manifest): Partial<ProtocolLimits> {
@@ -233,6 +236,20 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     } else {
       aggregator = plainAggregator;
     }
+    // The privacy ledger lives in run_meta, written in each round's commit transaction.
+    const dpConfig = config.training.dp;
+    let privacy: PrivacyLedger | undefined;
+    if (dpConfig !== undefined && config.privacy !== null) {
+      const settings = {
+        noiseMultiplier: dpConfig.noiseMultiplier,
+        delta: config.privacy.delta,
+        ...(config.privacy.targetEpsilon === null ? {} : { targetEpsilon: config.privacy.targetEpsilon }),
+      };
+      const saved = db.getMeta(PRIVACY_LEDGER_META);
+      privacy = saved === undefined ? PrivacyLedger.fresh(settings) : PrivacyLedger.restore(settings, saved);
+    } else if (db.getMeta(PRIVACY_LEDGER_META) !== undefined) {
+      logger.warn('this run spent privacy budget in earlier rounds, and now runs without DP: its new rounds are not differentially private');
+    }
     const engine = new RoundEngine({
       settings: {
         rounds: config.rounds,
@@ -240,6 +257,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         maxCohort: config.maxCohort,
         cohortWaitMs: config.cohortWaitMs,
         firstRoundAgents: config.firstRoundAgents,
+        sampling: config.sampling,
         roundConfig: { ...config.training, localEpochs: config.localEpochs, deadlineMs: config.deadlineMs, ...(config.recipe === null ? {} : { recipe: config.recipe }) },
         lrSchedule: config.lrSchedule,
         ...(config.budgetEndsAt === null ? {} : { budget: { startsAt: startedAt, endsAt: config.budgetEndsAt } }),
@@ -262,6 +280,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         completedRounds: model.completedRounds,
       },
       ...(strategyState === undefined ? {} : { strategyState }),
+      ...(privacy === undefined ? {} : { privacy }),
       nextRoundId: Math.max(db.nextRoundId(), model.roundId + 1),
     });
     logger.info(
@@ -283,7 +302,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     );
     const dp = config.training.dp;
     if (dp !== undefined) {
-      const info = { ...dp, clipNorm: config.training.clipNorm, noiseStdOfSum: dp.noiseMultiplier * config.training.clipNorm };
+      const info = { ...dp, clipNorm: config.training.clipNorm, noiseStdOfSum: dp.noiseMultiplier * config.training.clipNorm, privacy: engine.status().privacy };
       if (dp.noise === 'coordinator') {
         logger.warn(info, 'CENTRAL DP (dp.noise coordinator): this coordinator sees every clipped update and adds the noise itself; agents must trust it with their updates (a weaker trust model than secure aggregation with agents\' noise)');
       } else {
@@ -334,6 +353,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       ready: () => engine.status().readyAgents,
       active: () => engine.status().activeAgents,
       round: () => engine.status().round?.roundId ?? engine.globalModel.roundId,
+      ...(privacy === undefined ? {} : { epsilon: () => engine.status().privacy?.epsilon ?? 0, delta: privacy.settings.delta, targetEpsilon: privacy.settings.targetEpsilon }),
     });
 
     // ---- the driver ----------------------------------------------------------------------------
@@ -425,7 +445,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
           events.emit('update-rejected', { roundId: a.roundId, agentId: a.agentId, reason: a.reason, message: a.message });
           return;
         case 'finished':
-          logger.info({ completedRounds: a.completedRounds }, 'all rounds completed');
+          logger.info({ completedRounds: a.completedRounds, reason: a.reason, privacy: engine.status().privacy }, a.reason === 'rounds' ? 'all rounds completed' : 'the privacy budget is spent: no further round');
           finishedResolve(a.completedRounds);
           events.emit('finished', a.completedRounds);
           return;
@@ -450,7 +470,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
           modelVersion: m.modelVersion,
           strategyState: record.strategyState,
         });
-        db.commitRound(summary, m.completedRounds, checkpointDirName(roundId));
+        db.commitRound(summary, m.completedRounds, checkpointDirName(roundId), record.privacyState === undefined ? undefined : { [PRIVACY_LEDGER_META]: JSON.stringify(record.privacyState) });
       } catch (err) {
         logger.error({ err, roundId }, 'commit failed');
         dispatch({ type: 'commit-failed', roundId, error: (err as Error).message });

@@ -392,7 +392,7 @@ export class StateDb {
   }
 
   /** Commits a completed round (call after its checkpoint files are in place). One transaction. */
-  commitRound(summary: RoundSummary, completedRounds: number, checkpoint: string): void {
+  commitRound(summary: RoundSummary, completedRounds: number, checkpoint: string, meta?: Readonly<Record<string, string>>): void {
     this.db.transaction(() => {
       const res = this.stmts.completeRound.run({
         id: summary.roundId,
@@ -407,6 +407,8 @@ export class StateDb {
       if (res.changes !== 1) throw new DatabaseError(this.path, `round ${summary.roundId} is not a running round; cannot commit it`);
       this.writeParticipants(summary.roundId, summary.participants);
       this.writeMetrics(summary.roundId, summary.metrics);
+      // Run state that must move with the round (the privacy ledger): same transaction.
+      for (const [key, value] of Object.entries(meta ?? {})) this.setMeta(key, value);
     })();
   }
 

@@ -9,6 +9,8 @@
 // Phases:
 //   waiting     no round running; starts one when enough ready agents are there (after an
 //               optional cohort wait and, after a failure, the retry delay)
+//   inviting    sampling 'poisson' only: sampling-invite sent to every ready agent; waiting for
+//               their answers (or the invitation timer); the cohort is exactly the volunteers
 //   collecting  round-start sent to the cohort; updates are checked and summed
 //   aggregating collection closed, the aggregation session needs more messages (secure mode)
 //               or is still computing (an 'aggregation-pending' step not yet fed back)
@@ -38,6 +40,8 @@ import type {
   RoundConfig,
   RoundEndMessage,
   RoundStartMessage,
+  SamplingAnswerMessage,
+  SamplingConfig,
   SecaggMessage,
   UpdateMessage,
   UpdateRejectReason,
@@ -46,11 +50,12 @@ import type {
 import type { Aggregate, AggregationSession, AggregationStep, AggregatorFactory } from './aggregation.js';
 import { EngineStateError, ModelMismatchError } from './errors.js';
 import { CONSTANT_SCHEDULE, runProgress, scheduledLearningRate, type LrSchedule, type TimeBudget } from './lr-schedule.js';
-import { roundSeed, sampleCohort } from './sampling.js';
+import type { PrivacyLedger, PrivacyLedgerState, PrivacySpent } from './privacy-ledger.js';
+import { COORDINATOR_SAMPLING, roundSeed, sampleCohort, type SamplingSettings } from './sampling.js';
 import type { Strategy, StrategyState } from './strategy.js';
 
-export type EnginePhase = 'waiting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
-export type TimerName = 'deadline' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'retry';
+export type EnginePhase = 'waiting' | 'inviting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
+export type TimerName = 'deadline' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'invitation' | 'retry';
 export type ShutdownMode = 'abort' | 'finish';
 /** What agents are told when the coordinator stops: 'restarting' invites them to reconnect. */
 export interface ShutdownNotice {
@@ -122,6 +127,9 @@ export interface CommitRecord {
   readonly model: GlobalModel;
   readonly strategyState: StrategyState;
   readonly summary: RoundSummary;
+  /** DP runs: the privacy ledger with this round charged (persist it with the round). */
+  readonly privacy?: PrivacyLedger;
+  readonly privacyState?: PrivacyLedgerState;
 }
 
 export interface RoundStartedRecord {
@@ -151,6 +159,8 @@ export type EngineEvent =
     }
   | { readonly type: 'agent-error'; readonly agentId: string; readonly message: ErrorMessage }
   | { readonly type: 'secagg'; readonly agentId: string; readonly message: SecaggMessage }
+  /** A signature-checked answer to a Poisson round's sampling-invite. */
+  | { readonly type: 'sampling-answer'; readonly agentId: string; readonly message: SamplingAnswerMessage }
   | { readonly type: 'timer'; readonly timer: TimerName; readonly roundId: number }
   | { readonly type: 'commit-done'; readonly roundId: number }
   | { readonly type: 'commit-failed'; readonly roundId: number; readonly error: string }
@@ -177,9 +187,12 @@ export type EngineAction =
       /** The update came after its round closed (the participant record may be marked late). */
       readonly late: boolean;
     }
-  | { readonly type: 'finished'; readonly completedRounds: number }
+  | { readonly type: 'finished'; readonly completedRounds: number; readonly reason: FinishReason }
   | { readonly type: 'stopped' }
   | { readonly type: 'log'; readonly level: LogLevel; readonly msg: string; readonly data?: Readonly<Record<string, unknown>> };
+
+/** Why a run finished: its rounds are done, or the next round would exceed the privacy budget. */
+export type FinishReason = 'rounds' | 'privacy-budget';
 
 export interface EngineSettings {
   /** Completed rounds to run. */
@@ -189,11 +202,13 @@ export interface EngineSettings {
   readonly cohortWaitMs: number;
   /** The first round of this run waits for this many ready agents (default 0: minCohort). */
   readonly firstRoundAgents?: number;
+  /** How cohorts are chosen (default: the coordinator samples them, sampleCohort). */
+  readonly sampling?: SamplingSettings;
   /**
    * Round config template; aggregation comes from the aggregator, seed is derived per round, and
    * learningRate is the base of `lrSchedule`.
    */
-  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed' | 'cohortSize'>;
+  readonly roundConfig: Omit<RoundConfig, 'aggregation' | 'seed' | 'cohortSize' | 'sampling'>;
   /** The learning rate across rounds (default constant: roundConfig.learningRate every round). */
   readonly lrSchedule?: LrSchedule;
   /** The run's time budget, if any: the schedule's progress is also the share of it used. */
@@ -238,6 +253,8 @@ export interface EngineInit {
     readonly completedRounds: number;
   };
   readonly strategyState?: StrategyState;
+  /** A DP run's privacy ledger (fresh, or restored with the model): charged per committed round. */
+  readonly privacy?: PrivacyLedger;
   /** First round id to use (greater than every id ever used in this run). */
   readonly nextRoundId: number;
 }
@@ -260,6 +277,10 @@ export interface EngineStatus {
   };
   readonly activeAgents: number;
   readonly stopping: boolean;
+  /** Set once the run has finished. */
+  readonly finishedBy?: FinishReason;
+  /** DP runs: epsilon spent so far, and the budget. */
+  readonly privacy?: PrivacySpent & { readonly targetEpsilon: number | null; readonly noiseMultiplier: number; readonly samplingRate: number };
 }
 
 interface Participant {
@@ -269,6 +290,17 @@ interface Participant {
   metrics?: Record<string, number>;
   reason?: string;
   bytes?: number;
+}
+
+/** A Poisson round between its invitations and its round-start (phase 'inviting'). */
+interface Invitation {
+  readonly roundId: number;
+  readonly startedAt: number;
+  readonly rate: number;
+  /** Sorted ids of the agents invited. */
+  readonly invited: readonly string[];
+  /** Answers so far (true: volunteered). */
+  readonly answers: Map<string, boolean>;
 }
 
 interface ActiveRound {
@@ -326,6 +358,7 @@ export class RoundEngine {
   private phaseValue: EnginePhase = 'waiting';
   private readonly ready = new Set<string>();
   private round: ActiveRound | undefined;
+  private invitation: Invitation | undefined;
   /** Highest round id that was started (closed unless it is `round`). */
   private lastRoundId: number;
   private retryAt = 0;
@@ -338,6 +371,8 @@ export class RoundEngine {
   private shutdownMode: ShutdownMode | undefined;
   private shutdownNotice: ShutdownNotice = { reason: 'stopping' };
   private started = false;
+  private privacy: PrivacyLedger | undefined;
+  private finishedBy: FinishReason | undefined;
 
   constructor(init: EngineInit) {
     this.settings = init.settings;
@@ -347,7 +382,11 @@ export class RoundEngine {
     this.strategyState = init.strategyState ?? init.strategy.initialState(init.model.weights.length);
     this.nextRoundId = init.nextRoundId;
     this.lastRoundId = init.nextRoundId - 1;
-    if (this.model.completedRounds >= this.settings.rounds) this.phaseValue = 'finished';
+    this.privacy = init.privacy;
+    if (this.model.completedRounds >= this.settings.rounds) {
+      this.phaseValue = 'finished';
+      this.finishedBy = 'rounds';
+    }
   }
 
   get phase(): EnginePhase {
@@ -371,6 +410,17 @@ export class RoundEngine {
       readyAgents: this.ready.size,
       activeAgents: r === undefined ? 0 : [...r.participants.values()].filter((p) => p.status === 'selected').length,
       stopping: this.shutdownMode !== undefined,
+      ...(this.finishedBy === undefined ? {} : { finishedBy: this.finishedBy }),
+      ...(this.privacy === undefined
+        ? {}
+        : {
+            privacy: {
+              ...this.privacy.spent(),
+              targetEpsilon: this.privacy.settings.targetEpsilon ?? null,
+              noiseMultiplier: this.privacy.settings.noiseMultiplier,
+              samplingRate: this.samplingRate(),
+            },
+          }),
       ...(r === undefined
         ? {}
         : {
@@ -399,7 +449,7 @@ export class RoundEngine {
     switch (event.type) {
       case 'start':
         this.started = true;
-        if (this.phaseValue === 'finished') out.push({ type: 'finished', completedRounds: this.model.completedRounds });
+        if (this.phaseValue === 'finished') out.push({ type: 'finished', completedRounds: this.model.completedRounds, reason: this.finishedBy ?? 'rounds' });
         this.maybeStart(out, now);
         break;
       case 'agent-ready':
@@ -419,6 +469,9 @@ export class RoundEngine {
         break;
       case 'secagg':
         this.onSecagg(out, event.agentId, event.message, now);
+        break;
+      case 'sampling-answer':
+        this.onSamplingAnswer(out, event.agentId, event.message, now);
         break;
       case 'timer':
         this.onTimer(out, event.timer, event.roundId, now);
@@ -454,6 +507,14 @@ export class RoundEngine {
 
   private onLeft(out: EngineAction[], agentId: string, now: number): void {
     this.ready.delete(agentId);
+    const inv = this.invitation;
+    if (inv !== undefined && inv.invited.includes(agentId)) {
+      // It cannot join the round: its answer no longer counts (a volunteer gone is dropped, which
+      // a coordinator may always do), and the round need not wait for it.
+      inv.answers.set(agentId, false);
+      this.closeInvitationIfAllAnswered(out, inv, now);
+      return;
+    }
     const r = this.round;
     if (r === undefined) return;
     const p = r.participants.get(agentId);
@@ -661,6 +722,9 @@ export class RoundEngine {
           if (this.round === r && this.phaseValue === 'collecting') this.closeIfAllAnswered(out, r, now);
         }
         return;
+      case 'invitation':
+        if (this.invitation !== undefined && this.invitation.roundId === roundId) this.closeInvitation(out, this.invitation, now);
+        return;
       case 'cohort-wait':
         this.cohortTimerSet = false;
         this.cohortWaitOver = true;
@@ -676,6 +740,11 @@ export class RoundEngine {
   private onShutdown(out: EngineAction[], mode: ShutdownMode, now: number): void {
     this.shutdownMode = mode === 'abort' || this.shutdownMode === 'abort' ? 'abort' : 'finish';
     out.push(log('info', 'shutdown requested', { mode: this.shutdownMode, phase: this.phaseValue }));
+    if (this.invitation !== undefined) {
+      // Nothing was trained yet: a shutdown of either mode drops the invitation.
+      this.failInvitation(out, this.invitation, now, 'the coordinator is shutting down', 'aborted');
+      return;
+    }
     const r = this.round;
     if (r !== undefined && this.shutdownMode === 'abort' && (this.phaseValue === 'collecting' || this.phaseValue === 'aggregating')) {
       this.failRound(out, r, now, 'the coordinator is shutting down', 'aborted');
@@ -686,7 +755,7 @@ export class RoundEngine {
   /** Stops once no round is running or committing. */
   private maybeStop(out: EngineAction[]): void {
     if (this.shutdownMode === undefined || this.phaseValue === 'stopped') return;
-    if (this.round !== undefined) return;
+    if (this.round !== undefined || this.invitation !== undefined) return;
     out.push({ type: 'clear-timer', timer: 'retry' }, { type: 'clear-timer', timer: 'cohort-wait' });
     const completed = this.phaseValue === 'finished';
     if (!completed) {
@@ -708,6 +777,13 @@ export class RoundEngine {
 
   private maybeStart(out: EngineAction[], now: number): void {
     if (!this.started || this.phaseValue !== 'waiting' || this.shutdownMode !== undefined) return;
+    // Checked before waiting for agents: a run whose budget is spent stops now, not at the next cohort.
+    if (this.privacy?.wouldExceed(this.samplingRate()) === true) {
+      const spent = this.privacy.spent();
+      out.push(log('warn', 'the next round would exceed the privacy budget; the run is finished', { epsilon: spent.epsilon, delta: spent.delta, targetEpsilon: this.privacy.settings.targetEpsilon, rounds: spent.rounds }));
+      this.finish(out, 'privacy-budget');
+      return;
+    }
     if (now < this.retryAt) return;
     const { minCohort, maxCohort, cohortWaitMs } = this.settings;
     if (this.ready.size < minCohort) return;
@@ -723,17 +799,118 @@ export class RoundEngine {
     this.cohortTimerSet = false;
     this.cohortWaitOver = false;
     this.roundStartedThisRun = true;
-    this.startRound(out, now);
-  }
-
-  private startRound(out: EngineAction[], now: number): void {
-    const s = this.settings;
     const roundId = this.nextRoundId++;
     this.lastRoundId = roundId;
-    const cohort = sampleCohort(this.ready, s.maxCohort, s.seed, roundId);
+    const sampling = this.settings.sampling ?? COORDINATOR_SAMPLING;
+    if (sampling.mode === 'poisson') this.invite(out, roundId, sampling, now);
+    else this.startRound(out, now, roundId, sampleCohort(this.ready, this.settings.maxCohort, this.settings.seed, roundId));
+  }
+
+  // ---- Poisson sampling: invitations ------------------------------------------------------------
+
+  /** Invites every ready agent to draw its coin for `roundId` at rate q. */
+  private invite(out: EngineAction[], roundId: number, sampling: Extract<SamplingSettings, { mode: 'poisson' }>, now: number): void {
+    const invited = [...this.ready].sort();
+    const inv: Invitation = { roundId, startedAt: now, rate: sampling.rate, invited, answers: new Map() };
+    this.invitation = inv;
+    this.phaseValue = 'inviting';
+    out.push(log('info', 'round invitations sent', { roundId, invited: invited.length, rate: sampling.rate }));
+    for (const id of invited) out.push(send(id, { type: 'sampling-invite', roundId, rate: sampling.rate }));
+    out.push({ type: 'set-timer', timer: 'invitation', roundId, delayMs: sampling.invitationWaitMs });
+  }
+
+  private onSamplingAnswer(out: EngineAction[], agentId: string, msg: SamplingAnswerMessage, now: number): void {
+    const inv = this.invitation;
+    if (inv === undefined || msg.roundId !== inv.roundId || !inv.invited.includes(agentId) || inv.answers.has(agentId)) {
+      out.push(log('info', 'sampling answer outside its invitation (late, duplicate or not invited): ignored', { agentId, roundId: msg.roundId }));
+      return;
+    }
+    inv.answers.set(agentId, msg.volunteer);
+    this.closeInvitationIfAllAnswered(out, inv, now);
+  }
+
+  private closeInvitationIfAllAnswered(out: EngineAction[], inv: Invitation, now: number): void {
+    if (this.invitation === inv && inv.answers.size === inv.invited.length) this.closeInvitation(out, inv, now);
+  }
+
+  /**
+   * The cohort is exactly the volunteers still connected. Too many fail the round rather than
+   * being subsampled: a coordinator-chosen subset of the volunteers would be a cohort the
+   * coordinator picked, and the Poisson analysis (each agent in with probability q, independently)
+   * would no longer hold. Too few fail it too; the next attempt has a new round id, so new coins.
+   */
+  private closeInvitation(out: EngineAction[], inv: Invitation, now: number): void {
+    out.push({ type: 'clear-timer', timer: 'invitation' });
+    const volunteers = inv.invited.filter((id) => inv.answers.get(id) === true && this.ready.has(id));
+    const { minCohort, maxCohort } = this.settings;
+    const answered = inv.answers.size;
+    out.push(log('info', 'round invitations closed', { roundId: inv.roundId, invited: inv.invited.length, answered, volunteers: volunteers.length }));
+    if (volunteers.length > maxCohort) {
+      this.failInvitation(out, inv, now, `too many volunteers: ${volunteers.length} of ${inv.invited.length} invited agents volunteered at rate ${inv.rate}, over maxCohort ${maxCohort}; a Poisson cohort is never subsampled (the coordinator would be choosing it); lower the sampling rate or raise maxCohort`);
+      return;
+    }
+    if (volunteers.length < minCohort) {
+      this.failInvitation(out, inv, now, `too few volunteers: ${volunteers.length} of ${inv.invited.length} invited agents volunteered at rate ${inv.rate} (${answered} answered), under minCohort ${minCohort}; the next round draws new coins`);
+      return;
+    }
+    this.invitation = undefined;
+    this.startRound(out, now, inv.roundId, volunteers, { rate: inv.rate, invited: inv.invited.length });
+  }
+
+  /** A Poisson round that never reached its round-start: recorded (started, then failed), volunteers told. */
+  private failInvitation(out: EngineAction[], inv: Invitation, now: number, reason: string, status: 'failed' | 'aborted' = 'failed'): void {
+    out.push({ type: 'clear-timer', timer: 'invitation' });
+    const cohort = inv.invited.filter((id) => inv.answers.get(id) === true);
+    const sampling: SamplingConfig = { rate: inv.rate, invited: inv.invited.length };
+    const config = this.roundConfigFor(inv.roundId, Math.max(1, cohort.length), now, sampling);
+    out.push({ type: 'round-started', record: { roundId: inv.roundId, startedAt: inv.startedAt, baseModelVersion: this.model.modelVersion, cohort, config, required: 0 } });
+    const summary: RoundSummary = {
+      roundId: inv.roundId,
+      status,
+      startedAt: inv.startedAt,
+      endedAt: now,
+      durationMs: Math.max(0, now - inv.startedAt),
+      baseModelVersion: this.model.modelVersion,
+      cohort,
+      participants: [],
+      reason,
+      metrics: { cohort: cohort.length, included: 0, accepted: 0, required: 0, learningRate: config.learningRate, ...samplingMetrics(sampling) },
+    };
+    out.push({ type: 'round-failed', summary });
+    out.push(log('warn', 'round failed', { roundId: inv.roundId, reason, status }));
+    for (const id of cohort) {
+      if (this.ready.has(id)) out.push(send(id, { type: 'round-end', roundId: inv.roundId, outcome: 'aborted', reason: reason.slice(0, 2000), included: false }));
+    }
+    this.invitation = undefined;
+    this.phaseValue = 'waiting';
+    if (status === 'failed' && this.settings.retryDelayMs > 0) {
+      this.retryAt = now + this.settings.retryDelayMs;
+      out.push({ type: 'set-timer', timer: 'retry', roundId: this.nextRoundId, delayMs: this.settings.retryDelayMs });
+    }
+    this.afterRound(out, now);
+  }
+
+  // ---- rounds -----------------------------------------------------------------------------------
+
+  /** The config round `roundId` sends: the template, the scheduled learning rate, the aggregation, the seed. */
+  private roundConfigFor(roundId: number, cohortSize: number, now: number, sampling: SamplingConfig | undefined): RoundConfig {
+    const s = this.settings;
     const progress = runProgress({ completedRounds: this.model.completedRounds, rounds: s.rounds, now, budget: s.budget, expectedRoundMs: this.lastRoundMs });
     const learningRate = scheduledLearningRate(s.roundConfig.learningRate, s.lrSchedule ?? CONSTANT_SCHEDULE, progress);
-    const config: RoundConfig = { ...s.roundConfig, learningRate, aggregation: this.aggregator.mode, cohortSize: cohort.length, seed: roundSeed(s.seed, roundId) };
+    return {
+      ...s.roundConfig,
+      learningRate,
+      aggregation: this.aggregator.mode,
+      cohortSize,
+      seed: roundSeed(s.seed, roundId),
+      ...(sampling === undefined ? {} : { sampling }),
+    };
+  }
+
+  private startRound(out: EngineAction[], now: number, roundId: number, cohort: readonly string[], sampling?: SamplingConfig): void {
+    const s = this.settings;
+    const config = this.roundConfigFor(roundId, cohort.length, now, sampling);
+    const learningRate = config.learningRate;
     const required = Math.min(cohort.length, Math.max(1, s.quorum.minCount, Math.ceil(s.quorum.fraction * cohort.length)));
     const base = this.model;
     const session = this.aggregator.open({
@@ -743,7 +920,8 @@ export class RoundEngine {
       manifest: base.manifest,
       dimension: base.weights.length,
       ...(this.aggregator.mode === 'plain' ? { maxUpdateNorm: maxUpdateNormFor(s.maxUpdateNorm, config, base.weights) } : {}),
-      ...(config.dp === undefined ? {} : { dp: { ...config.dp, clipNorm: config.clipNorm } }),
+      // The fixed denominator must not depend on who was sampled: under Poisson sampling q * invited.
+      ...(config.dp === undefined ? {} : { dp: { ...config.dp, clipNorm: config.clipNorm, denominator: sampling === undefined ? cohort.length : sampling.rate * sampling.invited } }),
     });
     const deadlineMs = s.roundConfig.deadlineMs + s.deadlineGraceMs;
     const round: ActiveRound = {
@@ -763,7 +941,7 @@ export class RoundEngine {
     this.round = round;
     this.phaseValue = 'collecting';
     out.push({ type: 'round-started', record: { roundId, startedAt: now, baseModelVersion: base.modelVersion, cohort, config, required } });
-    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size, learningRate, progress }));
+    out.push(log('info', 'round started', { roundId, cohort: cohort.length, required, ready: this.ready.size, learningRate, ...(sampling === undefined ? {} : { samplingRate: sampling.rate, sampledFrom: sampling.invited }) }));
     const start: RoundStartMessage = { type: 'round-start', roundId, modelVersion: base.modelVersion, config, weights: base.frame };
     for (const id of cohort) out.push(send(id, start));
     out.push({ type: 'set-timer', timer: 'deadline', roundId, delayMs: deadlineMs });
@@ -882,8 +1060,12 @@ export class RoundEngine {
       },
       this.settings.limits,
     );
-    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate);
-    r.pending = { model, strategyState: result.state, summary };
+    // The round is charged here and the ledger adopted at commit-done: a failed commit publishes nothing.
+    // The round's own rate: its cohort was drawn at config.sampling.rate (signed to its agents), or chosen (q = 1).
+    const q = r.config.sampling?.rate ?? 1;
+    const privacy = this.privacy?.afterRound(q);
+    const summary = this.summarize(r, now, 'completed', undefined, model.modelVersion, aggregate, privacy === undefined ? undefined : privacyMetrics(privacy, q));
+    r.pending = { model, strategyState: result.state, summary, ...(privacy === undefined ? {} : { privacy, privacyState: privacy.toJSON() }) };
     this.phaseValue = 'committing';
     out.push({ type: 'commit', roundId: r.roundId, record: r.pending });
   }
@@ -897,6 +1079,7 @@ export class RoundEngine {
     this.lastRoundMs = Math.max(0, now - r.startedAt);
     this.model = pending.model;
     this.strategyState = pending.strategyState;
+    if (pending.privacy !== undefined) this.privacy = pending.privacy;
     this.round = undefined;
     this.phaseValue = 'waiting';
     out.push(
@@ -906,6 +1089,7 @@ export class RoundEngine {
         completedRounds: pending.model.completedRounds,
         included: pending.summary.metrics['included'],
         durationMs: pending.summary.durationMs,
+        ...(pending.privacy === undefined ? {} : { epsilon: pending.summary.metrics['dpEpsilon'], delta: pending.summary.metrics['dpDelta'] }),
       }),
     );
     for (const id of r.cohort) {
@@ -969,18 +1153,29 @@ export class RoundEngine {
   }
 
   private afterRound(out: EngineAction[], now: number): void {
-    if (this.model.completedRounds >= this.settings.rounds && this.phaseValue === 'waiting') {
-      this.phaseValue = 'finished';
-      out.push({ type: 'finished', completedRounds: this.model.completedRounds });
-      for (const id of [...this.ready].sort()) {
-        out.push(send(id, { type: 'shutdown', reason: 'completed', message: 'the federated run is complete' }));
-      }
-    }
+    if (this.model.completedRounds >= this.settings.rounds && this.phaseValue === 'waiting') this.finish(out, 'rounds');
     if (this.shutdownMode !== undefined) {
       this.maybeStop(out);
       return;
     }
     this.maybeStart(out, now);
+  }
+
+  private finish(out: EngineAction[], reason: FinishReason): void {
+    this.phaseValue = 'finished';
+    this.finishedBy = reason;
+    out.push({ type: 'finished', completedRounds: this.model.completedRounds, reason });
+    const message = reason === 'rounds' ? 'the federated run is complete' : 'the federated run is complete: its privacy budget is spent';
+    for (const id of [...this.ready].sort()) out.push(send(id, { type: 'shutdown', reason: 'completed', message }));
+  }
+
+  /**
+   * Client sampling rate q of the next round, for the accountant: Poisson self-sampling's rate,
+   * or 1 while the coordinator picks the cohort (no amplification claimed).
+   */
+  private samplingRate(): number {
+    const sampling = this.settings.sampling ?? COORDINATOR_SAMPLING;
+    return sampling.mode === 'poisson' ? sampling.rate : 1;
   }
 
   private summarize(
@@ -1015,6 +1210,7 @@ export class RoundEngine {
       required: r.required,
       learningRate: r.config.learningRate,
     };
+    if (r.config.sampling !== undefined) Object.assign(metrics, samplingMetrics(r.config.sampling));
     if (lossWeight > 0) metrics['loss'] = lossSum / lossWeight;
     if (aggregate !== undefined) {
       metrics['totalWeight'] = aggregate.totalWeight;
@@ -1045,6 +1241,11 @@ export class RoundEngine {
   }
 }
 
+/** A Poisson round's metrics: q (the accountant reads metrics.samplingRate, default 1) and the agents invited. */
+function samplingMetrics(sampling: SamplingConfig): Record<string, number> {
+  return { samplingRate: sampling.rate, sampledFrom: sampling.invited };
+}
+
 function send(to: string, message: CoordinatorMessage): EngineAction {
   return { type: 'send', to, message };
 }
@@ -1060,5 +1261,17 @@ export function weightsFromFrame(frame: Uint8Array, limits?: Readonly<ProtocolLi
     manifest: decoded.manifest,
     weights: new Float32Array(decoded.data.buffer, decoded.data.byteOffset, decoded.data.byteLength / 4),
     modelVersion: decoded.hash,
+  };
+}
+
+/** A DP round's privacy metrics, after the round was charged to `ledger`. */
+function privacyMetrics(ledger: PrivacyLedger, samplingRate: number): Record<string, number> {
+  const spent = ledger.spent();
+  return {
+    dpEpsilon: spent.epsilon,
+    dpDelta: spent.delta,
+    ...(spent.order === null ? {} : { dpOrder: spent.order }),
+    dpSamplingRate: samplingRate,
+    dpRoundsAccounted: spent.rounds,
   };
 }

@@ -174,6 +174,15 @@ export const RoundNotFoundError = createError<'FEDCLR_COORD_ROUND_NOT_FOUND', 40
   404,
 );
 
+// ---- privacy -------------------------------------------------------------------------------
+
+/** The saved privacy ledger cannot be read. Args: problem. */
+export const PrivacyStateInvalidError = createError<'FEDCLR_COORD_PRIVACY_STATE_INVALID', 500, [S]>(
+  'FEDCLR_COORD_PRIVACY_STATE_INVALID',
+  "Refusing to start: the state dir's privacy ledger (run_meta 'privacy-ledger') is unreadable: %s. Starting over would hide the epsilon already spent; restore the database from a backup, or start a new run in a new --state dir",
+  500,
+);
+
 // ---- catalog helpers -----------------------------------------------------------------------
 
 export const COORDINATOR_ERROR_CODES = {
@@ -201,6 +210,7 @@ export const COORDINATOR_ERROR_CODES = {
     'FEDCLR_COORD_AGENT_NOT_ENROLLED',
     'FEDCLR_COORD_SECRET_FILE',
   ],
+  privacy: ['FEDCLR_COORD_PRIVACY_STATE_INVALID'],
   lifecycle: ['FEDCLR_COORD_SHUTTING_DOWN', 'FEDCLR_COORD_ROUND_NOT_FOUND', 'FEDCLR_COORD_UNAUTHORIZED'],
 } as const;
 

@@ -529,6 +529,9 @@ export class Gateway {
       case 'secagg':
         o.dispatch({ type: 'secagg', agentId, message: msg });
         return;
+      case 'sampling-answer':
+        o.dispatch({ type: 'sampling-answer', agentId, message: msg });
+        return;
       case 'heartbeat':
         session.heartbeat = {
           state: msg.state,

@@ -49,7 +49,7 @@ export const StatusSchema = {
     coordinatorId: { type: 'string' },
     /** Hex Ed25519 public key that signs every coordinator message (agents pin it: --coordinator-key). */
     coordinatorKey: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    phase: { type: 'string', enum: ['waiting', 'collecting', 'aggregating', 'committing', 'finished', 'stopped'] },
+    phase: { type: 'string', enum: ['waiting', 'inviting', 'collecting', 'aggregating', 'committing', 'finished', 'stopped'] },
     completedRounds: { type: 'integer', minimum: 0 },
     targetRounds: { type: 'integer', minimum: 1 },
     model: {
@@ -107,6 +107,22 @@ export const StatusSchema = {
         required: { type: 'integer', minimum: 0 },
       },
     }),
+    finishedBy: { type: 'string', enum: ['rounds', 'privacy-budget'] },
+    /** DP runs: what the RDP accountant says the committed rounds spent. */
+    privacy: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['epsilon', 'delta', 'order', 'rounds', 'targetEpsilon', 'noiseMultiplier', 'samplingRate'],
+      properties: {
+        epsilon: { type: 'number', minimum: 0 },
+        delta: { type: 'number' },
+        order: nullable({ type: 'number' }),
+        rounds: { type: 'integer', minimum: 0 },
+        targetEpsilon: nullable({ type: 'number' }),
+        noiseMultiplier: { type: 'number' },
+        samplingRate: { type: 'number' },
+      },
+    },
   },
 } as const;
 
@@ -323,6 +339,8 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
         aggregation: ctx.aggregation,
         ...(ctx.secagg === undefined ? {} : { secagg: { ...ctx.secagg } }),
         round: s.round ?? null,
+        ...(s.finishedBy === undefined ? {} : { finishedBy: s.finishedBy }),
+        ...(s.privacy === undefined ? {} : { privacy: { ...s.privacy } }),
       };
     });
 

@@ -2,10 +2,12 @@
 export { startCoordinator, MESSAGE_EVENT } from './coordinator.js';
 export type { CoordinatorDeps, CoordinatorHandle, CoordinatorEvents, CloseOptions, InitialModel } from './coordinator.js';
 export { resolveConfig } from './config.js';
-export { isLoopbackHost } from './config.js';
-export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, DpSettings, LrScheduleConfig, QuorumConfig, SecAggConfig, ShutdownConfig } from './config.js';
+export { isLoopbackHost, DEFAULT_DP_DELTA } from './config.js';
+export type { CoordinatorConfig, ResolvedConfig, EnrolmentPolicy, HttpConfig, TrainingConfig, DpSettings, PrivacyBudgetConfig, LrScheduleConfig, QuorumConfig, CohortSamplingConfig, SecAggConfig, ShutdownConfig } from './config.js';
 export { CONSTANT_SCHEDULE, DEFAULT_FINAL_FRACTION, LR_SCHEDULES, lrFactor, runProgress, scheduledLearningRate } from './lr-schedule.js';
 export type { LrSchedule, LrScheduleName, RunProgressInput, TimeBudget } from './lr-schedule.js';
+export { PrivacyLedger, PRIVACY_LEDGER_VERSION } from './privacy-ledger.js';
+export type { PrivacyLedgerSettings, PrivacyLedgerState, PrivacySpent } from './privacy-ledger.js';
 export { RoundEngine, makeGlobalModel, weightsFromFrame } from './engine.js';
 export type {
   CommitRecord,
@@ -57,7 +59,8 @@ export type { AdmitResult, EnrolmentRow, EnrolmentSource, EnrolmentStatus, Token
 export { Admission, EnrolmentTokens, ADMIN_TOKEN_FILE, TOKEN_KEY_FILE, TOKEN_PREFIX, loadOrCreateAdminToken } from './admission.js';
 export type { AdmissionDecision, AdmissionMode } from './admission.js';
 export { ADMIN_PREFIX, EnrolmentSchema, EnrolmentListSchema, TokensSchema, adminRoutes, installHttpSecurity } from './admin.js';
-export { sampleCohort, roundSeed } from './sampling.js';
+export { sampleCohort, roundSeed, SAMPLING_MODES, COORDINATOR_SAMPLING } from './sampling.js';
+export type { SamplingMode, SamplingSettings } from './sampling.js';
 export { parsePublicKey, verifyEd25519, ed25519PublicKey } from './auth.js';
 export * from './errors.js';
 export { HealthSchema, StatusSchema, RoundsPageSchema, RoundDetailSchema, ModelInfoSchema, AgentsSchema, LayersModelJsonSchema } from './http.js';

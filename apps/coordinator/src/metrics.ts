@@ -109,8 +109,23 @@ export class Registry {
 }
 
 /** The coordinator's series. */
-export function createCoordinatorMetrics(live: { connected: () => number; ready: () => number; active: () => number; round: () => number }) {
+export function createCoordinatorMetrics(live: {
+  connected: () => number;
+  ready: () => number;
+  active: () => number;
+  round: () => number;
+  /** DP runs only: epsilon spent (at `delta`), and the budget if any. */
+  epsilon?: () => number;
+  delta?: number;
+  targetEpsilon?: number | undefined;
+}) {
   const registry = new Registry();
+  const { epsilon, delta, targetEpsilon } = live;
+  if (epsilon !== undefined && delta !== undefined) {
+    registry.register(new Gauge('fedclr_dp_epsilon', 'Epsilon spent by the committed rounds (RDP accountant, at fedclr_dp_delta)', epsilon));
+    registry.register(new Gauge('fedclr_dp_delta', 'Delta at which fedclr_dp_epsilon is reported', () => delta));
+    if (targetEpsilon !== undefined) registry.register(new Gauge('fedclr_dp_target_epsilon', 'The privacy budget: no round starts that would exceed it', () => targetEpsilon));
+  }
   return {
     registry,
     roundsCompleted: registry.register(new Counter('fedclr_rounds_completed_total', 'Rounds completed and committed')),

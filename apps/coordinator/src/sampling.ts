@@ -2,7 +2,28 @@
 // eligible agent ids): the ids are sorted first and the random stream is SHA-256 in counter
 // mode keyed by seed and round, so a replay or a restarted coordinator picks the same cohort
 // from the same agents, whatever the order in which they connected. Not for cryptography.
+//
+// That is sampling mode 'coordinator': the coordinator picks the cohort, so no amplification by
+// sampling can be claimed. Mode 'poisson' (protocol 3.1): the engine invites every ready agent at
+// rate q, each agent draws its own coin from a secret only it holds (apps/agent/src/sampling.ts)
+// and the cohort is exactly the volunteers; agents refuse rounds their coin did not pick.
 import { createHash } from 'node:crypto';
+
+export const SAMPLING_MODES = ['coordinator', 'poisson'] as const;
+export type SamplingMode = (typeof SAMPLING_MODES)[number];
+
+/** How a round's cohort is chosen (CoordinatorConfig.sampling, resolved). */
+export type SamplingSettings =
+  | { readonly mode: 'coordinator' }
+  | {
+      readonly mode: 'poisson';
+      /** q in (0, 1]: each invited agent volunteers with this probability, by its own coin. */
+      readonly rate: number;
+      /** How long the engine waits for the invited agents' answers. */
+      readonly invitationWaitMs: number;
+    };
+
+export const COORDINATOR_SAMPLING: SamplingSettings = { mode: 'coordinator' };
 
 /** A stream of uniform uint32 values derived from a label. */
 export class HashStream {

@@ -57,7 +57,7 @@ import {
   type ServerStep,
   type SigningKeyPair,
 } from '@fedclr/secagg';
-import { dpMetrics } from './aggregation.js';
+import { dpDenominator, dpMetrics } from './aggregation.js';
 import type {
   Aggregate,
   AggregationRound,
@@ -148,7 +148,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  * One round of SecAgg+ as an AggregationSession. The weighted sum it reveals is
  * sum_i w_i clip(delta_i) (to within the quantisation bound), with the weights summed under the
  * same masks, so the strategy divides exactly as in plain mode. A DP round reveals the unweighted
- * sum of the clipped, noised deltas; its denominator is the cohort size (aggregation.ts).
+ * sum of the clipped, noised deltas; its denominator is the round's fixed one (aggregation.ts dpDenominator).
  */
 export class SecureAggregationSession implements AggregationSession {
   readonly mode = 'secure' as const;
@@ -433,7 +433,7 @@ export class SecureAggregationSession implements AggregationSession {
 
   /**
    * The aggregate: sum_i w_i clip(delta_i) = W * (decoded value sum), total weight = decoded
-   * weight sum; in a DP round the unweighted noisy sum over the fixed denominator (the cohort).
+   * weight sum; in a DP round the unweighted noisy sum over the fixed denominator (dpDenominator).
    */
   private done(result: AggregationResult): AggregationStatus {
     const encoding = this.encoding as FixedPointParams;
@@ -442,7 +442,7 @@ export class SecureAggregationSession implements AggregationSession {
     const dp = this.round.dp;
     let sum: Aggregate;
     try {
-      sum = dp === undefined ? weightedAggregate(result, encoding) : dpAggregate(result, this.round.cohort.length);
+      sum = dp === undefined ? weightedAggregate(result, encoding) : dpAggregate(result, dpDenominator(this.round));
     } catch (err) {
       return { kind: 'aborted', reason: `the unmasked total weight is unusable: ${(err as Error).message}` };
     }
@@ -459,7 +459,7 @@ export class SecureAggregationSession implements AggregationSession {
         secaggMisbehaving: new Set(result.misbehaviour.map((m) => m.agent)).size,
         secaggClip: encoding.clip,
         secaggScale: encoding.scale,
-        ...(dp === undefined ? {} : dpRecord(dp, decoded.count, this.round.cohort.length, minHonestSurvivors(server.params))),
+        ...(dp === undefined ? {} : dpRecord(dp, decoded.count, dpDenominator(this.round), minHonestSurvivors(server.params))),
       },
     };
     return { kind: 'done', aggregate };
@@ -500,19 +500,19 @@ function weightedAggregate(result: AggregationResult, encoding: FixedPointParams
 }
 
 /** A DP round's aggregate: the unweighted sum of the noisy inputs over the sampled cohort size. */
-function dpAggregate(result: AggregationResult, cohortSize: number): Aggregate {
+function dpAggregate(result: AggregationResult, denominator: number): Aggregate {
   const { decoded } = result;
   return {
     weightedSum: decoded.values,
-    totalWeight: cohortSize,
+    totalWeight: denominator,
     contributors: [...result.survivors],
-    metrics: { secaggQuantisationBound: decoded.valueErrorBound / cohortSize },
+    metrics: { secaggQuantisationBound: decoded.valueErrorBound / denominator },
   };
 }
 
 /** What a DP round's sum carried: sqrt(survivors / n_min) sigma C (the survivors assumed honest), n_min, the denominator. */
-function dpRecord(dp: NonNullable<AggregationRound['dp']>, survivors: number, cohortSize: number, minHonest: number): Record<string, number> {
-  return dpMetrics(cohortSize, sumNoiseStd(dp, survivors, minHonest), minHonest);
+function dpRecord(dp: NonNullable<AggregationRound['dp']>, survivors: number, denominator: number, minHonest: number): Record<string, number> {
+  return dpMetrics(denominator, sumNoiseStd(dp, survivors, minHonest), minHonest);
 }
 
 /** Several translated steps as one (in order: messages concatenated, the last status). */

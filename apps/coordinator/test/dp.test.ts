@@ -104,6 +104,14 @@ test("secure DP round: an unweighted encoding with room for the noise; the aggre
   assert.ok(Math.abs((a.metrics?.['dpNoiseStd'] ?? 0) - Math.sqrt(4 / 4) * SIGMA * CLIP) < 1e-12);
 });
 
+test('secure DP round under Poisson sampling: the denominator comes from the round (q * invited, here 7.5), not from the cohort of 5', async () => {
+  const agents = makeAgents(IDS, (i) => deltaFor(makeModel(4, 3).weights.length, i, 0.05), () => 1);
+  const { final } = await driveSecure({ noiseMultiplier: 0.8, clipNorm: 0.5, noise: 'agents', denominator: 7.5 }, agents, new Map());
+  assert.ok(final?.kind === 'done', JSON.stringify(final));
+  assert.equal(final.aggregate.totalWeight, 7.5);
+  assert.equal(final.aggregate.metrics?.['dpDenominator'], 7.5);
+});
+
 test('secure DP round: more than D dropouts abort the round (too-few-survivors) before any share is asked for', async () => {
   const d = makeModel(4, 3).weights.length;
   const agents = makeAgents(IDS, (i) => deltaFor(d, i, 0.05), () => 1);

@@ -3,6 +3,7 @@ import { encodeFrame, resolveLimits } from '@fedclr/protocol';
 import type { Manifest, UpdateMessage } from '@fedclr/protocol';
 import { plainAggregator, type AggregatorFactory } from '../src/aggregation.js';
 import { RoundEngine, type EngineAction, type EngineSettings } from '../src/engine.js';
+import type { PrivacyLedger } from '../src/privacy-ledger.js';
 import { fedAvg, type Strategy } from '../src/strategy.js';
 
 /** A two-tensor model: kernel [rows, cols] and bias [cols]. */
@@ -66,7 +67,7 @@ export const TEST_SETTINGS: EngineSettings = {
 
 export function makeEngine(
   overrides: Partial<EngineSettings> = {},
-  options: { strategy?: Strategy; aggregator?: AggregatorFactory; rows?: number; cols?: number; completedRounds?: number } = {},
+  options: { strategy?: Strategy; aggregator?: AggregatorFactory; rows?: number; cols?: number; completedRounds?: number; privacy?: PrivacyLedger } = {},
 ): { engine: RoundEngine; manifest: Manifest; weights: Float32Array } {
   const { manifest, weights } = makeModel(options.rows ?? 4, options.cols ?? 3);
   const engine = new RoundEngine({
@@ -74,6 +75,7 @@ export function makeEngine(
     strategy: options.strategy ?? fedAvg(),
     aggregator: options.aggregator ?? plainAggregator,
     model: { architecture: 'test-mlp', manifest, weights, roundId: 0, completedRounds: options.completedRounds ?? 0 },
+    ...(options.privacy === undefined ? {} : { privacy: options.privacy }),
     nextRoundId: 1,
   });
   return { engine, manifest, weights };

@@ -161,6 +161,9 @@ function checkSemantics(msg: AgentMessage | CoordinatorMessage): void {
         throw new InconsistentMessageError(msg.type, 'config.dp needs config.clipNorm > 0: the noise is scaled to the clip norm');
       }
       checkLossParameters(msg.type, c);
+      if (c.sampling !== undefined && c.cohortSize > c.sampling.invited) {
+        throw new InconsistentMessageError(msg.type, `config.cohortSize ${c.cohortSize} exceeds config.sampling.invited ${c.sampling.invited}: the cohort is a subset of the invited agents`);
+      }
       break;
     }
     case 'secagg':

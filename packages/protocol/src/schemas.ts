@@ -135,6 +135,23 @@ export const DpConfigSchema = Type.Object(
 );
 
 /**
+ * A Poisson round (3.1): the coordinator invited `invited` agents with sampling-invite at rate q,
+ * each drew its own coin (u < q) from a secret only it holds, and the cohort is exactly the
+ * volunteers. An agent refuses such a round-start unless it volunteered for this round id at this
+ * rate. A DP round's fixed denominator is then q * invited (the expected cohort size), not the
+ * cohort that turned up.
+ */
+export const SamplingConfigSchema = Type.Object(
+  {
+    /** q: each invited agent's probability of volunteering, in (0, 1]. */
+    rate: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+    /** Agents invited (sent sampling-invite) for this round. */
+    invited: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  },
+  strict,
+);
+
+/**
  * The model and augmentation of a round's training recipe (the rest of it, optimizer, rate,
  * batch, loss, temperature, margin and mining, are RoundConfig's own fields). An agent builds its encoder and
  * augmentation from this and trains nothing else; it refuses a recipe it cannot run.
@@ -212,6 +229,8 @@ export const RoundConfigSchema = Type.Object(
     /** Number of agents the coordinator sampled for this round (agents check it against their policy); a DP round's fixed denominator. */
     cohortSize: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
     dp: Type.Optional(DpConfigSchema),
+    /** (3.1) Present in a Poisson round: the cohort is the agents whose own coins volunteered them. */
+    sampling: Type.Optional(SamplingConfigSchema),
     /** Seed for the agent's augmentation/shuffling RNG (reproducible simulations). */
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 ** 32 - 1 })),
     /** The architecture and augmentation to train (2.1); a contrastive agent refuses a round without it. */
@@ -422,7 +441,35 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
     strict,
   );
 
-  const agentToCoordinator = { hello, ready, update, error, heartbeat, secagg } as const;
+  /**
+   * (3.1) Poisson sampling: the agent's answer to sampling-invite, from its own coin for
+   * (coordinator key, roundId); the same round id always gets the same answer.
+   */
+  const samplingAnswer = Type.Object(
+    {
+      type: Type.Literal('sampling-answer'),
+      roundId: RoundIdSchema,
+      volunteer: Type.Boolean(),
+      sig: Sig,
+    },
+    strict,
+  );
+
+  const agentToCoordinator = { hello, ready, update, error, heartbeat, secagg, 'sampling-answer': samplingAnswer } as const;
+  /**
+   * (3.1) Poisson sampling: before round-start, every ready agent is invited to draw its coin for
+   * round `roundId` at rate q; only volunteers may then be sent the round's round-start.
+   */
+  const samplingInvite = Type.Object(
+    {
+      type: Type.Literal('sampling-invite'),
+      roundId: RoundIdSchema,
+      rate: Type.Number({ exclusiveMinimum: 0, maximum: 1 }),
+      sig: Sig,
+    },
+    strict,
+  );
+
   const coordinatorToAgent = {
     welcome,
     reject,
@@ -431,14 +478,15 @@ export function buildMessageSchemas(limits: Readonly<ProtocolLimits> = DEFAULT_L
     'update-rejected': updateRejected,
     shutdown,
     secagg,
+    'sampling-invite': samplingInvite,
   } as const;
 
   return {
     agentToCoordinator,
     coordinatorToAgent,
     /** Discriminated unions on `type`, for documentation and for TypeBox's own checkers. */
-    AgentMessage: Type.Union([hello, ready, update, error, heartbeat, secagg]),
-    CoordinatorMessage: Type.Union([welcome, reject, roundStart, roundEnd, updateRejected, shutdown, secagg]),
+    AgentMessage: Type.Union([hello, ready, update, error, heartbeat, secagg, samplingAnswer]),
+    CoordinatorMessage: Type.Union([welcome, reject, roundStart, roundEnd, updateRejected, shutdown, secagg, samplingInvite]),
   };
 }
 
@@ -462,6 +510,7 @@ export type RoundConfig = Static<typeof RoundConfigSchema>;
 export type RoundRecipe = Static<typeof RoundRecipeSchema>;
 export type DpConfig = Static<typeof DpConfigSchema>;
 export type DpNoisePlacement = (typeof DP_NOISE_PLACEMENTS)[number];
+export type SamplingConfig = Static<typeof SamplingConfigSchema>;
 
 export type HelloMessage = Static<A['hello']>;
 export type ReadyMessage = Static<A['ready']>;
@@ -469,14 +518,16 @@ export type UpdateMessage = Static<A['update']>;
 export type ErrorMessage = Static<A['error']>;
 export type HeartbeatMessage = Static<A['heartbeat']>;
 export type SecaggMessage = Static<A['secagg']>;
+export type SamplingAnswerMessage = Static<A['sampling-answer']>;
 export type WelcomeMessage = Static<C['welcome']>;
 export type RejectMessage = Static<C['reject']>;
 export type RoundStartMessage = Static<C['round-start']>;
 export type RoundEndMessage = Static<C['round-end']>;
 export type UpdateRejectedMessage = Static<C['update-rejected']>;
 export type ShutdownMessage = Static<C['shutdown']>;
+export type SamplingInviteMessage = Static<C['sampling-invite']>;
 
-export type AgentMessage = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage | SecaggMessage;
+export type AgentMessage = HelloMessage | ReadyMessage | UpdateMessage | ErrorMessage | HeartbeatMessage | SecaggMessage | SamplingAnswerMessage;
 export type CoordinatorMessage =
   | WelcomeMessage
   | RejectMessage
@@ -484,7 +535,8 @@ export type CoordinatorMessage =
   | RoundEndMessage
   | UpdateRejectedMessage
   | ShutdownMessage
-  | SecaggMessage;
+  | SecaggMessage
+  | SamplingInviteMessage;
 export type Message = AgentMessage | CoordinatorMessage;
 
 export type AgentMessageType = AgentMessage['type'];

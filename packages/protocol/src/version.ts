@@ -15,7 +15,10 @@ import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 // dp.cohortSize is gone (the denominator is the signed config.cohortSize, and each agent sizes its
 // noise from the SecAgg+ parameters), and DP rounds aggregate unweighted. A 2.x peer would send
 // or expect the old required field and add noise by the old formula, so this is a major.
-export const PROTOCOL_VERSION = '3.0';
+// 3.1: Poisson self-sampling: sampling-invite (coordinator -> agent) and sampling-answer
+// (agent -> coordinator), and round config `sampling` {rate, invited}. Only a coordinator in
+// sampling mode 'poisson' sends them; a 3.0 peer never sees them otherwise.
+export const PROTOCOL_VERSION = '3.1';
 
 export interface ProtocolVersion {
   readonly major: number;

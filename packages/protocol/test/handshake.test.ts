@@ -42,7 +42,7 @@ const hello = (): HelloMessage => ({
 describe('versions', () => {
   it('parses, compares and negotiates MAJOR.MINOR', () => {
     assert.deepEqual(parseProtocolVersion('12.34'), { major: 12, minor: 34 });
-    assert.equal(PROTOCOL_VERSION, '3.0');
+    assert.equal(PROTOCOL_VERSION, '3.1');
     assert.ok(isCompatibleVersion('1.9', '1.0'));
     assert.ok(!isCompatibleVersion('2.0', '1.0'));
     assert.ok(!isCompatibleVersion('junk', '1.0'));

@@ -83,6 +83,7 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
     { type: 'error', code: 'OUT_OF_MEMORY', message: 'batch too large', roundId: 3, fatal: false },
     { type: 'heartbeat', sentAt: 1_700_000_000_000, state: 'training', roundId: 3, progress: 0.25 },
     { type: 'secagg', roundId: 3, stage: 'share-keys', from: 'edge-01', to: '@coordinator', payload: Buffer.alloc(100, 9), sig },
+    { type: 'sampling-answer', roundId: 3, volunteer: true, sig },
   ];
   const coordinator: CoordinatorMessage[] = [
     {
@@ -109,6 +110,14 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
     { type: 'update-rejected', roundId: 3, reason: 'non-finite', code: 'FEDCLR_PROTO_FRAME_NON_FINITE', message: 'NaN' },
     { type: 'shutdown', reason: 'restarting', message: 'upgrade', reconnectAfterMs: 10_000 },
     { type: 'secagg', roundId: 3, stage: 'unmask', from: '@coordinator', to: '@all', payload: Buffer.alloc(0) },
+    { type: 'sampling-invite', roundId: 5, rate: 0.25 },
+    {
+      type: 'round-start',
+      roundId: 5,
+      modelVersion,
+      config: roundConfig({ cohortSize: 3, sampling: { rate: 0.25, invited: 12 } }),
+      weights,
+    },
   ];
   return { agent, coordinator, modelVersion };
 }

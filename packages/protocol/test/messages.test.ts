@@ -38,10 +38,10 @@ describe('message round-trips', () => {
   const coordTypes = new Set(coordinator.map((m) => m.type));
 
   it('covers every message type', () => {
-    assert.deepEqual([...agentTypes].sort(), ['error', 'heartbeat', 'hello', 'ready', 'secagg', 'update']);
+    assert.deepEqual([...agentTypes].sort(), ['error', 'heartbeat', 'hello', 'ready', 'sampling-answer', 'secagg', 'update']);
     assert.deepEqual(
       [...coordTypes].sort(),
-      ['reject', 'round-end', 'round-start', 'secagg', 'shutdown', 'update-rejected', 'welcome'],
+      ['reject', 'round-end', 'round-start', 'sampling-invite', 'secagg', 'shutdown', 'update-rejected', 'welcome'],
     );
   });
 
@@ -129,6 +129,18 @@ describe('field validation', () => {
     assertCode(() => parseMessage(up, { ...agentMsg('heartbeat'), progress: 1.5 }), 'FEDCLR_PROTO_OUT_OF_RANGE', /<= 1/);
     assertCode(() => parseMessage(up, { ...agentMsg('update'), exampleCount: 0 }), 'FEDCLR_PROTO_OUT_OF_RANGE');
     assertCode(() => parseMessage(up, { ...agentMsg('update'), roundId: -1 }), 'FEDCLR_PROTO_OUT_OF_RANGE');
+  });
+  it('checks Poisson sampling fields (3.1): rates in (0, 1], a cohort within the invited agents', () => {
+    for (const rate of [0, -0.1, 1.5]) {
+      assertCode(() => parseMessage(down, { ...coordMsg('sampling-invite'), rate }), 'FEDCLR_PROTO_OUT_OF_RANGE', /'rate'/);
+    }
+    assert.equal(parseMessage(down, { ...coordMsg('sampling-invite'), rate: 1 }).type, 'sampling-invite');
+    assertCode(() => parseMessage(up, { ...agentMsg('sampling-answer'), volunteer: 1 }), 'FEDCLR_PROTO_WRONG_TYPE', /'volunteer' must be a boolean/);
+    const rs = (sampling: object, cohortSize = 3) => ({ ...coordMsg('round-start'), config: roundConfig({ cohortSize, sampling: sampling as { rate: number; invited: number } }) });
+    assertCode(() => parseMessage(down, rs({ rate: 0, invited: 12 })), 'FEDCLR_PROTO_OUT_OF_RANGE', /'config\.sampling\.rate'/);
+    assertCode(() => parseMessage(down, rs({ rate: 0.5 })), 'FEDCLR_PROTO_MISSING_FIELD', /'config\.sampling\.invited'/);
+    assertCode(() => parseMessage(down, rs({ rate: 0.5, invited: 2 })), 'FEDCLR_PROTO_INCONSISTENT', /cohortSize 3 exceeds config\.sampling\.invited 2/);
+    assert.equal(parseMessage(down, rs({ rate: 0.5, invited: 3 })).type, 'round-start');
   });
   it('rejects invalid enum values, patterns and fixed sizes', () => {
     const rs = { ...coordMsg('round-start'), config: roundConfig({ optimizer: 'rmsprop' as 'sgd' }) };
@@ -234,7 +246,7 @@ describe('field validation', () => {
 describe('hello version gate', () => {
   it('rejects another major before looking at the fields', () => {
     const v4 = { ...agentMsg('hello'), protocolVersion: '4.0', someV4Field: true };
-    const err = assertCode(() => parseMessage(up, v4), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /4\.0 is incompatible with local version 3\.0/);
+    const err = assertCode(() => parseMessage(up, v4), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /4\.0 is incompatible with local version 3\.1/);
     assert.equal((err as { statusCode?: number }).statusCode, 426);
   });
   it('rejects malformed versions', () => {

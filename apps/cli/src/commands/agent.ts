@@ -32,6 +32,13 @@ export const agentHelp = `fedclr agent --coordinator URL (--data DIR | --dataset
   --require-secure              back to secure aggregation only (after an earlier --allow-plain)
   --min-cohort N                refuse rounds that sample fewer than N agents (default 5)
   --min-noise-multiplier S      refuse rounds without DP noise multiplier >= S (default 0: any, or no DP)
+  --max-epsilon E               this agent's own privacy budget: join only DP rounds, and none that would take its
+                                epsilon (its own RDP accountant over the rounds it revealed an update for, q = 1,
+                                kept in <state>/privacy-budget.json) above E. Whatever the coordinator reports
+  --dp-delta D                  the delta of --max-epsilon (default 1e-5)
+  --require-sampling            refuse rounds whose cohort the coordinator chose: only Poisson rounds (coordinator
+                                --sampling-rate), which this agent joins only when its own coin volunteers it
+  --allow-coordinator-sampling  back to accepting coordinator-chosen cohorts (after an earlier --require-sampling)
   --data DIR                    the private image folder (PNG/JPEG, recursive), read at the image size and
                                 channels of the coordinator's model (each image is resized)
 ${labelsHelp(32, ["opt-in: this agent's own labels, which never leave it:"])}

@@ -9,11 +9,12 @@ import { architectureId, protocolManifest, wireRecipe } from '@fedclr/agent';
 import { initialState, recipeModelSpec, RECIPE_DEFAULTS, type FederatedRecipe } from '@fedclr/contrastive';
 import { checkpointDirName, LR_SCHEDULES, startCoordinator, STRATEGY_DEFAULTS, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
 import { initBackend } from '@fedclr/tensor';
-import { fedproxMuOption, intOption, numberOption } from '../common.js';
+import { fedproxMuOption, intOption, nonNegativeOption, numberOption } from '../common.js';
 import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFromFlags } from '../dp-flags.js';
 import { UsageError } from '../errors.js';
 import { sendToParent, type StopReason } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
+import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFromFlags } from '../sampling-flags.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
 import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
@@ -27,6 +28,8 @@ export const coordinatorHelp = `fedclr coordinator [options]
   --state DIR                   SQLite state and checkpoints (default ./fedclr-coordinator)
   --host 127.0.0.1 --port 8080  listen address (--port 0: any free port)
   --rounds 10 --min-cohort 2 --max-cohort 100 --local-epochs 1
+  --cohort-wait SECONDS         once --min-cohort agents are ready, wait up to this long for --max-cohort (default 0)
+${SAMPLING_FLAGS_HELP}
   --strategy fedavg|fedavgm|fedadam --aggregation secure|plain   (the coordinator's default: secure)
   --server-lr LR                the strategy's server step size (defaults: fedavg 2, the recipe's: x + 2 x the
                                 agents' mean delta; fedavgm 1, fedadam 0.1); BatchNorm statistics are always averaged
@@ -141,6 +144,8 @@ export function stderrLogger(level: LogLevel, svc: string): Logger {
 const COORDINATOR_OPTIONS = {
   ...RECIPE_FLAG_OPTIONS,
   ...DP_FLAG_OPTIONS,
+  ...SAMPLING_FLAG_OPTIONS,
+  'cohort-wait': { type: 'string' },
   config: { type: 'string' },
   state: { type: 'string' },
   host: { type: 'string' },
@@ -200,14 +205,22 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   };
   const fedproxMu = fedproxMuOption(values);
   if (fedproxMu !== undefined) training.fedproxMu = fedproxMu;
-  Object.assign(training, dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure'));
+  const plannedRounds = values.rounds !== undefined ? intOption(values, 'rounds', 10) : (fileRest.rounds ?? (minutes === undefined ? 10 : undefined));
+  const sampling = samplingFromFlags(values, fileRest.sampling);
+  const samplingRate = sampling?.mode === 'poisson' ? sampling.rate : undefined;
+  const dpSettings = dpFromFlags(values, fileRest.training, aggregation ?? fileRest.aggregation ?? 'secure', { rounds: plannedRounds, ...(samplingRate === undefined ? {} : { samplingRate }) }, fileRest.privacy);
+  if (dpSettings.clipNorm !== undefined) training.clipNorm = dpSettings.clipNorm;
+  if (dpSettings.dp !== undefined) training.dp = dpSettings.dp;
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('give --tls-cert FILE and --tls-key FILE together');
   const tls = values['tls-cert'] === undefined ? undefined : { cert: await readPem('tls-cert', values['tls-cert']), key: await readPem('tls-key', values['tls-key'] as string) };
   const maxUpdateNorm = numberOption(values, 'max-update-norm', undefined); // > 0
+  const cohortWait = values['cohort-wait'] === undefined ? undefined : nonNegativeOption(values, 'cohort-wait', 0);
   const config: CoordinatorConfig = admissionConfig(values, {
     ...fileRest,
     ...(tls !== undefined ? { tls } : {}),
     ...(maxUpdateNorm !== undefined ? { maxUpdateNorm } : {}),
+    ...(sampling !== undefined ? { sampling } : {}),
+    ...(cohortWait !== undefined ? { cohortWaitMs: Math.round(cohortWait * 1000) } : {}),
     ...(values['max-example-count'] !== undefined ? { maxExampleCount: intOption(values, 'max-example-count', 100_000) } : {}),
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
@@ -229,11 +242,16 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     ...(deadline !== undefined ? { deadlineMs: Math.round(deadline * 1000) } : {}),
     ...(values['keep-last'] !== undefined ? { keepLastK: intOption(values, 'keep-last', 5) } : {}),
     ...(values.seed !== undefined ? { seed: intOption(values, 'seed', 0, 0) } : {}),
+    ...(dpSettings.privacy === undefined ? {} : { privacy: dpSettings.privacy }),
     handleSignals: false,
   });
   if (config.minCohort !== undefined && config.maxCohort === undefined && config.minCohort > 100) config.maxCohort = config.minCohort;
   const spec = recipeModelSpec(recipe.model);
   const logger = stderrLogger(logLevelOption(values), 'coordinator');
+  if (dpSettings.calibrated !== undefined) {
+    const c = dpSettings.calibrated;
+    logger.info({ ...c, targetEpsilon: dpSettings.privacy?.targetEpsilon }, `--target-epsilon: noise multiplier ${c.noiseMultiplier.toPrecision(4)} calibrated for ${c.rounds} rounds (epsilon ${c.epsilon.toFixed(3)}, q = ${c.samplingRate})`);
+  }
   const ipc = values['report-ipc'];
 
   await initBackend();
@@ -311,7 +329,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   if (ipc) process.once('disconnect', onParentGone);
-  void handle.finished.then(() => stop('rounds', { mode: 'finish', reason: 'stopping' }));
+  void handle.finished.then(() => stop(handle.status().finishedBy === 'privacy-budget' ? 'privacy-budget' : 'rounds', { mode: 'finish', reason: 'stopping' }));
 
   try {
     await stopRequested;
@@ -330,8 +348,12 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     modelVersion: final.modelVersion,
     model: final.roundId > 0 ? tfjsCheckpointDir(stateDir, checkpointDirName(final.roundId)) : null,
     elapsedMs: Date.now() - startedAt,
+    privacy: handle.status().privacy ?? null,
   };
   if (values.json) out(JSON.stringify(summary));
-  else out(`coordinator stopped (${stopReason}) after ${summary.completedRounds} completed rounds; latest model: ${summary.model ?? 'the initial one (no round completed)'}`);
+  else {
+    const spent = summary.privacy === null ? '' : `; epsilon ${summary.privacy.epsilon.toFixed(3)} at delta ${summary.privacy.delta}`;
+    out(`coordinator stopped (${stopReason}) after ${summary.completedRounds} completed rounds${spent}; latest model: ${summary.model ?? 'the initial one (no round completed)'}`);
+  }
   return 0;
 }

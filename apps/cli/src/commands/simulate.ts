@@ -27,6 +27,7 @@ import type { PartitionSpec } from '@fedclr/data';
 import { initBackend, loadModel } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFlags, dpFromFlags } from '../dp-flags.js';
+import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFlags, samplingFromFlags } from '../sampling-flags.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   partitionOption,
@@ -43,7 +44,7 @@ import { coordinatorRecipe } from './coordinator.js';
 import { evaluateModel } from '../simulate/evaluation.js';
 import { delay, mintEnrolmentTokens, reap, spawnFedclr, tail, type Child } from '../simulate/processes.js';
 import { maxMetric, round4, roundRecord, type EvalRecord, type RoundRecord } from '../simulate/records.js';
-import { modelChange, timingSummary } from '../simulate/report.js';
+import { modelChange, privacySummary, timingSummary } from '../simulate/report.js';
 
 export const simulateHelp = `fedclr simulate [options]
   --dataset fashion-mnist --clients 10 --cohort C     agents per round (default: all of them)
@@ -69,6 +70,8 @@ ${recipeFlagsHelp('federated')}
   --strategy fedavg|fedavgm|fedadam --aggregation plain|secure   (simulate's default: plain)
 ${DP_FLAGS_HELP}
                               (with simulate's default --aggregation plain, DP needs --dp-central)
+${SAMPLING_FLAGS_HELP}
+                              (simulate: every client is invited; not with --cohort, the cohort is the volunteers)
   --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
                               federation must complete each round without them; default 0)
   --server-lr LR              the strategy's server step size (default 2 with fedavg, as fedclr coordinator: x + 2 x
@@ -107,6 +110,7 @@ const SIMULATE_OPTIONS = {
   'steps-per-round': { type: 'string' },
   ...RECIPE_FLAG_OPTIONS,
   ...DP_FLAG_OPTIONS,
+  ...SAMPLING_FLAG_OPTIONS,
   'fedprox-mu': { type: 'string' },
   labels: { type: 'string' },
   'lr-schedule': { type: 'string' },
@@ -163,6 +167,10 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const aggregation = values.aggregation;
   if (aggregation !== 'plain' && aggregation !== 'secure') throw new UsageError(`--aggregation must be plain or secure, got '${aggregation}'`);
   const clients = intOption(values, 'clients', 10, 1);
+  const sampling = samplingFromFlags(values, undefined);
+  if (sampling !== undefined && values.cohort !== undefined) {
+    throw new UsageError('--cohort and --sampling-rate exclude each other: under Poisson sampling the cohort is whoever volunteers (about Q x --clients)');
+  }
   const cohort = intOption(values, 'cohort', clients, 1);
   if (cohort > clients) throw new UsageError(`--cohort ${cohort} exceeds --clients ${clients}`);
   if (aggregation === 'secure' && cohort < 3) throw new UsageError(`--aggregation secure needs a cohort of at least 3 agents (SecAgg+), got ${cohort}; use --aggregation plain`);
@@ -185,7 +193,13 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const { cropMin, viewSize, strength } = recipe.augment;
   const lrSchedule = recipe.lrSchedule;
   const fedproxMu = fedproxMuOption(values) ?? 0;
-  const dp = dpFromFlags(values, undefined, aggregation);
+  const dp = dpFromFlags(values, undefined, aggregation, {
+    rounds: values.rounds !== undefined || minutes === undefined ? rounds : undefined,
+    ...(sampling?.rate === undefined ? {} : { samplingRate: sampling.rate }),
+  });
+  if (dp.calibrated !== undefined) {
+    log(`simulate: --target-epsilon ${dp.privacy?.targetEpsilon}: noise multiplier ${dp.calibrated.noiseMultiplier.toPrecision(4)} (epsilon ${dp.calibrated.epsilon.toFixed(3)} after ${dp.calibrated.rounds} rounds, q = ${dp.calibrated.samplingRate})`);
+  }
   const evalEvery = intOption(values, 'eval-every', 0, 0);
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
@@ -283,8 +297,11 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--host', '127.0.0.1',
       '--port', '0',
       '--rounds', String(rounds),
-      '--min-cohort', String(cohort),
-      '--max-cohort', String(cohort),
+      // Poisson: any number of volunteers from the secure minimum (3) or 1 up to every client, all
+      // of whom are invited (the cohort wait lets every agent connect before the first invitation).
+      ...(sampling === undefined
+        ? ['--min-cohort', String(cohort), '--max-cohort', String(cohort)]
+        : ['--min-cohort', aggregation === 'secure' ? '3' : '1', '--max-cohort', String(clients), '--cohort-wait', String(Math.min(60, deadlineSec)), ...samplingFlags(sampling)]),
       '--local-epochs', String(localEpochs),
       '--strategy', strategy,
       '--server-lr', String(serverLr),
@@ -344,6 +361,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         log(
           `round ${record.round}${minutes === undefined ? `/${rounds}` : ''}  participants ${record.participants}/${record.cohort}  loss ${record.loss?.toFixed(4) ?? '?'}  ` +
             `lr ${record.learningRate?.toPrecision(3) ?? '?'}  ` +
+            (record.dpEpsilon === null ? '' : `epsilon ${record.dpEpsilon.toFixed(3)} (delta ${record.dpDelta})  `) +
             `wall ${sec(wallMs)} (training ${sec(trainMs)}, other ${sec(record.nonTrainingMs)} = ${record.nonTrainingShare === null ? '?' : (record.nonTrainingShare * 100).toFixed(1)}%)`,
         );
       } else {
@@ -538,7 +556,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       viewSize,
       recipe,
       fedproxMu,
-      dp: dp.dp === undefined ? null : { ...dp.dp, clipNorm: dp.clipNorm },
+      dp: dp.dp === undefined ? null : { ...dp.dp, clipNorm: dp.clipNorm, ...dp.privacy, calibrated: dp.calibrated ?? null },
+      samplingRate: sampling?.rate ?? null,
       architecture: listening.architecture,
       parameters: listening.parameters,
       evalEvery,
@@ -568,6 +587,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     },
     completedRounds: rounds_.length,
     stoppedBy: stoppedBy ?? null,
+    privacy: privacySummary(rounds_, dp, sampling?.rate ?? 1),
     rounds: rounds_,
     failedRounds: failed,
     evaluations,
@@ -594,7 +614,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   else
     out(
       `simulate: ${rounds_.length} rounds in ${(trainingMs / 60_000).toFixed(1)} min (non-training share ${report.timing.meanNonTrainingShare ?? '?'}); ` +
-        `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%; report ${join(outDir, 'report.json')}`,
+        `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%` +
+        (report.privacy === null ? '' : `; epsilon ${report.privacy.epsilon.toFixed(3)} at delta ${report.privacy.delta}${report.privacy.targetEpsilon === null ? '' : ` (budget ${report.privacy.targetEpsilon})`}`) +
+        `; report ${join(outDir, 'report.json')}`,
     );
   return 0;
 }

@@ -17,6 +17,9 @@ export interface RoundRecord {
   examples: number | null;
   /** DP rounds: the noise standard deviation the round's sum carried per coordinate (else null). */
   dpNoiseStd: number | null;
+  /** DP rounds: epsilon spent after this round (RDP accountant, at dpDelta), else null. */
+  dpEpsilon: number | null;
+  dpDelta: number | null;
   /** gapMs + roundMs: since the previous round ended. */
   wallMs: number;
   /** Between the previous round's end and this round's start (scheduling, agents getting ready). */
@@ -89,6 +92,8 @@ export function roundRecord(m: Extract<CoordinatorIpcMessage, { type: 'round-com
     // A DP round's totalWeight is its fixed denominator (the cohort), not an example count.
     examples: s.metrics['dpDenominator'] === undefined ? (s.totalWeight ?? 0) : null,
     dpNoiseStd: s.metrics['dpNoiseStd'] ?? null,
+    dpEpsilon: s.metrics['dpEpsilon'] === undefined ? null : Math.round(s.metrics['dpEpsilon'] * 1e4) / 1e4,
+    dpDelta: s.metrics['dpDelta'] ?? null,
     wallMs: t.wallMs,
     gapMs: t.gapMs,
     roundMs: t.roundMs,
