@@ -1,6 +1,7 @@
 // The fedclr command line.
 import { adminCommand, adminHelp } from './commands/admin.js';
 import { agentCommand, agentHelp } from './commands/agent.js';
+import { agentHostCommand, agentHostHelp } from './commands/agent-host.js';
 import { classifyCommand, classifyHelp } from './commands/classify.js';
 import { coordinatorCommand, coordinatorHelp } from './commands/coordinator.js';
 import { embedCommand, embedHelp } from './commands/embed.js';
@@ -23,6 +24,7 @@ const commands: Record<string, { run: Command; help: string }> = {
   classify: { run: classifyCommand, help: classifyHelp },
   coordinator: { run: coordinatorCommand, help: coordinatorHelp },
   agent: { run: agentCommand, help: agentHelp },
+  'agent-host': { run: agentHostCommand, help: agentHostHelp },
   simulate: { run: simulateCommand, help: simulateHelp },
   admin: { run: adminCommand, help: adminHelp },
   partition: { run: partitionCommand, help: partitionHelp },

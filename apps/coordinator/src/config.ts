@@ -174,6 +174,12 @@ export interface CoordinatorConfig {
   maxCohort?: number;
   /** Once minCohort is reached, wait up to this long for maxCohort before starting. */
   cohortWaitMs?: number;
+  /**
+   * The first round of this run waits until this many agents are ready at once, so that its cohort
+   * is sampled from all of them rather than from the first to connect (a simulation, which knows
+   * how many agents it starts); later rounds need only minCohort. Default 0: minCohort is enough.
+   */
+  firstRoundAgents?: number;
   /** Cohort sampling: the coordinator's (default) or Poisson self-sampling (see CohortSamplingConfig). */
   sampling?: CohortSamplingConfig;
   localEpochs?: number;
@@ -265,6 +271,7 @@ export interface ResolvedConfig {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
+  readonly firstRoundAgents: number;
   readonly sampling: SamplingSettings;
   readonly localEpochs: number;
   readonly training: Readonly<Required<Omit<TrainingConfig, 'dp' | 'margin' | 'mining'>> & Pick<TrainingConfig, 'margin' | 'mining'> & { dp?: DpConfig }>;
@@ -300,7 +307,7 @@ export interface ResolvedConfig {
 }
 
 const KNOWN_KEYS = new Set<string>([
-  'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'localEpochs',
+  'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'firstRoundAgents', 'localEpochs',
   'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
@@ -640,6 +647,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     minCohort,
     maxCohort,
     cohortWaitMs: int('cohortWaitMs', c['cohortWaitMs'], 0, 0, 86_400_000),
+    firstRoundAgents: int('firstRoundAgents', c['firstRoundAgents'], 0, 0, 10_000_000),
     sampling: resolveSampling(c['sampling']),
     localEpochs: int('localEpochs', c['localEpochs'], 1, 1, 1000),
     training: Object.freeze(training),

@@ -256,6 +256,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         minCohort: config.minCohort,
         maxCohort: config.maxCohort,
         cohortWaitMs: config.cohortWaitMs,
+        firstRoundAgents: config.firstRoundAgents,
         sampling: config.sampling,
         roundConfig: { ...config.training, localEpochs: config.localEpochs, deadlineMs: config.deadlineMs, ...(config.recipe === null ? {} : { recipe: config.recipe }) },
         lrSchedule: config.lrSchedule,

@@ -200,6 +200,8 @@ export interface EngineSettings {
   readonly minCohort: number;
   readonly maxCohort: number;
   readonly cohortWaitMs: number;
+  /** The first round of this run waits for this many ready agents (default 0: minCohort). */
+  readonly firstRoundAgents?: number;
   /** How cohorts are chosen (default: the coordinator samples them, sampleCohort). */
   readonly sampling?: SamplingSettings;
   /**
@@ -364,6 +366,8 @@ export class RoundEngine {
   private lastRoundMs = 0;
   private cohortTimerSet = false;
   private cohortWaitOver = false;
+  /** A round has started since this engine was created (firstRoundAgents no longer applies). */
+  private roundStartedThisRun = false;
   private shutdownMode: ShutdownMode | undefined;
   private shutdownNotice: ShutdownNotice = { reason: 'stopping' };
   private started = false;
@@ -783,6 +787,7 @@ export class RoundEngine {
     if (now < this.retryAt) return;
     const { minCohort, maxCohort, cohortWaitMs } = this.settings;
     if (this.ready.size < minCohort) return;
+    if (!this.roundStartedThisRun && this.ready.size < (this.settings.firstRoundAgents ?? 0)) return;
     if (this.ready.size < maxCohort && cohortWaitMs > 0 && !this.cohortWaitOver) {
       if (!this.cohortTimerSet) {
         this.cohortTimerSet = true;
@@ -793,6 +798,7 @@ export class RoundEngine {
     if (this.cohortTimerSet) out.push({ type: 'clear-timer', timer: 'cohort-wait' });
     this.cohortTimerSet = false;
     this.cohortWaitOver = false;
+    this.roundStartedThisRun = true;
     const roundId = this.nextRoundId++;
     this.lastRoundId = roundId;
     const sampling = this.settings.sampling ?? COORDINATOR_SAMPLING;

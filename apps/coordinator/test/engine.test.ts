@@ -55,6 +55,22 @@ test('waits for the minimum cohort, then samples up to the maximum (deterministi
   assert.equal(started.msg.config.cohortSize, 2);
 });
 
+test('firstRoundAgents: the first round waits for that many ready agents, later rounds only for minCohort', () => {
+  const { engine, manifest, weights } = makeEngine({ minCohort: 2, maxCohort: 2, firstRoundAgents: 4 });
+  let actions = ready(engine, ['a', 'b', 'c']);
+  assert.equal(sends(actions, 'round-start').length, 0, 'three ready agents are below firstRoundAgents 4');
+  assert.equal(engine.phase, 'waiting');
+  actions = engine.handle({ type: 'agent-ready', agentId: 'd' }, 1);
+  const first = roundStart(actions);
+  assert.equal(first.cohort.length, 2);
+  // Two agents leave during round 1: with 2 ready (minCohort, below firstRoundAgents), round 2 starts.
+  for (const id of ['a', 'b', 'c', 'd'].filter((x) => !first.cohort.includes(x))) engine.handle({ type: 'agent-left', agentId: id }, 2);
+  for (const [i, id] of first.cohort.entries()) update(engine, id, updateMessage(1, first.msg.modelVersion, manifest, deltaFor(weights.length, i), 10));
+  actions = engine.handle({ type: 'commit-done', roundId: 1 }, 20);
+  assert.equal(engine.globalModel.completedRounds, 1);
+  assert.equal(roundStart(actions).msg.roundId, 2);
+});
+
 test('cohort wait: after minCohort, waits for more agents until the timer, starts at once at maxCohort', () => {
   const { engine } = makeEngine({ minCohort: 2, maxCohort: 3, cohortWaitMs: 500 });
   let actions = ready(engine, ['a', 'b']);

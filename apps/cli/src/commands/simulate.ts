@@ -81,7 +81,12 @@ ${SAMPLING_FLAGS_HELP}
   --holdout H                 fit the probe on H labeled train images kept from the agents (default 0:
                               the probe fits on the train split's labels, which agents never get)
   --limit N                   use only the first N train and N test images (smoke runs)
-  --agent-workers W           training threads per agent (default 0: in-process with --train-slots, else 1)
+  --agent-workers W           training threads per agent (default 0: in-process with --train-slots, else 1;
+                              always at least 1 with --agents-per-process above 1)
+  --agents-per-process K      run the agents K to a process (fedclr agent-host, default 1: one fedclr agent each):
+                              each keeps its own identity, state, connection, share and token, and they share one
+                              tfjs backend and one copy of the train split (hundreds of agents on one machine);
+                              one log per host (logs/host-H.log), every line naming its agent
   --eval-workers N --deadline 600 (seconds per round)
   --train-slots S             at most S agents train at the same time, as if each had its own machine
                               (default: the number of cores; 0: all at once). With C agents per round,
@@ -118,6 +123,7 @@ const SIMULATE_OPTIONS = {
   holdout: { type: 'string' },
   limit: { type: 'string' },
   'agent-workers': { type: 'string' },
+  'agents-per-process': { type: 'string' },
   'eval-workers': { type: 'string' },
   deadline: { type: 'string' },
   'train-slots': { type: 'string' },
@@ -203,8 +209,13 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const deadlineSec = numberOption(values, 'deadline', Math.min(600, minutes === undefined ? 600 : Math.max(1, minutes * 60))) as number;
   if (deadlineSec < 1) throw new UsageError(`--deadline must be at least 1 second, got ${deadlineSec}`);
   const trainSlots = intOption(values, 'train-slots', availableParallelism(), 0);
-  // With slots, each training agent has a core to itself: in-process training skips a worker thread's start-up every round.
-  const agentWorkers = intOption(values, 'agent-workers', trainSlots > 0 ? 0 : 1, 0);
+  const agentsPerProcess = intOption(values, 'agents-per-process', 1, 1);
+  // With slots, each training agent has a core to itself: in-process training skips a worker
+  // thread's start-up every round. Hosted agents share an event loop: they always train in a worker.
+  const agentWorkers = intOption(values, 'agent-workers', trainSlots > 0 && agentsPerProcess === 1 ? 0 : 1, 0);
+  if (agentsPerProcess > 1 && agentWorkers < 1) {
+    throw new UsageError(`--agent-workers 0 does not go with --agents-per-process ${agentsPerProcess}: in-process training would hold the host's event loop, and with it the other agents' heartbeats, for whole steps; give --agent-workers 1 or more`);
+  }
   // Agents train in about ceil(cohort / slots) waves: give each its share of the deadline (the
   // same work as all training at once for the whole deadline, at a fraction of the speed).
   const waves = trainSlots > 0 ? Math.ceil(cohort / trainSlots) : 1;
@@ -272,8 +283,16 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   process.once('SIGTERM', onSignal);
 
   try {
+    // Every agent of a simulation connects from loopback: the per-IP caps, meant for one remote
+    // host, would cap the whole federation (maxPerIp: 1024 connections), so they get the global ones.
+    // The first round waits for every agent, so that its cohort is sampled from all of them, not
+    // from the first to connect.
+    const coordinatorConfig = join(outDir, 'coordinator.json');
+    const limits = { connections: { maxPendingPerIp: 256, maxPerIp: Math.max(1024, clients + 64) }, maxAgents: Math.max(10_000, clients), firstRoundAgents: clients };
+    await writeFile(coordinatorConfig, `${JSON.stringify(limits)}\n`);
     const coordinatorArgs = [
       'coordinator',
+      '--config', coordinatorConfig,
       '--state', join(outDir, 'coordinator'),
       '--host', '127.0.0.1',
       '--port', '0',
@@ -398,15 +417,15 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       delay(120_000).then(() => false),
     ]);
     if (!ready || listening === undefined) throw new SimulationError(`the coordinator did not start; its log (${coordinator.log}):\n${tail(coordinator.log)}`);
-    log(`simulate: coordinator at ${listening.url}; starting ${clients} agents`);
+    const processes = Math.ceil(clients / agentsPerProcess);
+    log(`simulate: coordinator at ${listening.url}; starting ${clients} agents${agentsPerProcess > 1 ? ` in ${processes} agent hosts of up to ${agentsPerProcess}` : ''}`);
     // Admission as a deployment does it: one one-time enrolment token per agent, minted over the
     // coordinator's admin API with its admin token (the coordinator admits only enrolled agents).
     const enrolmentTokens = await mintEnrolmentTokens(listening.url, join(outDir, 'coordinator', 'admin-token'), clients);
 
-    const agents: Child[] = [];
+    const agentArgs: string[][] = [];
     for (let i = 0; i < clients; i++) {
-      const args = [
-        'agent',
+      agentArgs.push([
         '--coordinator', listening.url,
         // The agents pin the coordinator's key; their policy admits what this simulation runs
         // (plain rounds when --aggregation plain, any cohort size): it is the operator's own setup.
@@ -425,8 +444,26 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--log-level', level,
         // The last B agents misbehave (agent ids sim-(N-B) .. sim-(N-1)).
         ...(i >= clients - byzantine ? ['--red-team', 'garbage-shares'] : []),
-      ];
-      const agent = spawnFedclr(`agent-${i}`, args, join(outDir, 'logs', `agent-${i}.log`));
+      ]);
+    }
+    // One `fedclr agent` process per agent, or (--agents-per-process K) one `fedclr agent-host` per K agents.
+    const launches: { name: string; args: string[] }[] = [];
+    if (agentsPerProcess === 1) {
+      agentArgs.forEach((args, i) => launches.push({ name: `agent-${i}`, args: ['agent', ...args] }));
+    } else {
+      await mkdir(join(outDir, 'hosts'), { recursive: true });
+      for (let h = 0; h * agentsPerProcess < clients; h++) {
+        const file = join(outDir, 'hosts', `host-${h}.json`);
+        // The agents' enrolment tokens are in it: readable by this user only.
+        await writeFile(file, `${JSON.stringify({ agents: agentArgs.slice(h * agentsPerProcess, (h + 1) * agentsPerProcess) })}\n`, { mode: 0o600 });
+        launches.push({ name: `host-${h}`, args: ['agent-host', '--agents', file, '--log-level', level] });
+      }
+    }
+    // A signal during start-up stopped only the processes started so far: start no more.
+    if (interrupted !== undefined) throw new SimulationError(`interrupted by ${interrupted} before the agents started (logs in ${join(outDir, 'logs')})`);
+    const agents: Child[] = [];
+    for (const { name, args } of launches) {
+      const agent = spawnFedclr(name, args, join(outDir, 'logs', `${name}.log`));
       if (slots !== undefined) {
         const reply = (message: SlotIpcMessage): void => {
           // A failed send means the agent is gone: its exit frees the slot.
@@ -528,6 +565,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       holdout: holdoutCount,
       limit: limit ?? null,
       agentWorkers,
+      agentsPerProcess,
       evalWorkers,
       deadlineSec,
       trainSlots,
