@@ -136,7 +136,11 @@ export interface AgentSetup {
 }
 
 /** Parses and checks `fedclr agent` flags (UsageError on the first problem), before any data loads. */
-export async function parseAgentSetup(argv: string[]): Promise<AgentSetup> {
+/**
+ * `ipcRefusal`: the usage error when --train-slots ipc cannot work in this process (no parent
+ * channel), checked with the other flag values before trust and data (fedclr agent passes it).
+ */
+export async function parseAgentSetup(argv: string[], options: { ipcRefusal?: string } = {}): Promise<AgentSetup> {
   const values = parseAgentValues(argv);
   if (values.coordinator === undefined) throw new UsageError('give --coordinator URL (e.g. http://127.0.0.1:8080)');
   if (!/^(https?|wss?):\/\/[^/\s]+/.test(values.coordinator)) throw new UsageError(`--coordinator must be an http(s):// URL, got '${values.coordinator}'`);
@@ -155,6 +159,7 @@ export async function parseAgentSetup(argv: string[]): Promise<AgentSetup> {
   if (values['train-slots'] !== undefined && values['train-slots'] !== 'ipc') {
     throw new UsageError(`--train-slots takes only 'ipc' (a slot from the parent process, as fedclr simulate passes it), got '${values['train-slots']}'`);
   }
+  if (values['train-slots'] === 'ipc' && options.ipcRefusal !== undefined) throw new UsageError(options.ipcRefusal);
   // The data flags' own errors first (they are cheap to check), then trust and policy: all before any data loads.
   let simulated: AgentSetup['simulated'];
   if (values.dataset !== undefined) {

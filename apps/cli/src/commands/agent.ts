@@ -6,7 +6,6 @@ import { parseArgs } from 'node:util';
 import { loadOrCreateIdentity } from '@fedclr/agent';
 import { initBackend } from '@fedclr/tensor';
 import { agentImages, agentSummary, parseAgentSetup, setupLogger, startSetupAgent, superviseAgents, TrainSplitCache } from '../agent-setup.js';
-import { UsageError } from '../errors.js';
 import { folderFlagsHelp } from '../folders.js';
 import { labelsHelp } from '../labels.js';
 import { ipcTrainingGate, parentChannel } from '../slots.js';
@@ -81,13 +80,9 @@ async function agentIdCommand(argv: string[], out: (line: string) => void): Prom
 
 export async function agentCommand(argv: string[], out: (line: string) => void, log: (line: string) => void): Promise<number> {
   if (argv[0] === 'id') return agentIdCommand(argv.slice(1), out);
-  const setup = await parseAgentSetup(argv);
-  let gate;
-  if (setup.ipcSlots) {
-    const channel = parentChannel();
-    if (channel === undefined) throw new UsageError('--train-slots ipc needs an IPC channel to the parent process (fedclr simulate forks its agents with one); this process has none');
-    gate = ipcTrainingGate(channel);
-  }
+  const channel = parentChannel();
+  const setup = await parseAgentSetup(argv, channel === undefined ? { ipcRefusal: '--train-slots ipc needs an IPC channel to the parent process (fedclr simulate forks its agents with one); this process has none' } : {});
+  const gate = setup.ipcSlots && channel !== undefined ? ipcTrainingGate(channel) : undefined;
   const logger = stderrLogger(setup.logLevel, 'agent');
   const images = await agentImages(setup, setupLogger(setup, logger), new TrainSplitCache());
   await initBackend();
