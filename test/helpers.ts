@@ -1,5 +1,6 @@
 // Shared fixtures of the end-to-end tests: the fedclr binary, child processes that are always
 // cleaned up, private PNG folders cut from Fashion-MNIST, and waiting for a log line.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -176,4 +177,15 @@ export async function shapeFolder(dir: string, options: { perClass: number; size
     }
   }
   return dir;
+}
+
+/** Asserts that no process whose command line names `path` is left running (pgrep exits 1 when none matches). */
+export function assertNoProcessesLeft(path: string): void {
+  let leftovers = '';
+  try {
+    leftovers = execFileSync('pgrep', ['-f', path], { encoding: 'utf8' });
+  } catch (err) {
+    assert.equal((err as { status?: number }).status, 1, `pgrep -f ${path} failed`);
+  }
+  assert.equal(leftovers, '', `processes left running: ${leftovers}`);
 }

@@ -5,11 +5,11 @@
 // its agent.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN } from './helpers.js';
+import { assertNoProcessesLeft, BIN } from './helpers.js';
 
 interface Report {
   config: Record<string, unknown>;
@@ -76,14 +76,7 @@ describe('fedclr simulate --agents-per-process', () => {
     assert.deepEqual(summaries(0).map((s) => s.agentId), ['sim-0', 'sim-1', 'sim-2']);
     assert.deepEqual(summaries(1).map((s) => s.agentId), ['sim-3', 'sim-4', 'sim-5']);
     for (let i = 0; i < CLIENTS; i++) assert.ok(existsSync(join(out, 'agents', `agent-${i}`, 'identity.json')), `agent-${i}'s own identity`);
-    let leftovers = '';
-    try {
-      leftovers = execFileSync('pgrep', ['-f', out], { encoding: 'utf8' });
-    } catch (err) {
-      // pgrep exits 1 when nothing matches: the expected outcome (every host stopped).
-      assert.equal((err as { status?: number }).status, 1);
-    }
-    assert.equal(leftovers, '');
+    assertNoProcessesLeft(out);
   });
 
   it('each hosted agent completed on its own share, and every cohort member trained and uploaded', () => {

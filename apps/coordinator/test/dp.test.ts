@@ -8,9 +8,8 @@ import { decodeFrame, encodeFrame } from '@fedclr/protocol';
 import { boxMullerGaussian, dpEncodingClip, seededRandomWords } from '@fedclr/secagg';
 import { createPlainAggregator, type AggregationDp, type AggregationStatus, type AggregationStep, type OutboundSecagg } from '../src/aggregation.js';
 import { resolveConfig, type CoordinatorConfig } from '../src/config.js';
-import { isCoordinatorError } from '../src/errors.js';
 import { SecureAggregationSession, secureAggregator } from '../src/secure-aggregation.js';
-import { deltaFor, makeEngine, makeModel, ofType, TEST_SETTINGS, updateMessage } from './helpers.js';
+import { deltaFor, makeEngine, makeModel, ofType, refusedConfig, TEST_SETTINGS, updateMessage } from './helpers.js';
 import { deliverToAgent, makeAgents, sessionOptions, type InProcessAgent } from './secagg-helpers.js';
 
 const IDS = ['a0', 'a1', 'a2', 'a3', 'a4'];
@@ -18,13 +17,7 @@ const MODEL_VERSION = 'b'.repeat(64);
 const SIGMA = 0.8;
 const CLIP = 0.5;
 
-function refused(config: Partial<CoordinatorConfig>, field: string, also?: RegExp): void {
-  assert.throws(
-    () => resolveConfig({ stateDir: 'x', ...config }),
-    (e: unknown) => isCoordinatorError(e, 'FEDCLR_COORD_CONFIG_INVALID') && e.message.includes(`'${field}'`) && (also === undefined || also.test(e.message)),
-    `expected a refusal naming ${field}`,
-  );
-}
+const refused = refusedConfig;
 
 test('config: malformed DP settings are refused, naming the field', () => {
   const dp = (d: unknown, extra: Partial<CoordinatorConfig> = {}): Partial<CoordinatorConfig> => ({ ...extra, training: { clipNorm: CLIP, dp: d as never, ...extra.training } });

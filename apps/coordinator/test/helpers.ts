@@ -1,8 +1,11 @@
-// Shared test helpers: a small model, update messages, an engine with test settings.
+// Shared test helpers: a small model, update messages, an engine with test settings, config refusals.
+import assert from 'node:assert/strict';
 import { encodeFrame, resolveLimits } from '@fedclr/protocol';
 import type { Manifest, UpdateMessage } from '@fedclr/protocol';
 import { plainAggregator, type AggregatorFactory } from '../src/aggregation.js';
+import { resolveConfig, type CoordinatorConfig } from '../src/config.js';
 import { RoundEngine, type EngineAction, type EngineSettings } from '../src/engine.js';
+import { isCoordinatorError } from '../src/errors.js';
 import type { PrivacyLedger } from '../src/privacy-ledger.js';
 import { fedAvg, type Strategy } from '../src/strategy.js';
 
@@ -154,4 +157,13 @@ export function schemaProblem(schema: unknown, value: unknown, path = '$'): stri
     }
   }
   return undefined;
+}
+
+/** Asserts that `config` is refused with FEDCLR_COORD_CONFIG_INVALID naming `field` (and matching `also`). */
+export function refusedConfig(config: Partial<CoordinatorConfig>, field: string, also?: RegExp): void {
+  assert.throws(
+    () => resolveConfig({ stateDir: 'x', ...config }),
+    (e: unknown) => isCoordinatorError(e, 'FEDCLR_COORD_CONFIG_INVALID') && e.message.includes(`'${field}'`) && (also === undefined || also.test(e.message)),
+    `expected a refusal naming ${field}`,
+  );
 }

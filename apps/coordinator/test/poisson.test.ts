@@ -6,10 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RoundStartMessage } from '@fedclr/protocol';
 import { createPlainAggregator } from '../src/aggregation.js';
-import { resolveConfig, type CoordinatorConfig } from '../src/config.js';
+import { resolveConfig } from '../src/config.js';
 import type { EngineAction, EngineSettings, RoundEngine } from '../src/engine.js';
-import { isCoordinatorError } from '../src/errors.js';
-import { deltaFor, makeEngine, ofType, sends, TEST_SETTINGS, updateMessage } from './helpers.js';
+import { deltaFor, makeEngine, ofType, refusedConfig, sends, TEST_SETTINGS, updateMessage } from './helpers.js';
 
 const IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
 const POISSON: EngineSettings['sampling'] = { mode: 'poisson', rate: 0.5, invitationWaitMs: 300 };
@@ -149,13 +148,7 @@ test('coordinator sampling: no invitations, no sampling field, no samplingRate m
 
 // ---- configuration ---------------------------------------------------------------------------
 
-function refused(config: Partial<CoordinatorConfig>, field: string, also?: RegExp): void {
-  assert.throws(
-    () => resolveConfig({ stateDir: 'x', ...config }),
-    (e: unknown) => isCoordinatorError(e, 'FEDCLR_COORD_CONFIG_INVALID') && e.message.includes(`'${field}'`) && (also === undefined || also.test(e.message)),
-    `expected a refusal naming ${field}`,
-  );
-}
+const refused = refusedConfig;
 
 test('config: sampling defaults to the coordinator; poisson needs a rate in (0, 1]; a rate without poisson is refused', () => {
   assert.deepEqual(resolveConfig({ stateDir: 'x' }).sampling, { mode: 'coordinator' });
