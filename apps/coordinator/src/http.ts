@@ -16,6 +16,8 @@ export interface HttpContext {
   /** The current model as tfjs layers files; absent when the coordinator has no graph spec. */
   readonly layersModel?: () => Promise<LayersModelFiles>;
   readonly agents: () => { connected: number; authenticated: number; list: AgentInfo[] };
+  /** The running round's cohort and each member's status (undefined between rounds). */
+  readonly cohort?: () => { roundId: number; members: readonly { agentId: string; status: string }[] } | undefined;
   readonly metrics: Registry;
   readonly startedAt: number;
   readonly coordinatorId: string;
@@ -252,6 +254,19 @@ export const AgentsSchema = {
   properties: {
     connected: { type: 'integer', minimum: 0 },
     authenticated: { type: 'integer', minimum: 0 },
+    /** The running round's cohort: ids and status so far (selected, included, dropped, ...); null between rounds. */
+    cohort: nullable({
+      type: 'object',
+      additionalProperties: false,
+      required: ['roundId', 'members'],
+      properties: {
+        roundId: { type: 'integer', minimum: 0 },
+        members: {
+          type: 'array',
+          items: { type: 'object', additionalProperties: false, required: ['agentId', 'status'], properties: { agentId: { type: 'string' }, status: { type: 'string' } } },
+        },
+      },
+    }),
     items: {
       type: 'array',
       items: {
@@ -376,7 +391,7 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
 
     app.get('/api/agents', { schema: { response: { 200: AgentsSchema } } }, async () => {
       const a = ctx.agents();
-      return { connected: a.connected, authenticated: a.authenticated, items: a.list };
+      return { connected: a.connected, authenticated: a.authenticated, items: a.list, cohort: ctx.cohort?.() ?? null };
     });
 
     app.get('/api/model/info', { schema: { response: { 200: ModelInfoSchema } } }, async () => {
