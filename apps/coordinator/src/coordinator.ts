@@ -109,6 +109,8 @@ export interface CoordinatorHandle {
 }
 
 const MiB = 1024 * 1024;
+/** The engine phases a round goes through (fedclr_round_stage_duration_seconds{stage}). */
+const ROUND_STAGES: ReadonlySet<EnginePhase> = new Set(['inviting', 'collecting', 'aggregating', 'committing']);
 /** run_meta key of the privacy ledger (privacy-ledger.ts). */
 const PRIVACY_LEDGER_META = 'privacy-ledger';
 
@@ -371,7 +373,10 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     // The gateway (declared below) and the driver refer to each other through closures.
     const metrics = createCoordinatorMetrics({
       connected: () => gateway.connected,
+      authenticated: () => gateway.authenticated,
       ready: () => engine.status().readyAgents,
+      cohort: () => engine.status().round?.cohortSize ?? 0,
+      streams: () => live.listeners,
       active: () => engine.status().activeAgents,
       round: () => engine.status().round?.roundId ?? engine.globalModel.roundId,
       ...(privacy === undefined ? {} : { epsilon: () => engine.status().privacy?.epsilon ?? 0, delta: privacy.settings.delta, targetEpsilon: privacy.settings.targetEpsilon }),
@@ -402,7 +407,10 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         }
         const phase = engine.phase;
         if (phase !== lastPhase) {
+          const now = Date.now();
+          if (lastPhase !== undefined && ROUND_STAGES.has(lastPhase)) metrics.stageDuration.observe({ stage: lastPhase }, (now - phaseSince) / 1000);
           lastPhase = phase;
+          phaseSince = now;
           events.emit('stage', { phase, roundId: engine.status().round?.roundId ?? null });
         }
       } finally {
@@ -410,6 +418,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       }
     };
     let lastPhase: EnginePhase | undefined;
+    let phaseSince = Date.now();
 
     const run = (a: EngineAction): void => {
       switch (a.type) {
@@ -442,6 +451,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
           } catch (err) {
             logger.error({ err, roundId: a.record.roundId }, 'could not record the round start');
           }
+          metrics.roundsStarted.inc();
           events.emit('round-started', a.record);
           return;
         case 'commit':

@@ -7,7 +7,7 @@ import type { EngineStatus, GlobalModel } from './engine.js';
 import { LayersModelUnavailableError, RoundNotFoundError } from './errors.js';
 import type { AgentInfo } from './gateway.js';
 import type { LayersModelFiles } from './layers-model.js';
-import type { Registry } from './metrics.js';
+import type { MetricsRegistry } from './metrics.js';
 
 export interface HttpContext {
   readonly db: StateDb;
@@ -18,7 +18,7 @@ export interface HttpContext {
   readonly agents: () => { connected: number; authenticated: number; list: AgentInfo[] };
   /** The running round's cohort and each member's status (undefined between rounds). */
   readonly cohort?: () => { roundId: number; members: readonly { agentId: string; status: string }[] } | undefined;
-  readonly metrics: Registry;
+  readonly metrics: MetricsRegistry;
   readonly startedAt: number;
   readonly coordinatorId: string;
   /** Hex Ed25519 public key of the coordinator. */
@@ -466,7 +466,7 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
       '/metrics',
       { schema: { produces: ['text/plain'], response: { 200: { type: 'string' } } } },
       async (_req, reply) => {
-        void reply.type('text/plain; version=0.0.4; charset=utf-8');
+        void reply.type(ctx.metrics.contentType);
         return ctx.metrics.render();
       },
     );
