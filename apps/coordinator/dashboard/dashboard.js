@@ -117,11 +117,12 @@
     $('chart-grid').innerHTML = FedclrCharts.roundCharts(page.items).map(function (c) { return '<figure data-chart="' + c.id + '" style="margin:0">' + c.svg + '</figure>'; }).join('');
   }
 
-  var LOGGED = { 'round-started': 1, 'round-completed': 1, 'round-failed': 1, 'update-rejected': 1, participant: 1 };
+  var LOGGED = { 'round-started': 1, 'round-completed': 1, 'round-failed': 1, 'round-evaluated': 1, 'update-rejected': 1, participant: 1 };
   function logLine(type, d) {
     switch (type) {
       case 'round-started': return 'round ' + d.roundId + ' started: cohort ' + d.cohortSize + ', quorum ' + d.required;
       case 'round-completed': return 'round ' + d.roundId + ' completed in ' + (d.durationMs / 1000).toFixed(1) + ' s with ' + d.included + ' included';
+      case 'round-evaluated': return 'round ' + d.roundId + ' evaluated: linear probe ' + n(d.linearProbe) + ', kNN ' + n(d.knn);
       case 'round-failed': return 'round ' + d.roundId + ' ' + d.status + ': ' + (d.reason || 'no reason');
       case 'update-rejected': return 'round ' + d.roundId + ': update of ' + d.agentId + ' rejected (' + d.reason + '): ' + d.message;
       case 'participant': return 'round ' + d.roundId + ': ' + d.agentId + ' ' + d.status + (d.reason ? ': ' + d.reason : '');
@@ -205,7 +206,7 @@
     if (data === null) return;
     stats.events++;
     if (LOGGED[type]) addLog(id, type, data);
-    refresh(type === 'round-completed' || type === 'round-failed' || type === 'round-started');
+    refresh(type === 'round-completed' || type === 'round-failed' || type === 'round-started' || type === 'round-evaluated');
   }
 
   refresh(true);

@@ -84,6 +84,8 @@ export interface CoordinatorEvents {
   'round-failed': [RoundSummary];
   'update-rejected': [{ roundId: number; agentId: string; reason: UpdateRejectReason; message: string }];
   'update-accepted': [{ roundId: number; agentId: string }];
+  /** Metrics added to a committed round after its commit (recordRoundMetrics: an evaluation). */
+  'round-evaluated': [{ roundId: number; metrics: Readonly<Record<string, number>> }];
   /** The engine's phase (waiting, inviting, collecting, aggregating, committing, finished, stopped) changed. */
   stage: [{ phase: EnginePhase; roundId: number | null }];
   finished: [number];
@@ -104,6 +106,12 @@ export interface CoordinatorHandle {
   globalModel(): GlobalModel;
   /** Resolves when the configured number of rounds has completed. */
   readonly finished: Promise<number>;
+  /**
+   * Adds metrics to a committed round (finite numbers only; e.g. evalLinearProbe, evalKnn from an
+   * evaluation that ran after the commit): stored with the round, shown by GET /api/rounds and
+   * the dashboard (event 'round-evaluated').
+   */
+  recordRoundMetrics(roundId: number, metrics: Readonly<Record<string, number>>): void;
   /** Graceful shutdown: stop accepting, end the round (config.shutdown), tell agents, close everything. */
   close(options?: CloseOptions): Promise<void>;
 }
@@ -678,6 +686,11 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       status: () => engine.status(),
       globalModel: () => engine.globalModel,
       finished,
+      recordRoundMetrics: (roundId, m) => {
+        const finite = Object.fromEntries(Object.entries(m).filter(([, v]) => Number.isFinite(v)));
+        db.addRoundMetrics(roundId, finite);
+        events.emit('round-evaluated', { roundId, metrics: finite });
+      },
       close: (options) => {
         closing ??= close(options);
         return closing;

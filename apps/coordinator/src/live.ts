@@ -17,13 +17,14 @@ export interface LiveSource {
   on(event: 'update-rejected', fn: (e: { roundId: number; agentId: string; reason: string; message: string }) => void): unknown;
   on(event: 'update-accepted', fn: (e: { roundId: number; agentId: string }) => void): unknown;
   on(event: 'stage', fn: (e: { phase: string; roundId: number | null }) => void): unknown;
+  on(event: 'round-evaluated', fn: (e: { roundId: number; metrics: Readonly<Record<string, number>> }) => void): unknown;
   on(event: 'closed', fn: () => void): unknown;
 }
 
 export interface LiveEvent {
   /** Monotonic id (the SSE `id:` field). */
   readonly id: number;
-  readonly type: 'round-started' | 'round-completed' | 'round-failed' | 'update-rejected' | 'update-accepted' | 'participant' | 'stage';
+  readonly type: 'round-started' | 'round-completed' | 'round-failed' | 'round-evaluated' | 'update-rejected' | 'update-accepted' | 'participant' | 'stage';
   readonly at: number;
   readonly data: Readonly<Record<string, string | number | null>>;
 }
@@ -31,7 +32,7 @@ export interface LiveEvent {
 const LOG_SIZE = 500;
 const KEEPALIVE_MS = 15_000;
 /** Events worth replaying: the event log's entries (progress and stage ticks are only live). */
-const LOGGED = new Set<LiveEvent['type']>(['round-started', 'round-completed', 'round-failed', 'update-rejected', 'participant']);
+const LOGGED = new Set<LiveEvent['type']>(['round-started', 'round-completed', 'round-failed', 'round-evaluated', 'update-rejected', 'participant']);
 
 export class LiveFeed {
   private readonly streams = new Set<(e: LiveEvent) => void>();
@@ -53,6 +54,7 @@ export class LiveFeed {
     s.on('update-rejected', (e) => this.push('update-rejected', { roundId: e.roundId, agentId: e.agentId, reason: e.reason, message: e.message.slice(0, 500) }));
     s.on('update-accepted', (e) => this.push('update-accepted', { roundId: e.roundId, agentId: e.agentId }));
     s.on('stage', (e) => this.push('stage', { phase: e.phase, roundId: e.roundId }));
+    s.on('round-evaluated', (e) => this.push('round-evaluated', { roundId: e.roundId, linearProbe: e.metrics['evalLinearProbe'] ?? null, knn: e.metrics['evalKnn'] ?? null }));
   }
 
   get listeners(): number {
@@ -88,7 +90,7 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsync {
       {
         schema: {
           produces: ['text/event-stream'],
-          response: { 200: { description: 'server-sent events: round-started, round-completed, round-failed, update-rejected, update-accepted, participant, stage', type: 'string' } },
+          response: { 200: { description: 'server-sent events: round-started, round-completed, round-failed, round-evaluated, update-rejected, update-accepted, participant, stage', type: 'string' } },
         },
       },
       async (req, reply) => {

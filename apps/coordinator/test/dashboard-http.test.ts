@@ -75,9 +75,17 @@ test('dashboard: public page, token-guarded data and event stream; the stream re
     assert.match(text, /event: update-accepted\n/);
     await withTimeout(coordinator.finished, 20_000, 'the run');
 
+    // An evaluation that lands after the commit joins the round's metrics and the live log.
+    coordinator.recordRoundMetrics(2, { evalLinearProbe: 0.75, evalKnn: 0.5, bogus: Number.NaN });
+    const r2 = (await (await fetch(`${base}/api/rounds/2`, { headers: auth })).json()) as { round: { metrics: Record<string, number> } };
+    assert.equal(r2.round.metrics['evalLinearProbe'], 0.75);
+    assert.equal(r2.round.metrics['evalKnn'], 0.5);
+    assert.equal('bogus' in r2.round.metrics, false, 'non-finite values are dropped');
+
     // A stream opened later starts with the replayed log (both rounds), not with the stages.
     const replay = await readStream(await fetch(`${base}/api/events`, { headers: auth }), (t) => (t.match(/event: round-completed/g) ?? []).length >= 2, 5000);
     assert.doesNotMatch(replay, /event: stage/);
+    assert.match(replay, /event: round-evaluated\ndata: \{[^\n]*"roundId":2,"linearProbe":0.75,"knn":0.5/);
 
     const ck = (await (await fetch(`${base}/api/checkpoints`, { headers: auth })).json()) as { items: { roundId: number; tfjs: boolean }[] };
     assert.equal(schemaProblem(CheckpointsSchema, ck), undefined);
