@@ -17,6 +17,7 @@ import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe
 import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFromFlags } from '../sampling-flags.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
 import { CoordinatorEvaluation } from '../coordinator-eval.js';
+import { writeCoordinatorReport } from '../coordinator-report.js';
 import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
 export const coordinatorHelp = `fedclr coordinator [options]
@@ -56,6 +57,7 @@ ${DP_FLAGS_HELP}
                                 results join the round's metrics (evalLinearProbe, evalKnn) and the dashboard
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
   The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
+  The dashboard: GET / (live; README "Operate: the dashboard"). At exit: <state>/report.html (the run's charts).
   Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
   ('coordinator public key HEX') and in GET /api/status (coordinatorKey); agents pin it with --coordinator-key.
 ${admissionHelp}`;
@@ -372,6 +374,12 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   }
   await evaluation?.close();
   const final = handle.globalModel();
+  let report: string | null = null;
+  try {
+    report = await writeCoordinatorReport(handle.config, { architecture: final.architecture, parameters: final.weights.length }, stopReason ?? 'unknown');
+  } catch (err) {
+    logger.error({ err }, 'could not write report.html');
+  }
   const summary = {
     url: handle.url,
     stateDir,
@@ -381,6 +389,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     model: final.roundId > 0 ? tfjsCheckpointDir(stateDir, checkpointDirName(final.roundId)) : null,
     elapsedMs: Date.now() - startedAt,
     privacy: handle.status().privacy ?? null,
+    report,
   };
   if (values.json) out(JSON.stringify(summary));
   else {
