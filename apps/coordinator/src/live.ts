@@ -104,15 +104,22 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsync {
           'x-accel-buffering': 'no',
         });
         res.write(`retry: 2000\n\n${feed.history().map(frame).join('')}`);
+        // A closed stream may still get an event before its 'close' arrives: never write to it.
+        const open = (): boolean => !res.destroyed && !res.writableEnded;
+        res.on('error', (err) => req.log.debug({ err }, 'dashboard event stream error'));
         // A slow reader is dropped rather than buffered without bound.
         const unsubscribe = feed.subscribe((e) => {
+          if (!open()) return;
           if (res.writableLength > 1024 * 1024) {
+            req.log.warn('dropping a dashboard event stream more than 1 MiB behind');
             res.destroy();
             return;
           }
           res.write(frame(e));
         });
-        const keepalive = setInterval(() => res.write(': keepalive\n\n'), KEEPALIVE_MS);
+        const keepalive = setInterval(() => {
+          if (open()) res.write(': keepalive\n\n');
+        }, KEEPALIVE_MS);
         keepalive.unref();
         req.raw.once('close', () => {
           clearInterval(keepalive);
