@@ -54,20 +54,26 @@ function png(size: number, pixel: (x: number, y: number) => number): Buffer {
 
 const dir = mkdtempSync(join(tmpdir(), 'fedclr-dashboard-demo-'));
 const evalDir = join(dir, 'eval-data');
-// Three classes of 28 px images: horizontal stripes, vertical stripes, a bright disc.
-const classes: Record<string, (x: number, y: number, i: number) => number> = {
-  horizontal: (_x, y, i) => ((y + i) % 6 < 3 ? 220 : 30),
-  vertical: (x, _y, i) => ((x + i) % 6 < 3 ? 220 : 30),
-  disc: (x, y, i) => ((x - 14) ** 2 + (y - 14) ** 2 < (6 + (i % 4)) ** 2 ? 230 : 20),
+// Three classes of 28 px images, faint under strong seeded noise: horizontal stripes, vertical
+// stripes, a disc (so that the scores are not all 1).
+const classes: Record<string, (x: number, y: number, i: number) => boolean> = {
+  horizontal: (_x, y, i) => (y + i) % 8 < 4,
+  vertical: (x, _y, i) => (x + i) % 8 < 4,
+  disc: (x, y, i) => (x - 14 + (i % 5)) ** 2 + (y - 14) ** 2 < (5 + (i % 4)) ** 2,
+};
+let noise = 12345;
+const rand = (): number => {
+  noise = (Math.imul(noise, 1664525) + 1013904223) >>> 0;
+  return noise / 2 ** 32;
 };
 for (const [name, f] of Object.entries(classes)) {
   mkdirSync(join(evalDir, name), { recursive: true });
-  for (let i = 0; i < 30; i++) writeFileSync(join(evalDir, name, `${i}.png`), png(28, (x, y) => f(x, y, i)));
+  for (let i = 0; i < 40; i++) writeFileSync(join(evalDir, name, `${i}.png`), png(28, (x, y) => Math.max(0, Math.min(255, Math.round(110 + (f(x, y, i) ? 25 : -25) + (rand() - 0.5) * 200)))));
 }
 
 const coordinator = fork(
   BIN,
-  ['coordinator', '--state', join(dir, 'coordinator'), '--port', '0', '--rounds', String(ROUNDS + 1), '--min-cohort', String(AGENTS), '--max-cohort', String(AGENTS),
+  ['coordinator', '--state', join(dir, 'coordinator'), '--port', '0', '--rounds', String(ROUNDS + 20), '--min-cohort', String(AGENTS), '--max-cohort', String(AGENTS),
     '--aggregation', 'plain', '--dp-noise', '1.1', '--dp-clip', '1', '--dp-central', '--open-enrolment', '--eval-data', evalDir, '--eval-every', '1',
     '--deadline', '60', '--report-ipc', '--log-level', 'warn'],
   { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
@@ -89,8 +95,9 @@ const browser = await chromium.launch({ executablePath: args.chromium, args: ['-
 try {
   const page = await browser.newPage({ viewport: { width: 1500, height: 1900 } });
   await page.goto(`${listening.url}/`);
-  // After ROUNDS rounds, each evaluated (kNN points drawn); one more round keeps the coordinator up, and running.
-  await page.waitForFunction(`document.querySelectorAll('figure[data-chart="eval"] [data-series="kNN"]').length >= ${ROUNDS}`, undefined, { timeout: 240_000 });
+  // After ROUNDS completed rounds with evaluations drawn, while the run goes on (agents online, a
+  // round in progress); the run has more rounds than that and is stopped after the screenshot.
+  await page.waitForFunction(`Number(document.body.dataset.completedRounds) >= ${ROUNDS} && document.querySelectorAll('figure[data-chart="eval"] [data-series="kNN"]').length >= 2 && document.querySelector('#phase') !== null && document.querySelector('#phase').textContent === 'collecting'`, undefined, { timeout: 240_000 });
   const out = args.out ?? join(process.env['FEDCLR_ARTIFACTS'] ?? join(tmpdir(), 'fedclr-artifacts'), 'dashboard-10-agents-5-rounds.png');
   mkdirSync(join(out, '..'), { recursive: true });
   await page.screenshot({ path: out, fullPage: true });
