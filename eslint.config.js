@@ -8,6 +8,8 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { files: ['**/*.js'], languageOptions: { globals: globals.node } },
+  // The dashboard's page scripts: classic browser scripts, served as they are (no bundler).
+  { files: ['apps/coordinator/dashboard/**/*.js'], languageOptions: { globals: globals.browser, sourceType: 'script' } },
   {
     files: ['**/*.ts'],
     rules: {

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 # openssl: the TLS tests make certificates with it. g++, make, python3: node-gyp builds the native
 # addons from their registry sources (hnswlib-node always; better-sqlite3 when its prebuilt binary
 # cannot be downloaded). python3-numpy: a test reads fedclr's embeddings files with numpy.
-apt_packages=(dataset-fashion-mnist openssl g++ make python3 python3-numpy)
+# chromium: the dashboard's browser test drives Debian's chromium through playwright-core
+# (executablePath /usr/bin/chromium), never a downloaded browser.
+apt_packages=(dataset-fashion-mnist openssl g++ make python3 python3-numpy chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -89,7 +89,8 @@ export function createFakeTrainer(options: FakeTrainerOptions = {}): LocalTraine
       return {
         weights,
         exampleCount,
-        metrics: { loss: options.loss ?? 1 / (1 + input.round), steps: input.config.localEpochs * steps },
+        // trainMs (the training loop's time, as the real trainer reports it): the configured delay.
+        metrics: { loss: options.loss ?? 1 / (1 + input.round), steps: input.config.localEpochs * steps, ...(delayMs > 0 ? { trainMs: delayMs } : {}) },
       };
     },
   };

@@ -24,6 +24,8 @@ export interface HttpSecurityOptions {
   readonly http: ResolvedConfig['http'];
   /** The admin bearer token. */
   readonly adminToken: string;
+  /** More routes no token guards: the dashboard's static files, which hold no data (dashboard.ts). */
+  readonly publicRoutes?: ReadonlySet<string>;
 }
 
 function bearer(req: FastifyRequest): string | undefined {
@@ -69,7 +71,7 @@ export async function installHttpSecurity(app: FastifyInstance, o: HttpSecurityO
   // counts refused requests too, and before any body is parsed.
   app.addHook('preParsing', async (req, reply, payload) => {
     const route = req.routeOptions.url;
-    if (req.method === 'OPTIONS' || (route !== undefined && ALWAYS_PUBLIC.has(route))) return payload;
+    if (req.method === 'OPTIONS' || (route !== undefined && (ALWAYS_PUBLIC.has(route) || o.publicRoutes?.has(route) === true))) return payload;
     const admin = isAdminRoute(req);
     if (!admin && http.publicRead) return payload;
     const given = bearer(req);

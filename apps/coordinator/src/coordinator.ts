@@ -28,6 +28,7 @@ import {
   type CommitRecord,
   type EngineAction,
   type EngineEvent,
+  type EnginePhase,
   type EngineStatus,
   type GlobalModel,
   type RoundStartedRecord,
@@ -38,6 +39,8 @@ import { ModelMismatchError, ModelMissingError } from './errors.js';
 import { PrivacyLedger } from './privacy-ledger.js';
 import { Gateway, MESSAGE_EVENT } from './gateway.js';
 import { httpRoutes } from './http.js';
+import { dashboardPlugin, dashboardRoutes, threatModel, type RunInfo } from './dashboard.js';
+import { LiveFeed, liveRoutes } from './live.js';
 import { checkSpecManifest, layersModelSource } from './layers-model.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { checkpointDirName, FileModelStore, type Checkpoint, type CheckpointExporter, type ModelStore } from './model-store.js';
@@ -80,6 +83,11 @@ export interface CoordinatorEvents {
   'round-completed': [RoundSummary];
   'round-failed': [RoundSummary];
   'update-rejected': [{ roundId: number; agentId: string; reason: UpdateRejectReason; message: string }];
+  'update-accepted': [{ roundId: number; agentId: string }];
+  /** Metrics added to a committed round after its commit (recordRoundMetrics: an evaluation). */
+  'round-evaluated': [{ roundId: number; metrics: Readonly<Record<string, number>> }];
+  /** The engine's phase (waiting, inviting, collecting, aggregating, committing, finished, stopped) changed. */
+  stage: [{ phase: EnginePhase; roundId: number | null }];
   finished: [number];
   closed: [];
 }
@@ -98,11 +106,19 @@ export interface CoordinatorHandle {
   globalModel(): GlobalModel;
   /** Resolves when the configured number of rounds has completed. */
   readonly finished: Promise<number>;
+  /**
+   * Adds metrics to a committed round (finite numbers only; e.g. evalLinearProbe, evalKnn from an
+   * evaluation that ran after the commit): stored with the round, shown by GET /api/rounds and
+   * the dashboard (event 'round-evaluated').
+   */
+  recordRoundMetrics(roundId: number, metrics: Readonly<Record<string, number>>): void;
   /** Graceful shutdown: stop accepting, end the round (config.shutdown), tell agents, close everything. */
   close(options?: CloseOptions): Promise<void>;
 }
 
 const MiB = 1024 * 1024;
+/** The engine phases a round goes through (fedclr_round_stage_duration_seconds{stage}). */
+const ROUND_STAGES: ReadonlySet<EnginePhase> = new Set(['inviting', 'collecting', 'aggregating', 'committing']);
 /** run_meta key of the privacy ledger (privacy-ledger.ts). */
 const PRIVACY_LEDGER_META = 'privacy-ledger';
 
@@ -112,6 +128,20 @@ function limitsFor(config: ResolvedConfig, manifest: Manifest): Partial<Protocol
   const frameBytes = FRAME_HEADER_BYTES + Buffer.byteLength(canonicalManifest(manifest)) + 64 + n * 4;
   const maxFrameBytes = Math.max(MiB, 2 * frameBytes);
   return { maxFrameBytes, ...config.limits };
+}
+
+/** The recipe's scalar settings, flattened (`recipe.model.width` style keys), for GET /api/run. */
+function recipeSummary(config: ResolvedConfig): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = { localEpochs: config.localEpochs, lrSchedule: config.lrSchedule.kind };
+  const add = (prefix: string, o: object, depth: number): void => {
+    for (const [k, v] of Object.entries(o)) {
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[`${prefix}${k}`] = v;
+      else if (depth > 0 && typeof v === 'object' && v !== null && !Array.isArray(v)) add(`${prefix}${k}.`, v as object, depth - 1);
+    }
+  };
+  add('', config.training, 0);
+  if (config.recipe !== null) add('recipe.', config.recipe, 2);
+  return out;
 }
 
 function sameManifest(a: Manifest, b: Manifest): boolean {
@@ -338,6 +368,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     });
 
     const events = new EventEmitter<CoordinatorEvents>();
+    const live = new LiveFeed(events);
     let finishedResolve: (n: number) => void = () => undefined;
     const finished = new Promise<number>((resolve) => {
       finishedResolve = resolve;
@@ -350,7 +381,10 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
     // The gateway (declared below) and the driver refer to each other through closures.
     const metrics = createCoordinatorMetrics({
       connected: () => gateway.connected,
+      authenticated: () => gateway.authenticated,
       ready: () => engine.status().readyAgents,
+      cohort: () => engine.status().round?.cohortSize ?? 0,
+      streams: () => live.listeners,
       active: () => engine.status().activeAgents,
       round: () => engine.status().round?.roundId ?? engine.globalModel.roundId,
       ...(privacy === undefined ? {} : { epsilon: () => engine.status().privacy?.epsilon ?? 0, delta: privacy.settings.delta, targetEpsilon: privacy.settings.targetEpsilon }),
@@ -379,10 +413,20 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
           }
           for (const a of actions) run(a);
         }
+        const phase = engine.phase;
+        if (phase !== lastPhase) {
+          const now = Date.now();
+          if (lastPhase !== undefined && ROUND_STAGES.has(lastPhase)) metrics.stageDuration.observe({ stage: lastPhase }, (now - phaseSince) / 1000);
+          lastPhase = phase;
+          phaseSince = now;
+          events.emit('stage', { phase, roundId: engine.status().round?.roundId ?? null });
+        }
       } finally {
         draining = false;
       }
     };
+    let lastPhase: EnginePhase | undefined;
+    let phaseSince = Date.now();
 
     const run = (a: EngineAction): void => {
       switch (a.type) {
@@ -415,6 +459,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
           } catch (err) {
             logger.error({ err, roundId: a.record.roundId }, 'could not record the round start');
           }
+          metrics.roundsStarted.inc();
           events.emit('round-started', a.record);
           return;
         case 'commit':
@@ -431,6 +476,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
           return;
         case 'update-accepted':
           metrics.updatesAccepted.inc();
+          events.emit('update-accepted', { roundId: a.roundId, agentId: a.agentId });
           return;
         case 'update-rejected':
           metrics.updatesRejected.inc({ reason: a.reason });
@@ -513,7 +559,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       void reply.status(status).send({ statusCode: status, code: err.code, error: err.name, message: err.message });
     });
     // (the root instance, so the hooks cover every route; cast: its logger type is pino's own)
-    await installHttpSecurity(app as unknown as FastifyInstance, { http: config.http, adminToken: adminToken.value });
+    await installHttpSecurity(app as unknown as FastifyInstance, { http: config.http, adminToken: adminToken.value, publicRoutes: dashboardRoutes() });
     await app.register(
       adminRoutes({
         db,
@@ -530,6 +576,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         model: () => engine.globalModel,
         ...(deps.modelSpec === undefined ? {} : { layersModel: layersModelSource(deps.modelSpec, () => engine.globalModel) }),
         agents: () => ({ connected: gateway.connected, authenticated: gateway.authenticated, list: gateway.agents() }),
+        cohort: () => engine.cohort(),
         metrics: metrics.registry,
         startedAt: Date.now(),
         coordinatorId: config.coordinatorId,
@@ -537,6 +584,29 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         strategy: { name: strategy.name, params: strategy.params },
         aggregation: aggregator.mode,
         ...(secaggInfo === undefined ? {} : { secagg: secaggInfo }),
+      }),
+    );
+
+    await app.register(liveRoutes(live));
+    const runInfo: RunInfo = {
+      model: { architecture: engine.globalModel.architecture, parameters: engine.globalModel.weights.length },
+      recipe: recipeSummary(config),
+      strategy: { name: strategy.name, params: { ...strategy.params } },
+      aggregation: aggregator.mode,
+      sampling: config.sampling.mode,
+      rounds: config.rounds,
+      cohort: { min: config.minCohort, max: config.maxCohort },
+      threatModel: threatModel({ aggregation: aggregator.mode, dpNoise: config.training.dp?.noise ?? null, sampling: config.sampling.mode, enrolment: config.enrolment.mode }),
+      dp:
+        config.training.dp === undefined || privacy === undefined
+          ? null
+          : { noiseMultiplier: config.training.dp.noiseMultiplier, clipNorm: config.training.clipNorm, noise: config.training.dp.noise, delta: privacy.settings.delta, targetEpsilon: privacy.settings.targetEpsilon ?? null },
+    };
+    await app.register(
+      dashboardPlugin({
+        run: () => runInfo,
+        ...(store instanceof FileModelStore ? { checkpointsDir: store.dir } : {}),
+        checkpoints: () => store.list(),
       }),
     );
 
@@ -616,6 +686,11 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       status: () => engine.status(),
       globalModel: () => engine.globalModel,
       finished,
+      recordRoundMetrics: (roundId, m) => {
+        const finite = Object.fromEntries(Object.entries(m).filter(([, v]) => Number.isFinite(v)));
+        db.addRoundMetrics(roundId, finite);
+        events.emit('round-evaluated', { roundId, metrics: finite });
+      },
       close: (options) => {
         closing ??= close(options);
         return closing;

@@ -448,6 +448,13 @@ export class StateDb {
     return { total, items };
   }
 
+  /** Adds (or replaces) metrics of a round already recorded, e.g. an evaluation that finished after its commit. */
+  addRoundMetrics(roundId: number, metrics: Readonly<Record<string, number>>): void {
+    this.db.transaction(() => {
+      for (const [name, value] of Object.entries(metrics)) this.stmts.insertMetric.run(roundId, name, value);
+    })();
+  }
+
   participants(roundId: number): ParticipantRow[] {
     return (
       this.stmts.participants.all(roundId) as {

@@ -582,6 +582,13 @@ export class RoundEngine {
     if (this.phaseValue === 'collecting') this.closeIfAllAnswered(out, round, now);
   }
 
+  /** The running round's cohort and each member's status so far (the dashboard's agents view), or undefined between rounds. */
+  cohort(): { readonly roundId: number; readonly members: readonly { readonly agentId: string; readonly status: ParticipantStatus }[] } | undefined {
+    const r = this.round;
+    if (r === undefined) return undefined;
+    return { roundId: r.roundId, members: r.cohort.map((agentId) => ({ agentId, status: (r.participants.get(agentId) as Participant).status })) };
+  }
+
   /**
    * Why an update for `roundId` from `agentId` cannot be taken now, or undefined if it can. Pure
    * and cheap: the gateway asks it before it validates, verifies or decodes an upload.
@@ -1212,6 +1219,9 @@ export class RoundEngine {
     };
     if (r.config.sampling !== undefined) Object.assign(metrics, samplingMetrics(r.config.sampling));
     if (lossWeight > 0) metrics['loss'] = lossSum / lossWeight;
+    // The round's training time: its longest local training loop (plain rounds; a secure update carries no metrics).
+    const trainMs = Math.max(...participants.map((p) => (p.status === 'included' ? (p.metrics?.['trainMs'] ?? -1) : -1)));
+    if (trainMs >= 0) metrics['trainMs'] = trainMs;
     if (aggregate !== undefined) {
       metrics['totalWeight'] = aggregate.totalWeight;
       let sq = 0;

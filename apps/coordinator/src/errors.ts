@@ -167,6 +167,13 @@ export const UnauthorizedError = createError<'FEDCLR_COORD_UNAUTHORIZED', 401, [
   401,
 );
 
+/** No checkpoint on disk (pruned by keepLastK, or never exported as tfjs) for that round. Args: round id. */
+export const CheckpointNotFoundError = createError<'FEDCLR_COORD_CHECKPOINT_NOT_FOUND', 404, [S]>(
+  'FEDCLR_COORD_CHECKPOINT_NOT_FOUND',
+  'Round %s has no tfjs checkpoint on disk (never completed, pruned by keepLastK, or written without the tfjs exporter)',
+  404,
+);
+
 /** No such round. Args: round id. */
 export const RoundNotFoundError = createError<'FEDCLR_COORD_ROUND_NOT_FOUND', 404, [S]>(
   'FEDCLR_COORD_ROUND_NOT_FOUND',
@@ -193,6 +200,7 @@ export const COORDINATOR_ERROR_CODES = {
     'FEDCLR_COORD_CHECKPOINT_CORRUPT',
     'FEDCLR_COORD_MODEL_UNAVAILABLE',
     'FEDCLR_COORD_LAYERS_MODEL_UNAVAILABLE',
+    'FEDCLR_COORD_CHECKPOINT_NOT_FOUND',
   ],
   persistence: ['FEDCLR_COORD_DATABASE', 'FEDCLR_COORD_SCHEMA_TOO_NEW'],
   aggregation: [

@@ -7,7 +7,7 @@ import type { EngineStatus, GlobalModel } from './engine.js';
 import { LayersModelUnavailableError, RoundNotFoundError } from './errors.js';
 import type { AgentInfo } from './gateway.js';
 import type { LayersModelFiles } from './layers-model.js';
-import type { Registry } from './metrics.js';
+import type { MetricsRegistry } from './metrics.js';
 
 export interface HttpContext {
   readonly db: StateDb;
@@ -16,7 +16,9 @@ export interface HttpContext {
   /** The current model as tfjs layers files; absent when the coordinator has no graph spec. */
   readonly layersModel?: () => Promise<LayersModelFiles>;
   readonly agents: () => { connected: number; authenticated: number; list: AgentInfo[] };
-  readonly metrics: Registry;
+  /** The running round's cohort and each member's status (undefined between rounds). */
+  readonly cohort?: () => { roundId: number; members: readonly { agentId: string; status: string }[] } | undefined;
+  readonly metrics: MetricsRegistry;
   readonly startedAt: number;
   readonly coordinatorId: string;
   /** Hex Ed25519 public key of the coordinator. */
@@ -252,6 +254,19 @@ export const AgentsSchema = {
   properties: {
     connected: { type: 'integer', minimum: 0 },
     authenticated: { type: 'integer', minimum: 0 },
+    /** The running round's cohort: ids and status so far (selected, included, dropped, ...); null between rounds. */
+    cohort: nullable({
+      type: 'object',
+      additionalProperties: false,
+      required: ['roundId', 'members'],
+      properties: {
+        roundId: { type: 'integer', minimum: 0 },
+        members: {
+          type: 'array',
+          items: { type: 'object', additionalProperties: false, required: ['agentId', 'status'], properties: { agentId: { type: 'string' }, status: { type: 'string' } } },
+        },
+      },
+    }),
     items: {
       type: 'array',
       items: {
@@ -376,7 +391,7 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
 
     app.get('/api/agents', { schema: { response: { 200: AgentsSchema } } }, async () => {
       const a = ctx.agents();
-      return { connected: a.connected, authenticated: a.authenticated, items: a.list };
+      return { connected: a.connected, authenticated: a.authenticated, items: a.list, cohort: ctx.cohort?.() ?? null };
     });
 
     app.get('/api/model/info', { schema: { response: { 200: ModelInfoSchema } } }, async () => {
@@ -451,7 +466,7 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
       '/metrics',
       { schema: { produces: ['text/plain'], response: { 200: { type: 'string' } } } },
       async (_req, reply) => {
-        void reply.type('text/plain; version=0.0.4; charset=utf-8');
+        void reply.type(ctx.metrics.contentType);
         return ctx.metrics.render();
       },
     );

@@ -65,3 +65,6 @@ export { parsePublicKey, verifyEd25519, ed25519PublicKey } from './auth.js';
 export * from './errors.js';
 export { HealthSchema, StatusSchema, RoundsPageSchema, RoundDetailSchema, ModelInfoSchema, AgentsSchema, LayersModelJsonSchema } from './http.js';
 export { LAYERS_WEIGHTS_PATH, layersModelSource, type LayersModelFiles } from './layers-model.js';
+export { DASHBOARD_DIR, RunSchema, CheckpointsSchema, dashboardPlugin, dashboardRoutes, threatModel, type RunInfo } from './dashboard.js';
+export { LiveFeed, liveRoutes, type LiveEvent } from './live.js';
+export { renderReportHtml, type ReportInput, type ReportRound } from './report-html.js';

@@ -102,9 +102,18 @@ test('HTTP routes: health, status, rounds (paginated), round detail, model, metr
     assert.match(text, /^fedclr_bytes_received_total \d+$/m);
     assert.match(text, /^fedclr_bytes_sent_total \d+$/m);
     assert.match(text, /^fedclr_agents_connected \d+$/m);
+    // prom-client: conventional types, stage durations, and the process/nodejs default series.
+    assert.match(text, /^# TYPE fedclr_rounds_completed_total counter$/m);
+    assert.match(text, /^# TYPE fedclr_round_duration_seconds histogram$/m);
+    assert.match(text, /^# TYPE fedclr_agents_ready gauge$/m);
+    assert.match(text, /^fedclr_rounds_started_total 3$/m);
+    assert.match(text, /^fedclr_round_stage_duration_seconds_count\{stage="collecting"\} 3$/m);
+    assert.match(text, /^fedclr_round_stage_duration_seconds_count\{stage="committing"\} 3$/m);
+    assert.match(text, /^nodejs_eventloop_lag_seconds /m);
     for (const line of text.split('\n')) {
       if (line === '' || line.startsWith('#')) continue;
-      assert.match(line, /^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/, `exposition line: ${line}`);
+      // Prometheus' metric and label name grammar.
+      assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/, `exposition line: ${line}`);
     }
   } finally {
     await coordinator.close();

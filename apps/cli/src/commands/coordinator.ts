@@ -16,6 +16,8 @@ import { sendToParent, type StopReason } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
 import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFromFlags } from '../sampling-flags.js';
 import { createTfjsExporter, tfjsCheckpointDir } from '../tfjs-exporter.js';
+import { CoordinatorEvaluation } from '../coordinator-eval.js';
+import { writeCoordinatorReport } from '../coordinator-report.js';
 import { admissionConfig, admissionFlags, admissionHelp } from './admin.js';
 
 export const coordinatorHelp = `fedclr coordinator [options]
@@ -48,8 +50,14 @@ ${DP_FLAGS_HELP}
   --max-update-norm N           plain rounds: the server clips each update to L2 norm N (default: the round's
                                 clipNorm, plus room for DP noise; without clipNorm the global model's norm)
   --max-example-count N         largest exampleCount one update may claim (default 100000; more is rejected)
+  --eval-data DIR               evaluate checkpoints on this labeled folder (DIR/<class>/images; read at
+                                --size/--channels): linear probe + kNN (k 20) in a worker thread, so rounds never
+                                wait; --eval-test-fraction F of each class (default 0.2, seeded split) is the test set
+  --eval-every K                evaluate every K-th completed round and the last (default 1 with --eval-data);
+                                results join the round's metrics (evalLinearProbe, evalKnn) and the dashboard
   Checkpoints: <state>/checkpoints/round-NNNNNNNN/tfjs (tfjs layers; fedclr eval --model DIR).
   The latest global model: GET /api/model/model.json (tf.loadLayersModel takes that URL).
+  The dashboard: GET / (live; README "Operate: the dashboard"). At exit: <state>/report.html (the run's charts).
   Its Ed25519 key (<state>/secagg-identity.json) signs every message to agents: it is printed at start
   ('coordinator public key HEX') and in GET /api/status (coordinatorKey); agents pin it with --coordinator-key.
 ${admissionHelp}`;
@@ -170,6 +178,9 @@ const COORDINATOR_OPTIONS = {
   'tls-key': { type: 'string' },
   'max-update-norm': { type: 'string' },
   'max-example-count': { type: 'string' },
+  'eval-data': { type: 'string' },
+  'eval-every': { type: 'string' },
+  'eval-test-fraction': { type: 'string' },
   'report-ipc': { type: 'boolean', default: false },
   ...admissionFlags,
   json: { type: 'boolean', default: false },
@@ -254,7 +265,23 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   }
   const ipc = values['report-ipc'];
 
+  if (values['eval-data'] === undefined && (values['eval-every'] !== undefined || values['eval-test-fraction'] !== undefined)) {
+    throw new UsageError('--eval-every and --eval-test-fraction need --eval-data DIR');
+  }
+  const evalEvery = values['eval-every'] === undefined ? 1 : intOption(values, 'eval-every', 1);
+  if (evalEvery < 1) throw new UsageError(`--eval-every must be >= 1, got ${evalEvery}`);
+  const evalFraction = numberOption(values, 'eval-test-fraction', 0.2) as number;
+  if (!(evalFraction > 0 && evalFraction < 1)) throw new UsageError(`--eval-test-fraction must be in (0, 1), got ${evalFraction}`);
+
   await initBackend();
+  // Before the coordinator listens: a folder that cannot be evaluated stops the start-up.
+  const evaluation =
+    values['eval-data'] === undefined
+      ? undefined
+      : await CoordinatorEvaluation.start(
+          { dir: resolve(values['eval-data']), height: recipe.model.input.height, width: recipe.model.input.width, channels: recipe.model.input.channels === 3 ? 3 : 1, testFraction: evalFraction, seed: config.seed ?? 0, k: 20, spec },
+          logger,
+        );
   const init = initialState(spec, config.seed ?? 0);
   // The time budget: no round starts that would not end before it; the learning-rate schedule
   // (lrSchedule 'cosine') also counts progress by it.
@@ -268,6 +295,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
   });
   const stateDir = handle.config.stateDir;
   const startedAt = Date.now();
+  evaluation?.attach(handle, evalEvery);
   const model = handle.globalModel();
   if (ipc) {
     sendToParent({ type: 'listening', url: handle.url, coordinatorKey: handle.publicKey, modelVersion: model.modelVersion, architecture: model.architecture, parameters: model.weights.length, completedRounds: model.completedRounds, at: Date.now() });
@@ -290,10 +318,15 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     if (ipc) sendToParent({ type: 'stopping', reason, completedRounds: handle.status().completedRounds, at: Date.now() });
     // The synchronous part of close() tells the engine to start no further round; called from a
     // round-completed listener this happens before the engine hears that the commit is done.
-    void handle.close(options).then(resolveStop, (err: unknown) => {
-      logger.error({ err }, 'closing the coordinator failed');
-      resolveStop();
-    });
+    const close = (): void =>
+      void handle.close(options).then(resolveStop, (err: unknown) => {
+        logger.error({ err }, 'closing the coordinator failed');
+        resolveStop();
+      });
+    // A finished run starts no round anyway: let the last checkpoint's evaluation land in its round
+    // first. Stopped by time, signal or parent, close at once (an evaluation in progress is dropped).
+    if (evaluation !== undefined && (reason === 'rounds' || reason === 'privacy-budget')) void evaluation.drain(10 * 60_000).then(close);
+    else close();
   };
 
   const walls: number[] = [];
@@ -339,7 +372,14 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     process.removeListener('SIGINT', onSignal);
     process.removeListener('disconnect', onParentGone);
   }
+  await evaluation?.close();
   const final = handle.globalModel();
+  let report: string | null = null;
+  try {
+    report = await writeCoordinatorReport(handle.config, { architecture: final.architecture, parameters: final.weights.length }, stopReason ?? 'unknown');
+  } catch (err) {
+    logger.error({ err }, 'could not write report.html');
+  }
   const summary = {
     url: handle.url,
     stateDir,
@@ -349,6 +389,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     model: final.roundId > 0 ? tfjsCheckpointDir(stateDir, checkpointDirName(final.roundId)) : null,
     elapsedMs: Date.now() - startedAt,
     privacy: handle.status().privacy ?? null,
+    report,
   };
   if (values.json) out(JSON.stringify(summary));
   else {

@@ -45,6 +45,7 @@ import { evaluateModel } from '../simulate/evaluation.js';
 import { delay, mintEnrolmentTokens, reap, spawnFedclr, tail, type Child } from '../simulate/processes.js';
 import { maxMetric, round4, roundRecord, type EvalRecord, type RoundRecord } from '../simulate/records.js';
 import { modelChange, privacySummary, timingSummary } from '../simulate/report.js';
+import { simulationReportHtml } from '../simulate/report-html.js';
 
 export const simulateHelp = `fedclr simulate [options]
   --dataset fashion-mnist --clients 10 --cohort C     agents per round (default: all of them)
@@ -610,13 +611,14 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
     logs: join(outDir, 'logs'),
   };
   await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(join(outDir, 'report.html'), simulationReportHtml(report));
   if (values.json) out(JSON.stringify(report));
   else
     out(
       `simulate: ${rounds_.length} rounds in ${(trainingMs / 60_000).toFixed(1)} min (non-training share ${report.timing.meanNonTrainingShare ?? '?'}); ` +
         `linear probe ${(final.linearProbe * 100).toFixed(2)}%, kNN ${(final.knn * 100).toFixed(2)}%` +
         (report.privacy === null ? '' : `; epsilon ${report.privacy.epsilon.toFixed(3)} at delta ${report.privacy.delta}${report.privacy.targetEpsilon === null ? '' : ` (budget ${report.privacy.targetEpsilon})`}`) +
-        `; report ${join(outDir, 'report.json')}`,
+        `; report ${join(outDir, 'report.json')} (charts: report.html)`,
     );
   return 0;
 }
