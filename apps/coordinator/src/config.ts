@@ -212,6 +212,12 @@ export interface CoordinatorConfig {
   /** Budget for secure aggregation's stages after collection closes. */
   aggregationDeadlineMs?: number;
   quorum?: QuorumConfig;
+  /**
+   * Once the quorum is in, wait at most this long for the remaining cohort members, then close
+   * collection (secure aggregation drops the late ones). Default: off (wait until all answered
+   * or the deadline).
+   */
+  stragglerGraceMs?: number;
   /** Pause before retrying a failed round. */
   retryDelayMs?: number;
   /** Checkpoints kept on disk (the newest K completed rounds). */
@@ -285,6 +291,8 @@ export interface ResolvedConfig {
   readonly deadlineGraceMs: number;
   readonly aggregationDeadlineMs: number;
   readonly quorum: Readonly<Required<QuorumConfig>>;
+  /** null: off. */
+  readonly stragglerGraceMs: number | null;
   readonly retryDelayMs: number;
   readonly keepLastK: number;
   readonly seed: number;
@@ -308,7 +316,7 @@ export interface ResolvedConfig {
 
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'firstRoundAgents', 'localEpochs',
-  'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
+  'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'stragglerGraceMs', 'retryDelayMs',
   'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
@@ -661,6 +669,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     deadlineGraceMs: int('deadlineGraceMs', c['deadlineGraceMs'], 2000, 0, 3_600_000),
     aggregationDeadlineMs: int('aggregationDeadlineMs', c['aggregationDeadlineMs'], 30_000, 1, 3_600_000),
     quorum: Object.freeze(quorum),
+    stragglerGraceMs: c['stragglerGraceMs'] === undefined || c['stragglerGraceMs'] === null ? null : int('stragglerGraceMs', c['stragglerGraceMs'], 0, 0, 7 * 24 * 3600 * 1000),
     retryDelayMs: int('retryDelayMs', c['retryDelayMs'], 1000, 0, 3_600_000),
     keepLastK: int('keepLastK', c['keepLastK'], 5, 1, 1_000_000),
     seed: int('seed', c['seed'], 0, 0, 2 ** 32 - 1),

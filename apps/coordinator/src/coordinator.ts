@@ -264,6 +264,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         deadlineGraceMs: config.deadlineGraceMs,
         aggregationDeadlineMs: config.aggregationDeadlineMs,
         quorum: config.quorum,
+        ...(config.stragglerGraceMs === null ? {} : { stragglerGraceMs: config.stragglerGraceMs }),
         retryDelayMs: config.retryDelayMs,
         seed: config.seed,
         maxExampleCount: config.maxExampleCount,
