@@ -39,6 +39,10 @@ export interface ChaosOptions {
   readonly slow: number;
   readonly latencyMs: number;
   readonly deadlineMs: number;
+  /** Secure aggregation's advertise / share-keys stage deadline (their cost grows with the neighbour count). */
+  readonly stageTimeoutMs: number;
+  /** The dropout fraction SecAgg+ is configured to tolerate (its threshold and neighbour graph follow). */
+  readonly tolerate: number;
   readonly quorum: number;
   readonly maxRssMiB: number;
   readonly timeoutMs: number;
@@ -61,6 +65,8 @@ export const CHAOS_DEFAULTS: ChaosOptions = {
   slow: 0.1,
   latencyMs: 100,
   deadlineMs: 20_000,
+  stageTimeoutMs: 5000,
+  tolerate: 0.45,
   quorum: 0.5,
   maxRssMiB: 1024,
   timeoutMs: 600_000,
@@ -165,14 +171,14 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
     cohortWaitMs: 1500,
     deadlineMs: o.deadlineMs,
     deadlineGraceMs: 500,
-    aggregationDeadlineMs: 10_000,
+    aggregationDeadlineMs: Math.max(10_000, o.stageTimeoutMs),
     quorum: { fraction: o.quorum, minCount: 2 },
     ...(o.stragglerGraceMs === undefined ? {} : { stragglerGraceMs: o.stragglerGraceMs }),
     retryDelayMs: 200,
     keepLastK: o.rounds * 4 + 10,
     seed: o.seed,
     aggregation: 'secure',
-    secagg: { clip: CLIP, maxWeight: MAX_WEIGHT, dropoutFraction: 0.45, corruptFraction: 0, stageTimeoutMs: 5000 },
+    secagg: { clip: CLIP, maxWeight: MAX_WEIGHT, dropoutFraction: o.tolerate, corruptFraction: 0, stageTimeoutMs: o.stageTimeoutMs },
     enrolment: { mode: 'open' },
     maxAgents: o.agents + 16,
     connections: { maxPending: Math.max(256, o.agents + 16), maxPendingPerIp: Math.max(32, o.agents + 16), maxPerIp: Math.max(1024, 2 * o.agents + 16) },

@@ -19,6 +19,8 @@ const FLAGS: Record<string, keyof ChaosOptions> = {
   slow: 'slow',
   'latency-ms': 'latencyMs',
   'deadline-ms': 'deadlineMs',
+  'stage-timeout-ms': 'stageTimeoutMs',
+  tolerate: 'tolerate',
   quorum: 'quorum',
   'max-rss-mib': 'maxRssMiB',
   'timeout-s': 'timeoutMs',
@@ -26,7 +28,8 @@ const FLAGS: Record<string, keyof ChaosOptions> = {
 
 const USAGE = `usage: npm run chaos -- [--agents 30] [--cohort 0 (all)] [--dropout 0.3] [--kills 1] [--rounds 3] [--seed 1]
   [--parameters 1000] [--agents-per-host 50] [--train-ms 300] [--stragglers 0] [--straggler-factor 10]
-  [--straggler-grace-ms MS (off)] [--slow 0.1] [--latency-ms 100] [--deadline-ms 20000] [--quorum 0.5]
+  [--straggler-grace-ms MS (off)] [--slow 0.1] [--latency-ms 100] [--deadline-ms 20000] [--stage-timeout-ms 5000]
+  [--tolerate 0.45 (SecAgg+ dropout tolerance)] [--quorum 0.5]
   [--max-rss-mib 1024] [--timeout-s 600] [--keep]`;
 
 function main(): Promise<void> | void {
