@@ -32,6 +32,7 @@ export type HostReport =
   | ['round-start', string, number, number]
   | ['sent', string, number, string, number]
   | ['dropped', string, number, string, number]
+  | ['disconnected', string, string]
   | ['exit', string, string];
 
 /** Orchestrator -> host: hold back the unmask responses of about half of the agents in a round. */
@@ -84,6 +85,7 @@ for (const a of args.agents) {
   });
   h.events.on('welcome', () => batch.push(['welcome', a.id, Date.now()]));
   h.events.on('round-start', (r) => batch.push(['round-start', a.id, r.roundId, Date.now()]));
+  h.events.on('disconnected', (reason) => batch.push(['disconnected', a.id, reason]));
   handles.push(h);
 }
 const exits = await Promise.all(handles.map(async (h) => ({ id: h.agentId, exit: await h.done })));

@@ -110,6 +110,8 @@ export interface ChaosSummary {
   readonly failedRounds: { roundId: number; status: string; reason: string }[];
   readonly kills: KillRecord[];
   readonly drops: Record<string, number>;
+  /** Agents' disconnects by socket.io reason (the harness's own cuts included). */
+  readonly disconnects: Record<string, number>;
   readonly rounds: RoundTiming[];
   readonly meanCompletedRoundMs: number;
   readonly coordinator: { peakRssMiB: number; cpuSeconds: number; cpuPerWallSecond: number };
@@ -205,6 +207,7 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
   const roundStart = new Map<number, { t: number; cohort: number }>();
   const drops: Record<string, number> = {};
   const agentExits: Record<string, number> = {};
+  const disconnects: Record<string, number> = {};
   const restarts: number[] = [];
   const kills: KillRecord[] = [];
   let peakRss = 0;
@@ -312,6 +315,9 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
         }
         case 'dropped':
           drops[it[3]] = (drops[it[3]] ?? 0) + 1;
+          break;
+        case 'disconnected':
+          disconnects[it[2]] = (disconnects[it[2]] ?? 0) + 1;
           break;
         case 'exit':
           agentExits[it[2]] = (agentExits[it[2]] ?? 0) + 1;
@@ -428,6 +434,7 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
     failedRounds: rows.filter((r) => r.status !== 'completed').map((r) => ({ roundId: r.id, status: r.status, reason: r.reason ?? '' })),
     kills,
     drops,
+    disconnects,
     rounds: timings,
     meanCompletedRoundMs: done.length === 0 ? 0 : Math.round(done.reduce((a, t) => a + t.durationMs, 0) / done.length),
     coordinator: { peakRssMiB: Math.round(peakRss / 2 ** 20), cpuSeconds: +cpuDone.toFixed(2), cpuPerWallSecond: +(cpuDone / (wallMs / 1000)).toFixed(3) },
