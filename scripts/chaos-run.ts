@@ -187,6 +187,8 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
     handshakeTimeoutMs: 60_000,
     heartbeatIntervalMs: 10_000,
     logLevel: 'error',
+    // SIGTERM (the harness's own timeout) aborts and records the running round before exiting.
+    handleSignals: true,
   };
   const coordinatorArgs: ChaosCoordinatorArgs = { config, parameters: o.parameters, checkpointHoldMs: CHECKPOINT_HOLD_MS };
 
@@ -357,8 +359,10 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
   for (const h of hosts) if (h.exitCode === null) h.kill('SIGKILL');
   if (coordinator.exitCode === null && coordinator.signalCode === null) {
     const exited = new Promise<void>((resolve) => coordinator.once('exit', () => resolve()));
-    coordinator.kill(timedOut ? 'SIGKILL' : 'SIGTERM');
+    coordinator.kill('SIGTERM');
+    const force = setTimeout(() => coordinator.kill('SIGKILL'), 15_000);
     await exited;
+    clearTimeout(force);
   }
   cpuDone += cpuCurrent;
   const endedAt = Date.now();
