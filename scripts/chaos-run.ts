@@ -186,6 +186,9 @@ export async function runChaos(input: Partial<ChaosOptions> = {}): Promise<Chaos
     connections: { maxPending: Math.max(256, o.agents + 16), maxPendingPerIp: Math.max(32, o.agents + 16), maxPerIp: Math.max(1024, 2 * o.agents + 16) },
     handshakeTimeoutMs: 60_000,
     heartbeatIntervalMs: 10_000,
+    // Fifty agents share one host process's event loop: a long secure-aggregation stage must not
+    // read as a dead link (socket.io's 20 s default did, at 300 agents on a loaded machine).
+    pingTimeoutMs: 120_000,
     logLevel: 'error',
     // SIGTERM (the harness's own timeout) aborts and records the running round before exiting.
     handleSignals: true,

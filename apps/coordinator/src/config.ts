@@ -233,6 +233,11 @@ export interface CoordinatorConfig {
   /** Largest exampleCount accepted in an update (bounds one agent's weight). */
   maxExampleCount?: number;
   heartbeatIntervalMs?: number;
+  /**
+   * socket.io's ping timeout (default 20000): a connection whose pong is this late is closed.
+   * Raise it where agents' event loops stall for long (many agents per process, loaded hosts).
+   */
+  pingTimeoutMs?: number;
   /** Time a new connection has to send a valid hello and prove its key. */
   handshakeTimeoutMs?: number;
   /** Protocol limits; maxFrameBytes defaults to twice the model's frame (at least 1 MiB). */
@@ -302,6 +307,7 @@ export interface ResolvedConfig {
   readonly maxAgents: number;
   readonly maxExampleCount: number;
   readonly heartbeatIntervalMs: number;
+  readonly pingTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly limits: Partial<ProtocolLimits>;
   readonly shutdown: Readonly<Required<ShutdownConfig>>;
@@ -317,7 +323,7 @@ export interface ResolvedConfig {
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'firstRoundAgents', 'localEpochs',
   'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'stragglerGraceMs', 'retryDelayMs',
-  'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
+  'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs', 'pingTimeoutMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
 for (const k of ['tls', 'connections', 'maxUpdateNorm', 'privacy', 'sampling']) KNOWN_KEYS.add(k);
@@ -679,6 +685,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     maxAgents: int('maxAgents', c['maxAgents'], 10_000, 1, 10_000_000),
     maxExampleCount,
     heartbeatIntervalMs: int('heartbeatIntervalMs', c['heartbeatIntervalMs'], 10_000, 100, 3_600_000),
+    pingTimeoutMs: int('pingTimeoutMs', c['pingTimeoutMs'], 20_000, 1000, 3_600_000),
     handshakeTimeoutMs: int('handshakeTimeoutMs', c['handshakeTimeoutMs'], 10_000, 10, 3_600_000),
     limits: Object.freeze({ ...limits }),
     shutdown: Object.freeze({

@@ -329,7 +329,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       // rejected with a reason ('too-large'); only grossly oversize packets drop the connection.
       maxHttpBufferSize: protocol.limits.maxFrameBytes + 4 * MiB,
       pingInterval: Math.min(25_000, config.heartbeatIntervalMs * 2),
-      pingTimeout: 20_000,
+      pingTimeout: config.pingTimeoutMs,
       // websocket only: long-polling would buffer whole request bodies per HTTP request, out of
       // reach of the gateway's pre-handshake byte count (the agent uses websocket only).
       transports: ['websocket'],
