@@ -27,7 +27,6 @@
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import { io as ioClient } from 'socket.io-client';
-import nacl from 'tweetnacl';
 import {
   COORDINATOR_TO_AGENT,
   PROTOCOL_VERSION,
@@ -59,7 +58,7 @@ import type {
   WelcomeMessage,
 } from '@fedclr/protocol';
 import { Backoff, type BackoffOptions } from './backoff.js';
-import type { AgentPolicy } from '@fedclr/secagg';
+import { signDetached, type AgentPolicy } from '@fedclr/secagg';
 import { CoordinatorKeys, parseCoordinatorKey } from './coordinator-keys.js';
 import {
   AgentConfigError,
@@ -918,7 +917,8 @@ class Agent {
     const sock = this.socket;
     const session = this.session;
     if (sock === undefined || session === undefined || !sock.connected) return false;
-    const sig = nacl.sign.detached(signingPayload(message, session.id), this.id.secretKey);
+    // node:crypto Ed25519 (same bytes as nacl.sign.detached, ~15x faster): it signs every message.
+    const sig = signDetached(signingPayload(message, session.id), this.id.secretKey);
     const signed: Exclude<AgentOutbound, HelloMessage> = { ...message, sig };
     sock.send(signed);
     return true;

@@ -212,6 +212,12 @@ export interface CoordinatorConfig {
   /** Budget for secure aggregation's stages after collection closes. */
   aggregationDeadlineMs?: number;
   quorum?: QuorumConfig;
+  /**
+   * Once the quorum is in, wait at most this long for the remaining cohort members, then close
+   * collection (secure aggregation drops the late ones). Default: off (wait until all answered
+   * or the deadline).
+   */
+  stragglerGraceMs?: number;
   /** Pause before retrying a failed round. */
   retryDelayMs?: number;
   /** Checkpoints kept on disk (the newest K completed rounds). */
@@ -227,6 +233,11 @@ export interface CoordinatorConfig {
   /** Largest exampleCount accepted in an update (bounds one agent's weight). */
   maxExampleCount?: number;
   heartbeatIntervalMs?: number;
+  /**
+   * socket.io's ping timeout (default 20000): a connection whose pong is this late is closed.
+   * Raise it where agents' event loops stall for long (many agents per process, loaded hosts).
+   */
+  pingTimeoutMs?: number;
   /** Time a new connection has to send a valid hello and prove its key. */
   handshakeTimeoutMs?: number;
   /** Protocol limits; maxFrameBytes defaults to twice the model's frame (at least 1 MiB). */
@@ -285,6 +296,8 @@ export interface ResolvedConfig {
   readonly deadlineGraceMs: number;
   readonly aggregationDeadlineMs: number;
   readonly quorum: Readonly<Required<QuorumConfig>>;
+  /** null: off. */
+  readonly stragglerGraceMs: number | null;
   readonly retryDelayMs: number;
   readonly keepLastK: number;
   readonly seed: number;
@@ -294,6 +307,7 @@ export interface ResolvedConfig {
   readonly maxAgents: number;
   readonly maxExampleCount: number;
   readonly heartbeatIntervalMs: number;
+  readonly pingTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly limits: Partial<ProtocolLimits>;
   readonly shutdown: Readonly<Required<ShutdownConfig>>;
@@ -308,8 +322,8 @@ export interface ResolvedConfig {
 
 const KNOWN_KEYS = new Set<string>([
   'stateDir', 'host', 'port', 'coordinatorId', 'rounds', 'minCohort', 'maxCohort', 'cohortWaitMs', 'firstRoundAgents', 'localEpochs',
-  'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'retryDelayMs',
-  'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs',
+  'training', 'recipe', 'lrSchedule', 'budgetEndsAt', 'strategy', 'aggregation', 'secagg', 'deadlineMs', 'deadlineGraceMs', 'aggregationDeadlineMs', 'quorum', 'stragglerGraceMs', 'retryDelayMs',
+  'keepLastK', 'seed', 'enrolment', 'http', 'requireSignatures', 'maxAgents', 'maxExampleCount', 'heartbeatIntervalMs', 'pingTimeoutMs',
   'handshakeTimeoutMs', 'limits', 'shutdown', 'handleSignals', 'logLevel',
 ]);
 for (const k of ['tls', 'connections', 'maxUpdateNorm', 'privacy', 'sampling']) KNOWN_KEYS.add(k);
@@ -661,6 +675,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     deadlineGraceMs: int('deadlineGraceMs', c['deadlineGraceMs'], 2000, 0, 3_600_000),
     aggregationDeadlineMs: int('aggregationDeadlineMs', c['aggregationDeadlineMs'], 30_000, 1, 3_600_000),
     quorum: Object.freeze(quorum),
+    stragglerGraceMs: c['stragglerGraceMs'] === undefined || c['stragglerGraceMs'] === null ? null : int('stragglerGraceMs', c['stragglerGraceMs'], 0, 0, 7 * 24 * 3600 * 1000),
     retryDelayMs: int('retryDelayMs', c['retryDelayMs'], 1000, 0, 3_600_000),
     keepLastK: int('keepLastK', c['keepLastK'], 5, 1, 1_000_000),
     seed: int('seed', c['seed'], 0, 0, 2 ** 32 - 1),
@@ -670,6 +685,7 @@ export function resolveConfig(input: CoordinatorConfig): ResolvedConfig {
     maxAgents: int('maxAgents', c['maxAgents'], 10_000, 1, 10_000_000),
     maxExampleCount,
     heartbeatIntervalMs: int('heartbeatIntervalMs', c['heartbeatIntervalMs'], 10_000, 100, 3_600_000),
+    pingTimeoutMs: int('pingTimeoutMs', c['pingTimeoutMs'], 20_000, 1000, 3_600_000),
     handshakeTimeoutMs: int('handshakeTimeoutMs', c['handshakeTimeoutMs'], 10_000, 10, 3_600_000),
     limits: Object.freeze({ ...limits }),
     shutdown: Object.freeze({

@@ -294,6 +294,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         deadlineGraceMs: config.deadlineGraceMs,
         aggregationDeadlineMs: config.aggregationDeadlineMs,
         quorum: config.quorum,
+        ...(config.stragglerGraceMs === null ? {} : { stragglerGraceMs: config.stragglerGraceMs }),
         retryDelayMs: config.retryDelayMs,
         seed: config.seed,
         maxExampleCount: config.maxExampleCount,
@@ -358,7 +359,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
       // rejected with a reason ('too-large'); only grossly oversize packets drop the connection.
       maxHttpBufferSize: protocol.limits.maxFrameBytes + 4 * MiB,
       pingInterval: Math.min(25_000, config.heartbeatIntervalMs * 2),
-      pingTimeout: 20_000,
+      pingTimeout: config.pingTimeoutMs,
       // websocket only: long-polling would buffer whole request bodies per HTTP request, out of
       // reach of the gateway's pre-handshake byte count (the agent uses websocket only).
       transports: ['websocket'],

@@ -55,7 +55,7 @@ import { COORDINATOR_SAMPLING, roundSeed, sampleCohort, type SamplingSettings } 
 import type { Strategy, StrategyState } from './strategy.js';
 
 export type EnginePhase = 'waiting' | 'inviting' | 'collecting' | 'aggregating' | 'committing' | 'finished' | 'stopped';
-export type TimerName = 'deadline' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'invitation' | 'retry';
+export type TimerName = 'deadline' | 'straggler' | 'aggregation-deadline' | 'aggregation-stage' | 'cohort-wait' | 'invitation' | 'retry';
 export type ShutdownMode = 'abort' | 'finish';
 /** What agents are told when the coordinator stops: 'restarting' invites them to reconnect. */
 export interface ShutdownNotice {
@@ -217,6 +217,12 @@ export interface EngineSettings {
   readonly deadlineGraceMs: number;
   readonly aggregationDeadlineMs: number;
   readonly quorum: { readonly fraction: number; readonly minCount: number };
+  /**
+   * Once the quorum of updates is in, collection closes after this grace time instead of waiting
+   * for the slowest agent until the deadline (secure aggregation treats the late ones as dropped).
+   * Undefined: no early close.
+   */
+  readonly stragglerGraceMs?: number;
   readonly retryDelayMs: number;
   readonly seed: number;
   readonly maxExampleCount: number;
@@ -578,6 +584,12 @@ export class RoundEngine {
     if (msg.metrics?.extra !== undefined) p.metrics = { ...msg.metrics.extra };
     p.bytes = msg.frame.byteLength;
     out.push({ type: 'update-accepted', roundId: round.roundId, agentId, exampleCount: msg.exampleCount ?? 0 });
+    const grace = this.settings.stragglerGraceMs;
+    if (grace !== undefined && round.accepted === round.required && this.phaseValue === 'collecting' && round.accepted < round.cohort.length) {
+      // The quorum is in: the slowest agents get `grace` more, not the rest of the deadline.
+      out.push({ type: 'set-timer', timer: 'straggler', roundId: round.roundId, delayMs: grace });
+      out.push(log('info', 'quorum reached; closing after the straggler grace', { roundId: round.roundId, accepted: round.accepted, graceMs: grace }));
+    }
     this.applyStep(out, round, step, now);
     if (this.phaseValue === 'collecting') this.closeIfAllAnswered(out, round, now);
   }
@@ -709,6 +721,9 @@ export class RoundEngine {
     switch (timer) {
       case 'deadline':
         if (r !== undefined && r.roundId === roundId && this.phaseValue === 'collecting') this.closeCollection(out, r, now, 'deadline');
+        return;
+      case 'straggler':
+        if (r !== undefined && r.roundId === roundId && this.phaseValue === 'collecting') this.closeCollection(out, r, now, 'stragglers');
         return;
       case 'aggregation-deadline':
         if (r !== undefined && r.roundId === roundId && this.phaseValue === 'aggregating') {
@@ -963,13 +978,13 @@ export class RoundEngine {
     this.closeCollection(out, r, now, 'all-answered');
   }
 
-  private closeCollection(out: EngineAction[], r: ActiveRound, now: number, why: 'deadline' | 'all-answered'): void {
-    out.push({ type: 'clear-timer', timer: 'deadline' });
+  private closeCollection(out: EngineAction[], r: ActiveRound, now: number, why: 'deadline' | 'all-answered' | 'stragglers'): void {
+    out.push({ type: 'clear-timer', timer: 'deadline' }, { type: 'clear-timer', timer: 'straggler' });
     let timedOut = 0;
     for (const p of r.participants.values()) {
       if (p.status === 'selected') {
         p.status = 'timeout';
-        p.reason = 'no update by the deadline';
+        p.reason = why === 'stragglers' ? `no update within the straggler grace (${this.settings.stragglerGraceMs} ms) after the quorum` : 'no update by the deadline';
         timedOut++;
       }
     }
@@ -1010,7 +1025,7 @@ export class RoundEngine {
         if (this.phaseValue === 'collecting') {
           // Normally after closeCollection; in secure mode the session may also move on by itself
           // (every expected masked input arrived): collection is over either way.
-          out.push({ type: 'clear-timer', timer: 'deadline' });
+          out.push({ type: 'clear-timer', timer: 'deadline' }, { type: 'clear-timer', timer: 'straggler' });
           for (const p of r.participants.values()) {
             if (p.status === 'selected') {
               p.status = 'timeout';
@@ -1135,6 +1150,7 @@ export class RoundEngine {
   ): void {
     out.push(
       { type: 'clear-timer', timer: 'deadline' },
+      { type: 'clear-timer', timer: 'straggler' },
       { type: 'clear-timer', timer: 'aggregation-deadline' },
       { type: 'clear-timer', timer: 'aggregation-stage' },
     );

@@ -161,3 +161,9 @@ test('resume: checkpoint files without a committed round are ignored and removed
     isCoordinatorError(e, 'FEDCLR_COORD_MODEL_MISSING'),
   );
 });
+
+test('config: pingTimeoutMs defaults to socket.io\'s 20 s and is refused below 1 s', () => {
+  assert.equal(resolveConfig({ stateDir: 'x', aggregation: 'plain' }).pingTimeoutMs, 20_000);
+  assert.equal(resolveConfig({ stateDir: 'x', aggregation: 'plain', pingTimeoutMs: 120_000 }).pingTimeoutMs, 120_000);
+  assert.throws(() => resolveConfig({ stateDir: 'x', aggregation: 'plain', pingTimeoutMs: 10 }), /pingTimeoutMs/);
+});
