@@ -149,7 +149,9 @@ function procStats(pid: number): { rss: number; cpu: number } | undefined {
 
 function forkJson(script: string, arg: unknown): ChildProcess {
   return fork(script, [JSON.stringify(arg)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // The children's stdout goes to our stderr: our stdout carries only the JSON summary (a
+    // child's log line there, e.g. pino's default destination, would corrupt it).
+    stdio: ['ignore', 2, 'inherit', 'ipc'],
     env: { ...process.env, FEDCLR_LOG_LEVEL: process.env['FEDCLR_LOG_LEVEL'] ?? 'error' },
   });
 }
