@@ -147,6 +147,17 @@
   // coordinator one refetch, and a page stays far below the read routes' rate limit
   // (4 requests per full refresh: at most 160 a minute).
   var MIN_GAP_MS = 1500;
+  var MAX_ROUNDS = 500, RECENT_ROUNDS = 20;
+  /** `recent` (the newest rounds, newest first) over `old`: by round id, newest first, at most MAX_ROUNDS. */
+  function mergeRounds(old, recent) {
+    if (!old) return recent;
+    var byId = {};
+    old.items.forEach(function (r) { byId[r.roundId] = r; });
+    recent.items.forEach(function (r) { byId[r.roundId] = r; });
+    var items = Object.keys(byId).map(function (k) { return byId[k]; });
+    items.sort(function (a, b) { return b.roundId - a.roundId; });
+    return { items: items.slice(0, MAX_ROUNDS), total: recent.total, limit: MAX_ROUNDS, offset: 0 };
+  }
   var inflight = null, timer = null, want = null, lastStart = 0;
   function refresh(all) {
     want = want === true || all ? true : want || 'light';
@@ -160,11 +171,15 @@
     lastStart = Date.now();
     var t0 = performance.now();
     var jobs = [api('/api/status'), api('/api/agents')];
-    if (all) jobs.push(api('/api/rounds?limit=500'), api('/api/checkpoints'), state.run ? Promise.resolve(state.run) : api('/api/run'));
+    // The whole history once, then only the newest rounds: older rows no longer change (an
+    // evaluation lands within a few rounds), and refetching 500 rows per round costs the
+    // coordinator's event loop more than the page is worth on short rounds.
+    var roundsPath = state.rounds ? '/api/rounds?limit=' + RECENT_ROUNDS : '/api/rounds?limit=' + MAX_ROUNDS;
+    if (all) jobs.push(api(roundsPath), api('/api/checkpoints'), state.run ? Promise.resolve(state.run) : api('/api/run'));
     inflight = Promise.all(jobs).then(function (res) {
       state.status = res[0];
       state.agents = res[1];
-      if (all) { state.rounds = res[2]; state.checkpoints = res[3]; state.run = res[4]; }
+      if (all) { state.rounds = mergeRounds(state.rounds, res[2]); state.checkpoints = res[3]; state.run = res[4]; }
       renderSummary();
       renderStage();
       renderAgents();
