@@ -5,7 +5,7 @@
 // delays every message of a slow agent, and holds back unmask responses when told to (so the
 // orchestrator can kill the coordinator while it is unmasking).
 import { io as ioClient, type Socket } from 'socket.io-client';
-import type { AgentOutbound, Connector } from '@fedclr/agent';
+import { socketIoAgentSocket, type AgentOutbound, type Connector } from '@fedclr/agent';
 import { dropPoint, type DropPoint } from './chaos-plan.js';
 
 export interface LinkObserver {
@@ -55,32 +55,22 @@ export function chaosConnector(f: LinkFaults): Connector {
         cut(s);
       }
     };
-    return {
-      get connected() {
-        return s.connected;
-      },
-      onConnect: (l) => void s.on('connect', l),
-      onConnectError: (l) => void s.on('connect_error', l),
-      onDisconnect: (l) => void s.on('disconnect', (reason) => l(String(reason))),
-      onMessage: (l) => void s.on('message', l),
-      send: (m) => {
-        const what = classify(m);
-        if (what !== undefined) {
-          const point = dropPoint(f.seed, f.agentId, what.roundId, f.dropout);
-          if (point === what.stage && !droppedRounds.has(what.roundId)) {
-            // Leaves before this stage: the message is never sent, the connection goes.
-            droppedRounds.add(what.roundId);
-            f.observer.dropped(what.roundId, point);
-            cut(s);
-            return;
-          }
+    return socketIoAgentSocket(s, (m) => {
+      const what = classify(m);
+      if (what !== undefined) {
+        const point = dropPoint(f.seed, f.agentId, what.roundId, f.dropout);
+        if (point === what.stage && !droppedRounds.has(what.roundId)) {
+          // Leaves before this stage: the message is never sent, the connection goes.
+          droppedRounds.add(what.roundId);
+          f.observer.dropped(what.roundId, point);
+          cut(s);
+          return;
         }
-        const hold = what?.stage === 'unmask-response' ? f.unmaskHoldMs(what.roundId) : 0;
-        const delay = f.latencyMs + hold;
-        if (delay <= 0) deliver(m, what);
-        else setTimeout(() => deliver(m, what), delay);
-      },
-      close: () => void s.disconnect(),
-    };
+      }
+      const hold = what?.stage === 'unmask-response' ? f.unmaskHoldMs(what.roundId) : 0;
+      const delay = f.latencyMs + hold;
+      if (delay <= 0) deliver(m, what);
+      else setTimeout(() => deliver(m, what), delay);
+    });
   };
 }

@@ -26,7 +26,7 @@
 // reaches this module.
 import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
-import { io as ioClient } from 'socket.io-client';
+import { io as ioClient, type Socket as ClientSocket } from 'socket.io-client';
 import {
   COORDINATOR_TO_AGENT,
   PROTOCOL_VERSION,
@@ -115,17 +115,25 @@ export function socketIoConnector(options: { connectTimeoutMs?: number; transpor
       rejectUnauthorized: true,
       ...(options.ca === undefined ? {} : { ca: options.ca }),
     });
-    return {
-      get connected() {
-        return s.connected;
-      },
-      onConnect: (l) => void s.on('connect', l),
-      onConnectError: (l) => void s.on('connect_error', l),
-      onDisconnect: (l) => void s.on('disconnect', (reason) => l(String(reason))),
-      onMessage: (l) => void s.on('message', l),
-      send: (m) => void s.emit('message', m),
-      close: () => void s.disconnect(),
-    };
+    return socketIoAgentSocket(s);
+  };
+}
+
+/**
+ * A socket.io-client socket as an AgentSocket. `send` replaces the plain emit (a test link that
+ * delays or drops messages, e.g. the chaos harness's).
+ */
+export function socketIoAgentSocket(s: ClientSocket, send: (message: AgentOutbound) => void = (m) => void s.emit('message', m)): AgentSocket {
+  return {
+    get connected() {
+      return s.connected;
+    },
+    onConnect: (l) => void s.on('connect', l),
+    onConnectError: (l) => void s.on('connect_error', l),
+    onDisconnect: (l) => void s.on('disconnect', (reason) => l(String(reason))),
+    onMessage: (l) => void s.on('message', l),
+    send,
+    close: () => void s.disconnect(),
   };
 }
 

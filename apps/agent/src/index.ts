@@ -1,5 +1,5 @@
 // @fedclr/agent: the edge client of fedclr federated training.
-export { startAgent, socketIoConnector, tlsFailure, isLoopbackHost } from './agent.js';
+export { startAgent, socketIoConnector, socketIoAgentSocket, tlsFailure, isLoopbackHost } from './agent.js';
 export type {
   AgentEvents,
   AgentExit,

@@ -15,6 +15,7 @@ import type { ResolvedConfig } from './config.js';
 import type { EnrolmentRow, EnrolmentStatus, StateDb } from './db.js';
 import { AdminBadKeyError, AgentNotEnrolledError, EnrolmentConflictError, UnauthorizedError } from './errors.js';
 import { conflictMessage } from './admission.js';
+import { ErrorSchema } from './http.js';
 
 export const ADMIN_PREFIX = '/api/admin';
 /** Routes no token ever guards. */
@@ -105,12 +106,7 @@ export const EnrolmentSchema = {
   },
 } as const;
 
-const ErrorBody = {
-  type: 'object',
-  required: ['statusCode', 'error', 'message'],
-  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
-} as const;
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody } as const;
+const errors = { 400: ErrorSchema, 401: ErrorSchema, 404: ErrorSchema, 409: ErrorSchema, 429: ErrorSchema } as const;
 
 export const EnrolmentListSchema = {
   type: 'object',

@@ -14,6 +14,7 @@ import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CheckpointNotFoundError } from './errors.js';
 import { checkpointDirName } from './model-store.js';
+import { ErrorSchema } from './http.js';
 
 /** apps/coordinator/dashboard (this file runs from dist/src/). */
 export const DASHBOARD_DIR = fileURLToPath(new URL('../../dashboard/', import.meta.url));
@@ -98,12 +99,6 @@ export const CheckpointsSchema = {
   },
 } as const;
 
-const ErrorBody = {
-  type: 'object',
-  required: ['statusCode', 'error', 'message'],
-  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } },
-} as const;
-
 /** The threat model lines of a configuration (DESIGN.md, README "Threat model"). */
 export function threatModel(o: { aggregation: string; dpNoise: string | null; sampling: string; enrolment: string }): string[] {
   const lines: string[] = [];
@@ -159,7 +154,7 @@ export function dashboardPlugin(ctx: DashboardContext, dir = DASHBOARD_DIR): Fas
             required: ['id', 'file'],
             properties: { id: { type: 'integer', minimum: 0 }, file: { type: 'string', enum: [...TFJS_FILES] } },
           },
-          response: { 200: { description: 'the checkpoint\'s tfjs layers model.json or weights.bin (tf.loadLayersModel(url-of-model.json))' }, 404: ErrorBody },
+          response: { 200: { description: 'the checkpoint\'s tfjs layers model.json or weights.bin (tf.loadLayersModel(url-of-model.json))' }, 404: ErrorSchema },
         },
       },
       async (req, reply) => {

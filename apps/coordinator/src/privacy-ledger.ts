@@ -41,6 +41,10 @@ export interface PrivacySpent {
 }
 
 export class PrivacyLedger {
+  /** wouldExceed by sampling rate: the engine asks before every start attempt (each agent that gets ready), and a ledger never changes. */
+  private readonly exceeds = new Map<number, boolean>();
+  private spentValue: PrivacySpent | undefined;
+
   private constructor(
     readonly settings: PrivacyLedgerSettings,
     private readonly accountant: RdpAccountant,
@@ -75,17 +79,27 @@ export class PrivacyLedger {
 
   /** Epsilon spent at the configured delta. */
   spent(): PrivacySpent {
+    // Computed once: /api/status, /metrics and the dashboard read it on every request.
+    if (this.spentValue !== undefined) return this.spentValue;
     const { delta } = this.settings;
-    if (this.rounds === 0) return { epsilon: 0, delta, order: null, rounds: 0 };
-    const { epsilon, order } = this.accountant.epsilon(delta);
-    return { epsilon, delta, order, rounds: this.rounds };
+    if (this.rounds === 0) this.spentValue = { epsilon: 0, delta, order: null, rounds: 0 };
+    else {
+      const { epsilon, order } = this.accountant.epsilon(delta);
+      this.spentValue = { epsilon, delta, order, rounds: this.rounds };
+    }
+    return this.spentValue;
   }
 
   /** Whether one more round at `samplingRate` would take epsilon above the budget (false without one). */
   wouldExceed(samplingRate: number): boolean {
     const { targetEpsilon, delta, noiseMultiplier } = this.settings;
     if (targetEpsilon === undefined) return false;
-    return this.accountant.wouldExceed(targetEpsilon, delta, noiseMultiplier, samplingRate);
+    let exceeds = this.exceeds.get(samplingRate);
+    if (exceeds === undefined) {
+      exceeds = this.accountant.wouldExceed(targetEpsilon, delta, noiseMultiplier, samplingRate);
+      this.exceeds.set(samplingRate, exceeds);
+    }
+    return exceeds;
   }
 
   /** This ledger with one more round at `samplingRate` charged. */
