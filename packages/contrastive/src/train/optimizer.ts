@@ -47,7 +47,11 @@ export class FlatOptimizer {
   private readonly segments: Segment[];
   private readonly proximal: ProximalTerm | undefined;
 
-  constructor(manifest: WeightManifest, config: OptimizerConfig, proximal?: ProximalTerm) {
+  /**
+   * `moments`: memory for the optimiser state (m, then v for Adam), e.g. SharedArrayBuffers that
+   * the parallel engine's workers update their slices of; fresh arrays when absent.
+   */
+  constructor(manifest: WeightManifest, config: OptimizerConfig, proximal?: ProximalTerm, moments?: { m: Float32Array; v: Float32Array }) {
     const { segments, size } = trainableSegments(manifest);
     this.segments = segments;
     if (proximal !== undefined) {
@@ -62,11 +66,11 @@ export class FlatOptimizer {
       checkRange(this.config.beta1, 'beta1', 0, 1);
       checkRange(this.config.beta2, 'beta2', 0, 1);
       checkRange(this.config.epsilon, 'epsilon', 0, 1);
-      this.state = { kind: 'adam', step: 0, m: new Float32Array(size), v: new Float32Array(size) };
+      this.state = { kind: 'adam', step: 0, m: momentsOf(moments?.m, size, 'm'), v: momentsOf(moments?.v, size, 'v') };
     } else {
       this.config = { kind: 'sgd', momentum: config.momentum ?? 0.9, nesterov: config.nesterov ?? false, weightDecay: config.weightDecay ?? 0 };
       checkRange(this.config.momentum, 'momentum', 0, 1);
-      this.state = { kind: 'sgd', step: 0, m: new Float32Array(size), v: new Float32Array(0) };
+      this.state = { kind: 'sgd', step: 0, m: momentsOf(moments?.m, size, 'm'), v: new Float32Array(0) };
     }
     checkRange(this.config.weightDecay, 'weightDecay', 0, 1);
   }
@@ -86,37 +90,53 @@ export class FlatOptimizer {
    * `grads` (trainable values only). With a proximal term, `grads` gets mu·(w - anchor) added in place.
    */
   apply(params: Float32Array, grads: Float32Array, learningRate: number): void {
-    if (this.proximal !== undefined) this.addProximal(params, grads, this.proximal);
+    this.applyRange(params, grads, learningRate, ++this.state.step, 0, this.state.m.length);
+  }
+
+  /** The step number of the next update; the parallel engine's workers then update their slices with it. */
+  advance(): number {
+    return ++this.state.step;
+  }
+
+  /**
+   * The update of trainable values [start, end) (gradient indices) at optimiser step `step`
+   * (1-based, for Adam's bias correction), from `grads[g - start]`. Slices are independent: the
+   * parallel engine's workers update disjoint ones at once. With a proximal term, `grads` gets
+   * mu·(w - anchor) added in place first.
+   */
+  applyRange(params: Float32Array, grads: Float32Array, learningRate: number, step: number, start: number, end: number): void {
+    if (this.proximal !== undefined) this.addProximal(params, grads, this.proximal, start, end);
     const s = this.state;
-    s.step++;
     const wd = this.config.weightDecay;
-    let g = 0;
-    if (this.config.kind === 'adam') {
-      const { beta1, beta2, epsilon } = this.config;
-      const c1 = 1 - Math.pow(beta1, s.step);
-      const c2 = 1 - Math.pow(beta2, s.step);
-      const stepSize = learningRate / c1;
-      for (const seg of this.segments) {
+    let first = 0;
+    for (const seg of this.segments) {
+      const lo = Math.max(start, first);
+      const hi = Math.min(end, first + seg.size);
+      const offset = seg.offset - first;
+      first += seg.size;
+      if (lo >= hi) continue;
+      if (this.config.kind === 'adam') {
+        const { beta1, beta2, epsilon } = this.config;
+        const c2 = 1 - Math.pow(beta2, step);
+        const stepSize = learningRate / (1 - Math.pow(beta1, step));
         // Decoupled weight decay (AdamW) on kernels only, not on BatchNorm scales or biases.
-        const decay = seg.spec.shape.length > 1 ? wd * learningRate : 0;
-        for (let i = seg.offset, end = seg.offset + seg.size; i < end; i++, g++) {
-          const grad = grads[g] as number;
+        const keep = 1 - (seg.spec.shape.length > 1 ? wd * learningRate : 0);
+        for (let g = lo; g < hi; g++) {
+          const grad = grads[g - start] as number;
           const m = beta1 * (s.m[g] as number) + (1 - beta1) * grad;
           const v = beta2 * (s.v[g] as number) + (1 - beta2) * grad * grad;
           s.m[g] = m;
           s.v[g] = v;
-          params[i] = (params[i] as number) * (1 - decay) - (stepSize * m) / (Math.sqrt(v / c2) + epsilon);
+          params[g + offset] = (params[g + offset] as number) * keep - (stepSize * m) / (Math.sqrt(v / c2) + epsilon);
         }
-      }
-    } else {
-      const { momentum, nesterov } = this.config;
-      for (const seg of this.segments) {
+      } else {
+        const { momentum, nesterov } = this.config;
         const decay = seg.spec.shape.length > 1 ? wd : 0;
-        for (let i = seg.offset, end = seg.offset + seg.size; i < end; i++, g++) {
-          const grad = (grads[g] as number) + decay * (params[i] as number);
+        for (let g = lo; g < hi; g++) {
+          const grad = (grads[g - start] as number) + decay * (params[g + offset] as number);
           const v = momentum * (s.m[g] as number) + grad;
           s.m[g] = v;
-          params[i] = (params[i] as number) - learningRate * (nesterov ? grad + momentum * v : v);
+          params[g + offset] = (params[g + offset] as number) - learningRate * (nesterov ? grad + momentum * v : v);
         }
       }
     }
@@ -124,14 +144,24 @@ export class FlatOptimizer {
 
   // One pass over the trainable entries, before the update so that Adam's moments and SGD's
   // momentum see the proximal gradient exactly as they would see a loss term.
-  private addProximal(params: Float32Array, grads: Float32Array, { mu, anchor }: ProximalTerm): void {
-    let g = 0;
+  private addProximal(params: Float32Array, grads: Float32Array, { mu, anchor }: ProximalTerm, start: number, end: number): void {
+    let first = 0;
     for (const seg of this.segments) {
-      for (let i = seg.offset, end = seg.offset + seg.size; i < end; i++, g++) {
-        grads[g] = (grads[g] as number) + mu * ((params[i] as number) - (anchor[i] as number));
+      const lo = Math.max(start, first);
+      const hi = Math.min(end, first + seg.size);
+      const offset = seg.offset - first;
+      first += seg.size;
+      for (let g = lo; g < hi; g++) {
+        grads[g - start] = (grads[g - start] as number) + mu * ((params[g + offset] as number) - (anchor[g + offset] as number));
       }
     }
   }
+}
+
+function momentsOf(given: Float32Array | undefined, size: number, name: string): Float32Array {
+  if (given === undefined) return new Float32Array(size);
+  if (given.length !== size) throw new InvalidTrainingConfigError(`optimizer.${name}`, `${given.length} values, the model has ${size} trainable`);
+  return given;
 }
 
 export interface ScheduleConfig {

@@ -1,14 +1,15 @@
 // Data-parallel step engine: the batch is split over worker threads (each with its own wasm
 // backend, since tfjs runs wasm single-threaded in Node), the loss runs here on the gathered
-// embeddings, and the summed gradient updates the one master copy of the weights.
+// embeddings, and the workers then sum the gradients and apply the optimiser slice by slice,
+// in place on the one shared copy of the weights (no weight or gradient copies per step).
 import { Worker } from 'node:worker_threads';
 import { currentBackend, inferShapes, totalSize, type WeightManifest } from '@fedclr/tensor';
 import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
 import { LocalStepEngine, bindMoco, checkBatch, checkStepLabels, initialState, replicaLoss, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult, type TrainingLoss } from './engine.js';
 import { finishMocoStep, type MocoLoss } from './moco.js';
-import { FlatOptimizer } from './optimizer.js';
+import { FlatOptimizer, trainableSegments } from './optimizer.js';
 import { viewsPerImage } from './replica.js';
-import { CELL, CELLS_PER_WORKER, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
+import { CELL, CELLS_PER_WORKER, type StepUpdate, type WorkerBuffers, type WorkerCommand, type WorkerReply } from './shared.js';
 
 // Atomics.waitAsync is in Node 20 (V8 8.7+) but only in TypeScript's ES2024 lib.
 const waitAsync = (Atomics as unknown as {
@@ -47,16 +48,17 @@ export class ParallelStepEngine implements StepEngine {
   readonly manifest: WeightManifest;
   readonly workers: number;
   readonly optimizer: FlatOptimizer;
+  /** All weights, in shared memory: the workers read them at each step and update them in place. */
   readonly params: Float32Array;
   private readonly slots: WorkerSlot[];
   private readonly control: Int32Array;
-  private readonly sharedWeights: Float32Array;
   private readonly loss: TrainingLoss;
   /** MoCo: its loss and the shared buffer the workers load the key encoder from. */
   private readonly moco: { loss: MocoLoss; sharedKey: Float32Array } | undefined;
   private readonly statsOffsets: { offset: number; size: number }[];
   private readonly gradientSize: number;
   private readonly statsSize: number;
+  private readonly stats: Float32Array;
   private readonly pixels: number;
   private readonly maxBatch: number;
   private readonly widths: Map<string, number>;
@@ -68,7 +70,7 @@ export class ParallelStepEngine implements StepEngine {
   private constructor(
     config: StepEngineConfig,
     manifest: WeightManifest,
-    params: Float32Array,
+    optimizer: FlatOptimizer,
     slots: WorkerSlot[],
     control: Int32Array,
     weights: Float32Array,
@@ -76,17 +78,17 @@ export class ParallelStepEngine implements StepEngine {
     moco: { loss: MocoLoss; sharedKey: Float32Array } | undefined,
   ) {
     this.manifest = manifest;
-    this.params = params;
+    this.params = weights;
     this.workers = slots.length;
     this.slots = slots;
     this.control = control;
-    this.sharedWeights = weights;
     this.loss = config.loss;
     this.moco = moco;
-    this.optimizer = new FlatOptimizer(manifest, config.optimizer, config.proximal);
+    this.optimizer = optimizer;
     this.statsOffsets = statsSegments(manifest);
     this.gradientSize = sizes.gradientSize;
     this.statsSize = sizes.statsSize;
+    this.stats = new Float32Array(sizes.statsSize);
     const { height, width, channels } = config.spec.input;
     this.pixels = height * width * channels;
     this.maxBatch = config.maxBatch ?? 1024;
@@ -109,8 +111,18 @@ export class ParallelStepEngine implements StepEngine {
     const widest = Math.max(...[...inferShapes(config.spec).values()].filter((s) => s.length === 1).map((s) => s[0] as number));
     const control = new SharedArrayBuffer(workers * CELLS_PER_WORKER * Int32Array.BYTES_PER_ELEMENT);
     const weights = sharedFloats(params.length);
+    const sharedParams = new Float32Array(weights);
+    sharedParams.set(params);
+    const trainable = trainableSegments(init.manifest).size;
+    const moments = { m: sharedFloats(trainable), v: sharedFloats(config.optimizer.kind === 'adam' ? trainable : 0) };
+    // Built here first: it checks the optimiser config before any worker starts.
+    const optimizer = new FlatOptimizer(init.manifest, config.optimizer, config.proximal, {
+      m: new Float32Array(moments.m),
+      v: config.optimizer.kind === 'adam' ? new Float32Array(moments.v) : new Float32Array(0),
+    });
+    const peerGradients = Array.from({ length: workers }, () => sharedFloats(params.length));
     const backend = currentBackend()?.name;
-    const moco = bindMoco(config, params);
+    const moco = bindMoco(config, sharedParams);
     const keyWeights = moco === undefined ? undefined : sharedFloats(params.length);
 
     const slots: WorkerSlot[] = [];
@@ -122,7 +134,9 @@ export class ParallelStepEngine implements StepEngine {
         input: sharedFloats(perWorker * height * width * channels),
         z: sharedFloats(viewsPerImage(config.localViews) * perWorker * widest),
         dz: sharedFloats(viewsPerImage(config.localViews) * perWorker * widest),
-        gradients: sharedFloats(params.length),
+        gradients: peerGradients[index] as SharedArrayBuffer,
+        peerGradients,
+        moments,
         ...(keyWeights !== undefined ? { keyWeights, keys: sharedFloats(2 * perWorker * widest) } : {}),
       };
       const worker = new Worker(new URL('./worker.js', import.meta.url));
@@ -155,7 +169,17 @@ export class ParallelStepEngine implements StepEngine {
       worker.on('exit', () => {
         slot.exited = true;
       });
-      const command: WorkerCommand = { type: 'init', index, backend, spec: config.spec, augment: config.augment, localViews: config.localViews ?? null, buffers };
+      const command: WorkerCommand = {
+        type: 'init',
+        index,
+        backend,
+        spec: config.spec,
+        augment: config.augment,
+        localViews: config.localViews ?? null,
+        optimizer: optimizer.config,
+        proximal: config.proximal ?? null,
+        buffers,
+      };
       worker.postMessage(command);
     }
     let sizes: { gradientSize: number; statsSize: number }[];
@@ -167,7 +191,7 @@ export class ParallelStepEngine implements StepEngine {
     }
     const sharedKey = keyWeights === undefined ? undefined : new Float32Array(keyWeights);
     const mocoSetup = moco !== undefined && sharedKey !== undefined ? { loss: moco, sharedKey } : undefined;
-    return new ParallelStepEngine(config, init.manifest, params, slots, new Int32Array(control), new Float32Array(weights), sizes[0] as { gradientSize: number; statsSize: number }, mocoSetup);
+    return new ParallelStepEngine(config, init.manifest, optimizer, slots, new Int32Array(control), sharedParams, sizes[0] as { gradientSize: number; statsSize: number }, mocoSetup);
   }
 
   private cell(worker: number, cell: number): number {
@@ -210,7 +234,6 @@ export class ParallelStepEngine implements StepEngine {
   private dispatch(images: Float32Array, count: number, make: (part: { count: number }, worker: number) => WorkerCommand): { start: number; count: number }[] {
     const active = Math.min(this.workers, count);
     const parts = splitBatch(count, active);
-    this.sharedWeights.set(this.params);
     parts.forEach((part, w) => {
       const slot = this.slots[w] as WorkerSlot;
       slot.input.set(images.subarray(part.start * this.pixels, (part.start + part.count) * this.pixels));
@@ -224,7 +247,13 @@ export class ParallelStepEngine implements StepEngine {
     checkStepLabels(this.loss, labels, count, this.views);
     return this.run(async (seq) => {
       if (this.moco !== undefined) this.moco.sharedKey.set(this.moco.loss.state.key as Float32Array);
-      const parts = this.dispatch(images, count, (part, w) => ({ type: 'step', seq, count: part.count, seed: seed * 131 + w }));
+      const optimizerStep = this.optimizer.advance();
+      const slices = splitBatch(this.gradientSize, Math.min(this.workers, count));
+      const update = (w: number): StepUpdate => {
+        const { start, count: size } = slices[w] as { start: number; count: number };
+        return { learningRate, optimizerStep, start, end: start + size, active: slices.length };
+      };
+      const parts = this.dispatch(images, count, (part, w) => ({ type: 'step', seq, count: part.count, seed: seed * 131 + w, update: update(w) }));
       const dim = this.widths.get(this.outputName) as number;
       try {
         await Promise.all(parts.map((_, w) => this.waitFor(w, CELL.zReady, seq)));
@@ -246,16 +275,13 @@ export class ParallelStepEngine implements StepEngine {
       });
       await Promise.all(parts.map((_, w) => this.waitFor(w, CELL.done, seq)));
 
-      // Sum gradients in worker order (deterministic); average BatchNorm statistics by rows.
-      const gradients = new Float32Array(this.gradientSize);
-      const stats = new Float32Array(this.statsSize);
+      // The workers have applied the update; average BatchNorm statistics by rows.
+      const stats = this.stats.fill(0);
       parts.forEach((part, w) => {
         const buffer = (this.slots[w] as WorkerSlot).gradients;
-        for (let i = 0; i < this.gradientSize; i++) gradients[i] = (gradients[i] as number) + (buffer[i] as number);
         const weight = part.count / count;
         for (let i = 0; i < this.statsSize; i++) stats[i] = (stats[i] as number) + weight * (buffer[this.gradientSize + i] as number);
       });
-      this.optimizer.apply(this.params, gradients, learningRate);
       scatterStats(this.params, stats, this.statsOffsets);
       if (this.moco !== undefined && enqueue !== undefined) finishMocoStep(this.moco.loss, this.params, enqueue.keys, enqueue.count);
       return { loss };

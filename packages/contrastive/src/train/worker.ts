@@ -1,8 +1,9 @@
 // Worker thread of the parallel step engine: one replica, one tfjs backend.
 import { parentPort } from 'node:worker_threads';
 import { Network, initBackend, type BackendName } from '@fedclr/tensor';
+import { FlatOptimizer } from './optimizer.js';
 import { Replica, loadWeights } from './replica.js';
-import { CELL, CELLS_PER_WORKER, DZ_TIMEOUT_MS, type WorkerCommand, type WorkerReply } from './shared.js';
+import { CELL, CELLS_PER_WORKER, DZ_TIMEOUT_MS, type StepUpdate, type WorkerCommand, type WorkerReply } from './shared.js';
 
 if (parentPort === null) throw new Error('train/worker.js must run in a worker thread');
 const port = parentPort;
@@ -14,6 +15,10 @@ let input: Float32Array;
 let zBuffer: Float32Array;
 let dzBuffer: Float32Array;
 let gradBuffer: Float32Array;
+/** Every worker's gradient buffer (this one's included), in worker order. */
+let peerGradients: Float32Array[];
+let optimizer: FlatOptimizer;
+let slice = new Float32Array(0);
 /** MoCo: the key encoder, its shared weights and the key embeddings it writes. */
 let key: { network: Network; weights: Float32Array; out: Float32Array } | undefined;
 let base = 0;
@@ -35,6 +40,35 @@ function waitForLossGradient(seq: number): void {
   }
 }
 
+/** Waits until the first `active` workers have written their gradients for step `seq`. */
+function waitForPeerGradients(seq: number, active: number): void {
+  const deadline = Date.now() + DZ_TIMEOUT_MS;
+  for (let w = 0; w < active; w++) {
+    const cell = w * CELLS_PER_WORKER + CELL.gradientsReady;
+    for (;;) {
+      const value = Atomics.load(control, cell);
+      if (value === seq) break;
+      if (value === -seq) throw new Error(`worker ${w} failed during this step`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no gradients from worker ${w} after ${DZ_TIMEOUT_MS} ms`);
+      Atomics.wait(control, cell, value, left);
+    }
+  }
+}
+
+/** This worker's slice of the update: the gradients summed over the workers in worker order, then the optimiser on the shared weights. */
+function applySlice(update: StepUpdate): void {
+  const { start, end, active } = update;
+  if (slice.length < end - start) slice = new Float32Array(end - start);
+  const sum = slice.subarray(0, end - start);
+  sum.set((peerGradients[0] as Float32Array).subarray(start, end));
+  for (let w = 1; w < active; w++) {
+    const peer = peerGradients[w] as Float32Array;
+    for (let i = 0, g = start; g < end; i++, g++) sum[i] = (sum[i] as number) + (peer[g] as number);
+  }
+  optimizer.applyRange(weights, sum, update.learningRate, update.optimizerStep, start, end);
+}
+
 function reply(message: WorkerReply): void {
   port.postMessage(message);
 }
@@ -49,8 +83,10 @@ async function handle(command: WorkerCommand): Promise<void> {
     zBuffer = new Float32Array(b.z);
     dzBuffer = new Float32Array(b.dz);
     gradBuffer = new Float32Array(b.gradients);
+    peerGradients = b.peerGradients.map((buffer) => new Float32Array(buffer));
     base = command.index * CELLS_PER_WORKER;
     replica = new Replica({ spec: command.spec, augment: command.augment, localViews: command.localViews ?? undefined });
+    optimizer = new FlatOptimizer(replica.manifest, command.optimizer, command.proximal ?? undefined, { m: new Float32Array(b.moments.m), v: new Float32Array(b.moments.v) });
     if (b.keyWeights !== undefined && b.keys !== undefined) key = { network: new Network(command.spec), weights: new Float32Array(b.keyWeights), out: new Float32Array(b.keys) };
     reply({ type: 'ready', gradientSize: replica.gradientSize, statsSize: replica.statsSize });
     return;
@@ -77,6 +113,9 @@ async function handle(command: WorkerCommand): Promise<void> {
         waitForLossGradient(seq);
         return dzBuffer.slice(0, rows * dim);
       }, grads, stats, key?.network);
+      signal(CELL.gradientsReady, seq);
+      waitForPeerGradients(seq, command.update.active);
+      applySlice(command.update);
     } else if (command.type === 'forward') {
       r.load(weights);
       r.forward(input, command.count, command.seed);
@@ -90,6 +129,7 @@ async function handle(command: WorkerCommand): Promise<void> {
     reply({ type: 'error', seq, message });
     signal(CELL.failed, seq);
     signal(CELL.zReady, -seq);
+    signal(CELL.gradientsReady, -seq);
     signal(CELL.done, -seq);
   }
 }
