@@ -71,6 +71,8 @@ cases.push({ batch: 2, size: [10, 10], inC: 16, outC: 32, kernel: 1, stride: 2, 
 cases.push({ batch: 2, size: [11, 11], inC: 8, outC: 8, kernel: 1, stride: 2, pad: 'same' });
 cases.push({ batch: 2, size: [12, 12], inC: 3, outC: 16, kernel: 7, stride: 2, pad: 'same' });
 cases.push({ batch: 2, size: [9, 9], inC: 4, outC: 6, kernel: 5, stride: 3, pad: 'valid' });
+// A patch matrix over CHUNK_VALUES (360 x 3267 values): dW summed over two chunks, the last one ragged.
+cases.push({ batch: 3, size: [33, 33], inC: 40, outC: 24, kernel: 3, stride: 1, pad: 'same' });
 
 describe('wasm convolution gradients match the cpu backend', () => {
   before(async () => {

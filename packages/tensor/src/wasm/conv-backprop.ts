@@ -26,9 +26,12 @@ function convInfoFor(
 // Columns of the patch matrix filled per pass, and the reused per-pass source offsets.
 const TILE = 256;
 let sourceBuffer = new Int32Array(0);
-// The patch matrix is built and multiplied in chunks of about this many values, so that the
+// The patch matrix is built and multiplied in chunks of about CHUNK_VALUES values, so that the
 // product's operand panels stay in cache instead of streaming a [K, N·OH·OW] matrix from memory.
+// Up to ONE_CHUNK_VALUES (4 MB) it is one product with all of dy: no dy copies, no partial sums
+// (1.7 ms of layer 3's 10 ms at batch 64, 16 px views).
 const CHUNK_VALUES = 1 << 19;
+const ONE_CHUNK_VALUES = 1 << 20;
 
 interface Geometry {
   H: number;
@@ -145,17 +148,18 @@ export function conv2dBackpropFilter(
   }
 
   const g: Geometry = { H, W, CI, OH, OW, KH, KW, SH, SW, DH, DW, padTop, padLeft, K };
-  const sum = new Float32Array(K * CO);
-  if (K <= THIN_PATCH) {
+  // Equal chunks of whole tiles (one for the small steps agents run).
+  const chunks = K <= THIN_PATCH || K * M <= ONE_CHUNK_VALUES ? 1 : Math.ceil((K * M) / CHUNK_VALUES);
+  if (chunks === 1) {
     const cols = backend.makeOutput([1, K, M], 'float32');
     fillPatches(heapView(backend, x), heapView(backend, cols), g, 0, M);
     const product = matMul({ a: cols, b: reshaped(dy, [1, M, CO]) }, { transposeA: false, transposeB: false });
     backend.disposeData(cols.dataId);
     return reshaped(product, [KH, KW, CI, CO]);
   }
-  const chunkColumns = Math.min(M, Math.max(TILE, Math.floor(CHUNK_VALUES / K / TILE) * TILE));
+  const chunkColumns = Math.ceil(M / chunks / TILE) * TILE;
   const cols = backend.makeOutput([K, chunkColumns], 'float32');
-
+  const sum = new Float32Array(K * CO);
   for (let c0 = 0; c0 < M; c0 += chunkColumns) {
     const columns = Math.min(chunkColumns, M - c0);
     // dy rows of this chunk, in a tensor of their own (XNNPACK caches packed operands by tensor id).
