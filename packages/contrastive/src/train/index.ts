@@ -1,5 +1,5 @@
 export { LocalStepEngine, initialState, isMocoLoss, type StepEngine, type StepEngineConfig, type StepResult, type TrainingLoss } from './engine.js';
-export { ParallelStepEngine, createStepEngine, splitBatch } from './parallel.js';
+export { ParallelStepEngine, createStepEngine, engineWorkers, splitBatch } from './parallel.js';
 export { FlatOptimizer, learningRateAt, trainableSegments, type OptimizerConfig, type OptimizerState, type ProximalTerm, type ScheduleConfig } from './optimizer.js';
 export { checkPairLossLabels, multiViewLossGradient, ntXentPairLoss, pairLossGradient, type PairLoss } from './loss.js';
 export * from './losses/index.js';

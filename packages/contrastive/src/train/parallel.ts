@@ -3,7 +3,7 @@
 // embeddings, and the workers then sum the gradients and apply the optimiser slice by slice,
 // in place on the one shared copy of the weights (no weight or gradient copies per step).
 import { Worker } from 'node:worker_threads';
-import { currentBackend, inferShapes, totalSize, type WeightManifest } from '@fedclr/tensor';
+import { currentBackend, inferShapes, totalSize, type BackendChoice, type WeightManifest } from '@fedclr/tensor';
 import { InvalidTrainingConfigError, TrainingWorkerError } from '../errors.js';
 import { LocalStepEngine, bindMoco, checkBatch, checkStepLabels, initialState, replicaLoss, scatterStats, statsSegments, type StepEngine, type StepEngineConfig, type StepResult, type TrainingLoss } from './engine.js';
 import { finishMocoStep, type MocoLoss } from './moco.js';
@@ -315,7 +315,16 @@ export class ParallelStepEngine implements StepEngine {
   }
 }
 
-/** A parallel engine when `workers` >= 1, else in-process. */
+/**
+ * Worker threads a step engine uses: `workers`, except on a backend with its own native threads
+ * (tfjs-node), which trains in-process: its addon stays out of worker threads, and TensorFlow's
+ * thread pool already uses the cores.
+ */
+export function engineWorkers(workers: number | undefined, backend: Pick<BackendChoice, 'parallelism'> | undefined): number {
+  return backend?.parallelism === 'native' ? 0 : workers ?? 0;
+}
+
+/** A parallel engine when `workers` >= 1 (and the backend runs one thread), else in-process. */
 export async function createStepEngine(config: StepEngineConfig): Promise<StepEngine> {
-  return (config.workers ?? 0) >= 1 ? ParallelStepEngine.create(config) : new LocalStepEngine(config);
+  return engineWorkers(config.workers, currentBackend()) >= 1 ? ParallelStepEngine.create(config) : new LocalStepEngine(config);
 }
