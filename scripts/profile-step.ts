@@ -1,8 +1,8 @@
 // npm run profile:step -- [--batch 64] [--view-size 16] [--image-size 28] [--workers 2] [--steps 20]
 // Accounts for the milliseconds of one training step of the default recipe: every tfjs kernel
 // a replica runs (forward and backward apart), the replica's own phases (weight load, views,
-// gradient read-out), and the engine's main-thread work (loss, gradient sum, optimiser), then
-// the parallel engine's wall time per step and what the replicas' work leaves unexplained
+// gradient read-out), the main thread's loss, each worker's slice of the update (gradient sum,
+// Adam), then the parallel engine's wall time per step and what those leave unexplained
 // (waiting and messaging). One replica is profiled in-process on its share of the batch, which
 // is exactly what each worker thread runs. Prints one JSON object as its last line.
 import { parseArgs } from 'node:util';
@@ -90,25 +90,28 @@ for (let i = 0; i < warmup + steps; i++) {
 }
 clock.enabled = false;
 
-// The main thread's share of a step: the loss over the whole batch, the gradient sum and Adam.
+// The main thread's share of a step: the loss over the whole batch. Then each worker's share of
+// the update: its slice of the gradient summed over the workers, and Adam on that slice.
 const optimizer = new FlatOptimizer(init.manifest, { kind: 'adam' });
 const params = Float32Array.from(init.params);
 const z = new Float32Array(2 * batch * dim).map((_, i) => Math.sin(i));
 const workerGrads = Array.from({ length: workers }, () => new Float32Array(replica.gradientSize).fill(1e-3));
+const slice = splitBatch(replica.gradientSize, workers)[0] as { start: number; count: number };
+const sum = new Float32Array(slice.count);
 for (let i = 0; i < warmup + steps; i++) {
   const record = i >= warmup;
   const t0 = performance.now();
   pairLossGradient(loss, z.subarray(0, batch * dim), z.subarray(batch * dim), batch, dim);
   const t1 = performance.now();
-  const sum = new Float32Array(replica.gradientSize);
-  for (const g of workerGrads) for (let j = 0; j < sum.length; j++) sum[j] = (sum[j] as number) + (g[j] as number);
+  sum.set((workerGrads[0] as Float32Array).subarray(slice.start, slice.start + slice.count));
+  for (const g of workerGrads.slice(1)) for (let j = 0; j < slice.count; j++) sum[j] = (sum[j] as number) + (g[slice.start + j] as number);
   const t2 = performance.now();
-  optimizer.apply(params, sum, 1e-3);
+  optimizer.applyRange(params, sum, 1e-3, optimizer.advance(), slice.start, slice.start + slice.count);
   const t3 = performance.now();
   if (record) {
-    add('main: NT-Xent loss + gradient (whole batch)', t1 - t0);
-    add('main: sum of worker gradients', t2 - t1);
-    add('main: Adam update', t3 - t2);
+    add('main: loss + its gradient over the whole batch', t1 - t0);
+    add('worker: its slice of the gradient sum', t2 - t1);
+    add('worker: Adam on its slice', t3 - t2);
   }
 }
 
@@ -128,23 +131,28 @@ wall.sort((a, b) => a - b);
 const stepMs = wall[Math.floor(wall.length / 2)] as number;
 
 const per = (ms: number): number => Math.round((ms / steps) * 100) / 100;
+const phase = (name: string): number => per(phases.get(name) ?? 0);
 const kernels = clock.report(steps);
-const replicaMs = per((phases.get('replica: weight load (tensor per variable, assign)') ?? 0) + (phases.get('replica: views + forward + backward + read-out (wall)') ?? 0));
+const replicaMs = phase('replica: weight load (tensor per variable, assign)') + phase('replica: views + forward + backward + read-out (wall)');
 const kernelMs = kernels.reduce((a, k) => a + k.ms, 0);
-const mainMs = per((phases.get('main: NT-Xent loss + gradient (whole batch)') ?? 0) + (phases.get('main: sum of worker gradients') ?? 0) + (phases.get('main: Adam update') ?? 0));
+const updateMs = phase('worker: its slice of the gradient sum') + phase('worker: Adam on its slice');
+const lossMs = phase('main: loss + its gradient over the whole batch');
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 console.log(JSON.stringify({
   backend: backend.name,
   batch,
   workers,
   imagesPerReplica: share,
   input: `${imageSide}px images, ${viewSide}px views`,
-  stepMs: Math.round(stepMs * 10) / 10,
+  stepMs: round2(stepMs),
   imagesPerSec: Math.round((batch * 1000) / stepMs),
-  replicaMs,
-  replicaKernelMs: Math.round(kernelMs * 100) / 100,
-  replicaOutsideKernelsMs: Math.round((replicaMs - kernelMs) * 100) / 100,
-  mainThreadMs: mainMs,
-  unexplainedMs: Math.round((stepMs - replicaMs - mainMs) * 100) / 100,
+  // A step's critical path: a replica's work, the loss between its forward and backward, its update slice.
+  replicaMs: round2(replicaMs),
+  replicaKernelMs: round2(kernelMs),
+  replicaOutsideKernelsMs: round2(replicaMs - kernelMs),
+  lossMs,
+  updateSliceMs: round2(updateMs),
+  unexplainedMs: round2(stepMs - replicaMs - lossMs - updateMs),
   phases: Object.fromEntries([...phases].map(([k, v]) => [k, per(v)])),
   kernels,
   numTensorsStable: numTensors.every((n) => n === numTensors[0]),
