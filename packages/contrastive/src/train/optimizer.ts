@@ -108,13 +108,7 @@ export class FlatOptimizer {
     if (this.proximal !== undefined) this.addProximal(params, grads, this.proximal, start, end);
     const s = this.state;
     const wd = this.config.weightDecay;
-    let first = 0;
-    for (const seg of this.segments) {
-      const lo = Math.max(start, first);
-      const hi = Math.min(end, first + seg.size);
-      const offset = seg.offset - first;
-      first += seg.size;
-      if (lo >= hi) continue;
+    for (const { seg, lo, hi, offset } of this.slicesOf(start, end)) {
       if (this.config.kind === 'adam') {
         const { beta1, beta2, epsilon } = this.config;
         const c2 = 1 - Math.pow(beta2, step);
@@ -142,15 +136,23 @@ export class FlatOptimizer {
     }
   }
 
-  // One pass over the trainable entries, before the update so that Adam's moments and SGD's
-  // momentum see the proximal gradient exactly as they would see a loss term.
-  private addProximal(params: Float32Array, grads: Float32Array, { mu, anchor }: ProximalTerm, start: number, end: number): void {
+  /** The trainable segments meeting gradient indices [start, end): gradients [lo, hi), weights [lo + offset, hi + offset). */
+  private slicesOf(start: number, end: number): { seg: Segment; lo: number; hi: number; offset: number }[] {
+    const out: { seg: Segment; lo: number; hi: number; offset: number }[] = [];
     let first = 0;
     for (const seg of this.segments) {
       const lo = Math.max(start, first);
       const hi = Math.min(end, first + seg.size);
-      const offset = seg.offset - first;
+      if (lo < hi) out.push({ seg, lo, hi, offset: seg.offset - first });
       first += seg.size;
+    }
+    return out;
+  }
+
+  // One pass over the trainable entries, before the update so that Adam's moments and SGD's
+  // momentum see the proximal gradient exactly as they would see a loss term.
+  private addProximal(params: Float32Array, grads: Float32Array, { mu, anchor }: ProximalTerm, start: number, end: number): void {
+    for (const { lo, hi, offset } of this.slicesOf(start, end)) {
       for (let g = lo; g < hi; g++) {
         grads[g - start] = (grads[g - start] as number) + mu * ((params[g + offset] as number) - (anchor[g + offset] as number));
       }
