@@ -10,15 +10,19 @@
 // - The attached browser is a plain `chromium --headless` process opening the page, not one driven
 //   by playwright: playwright's protocol traffic (an event per network chunk of the page's event
 //   stream) would land in this process, which is the coordinator's, and be counted as the page's.
-//   The rounds while it starts and loads the page, and the round after it quits, are left out.
+//   It gets the flags playwright gives chromium to keep its background work (component updates,
+//   background networking, ...) off the machine. The rounds while it starts, loads the page and
+//   settles (--settle-ms), and the round after it quits, are left out.
 // - The coordinator's own CPU time per round (this process: the agents run in a child, --host-agents)
-//   with and without the page: the work the page causes, less noisy than wall time on 2 cores.
+//   with and without the page: the work the page causes, less noisy than wall time on 2 cores;
+//   and chromium's CPU time per round (its process group, from /proc): on this bench it shares the
+//   coordinator's 2 cores, which a browser on the operator's own machine would not.
 // Prints one JSON object.
 //
 //   npm run bench:dashboard                       100 agents, 100 rounds of history
 //   node scripts/dist/bench-dashboard.js --agents 20 --history 30 --pairs 2
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +39,7 @@ const { values: args } = parseArgs({
     loads: { type: 'string', default: '5' },
     pairs: { type: 'string', default: '8' },
     block: { type: 'string', default: '10' },
+    'settle-ms': { type: 'string', default: '4000' },
     'delay-ms': { type: 'string', default: '200' },
     chromium: { type: 'string', default: '/usr/bin/chromium' },
     // internal: run the agents of a coordinator (URL KEY DIR) in this process
@@ -45,8 +50,19 @@ const AGENTS = Number(args.agents);
 const HISTORY = Number(args.history);
 const LOADS = Number(args.loads);
 const PAIRS = Number(args.pairs);
+const SETTLE_MS = Number(args['settle-ms']);
 const BLOCK = Number(args.block);
 const DELAY = Number(args['delay-ms']);
+
+/** Linux's USER_HZ (getconf CLK_TCK): /proc's CPU times are in these ticks. */
+const CLOCK_TICKS = 100;
+/** The switches playwright gives chromium that keep its background work off the machine (and the sandbox off, as in the browser test). */
+const QUIET_CHROMIUM = [
+  '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
+  '--disable-background-networking', '--disable-component-update', '--disable-extensions', '--disable-sync',
+  '--disable-default-apps', '--disable-breakpad', '--metrics-recording-only', '--mute-audio', '--password-store=basic',
+  '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions',
+];
 
 const rows = 8;
 const cols = 8;
@@ -56,18 +72,21 @@ const manifest = [
 ];
 const weights = new Float32Array(rows * cols + cols).map((_, i) => Math.sin(i) * 0.1);
 
-function rounds(c: CoordinatorHandle, n: number): Promise<number[]> {
-  return new Promise((resolve) => {
-    const out: number[] = [];
-    const on = (s: { durationMs: number }): void => {
-      out.push(s.durationMs);
-      if (out.length === n) {
-        c.events.off('round-completed', on);
-        resolve(out);
-      }
-    };
-    c.events.on('round-completed', on);
-  });
+/** The durations of the next n completed rounds; stop() ends the count early and returns those so far. */
+function rounds(c: CoordinatorHandle, n: number): Promise<number[]> & { stop: () => number[] } {
+  const out: number[] = [];
+  let resolveOut: (v: number[]) => void = () => undefined;
+  const on = (s: { durationMs: number }): void => {
+    out.push(s.durationMs);
+    if (out.length === n) stop();
+  };
+  const stop = (): number[] => {
+    c.events.off('round-completed', on);
+    resolveOut(out);
+    return out;
+  };
+  c.events.on('round-completed', on);
+  return Object.assign(new Promise<number[]>((resolve) => (resolveOut = resolve)), { stop });
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -114,7 +133,7 @@ async function openDashboard(browser: Browser, url: string): Promise<{ page: Pag
  */
 async function attachPlainChromium(c: CoordinatorHandle, profile: string): Promise<ChildProcess> {
   const before = await openStreams(c);
-  const proc = spawn(args.chromium, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', `--user-data-dir=${profile}`, `${c.url}/`], {
+  const proc = spawn(args.chromium, ['--headless=new', ...QUIET_CHROMIUM, `--user-data-dir=${profile}`, `${c.url}/`], {
     stdio: 'ignore',
     detached: true,
   });
@@ -125,6 +144,25 @@ async function attachPlainChromium(c: CoordinatorHandle, profile: string): Promi
     await new Promise((r) => setTimeout(r, 100));
   }
   return proc;
+}
+
+/** The CPU time (user + system, ms) of the processes in process group `pgid`, from /proc. */
+function groupCpuMs(pgid: number): number {
+  let ticks = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ESRCH') continue; // it ended meanwhile
+      throw err;
+    }
+    // Fields after the command (which may hold spaces) start after its closing parenthesis.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]); // pgrp; utime, stime
+  }
+  return (ticks * 1000) / CLOCK_TICKS;
 }
 
 /** Ends the chromium started by attachPlainChromium (its process group: the browser and its helpers). */
@@ -213,6 +251,7 @@ async function bench(): Promise<void> {
     const cpuWith: number[] = [];
     const pairRatios: number[] = [];
     const attachRounds: number[] = [];
+    const chromiumCpu: number[] = [];
     for (let p = 0; p < PAIRS; p++) {
       let meanWithout = 0;
       let meanWith = 0;
@@ -221,13 +260,18 @@ async function bench(): Promise<void> {
         let page: ChildProcess | undefined;
         if (attached) {
           page = await attachPlainChromium(coordinator, join(dir, `chromium-${p}`));
-          // The rounds during which the page loads its whole history are not the bar's (reported apart).
-          attachRounds.push(...(await rounds(coordinator, 2)));
+          // The rounds during which the page loads its whole history and chromium settles are not the bar's (reported apart).
+          const settling = rounds(coordinator, 1_000_000);
+          await new Promise((r) => setTimeout(r, SETTLE_MS));
+          attachRounds.push(...settling.stop());
+          await rounds(coordinator, 1); // from a round boundary
         }
         const cpu0 = process.cpuUsage();
+        const chromium0 = page === undefined ? 0 : groupCpuMs(page.pid as number);
         const times = await rounds(coordinator, BLOCK);
         const cpu = process.cpuUsage(cpu0);
         const cpuPerRound = (cpu.user + cpu.system) / 1000 / BLOCK;
+        if (page !== undefined) chromiumCpu.push((groupCpuMs(page.pid as number) - chromium0) / BLOCK);
         (attached ? withBrowser : without).push(...times);
         (attached ? cpuWith : cpuWithout).push(cpuPerRound);
         if (attached) meanWith = mean(times);
@@ -265,6 +309,7 @@ async function bench(): Promise<void> {
           pageCostMs: Math.round((median(cpuWith) - median(cpuWithout)) * 100) / 100,
           blocks: { without: cpuWithout.map((c) => Math.round(c * 100) / 100), withBrowser: cpuWith.map((c) => Math.round(c * 100) / 100) },
         },
+        chromiumCpuMsPerRound: { median: Math.round(median(chromiumCpu) * 100) / 100, blocks: chromiumCpu.map((c) => Math.round(c * 100) / 100) },
         cores: (await import('node:os')).cpus().length,
       }),
     );

@@ -163,8 +163,10 @@
   // ---- data --------------------------------------------------------------------------------
   // At most one refresh per MIN_GAP_MS (and one in flight): a round's many events cost the
   // coordinator one refetch, and a page stays far below the read routes' rate limit
-  // (4 requests per full refresh: at most 160 a minute).
-  var MIN_GAP_MS = 1500;
+  // (4 requests per full refresh: at most 160 a minute). The history (rounds table and charts,
+  // most of the page's drawing and of its requests' cost) at most once per FULL_GAP_MS: rounds
+  // shorter than that are drawn a few at a time, longer ones as soon as they end.
+  var MIN_GAP_MS = 1500, FULL_GAP_MS = 3000;
   var MAX_ROUNDS = 500, RECENT_ROUNDS = 20;
   /** `recent` (the newest rounds, newest first) over `old`: by round id, newest first, at most MAX_ROUNDS. */
   function mergeRounds(old, recent) {
@@ -176,7 +178,7 @@
     items.sort(function (a, b) { return b.roundId - a.roundId; });
     return { items: items.slice(0, MAX_ROUNDS), total: recent.total, limit: MAX_ROUNDS, offset: 0 };
   }
-  var inflight = null, timer = null, want = null, lastStart = 0;
+  var inflight = null, timer = null, want = null, lastStart = 0, lastFull = 0;
   function refresh(all) {
     want = want === true || all ? true : want || 'light';
     if (inflight || timer) return;
@@ -184,9 +186,11 @@
   }
   function run() {
     timer = null;
-    var all = want === true;
-    want = null;
+    // A full refresh asked for too soon after the last one: a light one now, the full one kept for later.
+    var all = want === true && Date.now() - lastFull >= FULL_GAP_MS;
+    want = want === true && !all ? true : null;
     lastStart = Date.now();
+    if (all) lastFull = lastStart;
     var t0 = performance.now();
     var jobs = [api('/api/status'), api('/api/agents')];
     // The whole history once, then only the newest rounds: older rows no longer change (an
@@ -214,7 +218,7 @@
     }).catch(function (err) {
       console.error('dashboard refresh failed', err);
       // A failed full refresh is retried with the next one.
-      if (all && err.message !== 'unauthorized') want = true;
+      if (all && err.message !== 'unauthorized') { want = true; lastFull = 0; }
     }).then(function () {
       inflight = null;
       if (want) refresh(want === true);
