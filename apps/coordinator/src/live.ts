@@ -38,15 +38,10 @@ export const COALESCE_MS = 100;
 /** Events worth replaying: the event log's entries (progress and stage ticks are only live). */
 const LOGGED = new Set<LiveEvent['type']>(['round-started', 'round-completed', 'round-failed', 'round-evaluated', 'update-rejected', 'participant']);
 
-/** An event with its SSE frame, serialised once for every stream. */
-interface FramedEvent {
-  readonly event: LiveEvent;
-  readonly frame: string;
-}
-
 export class LiveFeed {
   private readonly streams = new Set<(e: LiveEvent, frame: string) => void>();
-  private readonly log: FramedEvent[] = [];
+  /** The logged events' SSE frames, oldest first (serialised once, for every stream). */
+  private readonly log: string[] = [];
   private nextId = 1;
 
   constructor(source: LiveSource | EventEmitter) {
@@ -73,7 +68,7 @@ export class LiveFeed {
 
   /** The logged events' frames, oldest first, as one string (a new stream's replay). */
   historyFrames(): string {
-    return this.log.map((f) => f.frame).join('');
+    return this.log.join('');
   }
 
   subscribe(fn: (e: LiveEvent, frame: string) => void): () => void {
@@ -88,7 +83,7 @@ export class LiveFeed {
     if (!logged && this.streams.size === 0) return;
     const text = frame(e);
     if (logged) {
-      this.log.push({ event: e, frame: text });
+      this.log.push(text);
       if (this.log.length > LOG_SIZE) this.log.shift();
     }
     for (const fn of this.streams) fn(e, text);
