@@ -123,7 +123,13 @@ test('the dashboard shows a live federation: agents, rounds, charts equal to the
     // (page functions as strings: this package compiles without the DOM's types)
     await page.waitForFunction(`document.body.dataset.completedRounds === '${ROUNDS}'`, undefined, { timeout: 10_000 });
     const api = await getJson<{ items: RoundItem[]; total: number }>(`${coordinator.url}/api/rounds?limit=500`);
-    await page.waitForFunction(`document.querySelectorAll('#rounds-rows tr').length === ${api.items.length}`, undefined, { timeout: 10_000 });
+    // The history is redrawn at most every 3 s: wait until every row has the API's final status.
+    const finalCompleted = api.items.filter((r) => r.status === 'completed').length;
+    await page.waitForFunction(
+      `document.querySelectorAll('#rounds-rows tr').length === ${api.items.length} && Array.from(document.querySelectorAll('#rounds-rows tr')).filter((r) => r.children[1].textContent === 'completed').length === ${finalCompleted}`,
+      undefined,
+      { timeout: 10_000 },
+    );
     const rowIds = await page.$$eval('#rounds-rows tr', (rows) => rows.map((r) => Number(r.getAttribute('data-round'))));
     assert.deepEqual(rowIds, api.items.map((r) => r.roundId), 'one row per round, newest first');
     assert.ok(rowIds.length > seenRows, `rows grew live (${seenRows} -> ${rowIds.length})`);

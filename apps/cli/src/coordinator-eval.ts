@@ -11,6 +11,8 @@ import type { EvalWorkerData, EvalWorkerReply } from './coordinator-eval-worker.
 
 export class CoordinatorEvaluation {
   private busy = false;
+  /** Rounds whose checkpoint is read on the next turn (attach): drain() waits for them too. */
+  private scheduled = 0;
   private waiting: { roundId: number; weights: Float32Array } | undefined;
   private idleWaiters: (() => void)[] = [];
 
@@ -45,10 +47,14 @@ export class CoordinatorEvaluation {
       const done = handle.status().completedRounds + 1; // the engine adopts the model after this event
       if (done % every !== 0 && done < handle.config.rounds) return;
       // The engine adopts the committed model right after this event: read it on the next turn.
+      // Counted until then: the run's last round ends with drain(), called before that turn.
+      this.scheduled++;
       setImmediate(() => {
+        this.scheduled--;
         const m = handle.globalModel();
-        if (m.roundId !== s.roundId) return;
-        this.submit(s.roundId, new Float32Array(m.weights));
+        if (m.roundId === s.roundId) this.submit(s.roundId, new Float32Array(m.weights));
+        else this.logger.warn({ roundId: s.roundId, modelRound: m.roundId }, 'the committed model moved on before it could be evaluated: skipped');
+        this.settle();
       });
     });
   }
@@ -63,9 +69,9 @@ export class CoordinatorEvaluation {
     this.worker.postMessage({ roundId, weights }, [weights.buffer as ArrayBuffer]);
   }
 
-  /** Resolves once nothing is being evaluated or waiting (or after timeoutMs). */
+  /** Resolves once nothing is being evaluated, waiting or about to be submitted (or after timeoutMs). */
   async drain(timeoutMs: number): Promise<void> {
-    if (!this.busy) return;
+    if (!this.busy && this.scheduled === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
@@ -98,6 +104,11 @@ export class CoordinatorEvaluation {
     const next = this.waiting;
     this.waiting = undefined;
     if (next !== undefined) this.submit(next.roundId, next.weights);
-    else for (const w of this.idleWaiters.splice(0)) w();
+    this.settle();
+  }
+
+  /** Wakes drain()'s waiters once nothing is evaluated, waiting or scheduled. */
+  private settle(): void {
+    if (!this.busy && this.scheduled === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 }

@@ -83,6 +83,8 @@ export type CoordinatorIpcMessage =
   | { type: 'round-started'; roundId: number; cohort: number; at: number }
   | { type: 'round-completed'; summary: RoundSummary; completedRounds: number; checkpointDir: string; at: number }
   | { type: 'round-failed'; summary: RoundSummary; at: number }
+  /** --eval-data: a committed round's checkpoint was scored (metrics evalLinearProbe, evalKnn, evalMs). */
+  | { type: 'round-evaluated'; roundId: number; metrics: Readonly<Record<string, number>>; at: number }
   | { type: 'stopping'; reason: StopReason; completedRounds: number; at: number };
 
 export type StopReason = 'rounds' | 'privacy-budget' | 'minutes' | 'signal' | 'parent-gone';

@@ -3,12 +3,14 @@
 // worker collapse to the newest; a folder that cannot be evaluated is a usage error at start.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { initialState, recipeModelSpec } from '@fedclr/contrastive';
 import { initBackend } from '@fedclr/tensor';
+import type { CoordinatorHandle } from '@fedclr/coordinator';
 import { CoordinatorEvaluation } from '../src/coordinator-eval.js';
 import { grayPng } from './png.js';
 
@@ -44,6 +46,31 @@ test('the evaluation worker scores each checkpoint sent; a busy worker keeps onl
     }
     // The same weights, the same data: the same scores (deterministic).
     assert.deepEqual(recorded[0]?.metrics['evalKnn'], recorded[1]?.metrics['evalKnn']);
+  } finally {
+    await ev.close();
+  }
+});
+
+test("the run's last round is evaluated even when the run stops (drain) before its checkpoint is read", { timeout: 120_000 }, async () => {
+  const ev = await CoordinatorEvaluation.start({ dir: labeledFolder(), height: 12, width: 12, channels: 1, testFraction: 0.2, seed: 0, k: 3, spec }, logger);
+  try {
+    await initBackend();
+    const weights = initialState(spec, 2).params;
+    const recorded: number[] = [];
+    // What attach() uses of a coordinator: a one-round run whose round 1 has just been committed.
+    const events = new EventEmitter();
+    const handle = {
+      events,
+      config: { rounds: 1 },
+      status: () => ({ completedRounds: 0 }),
+      globalModel: () => ({ roundId: 1, weights }),
+      recordRoundMetrics: (roundId: number) => recorded.push(roundId),
+    } as unknown as CoordinatorHandle;
+    ev.attach(handle, 1);
+    events.emit('round-completed', { roundId: 1 });
+    // As fedclr coordinator's stop() on the last round: in the same turn, before the checkpoint is read.
+    await ev.drain(100_000);
+    assert.deepEqual(recorded, [1]);
   } finally {
     await ev.close();
   }

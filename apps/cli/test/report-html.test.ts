@@ -43,3 +43,14 @@ test('report.html: self-contained, and its charts plot report.json\'s numbers', 
   const data = JSON.parse(/<script type="application\/json" id="fedclr-report-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '') as { rounds: unknown[] };
   assert.deepEqual(data.rounds, JSON.parse(JSON.stringify(reportRounds(view))));
 });
+
+test("report.html with --eval-data: the evaluation chart plots the coordinator's scores of every round, not simulate's final one", () => {
+  const coordinatorEval = (linearProbe: number, knn: number) => ({ linearProbe, knn, evalMs: 5 });
+  const html = simulationReportHtml(
+    { ...view, rounds: [round(1, { coordinatorEval: coordinatorEval(0.5, 0.4) }), round(2, { coordinatorEval: coordinatorEval(0.52, 0.45) }), round(3, { coordinatorEval: coordinatorEval(0.55, 0.5) })], evaluations: [{ afterRound: 3, linearProbe: 0.66, knn: 0.6, evalMs: 10 }] },
+    new Date(0),
+  );
+  assert.deepEqual(points(html, 'eval', 'linear probe'), [[2, 0.5], [3, 0.52], [4, 0.55]]);
+  assert.deepEqual(points(html, 'eval', 'kNN'), [[2, 0.4], [3, 0.45], [4, 0.5]]);
+  assert.match(html, /66\.00% \/ 60\.00%/, "simulate's final score in the summary");
+});

@@ -3,7 +3,8 @@
 // headers). The token, when the coordinator needs one (not on loopback), comes from the URL
 // fragment (#token=..., never sent to the server nor logged) or the form, and is kept in
 // sessionStorage. Refetches after events are coalesced: at most one per 1.5 s; without events,
-// one every 5 s.
+// one every 5 s. The round history and the checkpoints are asked for with the ETag last received:
+// the coordinator answers 304 while they have not changed, and the page then does not redraw them.
 /* global FedclrCharts */
 (function () {
   'use strict';
@@ -38,6 +39,23 @@
       if (r.status === 401) { askToken(); throw new Error('unauthorized'); }
       if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
       return r.json();
+    });
+  }
+  // The history routes (rounds, checkpoints) answer 304 while the history has not moved: the
+  // page then keeps what it has and does not redraw it.
+  var etags = {}, bodies = {};
+  function apiIfChanged(path) {
+    var h = headers();
+    if (etags[path]) h['if-none-match'] = etags[path];
+    return fetch(path, { headers: h, cache: 'no-store' }).then(function (r) {
+      if (r.status === 304 && path in bodies) return { changed: false, body: bodies[path] };
+      if (r.status === 401) { askToken(); throw new Error('unauthorized'); }
+      if (!r.ok) throw new Error(path + ': HTTP ' + r.status);
+      var tag = r.headers.get('etag');
+      return r.json().then(function (body) {
+        if (tag) { etags[path] = tag; bodies[path] = body; }
+        return { changed: true, body: body };
+      });
     });
   }
 
@@ -145,8 +163,10 @@
   // ---- data --------------------------------------------------------------------------------
   // At most one refresh per MIN_GAP_MS (and one in flight): a round's many events cost the
   // coordinator one refetch, and a page stays far below the read routes' rate limit
-  // (4 requests per full refresh: at most 160 a minute).
-  var MIN_GAP_MS = 1500;
+  // (4 requests per full refresh: at most 160 a minute). The history (rounds table and charts,
+  // most of the page's drawing and of its requests' cost) at most once per FULL_GAP_MS: rounds
+  // shorter than that are drawn a few at a time, longer ones as soon as they end.
+  var MIN_GAP_MS = 1500, FULL_GAP_MS = 3000;
   var MAX_ROUNDS = 500, RECENT_ROUNDS = 20;
   /** `recent` (the newest rounds, newest first) over `old`: by round id, newest first, at most MAX_ROUNDS. */
   function mergeRounds(old, recent) {
@@ -158,7 +178,7 @@
     items.sort(function (a, b) { return b.roundId - a.roundId; });
     return { items: items.slice(0, MAX_ROUNDS), total: recent.total, limit: MAX_ROUNDS, offset: 0 };
   }
-  var inflight = null, timer = null, want = null, lastStart = 0;
+  var inflight = null, timer = null, want = null, lastStart = 0, lastFull = 0;
   function refresh(all) {
     want = want === true || all ? true : want || 'light';
     if (inflight || timer) return;
@@ -166,24 +186,31 @@
   }
   function run() {
     timer = null;
-    var all = want === true;
-    want = null;
+    // A full refresh asked for too soon after the last one: a light one now, the full one kept for later.
+    var all = want === true && Date.now() - lastFull >= FULL_GAP_MS;
+    want = want === true && !all ? true : null;
     lastStart = Date.now();
+    if (all) lastFull = lastStart;
     var t0 = performance.now();
     var jobs = [api('/api/status'), api('/api/agents')];
     // The whole history once, then only the newest rounds: older rows no longer change (an
     // evaluation lands within a few rounds), and refetching 500 rows per round costs the
     // coordinator's event loop more than the page is worth on short rounds.
     var roundsPath = state.rounds ? '/api/rounds?limit=' + RECENT_ROUNDS : '/api/rounds?limit=' + MAX_ROUNDS;
-    if (all) jobs.push(api(roundsPath), api('/api/checkpoints'), state.run ? Promise.resolve(state.run) : api('/api/run'));
+    if (all) jobs.push(apiIfChanged(roundsPath), apiIfChanged('/api/checkpoints'), state.run ? Promise.resolve(state.run) : api('/api/run'));
     inflight = Promise.all(jobs).then(function (res) {
       state.status = res[0];
       state.agents = res[1];
-      if (all) { state.rounds = mergeRounds(state.rounds, res[2]); state.checkpoints = res[3]; state.run = res[4]; }
+      var historyChanged = all && (res[2].changed || res[3].changed);
+      if (all) {
+        if (res[2].changed) state.rounds = mergeRounds(state.rounds, res[2].body);
+        state.checkpoints = res[3].body;
+        state.run = res[4];
+      }
       renderSummary();
       renderStage();
       renderAgents();
-      if (all) renderRounds();
+      if (historyChanged) renderRounds();
       stats.loads++;
       stats.lastRenderMs = performance.now() - t0;
       document.body.dataset.loads = String(stats.loads);
@@ -191,7 +218,7 @@
     }).catch(function (err) {
       console.error('dashboard refresh failed', err);
       // A failed full refresh is retried with the next one.
-      if (all && err.message !== 'unauthorized') want = true;
+      if (all && err.message !== 'unauthorized') { want = true; lastFull = 0; }
     }).then(function () {
       inflight = null;
       if (want) refresh(want === true);

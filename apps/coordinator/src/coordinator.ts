@@ -41,6 +41,7 @@ import { Gateway, MESSAGE_EVENT } from './gateway.js';
 import { httpRoutes } from './http.js';
 import { dashboardPlugin, dashboardRoutes, threatModel, type RunInfo } from './dashboard.js';
 import { LiveFeed, liveRoutes } from './live.js';
+import { HISTORY_EVENTS, HistoryCache } from './history-cache.js';
 import { checkSpecManifest, layersModelSource } from './layers-model.js';
 import { createCoordinatorMetrics, type CoordinatorMetrics } from './metrics.js';
 import { checkpointDirName, FileModelStore, type Checkpoint, type CheckpointExporter, type ModelStore } from './model-store.js';
@@ -370,6 +371,8 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
 
     const events = new EventEmitter<CoordinatorEvents>();
     const live = new LiveFeed(events);
+    const history = new HistoryCache();
+    for (const name of HISTORY_EVENTS) events.on(name, () => history.bump());
     let finishedResolve: (n: number) => void = () => undefined;
     const finished = new Promise<number>((resolve) => {
       finishedResolve = resolve;
@@ -585,6 +588,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         strategy: { name: strategy.name, params: strategy.params },
         aggregation: aggregator.mode,
         ...(secaggInfo === undefined ? {} : { secagg: secaggInfo }),
+        history,
       }),
     );
 
@@ -608,6 +612,7 @@ export async function startCoordinator(input: CoordinatorConfig, deps: Coordinat
         run: () => runInfo,
         ...(store instanceof FileModelStore ? { checkpointsDir: store.dir } : {}),
         checkpoints: () => store.list(),
+        history,
       }),
     );
 

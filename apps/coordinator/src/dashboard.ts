@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CheckpointNotFoundError } from './errors.js';
+import type { HistoryCache } from './history-cache.js';
 import { checkpointDirName } from './model-store.js';
 import { ErrorSchema } from './http.js';
 
@@ -122,6 +123,8 @@ export interface DashboardContext {
   readonly checkpointsDir?: string;
   /** Round ids whose checkpoint is on disk. */
   readonly checkpoints: () => Promise<number[]>;
+  /** Keeps /api/checkpoints' answer until the history changes (checkpoints change only at commits). */
+  readonly history?: HistoryCache;
 }
 
 const TFJS_FILES = ['model.json', 'weights.bin'] as const;
@@ -139,9 +142,14 @@ export function dashboardPlugin(ctx: DashboardContext, dir = DASHBOARD_DIR): Fas
       return existsSync(path) ? path : undefined;
     };
 
-    app.get('/api/checkpoints', { schema: { response: { 200: CheckpointsSchema } } }, async () => {
-      const ids = await ctx.checkpoints();
-      return { items: ids.map((roundId) => ({ roundId, tfjs: tfjsPath(roundId, 'model.json') !== undefined })) };
+    const notModified = { description: 'not modified since the ETag sent (If-None-Match)', type: 'null' } as const;
+    app.get('/api/checkpoints', { schema: { response: { 200: CheckpointsSchema, 304: notModified } } }, async (req, reply) => {
+      const answer = async () => {
+        const ids = await ctx.checkpoints();
+        return { items: ids.map((roundId) => ({ roundId, tfjs: tfjsPath(roundId, 'model.json') !== undefined })) };
+      };
+      if (ctx.history === undefined) return answer();
+      return ctx.history.reply(req, reply, 'checkpoints', async () => reply.serialize(await answer()));
     });
 
     app.get<{ Params: { id: number; file: (typeof TFJS_FILES)[number] } }>(

@@ -6,6 +6,7 @@ import type { StateDb, RoundRow } from './db.js';
 import type { EngineStatus, GlobalModel } from './engine.js';
 import { LayersModelUnavailableError, RoundNotFoundError } from './errors.js';
 import type { AgentInfo } from './gateway.js';
+import type { HistoryCache } from './history-cache.js';
 import type { LayersModelFiles } from './layers-model.js';
 import type { MetricsRegistry } from './metrics.js';
 
@@ -27,6 +28,8 @@ export interface HttpContext {
   readonly aggregation: string;
   /** Secure mode: the coordinator's secagg signing key (hex; agents may pin it) and encoding settings. */
   readonly secagg?: { readonly publicKey: string; readonly clip: number; readonly maxWeight: number; readonly dropoutFraction: number; readonly corruptFraction: number };
+  /** Keeps GET /api/rounds' answers until the history changes (ETag, 304); without it every request queries. */
+  readonly history?: HistoryCache;
 }
 
 const nullable = (schema: Record<string, unknown>) => ({ anyOf: [schema, { type: 'null' }] });
@@ -361,11 +364,15 @@ export function httpRoutes(ctx: HttpContext): FastifyPluginAsync {
 
     app.get<{ Querystring: { limit: number; offset: number } }>(
       '/api/rounds',
-      { schema: { querystring: PageQuerySchema, response: { 200: RoundsPageSchema, 400: ErrorSchema } } },
-      async (req) => {
+      { schema: { querystring: PageQuerySchema, response: { 200: RoundsPageSchema, 304: { description: 'not modified since the ETag sent (If-None-Match)', type: 'null' }, 400: ErrorSchema } } },
+      async (req, reply) => {
         const { limit, offset } = req.query;
-        const page = ctx.db.listRounds(limit, offset);
-        return { items: page.items.map(roundItem), total: page.total, limit, offset };
+        const answer = () => {
+          const page = ctx.db.listRounds(limit, offset);
+          return { items: page.items.map(roundItem), total: page.total, limit, offset };
+        };
+        if (ctx.history === undefined) return answer();
+        return ctx.history.reply(req, reply, `rounds:${limit}:${offset}`, () => reply.serialize(answer()));
       },
     );
 

@@ -1,10 +1,12 @@
 // The dashboard's live feed: GET /api/events, server-sent events of round and stage changes.
 //
 // Each event is small (ids, statuses, reasons; never weights or an agent's data): the page
-// refetches the JSON routes it shows. Listeners only serialise a few fields and write to the
-// open streams, so a browser attached costs the round a few microseconds per event. The last
-// LOG_SIZE events are kept and replayed to a new stream, so the page's event log starts with
-// what happened before it was opened (since the coordinator started).
+// refetches the JSON routes it shows. Each event is serialised once, whatever the number of open
+// streams, and each stream writes what arrived within COALESCE_MS in one write: a round of 100
+// agents has over 100 events (one per accepted update), and one socket write (and one chunk for
+// the browser to wake up for) per event was most of what an attached page cost the coordinator.
+// The last LOG_SIZE events are kept and replayed to a new stream, so the page's event log starts
+// with what happened before it was opened (since the coordinator started).
 // Access follows the read routes' rule (admin.ts's hook runs before this handler).
 import type { EventEmitter } from 'node:events';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
@@ -31,12 +33,15 @@ export interface LiveEvent {
 
 const LOG_SIZE = 500;
 const KEEPALIVE_MS = 15_000;
+/** Longest an event waits to be written with the ones after it (the page refreshes at most every 1.5 s). */
+export const COALESCE_MS = 100;
 /** Events worth replaying: the event log's entries (progress and stage ticks are only live). */
 const LOGGED = new Set<LiveEvent['type']>(['round-started', 'round-completed', 'round-failed', 'round-evaluated', 'update-rejected', 'participant']);
 
 export class LiveFeed {
-  private readonly streams = new Set<(e: LiveEvent) => void>();
-  private readonly log: LiveEvent[] = [];
+  private readonly streams = new Set<(e: LiveEvent, frame: string) => void>();
+  /** The logged events' SSE frames, oldest first (serialised once, for every stream). */
+  private readonly log: string[] = [];
   private nextId = 1;
 
   constructor(source: LiveSource | EventEmitter) {
@@ -61,23 +66,27 @@ export class LiveFeed {
     return this.streams.size;
   }
 
-  /** The logged events so far, oldest first. */
-  history(): readonly LiveEvent[] {
-    return this.log;
+  /** The logged events' frames, oldest first, as one string (a new stream's replay). */
+  historyFrames(): string {
+    return this.log.join('');
   }
 
-  subscribe(fn: (e: LiveEvent) => void): () => void {
+  subscribe(fn: (e: LiveEvent, frame: string) => void): () => void {
     this.streams.add(fn);
     return () => this.streams.delete(fn);
   }
 
   private push(type: LiveEvent['type'], data: LiveEvent['data']): void {
     const e: LiveEvent = { id: this.nextId++, type, at: Date.now(), data };
-    if (LOGGED.has(type)) {
-      this.log.push(e);
+    const logged = LOGGED.has(type);
+    // Nobody reads an unlogged event without a stream open: it is not even serialised.
+    if (!logged && this.streams.size === 0) return;
+    const text = frame(e);
+    if (logged) {
+      this.log.push(text);
       if (this.log.length > LOG_SIZE) this.log.shift();
     }
-    for (const fn of this.streams) fn(e);
+    for (const fn of this.streams) fn(e, text);
   }
 }
 
@@ -103,19 +112,30 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsync {
           connection: 'keep-alive',
           'x-accel-buffering': 'no',
         });
-        res.write(`retry: 2000\n\n${feed.history().map(frame).join('')}`);
+        res.write(`retry: 2000\n\n${feed.historyFrames()}`);
         // A closed stream may still get an event before its 'close' arrives: never write to it.
         const open = (): boolean => !res.destroyed && !res.writableEnded;
         res.on('error', (err) => req.log.debug({ err }, 'dashboard event stream error'));
-        // A slow reader is dropped rather than buffered without bound.
-        const unsubscribe = feed.subscribe((e) => {
-          if (!open()) return;
+        // Frames that arrived within COALESCE_MS, written together.
+        let pending: string[] = [];
+        let flushTimer: NodeJS.Timeout | undefined;
+        const flush = (): void => {
+          flushTimer = undefined;
+          const text = pending.join('');
+          pending = [];
+          if (!open() || text === '') return;
+          // A slow reader is dropped rather than buffered without bound.
           if (res.writableLength > 1024 * 1024) {
             req.log.warn('dropping a dashboard event stream more than 1 MiB behind');
             res.destroy();
             return;
           }
-          res.write(frame(e));
+          res.write(text);
+        };
+        const unsubscribe = feed.subscribe((_e, text) => {
+          if (!open()) return;
+          pending.push(text);
+          flushTimer ??= setTimeout(flush, COALESCE_MS);
         });
         const keepalive = setInterval(() => {
           if (open()) res.write(': keepalive\n\n');
@@ -123,6 +143,7 @@ export function liveRoutes(feed: LiveFeed): FastifyPluginAsync {
         keepalive.unref();
         req.raw.once('close', () => {
           clearInterval(keepalive);
+          clearTimeout(flushTimer);
           unsubscribe();
         });
       },

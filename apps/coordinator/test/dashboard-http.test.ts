@@ -100,3 +100,50 @@ test('dashboard: public page, token-guarded data and event stream; the stream re
     await coordinator.close();
   }
 });
+
+test('dashboard: the history routes answer 304 to the ETag they gave until a round starts, ends or is evaluated', async () => {
+  const dir = tempDir();
+  const { coordinator } = await startTestCoordinator({ stateDir: join(dir, 'coordinator'), rounds: 2, minCohort: 2, maxCohort: 2 });
+  const base = coordinator.url;
+  const logger = pino({ level: process.env['FEDCLR_LOG_LEVEL'] ?? 'warn' });
+  const agents: Awaited<ReturnType<typeof startAgent>>[] = [];
+  const get = (path: string, etag?: string) => fetch(`${base}${path}`, etag === undefined ? {} : { headers: { 'if-none-match': etag } });
+  try {
+    const first = await get('/api/rounds?limit=20');
+    const e0 = first.headers.get('etag') ?? '';
+    assert.equal(((await first.json()) as { total: number }).total, 0);
+    assert.match(e0, /^"[0-9a-f]+-\d+-rounds:20:0"$/);
+    const same = await get('/api/rounds?limit=20', e0);
+    assert.equal(same.status, 304);
+    assert.equal(await same.text(), '');
+    assert.notEqual((await get('/api/rounds?limit=5')).headers.get('etag'), e0, 'each query has its own tag');
+    const c0 = (await get('/api/checkpoints')).headers.get('etag') ?? '';
+    assert.equal((await get('/api/checkpoints', c0)).status, 304);
+
+    for (const i of [0, 1]) {
+      agents.push(await startAgent({ coordinatorUrl: base, stateDir: join(dir, `a${i}`), trainer: createFakeTrainer({ seed: i, delayMs: 20 }), logger, ...trust(coordinator.publicKey) }));
+    }
+    await withTimeout(coordinator.finished, 20_000, 'the run');
+    const after = await get('/api/rounds?limit=20', e0);
+    assert.equal(after.status, 200, 'two rounds later the old tag is stale');
+    const e1 = after.headers.get('etag') ?? '';
+    assert.notEqual(e1, e0);
+    const page = (await after.json()) as { total: number; items: { roundId: number; status: string; metrics: Record<string, number> }[] };
+    assert.equal(page.total, 2);
+    assert.ok(page.items.every((r) => r.status === 'completed'));
+    const ck = await get('/api/checkpoints', c0);
+    assert.equal(ck.status, 200);
+    assert.deepEqual(((await ck.json()) as { items: { roundId: number }[] }).items.map((c) => c.roundId).sort(), [1, 2]);
+    assert.equal((await get('/api/rounds?limit=20', e1)).status, 304);
+
+    // An evaluation changes a committed round: the cached answer goes with it.
+    coordinator.recordRoundMetrics(1, { evalKnn: 0.625 });
+    const evaluated = await get('/api/rounds?limit=20', e1);
+    assert.equal(evaluated.status, 200);
+    const rows = ((await evaluated.json()) as typeof page).items;
+    assert.equal(rows.find((r) => r.roundId === 1)?.metrics['evalKnn'], 0.625);
+  } finally {
+    for (const a of agents) await a.close();
+    await coordinator.close();
+  }
+});

@@ -16,7 +16,7 @@ export {
 } from './fashion-mnist.js';
 export type { FashionMnistOptions, FashionMnistSplit } from './fashion-mnist.js';
 
-export { encodePng, writePngFolder } from './image-writer.js';
+export { classFolderName, encodePng, writeLabeledPngFolder, writePngFolder } from './image-writer.js';
 export { decodeImage, sniffImageFormat } from './image-decode.js';
 export type { DecodeOptions, FitMode, ImageFormat } from './image-decode.js';
 export { defaultMaxDecodedBytes, readImageFolder } from './image-folder.js';

@@ -339,6 +339,9 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     lastMark = Date.now();
     if (ipc) sendToParent({ type: 'round-failed', summary: s, at: Date.now() });
   });
+  handle.events.on('round-evaluated', (e) => {
+    if (ipc) sendToParent({ type: 'round-evaluated', roundId: e.roundId, metrics: e.metrics, at: Date.now() });
+  });
   handle.events.on('round-completed', (s) => {
     const now = Date.now();
     walls.push(now - (lastMark ?? s.startedAt));

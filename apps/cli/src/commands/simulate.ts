@@ -28,6 +28,7 @@ import { initBackend, loadModel } from '@fedclr/tensor';
 import { defaultWorkers, fedproxMuOption, intOption, numberOption } from '../common.js';
 import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFlags, dpFromFlags } from '../dp-flags.js';
 import { SAMPLING_FLAG_OPTIONS, SAMPLING_FLAGS_HELP, samplingFlags, samplingFromFlags } from '../sampling-flags.js';
+import { COORDINATOR_EVAL_FLAG_OPTIONS, COORDINATOR_EVAL_FLAGS_HELP, coordinatorEvalFlags, coordinatorEvalFromFlags } from '../coordinator-eval-flags.js';
 import { SimulationError, UsageError } from '../errors.js';
 import {
   partitionOption,
@@ -75,9 +76,13 @@ ${SAMPLING_FLAGS_HELP}
                               (simulate: every client is invited; not with --cohort, the cohort is the volunteers)
   --byzantine B               red team: B agents send garbage encrypted shares in every secure round (the
                               federation must complete each round without them; default 0)
+  --refusers R                R agents (the last ones) require secure aggregation, as an agent's default policy does,
+                              and so refuse every round of --aggregation plain: their refusals and reasons are in each
+                              round's record and the dashboard's event log (default 0)
   --server-lr LR              the strategy's server step size (default 2 with fedavg, as fedclr coordinator: x + 2 x
                               the agents' mean delta, BatchNorm statistics averaged; fedavgm 1, fedadam 0.1)
   --eval-every K              also evaluate every K rounds (default 0: only at the end)
+${COORDINATOR_EVAL_FLAGS_HELP}
   --k 20                      kNN neighbours
   --holdout H                 fit the probe on H labeled train images kept from the agents (default 0:
                               the probe fits on the train split's labels, which agents never get)
@@ -119,7 +124,9 @@ const SIMULATE_OPTIONS = {
   'server-lr': { type: 'string' },
   aggregation: { type: 'string', default: 'plain' },
   byzantine: { type: 'string' },
+  refusers: { type: 'string' },
   'eval-every': { type: 'string' },
+  ...COORDINATOR_EVAL_FLAG_OPTIONS,
   k: { type: 'string' },
   holdout: { type: 'string' },
   limit: { type: 'string' },
@@ -178,6 +185,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   const byzantine = intOption(values, 'byzantine', 0, 0);
   if (byzantine > 0 && aggregation !== 'secure') throw new UsageError('--byzantine needs --aggregation secure (the misbehaviour is in secure aggregation)');
   if (byzantine >= clients) throw new UsageError(`--byzantine ${byzantine} must be below --clients ${clients}`);
+  const refusers = intOption(values, 'refusers', 0, 0);
+  if (refusers > 0 && aggregation !== 'plain') throw new UsageError('--refusers needs --aggregation plain (they refuse rounds that are not secure)');
+  if (refusers >= clients) throw new UsageError(`--refusers ${refusers} must be below --clients ${clients}`);
   const minutes = numberOption(values, 'minutes', undefined);
   const rounds = intOption(values, 'rounds', minutes === undefined ? 10 : 1_000_000);
   const stepsPerRound = values['steps-per-round'] === undefined ? undefined : intOption(values, 'steps-per-round', 1);
@@ -201,7 +211,9 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
   if (dp.calibrated !== undefined) {
     log(`simulate: --target-epsilon ${dp.privacy?.targetEpsilon}: noise multiplier ${dp.calibrated.noiseMultiplier.toPrecision(4)} (epsilon ${dp.calibrated.epsilon.toFixed(3)} after ${dp.calibrated.rounds} rounds, q = ${dp.calibrated.samplingRate})`);
   }
-  const evalEvery = intOption(values, 'eval-every', 0, 0);
+  // With --eval-data the coordinator evaluates during the run (and --eval-every is its); simulate only at the end.
+  const coordinatorEval = coordinatorEvalFromFlags(values);
+  const evalEvery = coordinatorEval === undefined ? intOption(values, 'eval-every', 0, 0) : 0;
   const k = intOption(values, 'k', 20);
   const seed = intOption(values, 'seed', 0, 0);
   // One training thread per agent keeps the agent's own event loop free for socket heartbeats
@@ -320,6 +332,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       '--strength', String(strength),
       '--fedprox-mu', String(fedproxMu),
       ...dpFlags(dp),
+      ...coordinatorEvalFlags(coordinatorEval),
       '--lr-schedule', lrSchedule.kind,
       '--size', String(input.height),
       '--channels', String(input.channels),
@@ -400,6 +413,17 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         case 'round-completed':
           onRound(m);
           return;
+        case 'round-evaluated': {
+          const record = rounds_.find((r) => r.roundId === m.roundId);
+          const { evalLinearProbe: linearProbe, evalKnn: knn, evalMs } = m.metrics;
+          if (record === undefined || linearProbe === undefined || knn === undefined) {
+            log(`simulate: the coordinator's evaluation of round ${m.roundId} matches no completed round or lacks its scores; ignored`);
+            return;
+          }
+          record.coordinatorEval = { linearProbe, knn, evalMs: evalMs ?? null };
+          log(`coordinator's evaluation of round ${record.round} (--eval-data): linear probe ${(linearProbe * 100).toFixed(2)}%, kNN ${(knn * 100).toFixed(2)}%`);
+          return;
+        }
         case 'round-failed':
           lastEnd = m.at;
           failed.push({ roundId: m.summary.roundId, status: m.summary.status, reason: m.summary.reason ?? null });
@@ -433,7 +457,8 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
         '--coordinator-key', listening.coordinatorKey,
         '--token', enrolmentTokens[i] as string,
         '--min-cohort', '1',
-        ...(aggregation === 'plain' ? ['--allow-plain'] : []),
+        // The last R refusers keep the default policy's requirement of secure aggregation (--refusers).
+        ...(aggregation === 'plain' ? [i >= clients - refusers ? '--require-secure' : '--allow-plain'] : []),
         ...data.agentArgs(i),
         ...(labels !== undefined ? ['--labels', labels] : []),
         '--state', join(outDir, 'agents', `agent-${i}`),
@@ -551,6 +576,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       serverLr,
       aggregation,
       byzantine,
+      refusers,
       encoder,
       widths: [...recipe.model.widths],
       cropMin,
@@ -562,6 +588,7 @@ export async function simulateCommand(argv: string[], out: (line: string) => voi
       architecture: listening.architecture,
       parameters: listening.parameters,
       evalEvery,
+      coordinatorEval: coordinatorEval ?? null,
       k,
       holdout: holdoutCount,
       limit: limit ?? null,

@@ -47,6 +47,8 @@ export interface RoundRecord {
   meanDeltaNorm: number | null;
   elapsedMs: number;
   eval?: EvalRecord;
+  /** --eval-data: the coordinator's own score of this round's checkpoint on that folder (it arrives after the round). */
+  coordinatorEval?: { linearProbe: number; knn: number; evalMs: number | null };
 }
 
 export interface EvalRecord {

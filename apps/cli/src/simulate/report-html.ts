@@ -13,11 +13,16 @@ export interface SimulationReportView {
   readonly privacy: { readonly epsilon: number; readonly delta: number; readonly targetEpsilon: number | null } | null;
 }
 
-/** The rounds in GET /api/rounds' shape, each evaluation on the round it followed. */
+/**
+ * The rounds in GET /api/rounds' shape, each evaluation on the round it followed. With
+ * --eval-data every round carries the coordinator's score on that folder: the chart then plots
+ * those alone (one data set), and simulate's final score stays in the summary.
+ */
 export function reportRounds(r: SimulationReportView): ReportRound[] {
   const evalAfter = new Map(r.evaluations.map((e) => [e.afterRound, e]));
+  const byCoordinator = r.rounds.some((x) => x.coordinatorEval !== undefined);
   const done: ReportRound[] = r.rounds.map((x) => {
-    const ev = x.eval ?? evalAfter.get(x.round);
+    const ev = byCoordinator ? x.coordinatorEval : (x.eval ?? evalAfter.get(x.round));
     const metrics: Record<string, number> = {};
     const put = (k: string, v: number | null | undefined): void => {
       if (typeof v === 'number' && Number.isFinite(v)) metrics[k] = v;
