@@ -6,6 +6,7 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
+  generateKeyPairSync,
   hkdfSync,
   randomBytes as nodeRandomBytes,
   sign as nodeSign,
@@ -85,17 +86,42 @@ export function generateSigningKeyPair(random: RandomBytes = defaultRandomBytes)
   return { publicKey, secretKey };
 }
 
-/** Same key pair as `nacl.box.keyPair.fromSecretKey(random(32))`, derived natively. */
+/**
+ * Same key pair as `nacl.box.keyPair.fromSecretKey(random(32))`, derived natively. With the
+ * default randomness the pair comes from node:crypto's own X25519 key generation (also the
+ * CSPRNG): importing 32 random bytes as PKCS#8 costs ~10x more (OpenSSL 3's DER decoder), and an
+ * agent makes k + 2 of these per round (k = 162 at 300 agents).
+ */
 export function generateBoxKeyPair(random: RandomBytes = defaultRandomBytes): BoxKeyPair {
+  if (random === defaultRandomBytes) {
+    const pair = generateKeyPairSync('x25519');
+    const d = pair.privateKey.export({ format: 'jwk' }).d;
+    const x = pair.publicKey.export({ format: 'jwk' }).x;
+    if (typeof d !== 'string' || typeof x !== 'string') throw new InternalError('native X25519 key export lacks its points');
+    const secretKey = new Uint8Array(Buffer.from(d, 'base64url'));
+    privateKeys.set(secretKey, pair.privateKey);
+    return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), secretKey };
+  }
   const secretKey = random(32).slice();
   return { publicKey: publicFromPrivate(xPrivateKey(secretKey)), secretKey };
 }
 
+// Imported public keys, by curve and value: an agent checks each neighbour's X25519 keys and
+// then uses them, and verifies many signatures under the same cohort keys. Bounded: the oldest
+// entries go first.
+const publicKeys = new Map<string, KeyObject>();
+const MAX_CACHED_PUBLIC_KEYS = 8192;
+
 function okpPublicKey(crv: 'Ed25519' | 'X25519', publicKey: Uint8Array): KeyObject {
-  return createPublicKey({
-    key: { kty: 'OKP', crv, x: b64(publicKey) },
-    format: 'jwk',
-  });
+  const x = b64(publicKey);
+  const id = `${crv}:${x}`;
+  let key = publicKeys.get(id);
+  if (key === undefined) {
+    key = createPublicKey({ key: { kty: 'OKP', crv, x }, format: 'jwk' });
+    if (publicKeys.size >= MAX_CACHED_PUBLIC_KEYS) publicKeys.delete(publicKeys.keys().next().value as string);
+    publicKeys.set(id, key);
+  }
+  return key;
 }
 
 /** Ed25519 detached signature; identical bytes to `nacl.sign.detached`. */
