@@ -58,12 +58,15 @@ test('X25519 and box keys equal nacl.scalarMult and nacl.box.before', () => {
   }
 });
 
-test('box key pairs from the default randomness (native key generation) are nacl key pairs', () => {
+test('box key pairs (X25519 private keys imported from d alone) are nacl key pairs, for many secrets', () => {
+  for (let i = 0; i < 64; i++) {
+    const pair = generateBoxKeyPair();
+    assert.deepEqual(pair.publicKey, nacl.box.keyPair.fromSecretKey(pair.secretKey).publicKey);
+  }
   const a = generateBoxKeyPair();
   const b = generateBoxKeyPair();
   assert.equal(a.secretKey.length, 32);
   assert.notDeepEqual(a.secretKey, b.secretKey);
-  assert.deepEqual(a.publicKey, nacl.box.keyPair.fromSecretKey(a.secretKey).publicKey);
   assert.deepEqual(x25519(a.secretKey, b.publicKey, 'b'), nacl.scalarMult(a.secretKey, b.publicKey));
   assert.deepEqual(boxBefore(b.publicKey, a.secretKey, 'b'), nacl.box.before(b.publicKey, a.secretKey));
 });
