@@ -155,7 +155,11 @@ export class SecureRound {
 
   /** Handles one coordinator `secagg` message (in arrival order; never throws). */
   handle(message: SecaggMessage): Promise<void> {
-    const run = this.queue.then(() => this.process(message));
+    // Each message's work (O(k) signatures, key agreements and Shamir shares) starts in its own
+    // macrotask: a host running many agents (the chaos harness: 50 per process) gets every
+    // stage's message for all of them at once, and chained as microtasks their work blocked the
+    // event loop for seconds, long enough for socket.io to miss pings and drop the links.
+    const run = this.queue.then(nextMacrotask).then(() => this.process(message));
     this.queue = run;
     return run;
   }
@@ -388,6 +392,11 @@ export function encodeSecureInput(request: SecureInputRequest): EncodedSecureInp
   }
   const words = encodeFixedPoint(values, weight, encoding, request.random ?? cryptoRandomWords);
   return { words, weight, noiseStd, clippedCoordinates };
+}
+
+/** Resolves after pending I/O callbacks had their turn (setImmediate runs after the poll phase). */
+function nextMacrotask(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function describe(err: unknown): string {

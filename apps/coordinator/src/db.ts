@@ -560,6 +560,14 @@ export class StateDb {
     this.stmts.touchEnrolment.run(now, agentId);
   }
 
+  /** last_seen of several agents in one transaction (one fsync instead of one per agent). */
+  touchMany(seen: ReadonlyMap<string, number>): void {
+    if (seen.size === 0) return;
+    this.db.transaction(() => {
+      for (const [agentId, now] of seen) this.stmts.touchEnrolment.run(now, agentId);
+    })();
+  }
+
   countEnrolments(): number {
     return (this.db.prepare(`SELECT COUNT(*) AS n FROM enrolments`).get() as { n: number }).n;
   }

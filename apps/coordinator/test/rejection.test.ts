@@ -191,7 +191,7 @@ test('enrolment: allow-list admits listed keys only; an agent id stays bound to 
       open.coordinator.url,
       'future',
       'future',
-      tamperingConnector(join(dir, 'future'), { hello: (m) => ({ ...m, protocolVersion: '4.0', hologram: true }) }),
+      tamperingConnector(join(dir, 'future'), { hello: (m) => ({ ...m, protocolVersion: '5.0', hologram: true }) }),
     );
     const fu = await withTimeout(future.done, 5000, 'the future agent to be refused');
     assert.equal(fu.reason, 'rejected');

@@ -18,7 +18,10 @@ import { VersionIncompatibleError, VersionMalformedError } from './errors.js';
 // 3.1: Poisson self-sampling: sampling-invite (coordinator -> agent) and sampling-answer
 // (agent -> coordinator), and round config `sampling` {rate, invited}. Only a coordinator in
 // sampling mode 'poisson' sends them; a 3.0 peer never sees them otherwise.
-export const PROTOCOL_VERSION = '3.1';
+// 4.0: secure aggregation's advertise signs each neighbour's inbox-key entry and keys messages
+// carry {own, neighbours} (one signed entry per neighbour) instead of whole advertisements: a 3.x
+// agent and a 4.0 coordinator could not finish a secure round, so the handshake refuses the pair.
+export const PROTOCOL_VERSION = '4.0';
 
 export interface ProtocolVersion {
   readonly major: number;

@@ -42,7 +42,7 @@ const hello = (): HelloMessage => ({
 describe('versions', () => {
   it('parses, compares and negotiates MAJOR.MINOR', () => {
     assert.deepEqual(parseProtocolVersion('12.34'), { major: 12, minor: 34 });
-    assert.equal(PROTOCOL_VERSION, '3.1');
+    assert.equal(PROTOCOL_VERSION, '4.0');
     assert.ok(isCompatibleVersion('1.9', '1.0'));
     assert.ok(!isCompatibleVersion('2.0', '1.0'));
     assert.ok(!isCompatibleVersion('junk', '1.0'));
@@ -100,14 +100,14 @@ describe('hello / welcome handshake', () => {
   });
 
   it('respondToHello refuses an incompatible parsed hello too', () => {
-    const reply = respondToHello({ ...hello(), protocolVersion: '4.0' }, { sessionId: createSessionId(), coordinatorKey: Buffer.alloc(32, 6), heartbeatIntervalMs: 1000 });
+    const reply = respondToHello({ ...hello(), protocolVersion: '5.0' }, { sessionId: createSessionId(), coordinatorKey: Buffer.alloc(32, 6), heartbeatIntervalMs: 1000 });
     assert.equal(reply.type, 'reject');
   });
 
   it('maps other hello errors to invalid-hello and other rejects to HANDSHAKE_REJECTED', () => {
     let err: unknown;
     try {
-      parseMessage(AGENT_TO_COORDINATOR, { ...hello(), protocolVersion: '3.0', publicKey: Buffer.alloc(8) });
+      parseMessage(AGENT_TO_COORDINATOR, { ...hello(), protocolVersion: '4.0', publicKey: Buffer.alloc(8) });
     } catch (e) {
       err = e;
     }
@@ -117,7 +117,7 @@ describe('hello / welcome handshake', () => {
     assertCode(() => acceptWelcome(rejectMessage('not-enrolled', 'key not enrolled')), 'FEDCLR_PROTO_HANDSHAKE_REJECTED', /'not-enrolled'.*key not enrolled/);
     const welcome = sampleMessages().coordinator[0];
     assert.ok(welcome?.type === 'welcome');
-    assertCode(() => acceptWelcome({ ...welcome, protocolVersion: '4.0' }), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE');
+    assertCode(() => acceptWelcome({ ...welcome, protocolVersion: '5.0' }), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE');
   });
 
   it('session ids are random and valid', () => {

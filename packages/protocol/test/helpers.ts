@@ -62,7 +62,7 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
   const agent: AgentMessage[] = [
     {
       type: 'hello',
-      protocolVersion: '3.0',
+      protocolVersion: '4.0',
       agentId: 'edge-01',
       publicKey: Buffer.alloc(32, 1),
       nonce: Buffer.alloc(32, 3),
@@ -88,7 +88,7 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
   const coordinator: CoordinatorMessage[] = [
     {
       type: 'welcome',
-      protocolVersion: '3.0',
+      protocolVersion: '4.0',
       sessionId: 'AAAAAAAAAAAAAAAAAAAAAA',
       coordinatorId: 'coord-1',
       heartbeatIntervalMs: 5000,
@@ -97,7 +97,7 @@ export function sampleMessages(): { agent: AgentMessage[]; coordinator: Coordina
       coordinatorKey: Buffer.alloc(32, 4),
       sig,
     },
-    { type: 'reject', reason: 'not-enrolled', message: 'unknown key', protocolVersion: '3.0' },
+    { type: 'reject', reason: 'not-enrolled', message: 'unknown key', protocolVersion: '4.0' },
     {
       type: 'round-start',
       roundId: 3,

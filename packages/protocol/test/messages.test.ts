@@ -67,7 +67,7 @@ describe('message round-trips', () => {
   });
 
   it('accepts a hello of a newer minor of the same major', () => {
-    assert.equal(parseMessage(up, { ...agentMsg('hello'), protocolVersion: '3.7' }).type, 'hello');
+    assert.equal(parseMessage(up, { ...agentMsg('hello'), protocolVersion: '4.7' }).type, 'hello');
   });
 });
 
@@ -245,8 +245,8 @@ describe('field validation', () => {
 
 describe('hello version gate', () => {
   it('rejects another major before looking at the fields', () => {
-    const v4 = { ...agentMsg('hello'), protocolVersion: '4.0', someV4Field: true };
-    const err = assertCode(() => parseMessage(up, v4), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /4\.0 is incompatible with local version 3\.1/);
+    const v5 = { ...agentMsg('hello'), protocolVersion: '5.0', someV5Field: true };
+    const err = assertCode(() => parseMessage(up, v5), 'FEDCLR_PROTO_VERSION_INCOMPATIBLE', /5\.0 is incompatible with local version 4\.0/);
     assert.equal((err as { statusCode?: number }).statusCode, 426);
   });
   it('rejects malformed versions', () => {

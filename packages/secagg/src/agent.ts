@@ -30,6 +30,7 @@ import {
 import { checkDpEncoding, type DpNoiseSpec } from './dp.js';
 import { deriveFixedPoint, type FixedPointParams } from './encoding.js';
 import {
+  BadSignatureError,
   ConsistencyError,
   InconsistentAnnouncementError,
   InternalError,
@@ -46,6 +47,7 @@ import {
   consistencyStatement,
   maskNonce,
   maskedWithStatement,
+  neighbourKeysStatement,
   pairwiseMaskKey,
   pairwiseSign,
   seedCommitment,
@@ -393,11 +395,15 @@ export class SecAggAgent {
       inbox: new Map(neighbours.map((peer) => [peer, generateBoxKeyPair(this.random)] as const)),
     };
     this.stateValue = 'awaiting-keys';
-    return this.sign('advertise', {
-      encryptionKey: this.context.encryption.publicKey,
-      maskKey: this.context.mask.publicKey,
-      inboxKeys: neighbours.map((peer) => ({ peer, key: (this.context?.inbox.get(peer) as BoxKeyPair).publicKey })),
+    const encryptionKey = this.context.encryption.publicKey;
+    const maskKey = this.context.mask.publicKey;
+    const inboxKeys = neighbours.map((peer) => {
+      const key = (this.context?.inbox.get(peer) as BoxKeyPair).publicKey;
+      // Signed per neighbour: each one is relayed only its own entry (neighbourKeysStatement).
+      const signature = signDetached(neighbourKeysStatement(session, this.id, peer, { encryptionKey, maskKey, inboxKey: key }), this.identity.secretKey);
+      return { peer, key, signature };
     });
+    return this.sign('advertise', { encryptionKey, maskKey, inboxKeys });
   }
 
   private validateConfig(session: string, raw: Record<string, unknown>): SessionConfig {
@@ -471,35 +477,31 @@ export class SecAggAgent {
 
   private onKeys(payload: Record<string, unknown>): AgentMessage {
     const ctx = this.requireContext();
-    const ads = expectArray('payload.advertisements', payload.advertisements);
-    const peers = new Map<string, PeerKeys>();
+    const own = payload.own;
     let ownIntact = false;
-    for (const ad of ads) {
-      checkEnvelope(
-        ad,
-        { session: ctx.session, stages: ['advertise'], state: 'checking relayed keys', recipient: this.serverId },
-        (sender) => {
-          const key = ctx.signingKeys.get(sender);
-          if (key === undefined) throw new UnknownSignerError('advertise', sender);
-          return key;
-        },
-      );
-      const { sender, payload: adPayload } = ad as AdvertiseMessage;
-      if (sender === this.id) {
-        ownIntact = this.isOwnAdvert(adPayload);
-        continue;
-      }
+    if (own !== undefined) {
+      checkEnvelope(own, { session: ctx.session, stages: ['advertise'], state: 'checking relayed keys', recipient: this.serverId }, (sender) => {
+        if (sender !== this.id) throw new UnknownSignerError('advertise', sender);
+        return this.identity.publicKey;
+      });
+      ownIntact = this.isOwnAdvert((own as AdvertiseMessage).payload);
+    }
+    const peers = new Map<string, PeerKeys>();
+    for (const [i, entry] of expectArray('payload.neighbours', payload.neighbours).entries()) {
+      const r = expectRecord(`payload.neighbours[${i}]`, entry);
+      const sender = expectString(`payload.neighbours[${i}].agent`, r.agent);
       if (!ctx.neighbours.has(sender)) this.fail(new RelayInconsistentError(`relayed keys of ${sender}, which is not a neighbour`));
       if (peers.has(sender)) this.fail(new RelayInconsistentError(`two key advertisements for ${sender}`));
-      const inbox = expectArray(`advertisement of ${sender}.inboxKeys`, adPayload.inboxKeys)
-        .map((e, i) => expectRecord(`advertisement of ${sender}.inboxKeys[${i}]`, e))
-        .find((e) => e.peer === this.id);
-      if (inbox === undefined) this.fail(new RelayInconsistentError(`the advertisement of ${sender} has no inbox key for this agent`));
       const keys: PeerKeys = {
-        encryptionKey: expectBytes(`advertisement of ${sender}.encryptionKey`, adPayload.encryptionKey, 32),
-        maskKey: expectBytes(`advertisement of ${sender}.maskKey`, adPayload.maskKey, 32),
-        inboxKey: expectBytes(`advertisement of ${sender}.inboxKeys[${this.id}]`, inbox.key, 32),
+        encryptionKey: expectBytes(`keys of ${sender}.encryptionKey`, r.encryptionKey, 32),
+        maskKey: expectBytes(`keys of ${sender}.maskKey`, r.maskKey, 32),
+        inboxKey: expectBytes(`keys of ${sender}.inboxKey`, r.inboxKey, 32),
       };
+      const signature = expectBytes(`keys of ${sender}.signature`, r.signature, 64);
+      // Refused like a badly signed envelope (state unchanged): only the neighbour can sign its keys.
+      if (!verifyDetached(neighbourKeysStatement(ctx.session, sender, this.id, keys), signature, ctx.signingKeys.get(sender) as Uint8Array)) {
+        throw new BadSignatureError('keys', sender);
+      }
       try {
         for (const key of [keys.encryptionKey, keys.maskKey, keys.inboxKey]) assertStrongX25519(key, sender);
       } catch (err) {

@@ -56,16 +56,14 @@ function wordsAsBytes(words: Uint32Array): Uint8Array {
 /** Writes the canonical encoding of `value` into `sink`. */
 export function encodeInto(value: CanonicalValue, sink: Sink, path = 'value'): void {
   if (typeof value === 'string') {
-    const bytes = utf8.encode(value);
-    sink.write(header(TAG_STRING, bytes.length));
-    sink.write(bytes);
+    writeString(value, sink);
   } else if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new MalformedMessageError(path, 'numbers must be finite');
     HEADER[0] = TAG_NUMBER;
     HEADER_VIEW.setFloat64(1, value === 0 ? 0 : value, true);
     sink.write(HEADER);
   } else if (typeof value === 'boolean') {
-    sink.write(Uint8Array.of(value ? TAG_TRUE : TAG_FALSE));
+    sink.write(value ? TRUE_BYTE : FALSE_BYTE);
   } else if (value instanceof Uint8Array) {
     sink.write(header(TAG_BYTES, value.length));
     sink.write(value);
@@ -75,7 +73,7 @@ export function encodeInto(value: CanonicalValue, sink: Sink, path = 'value'): v
   } else if (Array.isArray(value)) {
     const items = value as readonly CanonicalValue[];
     sink.write(header(TAG_ARRAY, items.length));
-    items.forEach((item, i) => encodeInto(item, sink, `${path}[${i}]`));
+    for (let i = 0; i < items.length; i++) encodeInto(items[i] as CanonicalValue, sink, `${path}[${i}]`);
   } else if (typeof value === 'object' && value !== null) {
     const record = value as { readonly [key: string]: CanonicalValue };
     const keys = Object.keys(record).sort();
@@ -83,7 +81,7 @@ export function encodeInto(value: CanonicalValue, sink: Sink, path = 'value'): v
     for (const key of keys) {
       const item = record[key];
       if (item === undefined) throw new MalformedMessageError(`${path}.${key}`, 'undefined is not encodable');
-      encodeInto(key, sink, path);
+      writeString(key, sink);
       encodeInto(item, sink, `${path}.${key}`);
     }
   } else {
@@ -91,22 +89,87 @@ export function encodeInto(value: CanonicalValue, sink: Sink, path = 'value'): v
   }
 }
 
-class BufferSink implements Sink {
-  readonly parts: Uint8Array[] = [];
-  length = 0;
+const TRUE_BYTE = Uint8Array.of(TAG_TRUE);
+const FALSE_BYTE = Uint8Array.of(TAG_FALSE);
+// Short strings (object keys, agent ids) are most of a message's items: encode them into one
+// scratch buffer instead of allocating a TextEncoder result each.
+const STRING_SCRATCH = new Uint8Array(5 + 1024);
+const STRING_SCRATCH_VIEW = new DataView(STRING_SCRATCH.buffer);
+
+function writeString(value: string, sink: Sink): void {
+  if (value.length <= 256) {
+    // at most 3 bytes per UTF-16 unit (a surrogate pair is 4 bytes for 2 units)
+    const { written } = utf8.encodeInto(value, STRING_SCRATCH.subarray(5));
+    STRING_SCRATCH[0] = TAG_STRING;
+    STRING_SCRATCH_VIEW.setUint32(1, written, true);
+    sink.write(STRING_SCRATCH.subarray(0, 5 + written));
+    return;
+  }
+  const bytes = utf8.encode(value);
+  sink.write(header(TAG_STRING, bytes.length));
+  sink.write(bytes);
+}
+
+const CHUNK_BYTES = 64 * 1024;
+const SHARED_CHUNK = new Uint8Array(CHUNK_BYTES);
+let chunkInUse = false;
+
+/**
+ * Collects writes into large chunks: the encoder emits many 5-byte headers, and one allocation
+ * (or one native hash update) per write was most of the cost of a big message (a keys message of
+ * 300 agents holds tens of thousands of items). `flush` receives each full chunk; the chunk is
+ * reused afterwards, so `flush` must copy or consume it.
+ */
+class ChunkedSink implements Sink {
+  private readonly chunk: Uint8Array;
+  private readonly owner: boolean;
+  private used = 0;
+  constructor(private readonly flushChunk: (bytes: Uint8Array) => void) {
+    // One shared chunk (encoding is synchronous and never nested); a fresh one if it is in use.
+    this.chunk = chunkInUse ? new Uint8Array(CHUNK_BYTES) : SHARED_CHUNK;
+    this.owner = !chunkInUse;
+    chunkInUse = true;
+  }
+  /** Writes what is left and releases the shared chunk. */
+  end(): void {
+    this.flush();
+    if (this.owner) chunkInUse = false;
+  }
   write(bytes: Uint8Array): void {
-    this.parts.push(bytes.slice());
-    this.length += bytes.length;
+    if (bytes.length >= this.chunk.length / 2) {
+      // big payloads (masked vectors, ciphertexts) go straight through, never copied here
+      this.flush();
+      this.flushChunk(bytes);
+      return;
+    }
+    if (this.used + bytes.length > this.chunk.length) this.flush();
+    this.chunk.set(bytes, this.used);
+    this.used += bytes.length;
+  }
+  flush(): void {
+    if (this.used === 0) return;
+    this.flushChunk(this.chunk.subarray(0, this.used));
+    this.used = 0;
   }
 }
 
 /** Canonical encoding as one byte array. */
 export function encodeCanonical(value: CanonicalValue): Uint8Array {
-  const sink = new BufferSink();
-  encodeInto(value, sink);
-  const out = new Uint8Array(sink.length);
+  const parts: Uint8Array[] = [];
+  let length = 0;
+  const sink = new ChunkedSink((bytes) => {
+    parts.push(bytes.slice());
+    length += bytes.length;
+  });
+  try {
+    encodeInto(value, sink);
+  } finally {
+    sink.end();
+  }
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const out = new Uint8Array(length);
   let offset = 0;
-  for (const part of sink.parts) {
+  for (const part of parts) {
     out.set(part, offset);
     offset += part.length;
   }
@@ -123,7 +186,12 @@ export function canonicalLength(value: CanonicalValue): number {
 /** SHA-256 of the canonical encoding, streamed (a 4 MB masked vector is never copied). */
 export function canonicalDigest(value: CanonicalValue): Uint8Array {
   const hash = createHash('sha256');
-  encodeInto(value, { write: (bytes) => hash.update(bytes) });
+  const sink = new ChunkedSink((bytes) => hash.update(bytes));
+  try {
+    encodeInto(value, sink);
+  } finally {
+    sink.end();
+  }
   return new Uint8Array(hash.digest());
 }
 

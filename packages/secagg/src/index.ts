@@ -83,6 +83,7 @@ export {
   seedCommitment,
   shareCommitment,
   shareStatement,
+  neighbourKeysStatement,
   maskedWithStatement,
   consistencyStatement,
 } from './masks.js';

@@ -113,6 +113,21 @@ export function shareStatement(
 }
 
 /**
+ * What an agent signs for each neighbour in its advertisement: its two session keys and the
+ * inbox key it made for that neighbour. The coordinator relays each neighbour only its own
+ * entry with this signature (O(k) per agent; relaying whole advertisements, whose signature
+ * needs every neighbour's inbox key, made the keys stage O(n k^2): 2 MB per agent at k = 162).
+ */
+export function neighbourKeysStatement(
+  session: string,
+  owner: string,
+  holder: string,
+  keys: { readonly encryptionKey: Uint8Array; readonly maskKey: Uint8Array; readonly inboxKey: Uint8Array },
+): Uint8Array {
+  return canonicalDigest([SIGNED_STATEMENT_CONTEXT, 'neighbour-keys', PROTOCOL_ID, session, owner, holder, keys.encryptionKey, keys.maskKey, keys.inboxKey]);
+}
+
+/**
  * What an agent signs in its masked input: the participant set it masked with. Every neighbour
  * that will reveal its seed checks it against its own view, so the coordinator cannot show the
  * agent a smaller participant list than everybody else (the split-view attack).

@@ -72,8 +72,11 @@ export type SessionConfig = {
 };
 
 export type SetupPayload = { readonly config: SessionConfig };
-/** A per-neighbour key: `peer` is the other agent, `key` 32 bytes. */
-export type PeerKey = { readonly peer: string; readonly key: Uint8Array };
+/**
+ * A per-neighbour key: `peer` is the other agent, `key` 32 bytes, `signature` the advertiser's
+ * over neighbourKeysStatement(session, advertiser, peer, its encryption, mask and this key).
+ */
+export type PeerKey = { readonly peer: string; readonly key: Uint8Array; readonly signature: Uint8Array };
 export type AdvertisePayload = {
   /** Sender side of share encryption (X25519). */
   readonly encryptionKey: Uint8Array;
@@ -86,8 +89,18 @@ export type AdvertisePayload = {
   readonly inboxKeys: readonly PeerKey[];
 };
 export type AdvertiseMessage = Envelope<'advertise', AdvertisePayload>;
-/** The recipient's neighbours' advertisements (and its own), as signed by them. */
-export type KeysPayload = { readonly advertisements: readonly AdvertiseMessage[] };
+/** What the recipient needs of one neighbour's advertisement, with that neighbour's signature over it. */
+export type NeighbourKeys = {
+  readonly agent: string;
+  readonly encryptionKey: Uint8Array;
+  readonly maskKey: Uint8Array;
+  /** The neighbour's inbox key for the recipient. */
+  readonly inboxKey: Uint8Array;
+  /** The PeerKey signature: over neighbourKeysStatement(session, agent, recipient, the three keys). */
+  readonly signature: Uint8Array;
+};
+/** The recipient's own advertisement (to check it was relayed intact) and its neighbours' keys for it. */
+export type KeysPayload = { readonly own: AdvertiseMessage; readonly neighbours: readonly NeighbourKeys[] };
 export type EncryptedShare = {
   readonly peer: string;
   readonly nonce: Uint8Array;

@@ -33,6 +33,7 @@ import {
   consistencyStatement,
   maskNonce,
   maskedWithStatement,
+  neighbourKeysStatement,
   pairwiseMaskKey,
   pairwiseSign,
   seedCommitment,
@@ -55,6 +56,7 @@ import {
   type AgentMessage,
   type AgentSignature,
   type EncryptedShare,
+  type NeighbourKeys,
   type ServerMessage,
   type SessionConfig,
   type Stage,
@@ -194,6 +196,8 @@ export class SecAggServer {
   private readonly misbehaviourList: Misbehaviour[] = [];
   // Per-stage records. Nothing here is an unmasked vector.
   private advertisements = new Map<string, AdvertiseMessage>();
+  /** Per advertiser, per neighbour: the signed keys relayed to that neighbour. */
+  private neighbourKeys = new Map<string, Map<string, NeighbourKeys>>();
   private commitments = new Map<string, Uint8Array>();
   /** Ciphertexts by sender, then recipient (kept until complaints are judged). */
   private sentShares = new Map<string, Map<string, EncryptedShare>>();
@@ -373,16 +377,32 @@ export class SecAggServer {
     // A small-order key would make every neighbour refuse the relayed keys: refuse it here.
     this.checkAdvertKey(expectBytes('advertise.encryptionKey', payload.encryptionKey, 32), sender);
     this.checkAdvertKey(expectBytes('advertise.maskKey', payload.maskKey, 32), sender);
+    const encryptionKey = payload.encryptionKey as Uint8Array;
+    const maskKey = payload.maskKey as Uint8Array;
     const inbox = expectArray('advertise.inboxKeys', payload.inboxKeys).map((e, i) => {
       const r = expectRecord(`advertise.inboxKeys[${i}]`, e);
-      this.checkAdvertKey(expectBytes(`advertise.inboxKeys[${i}].key`, r.key, 32), sender);
-      return expectString(`advertise.inboxKeys[${i}].peer`, r.peer);
+      const inboxKey = expectBytes(`advertise.inboxKeys[${i}].key`, r.key, 32);
+      this.checkAdvertKey(inboxKey, sender);
+      const peer = expectString(`advertise.inboxKeys[${i}].peer`, r.peer);
+      const signature = expectBytes(`advertise.inboxKeys[${i}].signature`, r.signature, 64);
+      return { agent: sender, peer, encryptionKey, maskKey, inboxKey, signature };
     });
     const want = this.graph.neighbours(sender);
-    if (inbox.length !== want.length || !want.every((v, i) => inbox[i] === v)) {
+    if (inbox.length !== want.length || !want.every((v, i) => inbox[i]?.peer === v)) {
       throw new MalformedMessageError('advertise.inboxKeys', `must hold one key for each neighbour, in order: [${want.join(', ')}]`);
     }
+    const signingKey = this.enrolled.get(sender) as Uint8Array;
+    for (const [i, e] of inbox.entries()) {
+      // A neighbour refuses keys its owner did not sign: refuse them here, where it costs only the sender.
+      if (!verifyDetached(neighbourKeysStatement(this.session, sender, e.peer, e), e.signature, signingKey)) {
+        throw new MalformedMessageError(`advertise.inboxKeys[${i}].signature`, `does not sign the keys for ${e.peer}`);
+      }
+    }
     this.advertisements.set(sender, msg);
+    this.neighbourKeys.set(
+      sender,
+      new Map(inbox.map(({ peer, ...keys }): [string, NeighbourKeys] => [peer, keys])),
+    );
   }
 
   /** Refuses a weak advertised X25519 key (WEAK_KEY). Tests override it (a weakened coordinator). */
@@ -574,10 +594,12 @@ export class SecAggServer {
     if (failed !== undefined) return failed;
     this.u1 = answered;
     this.nextStage('share-keys', answered);
-    // Each agent gets its own and its neighbours' signed advertisements: O(n k), not O(n^2).
+    // Each agent gets its own advertisement and, of each neighbour's, the signed entry for it:
+    // O(k) per agent, O(n k) in all.
     const messages = [...answered].map((w) =>
       this.sign('keys', [w], {
-        advertisements: [w, ...this.neighboursIn(w, answered)].map((id) => this.advertisements.get(id) as AdvertiseMessage),
+        own: this.advertisements.get(w) as AdvertiseMessage,
+        neighbours: this.neighboursIn(w, answered).map((v) => this.neighbourKeys.get(v)?.get(w) as NeighbourKeys),
       }),
     );
     return { messages, status: this.status };

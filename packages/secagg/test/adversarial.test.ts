@@ -16,11 +16,13 @@ import {
   deriveFixedPoint,
   encodeCanonical,
   maskNonce,
+  neighbourKeysStatement,
   pairwiseMaskKey,
   pairwiseSign,
   runInProcess,
   selfMaskKey,
   signEnvelope,
+  verifyDetached,
   type MaskTerm,
   type MaskedInputMessage,
   type ParticipantsMessage,
@@ -474,19 +476,56 @@ test('an owner dealing shares that match its commitments but do not reconstruct 
 
 test('relayed keys that alter a peer advertisement or omit the agent are refused', () => {
   const fed = makeFederation({ n: 5, dropoutFraction: 0.2, corruptFraction: 0, label: 'keys' });
-  const keys = first(runUntil(fed, 'keys')) as KeysMessage;
+  const all = runUntil(fed, 'keys') as KeysMessage[];
+  const keys = first(all);
   const a = first(keys.recipients);
-  const ads = keys.payload.advertisements;
-  const b = first(ads.filter((ad) => ad.sender !== a)).sender;
+  const { own, neighbours } = keys.payload;
+  const b = first(neighbours).agent;
   // The coordinator swaps in its own mask key for b: b's signature no longer verifies.
-  const forged = ads.map((ad) =>
-    ad.sender === b ? { ...ad, payload: { ...ad.payload, maskKey: new Uint8Array(32).fill(7) } } : ad,
-  );
+  const forged = neighbours.map((e) => (e.agent === b ? { ...e, maskKey: new Uint8Array(32).fill(7) } : e));
   const agentA = fed.agents.get(a);
   assert.ok(agentA);
-  throwsWithCode(() => agentA.receive(asServer(fed, keys, { advertisements: forged })), ErrorCodes.BAD_SIGNATURE);
-  const withoutA = ads.filter((ad) => ad.sender !== a);
-  throwsWithCode(() => agentA.receive(asServer(fed, keys, { advertisements: withoutA })), ErrorCodes.RELAY_INCONSISTENT);
+  throwsWithCode(() => agentA.receive(asServer(fed, keys, { own, neighbours: forged })), ErrorCodes.BAD_SIGNATURE);
+  // b's keys for another agent c, relayed to a as if they were for a: the signature names c.
+  const forC = all.find((m) => first(m.recipients) !== a && m.payload.neighbours.some((e) => e.agent === b));
+  const rerouted = forC?.payload.neighbours.find((e) => e.agent === b);
+  assert.ok(rerouted);
+  throwsWithCode(() => agentA.receive(asServer(fed, keys, { own, neighbours: neighbours.map((e) => (e.agent === b ? rerouted : e)) })), ErrorCodes.BAD_SIGNATURE);
+  // a's own advertisement altered.
+  throwsWithCode(() => agentA.receive(asServer(fed, keys, { own: { ...own, payload: { ...own.payload, maskKey: new Uint8Array(32).fill(7) } }, neighbours })), ErrorCodes.BAD_SIGNATURE);
+  const withoutA = { ...own, sender: b };
+  throwsWithCode(() => agentA.receive(asServer(fed, keys, { own: withoutA, neighbours })), ErrorCodes.UNKNOWN_SIGNER);
+  throwsWithCode(() => agentA.receive(asServer(fed, keys, { neighbours } as unknown as KeysMessage['payload'])), ErrorCodes.RELAY_INCONSISTENT);
+  assert.equal(agentA.state, 'failed');
+});
+
+test('each agent is relayed O(k) keys: its own advertisement and, per neighbour, only the entry signed for it', () => {
+  const fed = makeFederation({ n: 12, dropoutFraction: 0.25, corruptFraction: 0, label: 'keys-size' });
+  const keysMessages = runUntil(fed, 'keys') as KeysMessage[];
+  const k = fed.server.params.neighbours;
+  for (const m of keysMessages) {
+    const to = first(m.recipients);
+    assert.equal(m.payload.own.sender, to);
+    assert.deepEqual(m.payload.neighbours.map((e) => e.agent).sort(), fed.server.graph.neighbours(to).slice().sort());
+    assert.equal(m.payload.neighbours.length, k);
+    for (const e of m.payload.neighbours) {
+      assert.deepEqual(Object.keys(e).sort(), ['agent', 'encryptionKey', 'inboxKey', 'maskKey', 'signature']);
+      const ok = verifyDetached(neighbourKeysStatement(fed.session, e.agent, to, e), e.signature, fed.identities.get(e.agent)?.publicKey as Uint8Array);
+      assert.ok(ok, `the keys of ${e.agent} for ${to} carry ${e.agent}'s signature`);
+    }
+  }
+});
+
+test('an advertisement whose per-neighbour signature is bad is refused by the coordinator (it costs only its sender)', () => {
+  const fed = makeFederation({ n: 5, dropoutFraction: 0.2, corruptFraction: 0, label: 'keys-sig' });
+  const replies = deliver(fed, fed.server.start());
+  const id = first(fed.ids);
+  const advert = first(replies.get(id)) as AdvertiseMessage;
+  const inboxKeys = advert.payload.inboxKeys.map((e, i) => (i === 0 ? { ...e, signature: flipByte(e.signature) } : e));
+  throwsWithCode(() => fed.server.receive(asAgent(fed, advert, { ...advert.payload, inboxKeys })), ErrorCodes.MALFORMED);
+  const withoutSignatures = advert.payload.inboxKeys.map(({ peer, key }) => ({ peer, key }));
+  throwsWithCode(() => fed.server.receive(asAgent(fed, advert, { ...advert.payload, inboxKeys: withoutSignatures } as unknown as AdvertiseMessage['payload'])), ErrorCodes.MALFORMED);
+  fed.server.receive(advert);
 });
 
 test('agents refuse weakened parameters even when the coordinator signs them', () => {
@@ -657,7 +696,13 @@ function weakKeyRound(fed: Federation): { refused: boolean; failures: Map<string
   replies.delete(corrupt);
   let refused = false;
   try {
-    const inboxKeys = advert.payload.inboxKeys.map((e) => ({ peer: e.peer, key: new Uint8Array(32) }));
+    const secretKey = fed.identities.get(corrupt)?.secretKey as Uint8Array;
+    const { encryptionKey, maskKey } = advert.payload;
+    // Signed by the corrupt agent itself, so only the key check can catch it.
+    const inboxKeys = advert.payload.inboxKeys.map((e) => {
+      const key = new Uint8Array(32);
+      return { peer: e.peer, key, signature: signDetached(neighbourKeysStatement(fed.session, corrupt, e.peer, { encryptionKey, maskKey, inboxKey: key }), secretKey) };
+    });
     fed.server.receive(asAgent(fed, advert, { ...advert.payload, inboxKeys }));
   } catch (err) {
     refused = [ErrorCodes.WEAK_KEY, ErrorCodes.MALFORMED].includes((err as { code: string }).code as 'FEDCLR_SECAGG_WEAK_KEY');

@@ -2,6 +2,7 @@
 // encoding round trips and is injective where it matters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
 import {
   ErrorCodes,
@@ -10,6 +11,7 @@ import {
   applyMasks,
   boxBefore,
   canonicalDigest,
+  canonicalLength,
   decodeCanonical,
   encodeCanonical,
   generateBoxKeyPair,
@@ -54,6 +56,19 @@ test('X25519 and box keys equal nacl.scalarMult and nacl.box.before', () => {
     assert.deepEqual(boxBefore(b.publicKey, a.secretKey, 'b'), nacl.box.before(b.publicKey, a.secretKey));
     assert.deepEqual(x25519(a.secretKey, b.publicKey, 'b'), x25519(b.secretKey, a.publicKey, 'a'));
   }
+});
+
+test('box key pairs (X25519 private keys imported from d alone) are nacl key pairs, for many secrets', () => {
+  for (let i = 0; i < 64; i++) {
+    const pair = generateBoxKeyPair();
+    assert.deepEqual(pair.publicKey, nacl.box.keyPair.fromSecretKey(pair.secretKey).publicKey);
+  }
+  const a = generateBoxKeyPair();
+  const b = generateBoxKeyPair();
+  assert.equal(a.secretKey.length, 32);
+  assert.notDeepEqual(a.secretKey, b.secretKey);
+  assert.deepEqual(x25519(a.secretKey, b.publicKey, 'b'), nacl.scalarMult(a.secretKey, b.publicKey));
+  assert.deepEqual(boxBefore(b.publicKey, a.secretKey, 'b'), nacl.box.before(b.publicKey, a.secretKey));
 });
 
 test('X25519 rejects small-order public keys with WEAK_KEY', () => {
@@ -146,4 +161,52 @@ test('canonical encoding: round trip, key order independence, distinct values di
   const evil = new Uint8Array([8, 1, 0, 0, 0, 1, 9, 0, 0, 0, ...new TextEncoder().encode('__proto__'), 8, 0, 0, 0, 0]);
   assert.throws(() => decodeCanonical(evil), { code: ErrorCodes.MALFORMED });
   assert.throws(() => encodeCanonical({ x: Number.NaN }), { code: ErrorCodes.MALFORMED });
+});
+
+/** The canonical encoding written out plainly (tag, u32 LE length, bytes): the oracle for the chunked encoder. */
+function referenceEncoding(value: unknown): Buffer {
+  const head = (tag: number, length: number): Buffer => {
+    const b = Buffer.alloc(5);
+    b[0] = tag;
+    b.writeUInt32LE(length, 1);
+    return b;
+  };
+  if (typeof value === 'string') {
+    const bytes = Buffer.from(value, 'utf8');
+    return Buffer.concat([head(1, bytes.length), bytes]);
+  }
+  if (typeof value === 'number') {
+    const b = Buffer.alloc(9);
+    b[0] = 2;
+    b.writeDoubleLE(value === 0 ? 0 : value, 1);
+    return b;
+  }
+  if (typeof value === 'boolean') return Buffer.from([value ? 4 : 3]);
+  if (value instanceof Uint8Array) return Buffer.concat([head(5, value.length), value]);
+  if (value instanceof Uint32Array) return Buffer.concat([head(6, value.length), Buffer.from(value.buffer, value.byteOffset, value.byteLength)]);
+  if (Array.isArray(value)) return Buffer.concat([head(7, value.length), ...value.map(referenceEncoding)]);
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  return Buffer.concat([head(8, keys.length), ...keys.flatMap((k) => [referenceEncoding(k), referenceEncoding(record[k])])]);
+}
+
+test('canonical encoding of a value much larger than the encoder chunk equals the plain encoding', () => {
+  const random = seededBytes('chunks');
+  // A keys-message-like value: thousands of small items, plus items that bypass the chunk.
+  const value = {
+    advertisements: Array.from({ length: 3000 }, (_, i) => ({ peer: `agent-${i}-é€😀`, key: random(32), n: i / 7, ok: i % 2 === 0 })),
+    big: random(100_000),
+    words: new Uint32Array(20_000).map((_, i) => i * 2654435761),
+    long: 'ü'.repeat(300) + 'x'.repeat(70_000),
+    exactlyHalfChunk: random(32 * 1024),
+  };
+  const bytes = encodeCanonical(value);
+  assert.ok(bytes.length > 500_000);
+  assert.ok(Buffer.from(bytes).equals(referenceEncoding(value)));
+  assert.equal(canonicalLength(value), bytes.length);
+  assert.deepEqual(canonicalDigest(value), new Uint8Array(createHash('sha256').update(bytes).digest()));
+  assert.deepEqual(decodeCanonical(bytes), value);
+  // The shared chunk is released after a failed encoding: the next one is still right.
+  assert.throws(() => encodeCanonical({ a: 'x'.repeat(70_000), b: Number.NaN }), { code: ErrorCodes.MALFORMED });
+  assert.ok(Buffer.from(encodeCanonical(value)).equals(Buffer.from(bytes)));
 });

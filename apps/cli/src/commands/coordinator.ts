@@ -11,6 +11,7 @@ import { checkpointDirName, LR_SCHEDULES, startCoordinator, STRATEGY_DEFAULTS, t
 import { initBackend } from '@fedclr/tensor';
 import { fedproxMuOption, intOption, nonNegativeOption, numberOption } from '../common.js';
 import { DP_FLAG_OPTIONS, DP_FLAGS_HELP, dpFromFlags } from '../dp-flags.js';
+import { LIVENESS_FLAG_OPTIONS, LIVENESS_FLAGS_HELP, livenessFromFlags } from '../liveness-flags.js';
 import { UsageError } from '../errors.js';
 import { sendToParent, type StopReason } from '../federation.js';
 import { RECIPE_FLAG_OPTIONS, recipeFlagsHelp, recipeFromFlags } from '../recipe-flags.js';
@@ -36,6 +37,7 @@ ${SAMPLING_FLAGS_HELP}
   --server-lr LR                the strategy's server step size (defaults: fedavg 2, the recipe's: x + 2 x the
                                 agents' mean delta; fedavgm 1, fedadam 0.1); BatchNorm statistics are always averaged
   --deadline SECONDS            agents' train + upload budget per round (default 600)
+${LIVENESS_FLAGS_HELP}
   --size 28 --channels 1        the images the model takes (agents read their folders at this size)
 ${recipeFlagsHelp('federated')}
   --fedprox-mu MU               FedProx: agents pull their weights towards the round's global model (default 0)
@@ -178,6 +180,7 @@ const COORDINATOR_OPTIONS = {
   'tls-key': { type: 'string' },
   'max-update-norm': { type: 'string' },
   'max-example-count': { type: 'string' },
+  ...LIVENESS_FLAG_OPTIONS,
   'eval-data': { type: 'string' },
   'eval-every': { type: 'string' },
   'eval-test-fraction': { type: 'string' },
@@ -233,6 +236,7 @@ export async function coordinatorCommand(argv: string[], out: (line: string) => 
     ...(sampling !== undefined ? { sampling } : {}),
     ...(cohortWait !== undefined ? { cohortWaitMs: Math.round(cohortWait * 1000) } : {}),
     ...(values['max-example-count'] !== undefined ? { maxExampleCount: intOption(values, 'max-example-count', 100_000) } : {}),
+    ...livenessFromFlags(values),
     stateDir: resolve(values.state ?? fileRest.stateDir ?? 'fedclr-coordinator'),
     training,
     recipe: wireRecipe(recipe),
