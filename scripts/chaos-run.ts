@@ -6,7 +6,6 @@
 // the invariants (chaos-invariants.ts) over the coordinator's database and checkpoints.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,7 @@ import { checkInvariants, type CheckpointFacts, type InvariantResult, type Round
 import { inFraction, killPlan, type KillKind, type KillPlan } from './chaos-plan.js';
 import type { ChaosHostArgs, HostedAgent, HostReport } from './chaos-agents.js';
 import type { ChaosCoordinatorArgs } from './chaos-coordinator.js';
+import { freePort } from './free-port.js';
 
 export interface ChaosOptions {
   readonly agents: number;
@@ -119,18 +119,6 @@ export interface ChaosSummary {
   readonly agentExits: Record<string, number>;
   readonly wallMs: number;
   readonly dir?: string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** RSS (bytes) and CPU (user + system seconds) of a process, from /proc (Linux). */

@@ -15,12 +15,11 @@
 //   node scripts/dist/dashboard-demo.js [--training real|fake] [--agents 10] [--rounds 5] [--out FILE.png]
 // Prints one JSON object: the screenshot's path and what the page showed.
 import { fork, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { deflateSync } from 'node:zlib';
 import { loadFashionMnist, writeLabeledPngFolder } from '@fedclr/data';
 import { captureDashboard, type CapturedDashboard } from './dashboard-capture.js';
 
@@ -41,36 +40,6 @@ const FAKE_AGENT = fileURLToPath(new URL('../../test/dist/fixtures/fake-agent.js
 const OUT = args.out ?? join(process.env['FEDCLR_ARTIFACTS'] ?? join(tmpdir(), 'fedclr-artifacts'), 'dashboard-10-agents-5-rounds.png');
 const dir = mkdtempSync(join(tmpdir(), 'fedclr-dashboard-demo-'));
 
-/** A grayscale PNG (8-bit, no interlace). */
-function png(size: number, pixel: (x: number, y: number) => number): Buffer {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (b: Buffer): number => {
-    let c = 0xffffffff;
-    for (const x of b) c = (crcTable[(c ^ x) & 0xff] as number) ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer): Buffer => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const td = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(crc(td));
-    return Buffer.concat([len, td, c]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(size, 0);
-  ihdr.writeUInt32BE(size, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 0;
-  const raw = Buffer.alloc(size * (size + 1));
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) raw[y * (size + 1) + 1 + x] = pixel(x, y);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
-
 /** Coordinator + fake-trainer agents, one failing every round, --eval-data on a generated folder. */
 async function fakeRun(): Promise<CapturedDashboard> {
   const evalDir = join(dir, 'eval-data');
@@ -86,10 +55,23 @@ async function fakeRun(): Promise<CapturedDashboard> {
     noise = (Math.imul(noise, 1664525) + 1013904223) >>> 0;
     return noise / 2 ** 32;
   };
-  for (const [name, f] of Object.entries(classes)) {
-    mkdirSync(join(evalDir, name), { recursive: true });
-    for (let i = 0; i < 40; i++) writeFileSync(join(evalDir, name, `${i}.png`), png(28, (x, y) => Math.max(0, Math.min(255, Math.round(110 + (f(x, y, i) ? 25 : -25) + (rand() - 0.5) * 200)))));
-  }
+  const size = 28;
+  const perClass = 40;
+  const shapes = Object.values(classes);
+  const count = shapes.length * perClass;
+  const images = new Uint8Array(count * size * size);
+  const labels = new Uint8Array(count);
+  shapes.forEach((f, label) => {
+    for (let i = 0; i < perClass; i++) {
+      const at = label * perClass + i;
+      labels[at] = label;
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) images[(at * size + y) * size + x] = Math.max(0, Math.min(255, Math.round(110 + (f(x, y, i) ? 25 : -25) + (rand() - 0.5) * 200)));
+      }
+    }
+  });
+  const synthetic = { images, labels, count, height: size, width: size, channels: 1, classNames: Object.keys(classes) };
+  await writeLabeledPngFolder(synthetic, Array.from({ length: count }, (_, i) => i), evalDir);
 
   const coordinator = fork(
     BIN,

@@ -3,12 +3,12 @@
 // for the other side, and waiting with a deadline.
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Manifest } from '@fedclr/protocol';
 import { startCoordinator, type CoordinatorConfig, type CoordinatorHandle } from '@fedclr/coordinator';
+export { freePort } from '@fedclr/scripts/dist/free-port.js';
 
 export const AGENT_SCRIPT = fileURLToPath(new URL('./fixtures/fake-agent.js', import.meta.url));
 export const COORDINATOR_SCRIPT = fileURLToPath(new URL('./fixtures/coordinator-proc.js', import.meta.url));
@@ -32,18 +32,6 @@ export function makeModel(rows: number, cols: number, seed: number): { manifest:
 
 export function tempDir(prefix = 'fedclr-e2e-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /**
