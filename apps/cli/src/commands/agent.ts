@@ -49,7 +49,7 @@ ${folderFlagsHelp(32)}
   rate, batch, loss, temperature, weight decay): the agent trains exactly that and refuses a recipe it cannot run
   (FEDCLR_AGENT_RECIPE_REFUSED); the recipe flags of fedclr coordinator are refused here.
   Limits of this agent (they only ever cut its own work):
-  --workers N                   training threads (default min(2, cores))
+  --workers N                   training threads (default min(2, cores); on tfjs-node, in-process on its native threads)
   --steps-per-round S --minutes-per-round M   caps on local training per round
   --state DIR                   identity (Ed25519 key) directory (default ./fedclr-agent)
   --agent-id ID --log-level info --json

@@ -26,7 +26,7 @@ ${recipeFlagsHelp('central')}
                                          (what tf.loadLayersModel(...).predict returns); the head's weights are
                                          kept beside it in head.bin, read only by fedclr
 ${labelsHelp(41)}
-  --workers N                            training threads (default min(2, cores))
+  --workers N                            training threads (default min(2, cores); on tfjs-node, in-process on its native threads)
   --seed 0 --out DIR --checkpoint DIR --resume --json`;
 
 const TRAIN_OPTIONS = {
