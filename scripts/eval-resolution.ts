@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, loadExportedModel, type GraphSpec } from '@fedclr/tensor';
 import { cropAndResizeBoxes, encodeImages, evaluateRepresentation } from '@fedclr/contrastive';
-import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
+import { fashionMnistProbeSplits, type LabeledImageDataset } from '@fedclr/data';
 
 const { values } = parseArgs({
   options: {
@@ -30,7 +30,7 @@ if (!sizes.every((s) => Number.isInteger(s) && s >= 8 && s <= 64)) throw new Err
 
 await initBackend();
 const loaded = await loadExportedModel(values.model);
-const [fit, score] = await splits(values.split);
+const [fit, score] = await fashionMnistProbeSplits(values.split, 0); // eval's --split, seed 0
 for (const side of sizes) {
   const spec: GraphSpec = { ...loaded.spec, input: { ...loaded.spec.input, height: side, width: side } };
   const options = { workers: Number(values.workers) };
@@ -42,13 +42,6 @@ for (const side of sizes) {
     { knn: { k: 20 }, numClasses: 10 },
   );
   console.log(JSON.stringify({ side, split: values.split, linearProbe: result.linearProbe, knn: result.knn }));
-}
-
-async function splits(split: 'validation' | 'test'): Promise<[LabeledImageDataset, LabeledImageDataset]> {
-  const train = (await loadFashionMnist('train')) as LabeledImageDataset;
-  if (split === 'test') return [train, (await loadFashionMnist('test')) as LabeledImageDataset];
-  const order = createRng(0).shuffle(Array.from({ length: train.count }, (_, i) => i)); // eval's --split validation, seed 0
-  return [subsetDataset(train, order.slice(10_000)) as LabeledImageDataset, subsetDataset(train, order.slice(0, 10_000)) as LabeledImageDataset];
 }
 
 /** The images at side x side, through the augmentation's crop-and-resize of the whole image, in 0..1 as the encoder takes them. */

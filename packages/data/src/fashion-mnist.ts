@@ -1,7 +1,8 @@
 // Fashion-MNIST (Xiao et al. 2017) from the IDX .gz files of Debian's `dataset-fashion-mnist`.
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LabeledImageDataset } from './dataset.js';
+import { subsetDataset, type LabeledImageDataset } from './dataset.js';
+import { createRng } from './rng.js';
 import {
   FashionMnistBadLabelError,
   FashionMnistInvalidOptionError,
@@ -95,4 +96,18 @@ export async function loadFashionMnist(
     channels: 1,
     classNames: FASHION_MNIST_CLASS_NAMES,
   };
+}
+
+/** Images held out of the train split by `fedclr eval --split validation`. */
+export const FASHION_MNIST_VALIDATION_SIZE = 10_000;
+
+/**
+ * The (fit, score) splits a probe uses: train / test, or train minus a seeded held-out part of it
+ * / that part (so the test split plays no part in choosing a recipe).
+ */
+export async function fashionMnistProbeSplits(split: 'test' | 'validation', seed: number): Promise<[LabeledImageDataset, LabeledImageDataset]> {
+  const train = await loadFashionMnist('train');
+  if (split === 'test') return [train, await loadFashionMnist('test')];
+  const order = createRng(seed).shuffle(Array.from({ length: train.count }, (_, i) => i));
+  return [subsetDataset(train, order.slice(FASHION_MNIST_VALIDATION_SIZE)), subsetDataset(train, order.slice(0, FASHION_MNIST_VALIDATION_SIZE))];
 }

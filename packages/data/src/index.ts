@@ -11,7 +11,9 @@ export type { IdxArray, IdxData, IdxDataType } from './idx.js';
 export {
   FASHION_MNIST_CLASS_NAMES,
   FASHION_MNIST_DIR,
+  FASHION_MNIST_VALIDATION_SIZE,
   fashionMnistFiles,
+  fashionMnistProbeSplits,
   loadFashionMnist,
 } from './fashion-mnist.js';
 export type { FashionMnistOptions, FashionMnistSplit } from './fashion-mnist.js';

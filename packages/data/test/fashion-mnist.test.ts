@@ -10,6 +10,8 @@ import {
   FASHION_MNIST_CLASS_NAMES,
   FASHION_MNIST_DIR,
   fashionMnistFiles,
+  fashionMnistProbeSplits,
+  FASHION_MNIST_VALIDATION_SIZE,
   loadFashionMnist,
   toFloat32,
 } from '../src/index.js';
@@ -145,5 +147,20 @@ describe('loadFashionMnist on synthetic files', () => {
   it('validates its options', async () => {
     await assert.rejects(loadFashionMnist('train', { limit: -1 }), { code: 'FEDCLR_DATA_FMNIST_INVALID_OPTION' });
     await assert.rejects(loadFashionMnist('val' as 'train'), { code: 'FEDCLR_DATA_FMNIST_INVALID_OPTION' });
+  });
+});
+
+describe('fashionMnistProbeSplits', { skip: skipReal }, () => {
+  it('validation: 50k to fit, a seeded 10k part of train to score (same seed, same part; another seed, another); test: train and the test split', async () => {
+    const [fit, score] = await fashionMnistProbeSplits('validation', 0);
+    assert.equal(score.count, FASHION_MNIST_VALIDATION_SIZE);
+    assert.equal(fit.count, 60_000 - FASHION_MNIST_VALIDATION_SIZE);
+    const [, again] = await fashionMnistProbeSplits('validation', 0);
+    assert.deepEqual(again.labels, score.labels);
+    const [, other] = await fashionMnistProbeSplits('validation', 1);
+    assert.notDeepEqual(other.labels, score.labels);
+    const [train, test] = await fashionMnistProbeSplits('test', 0);
+    assert.equal(train.count, 60_000);
+    assert.equal(test.count, 10_000);
   });
 });

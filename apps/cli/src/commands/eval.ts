@@ -11,7 +11,7 @@ import {
   recipeModelSpec,
   type EvaluationResult,
 } from '@fedclr/contrastive';
-import { createRng, loadFashionMnist, subsetDataset, type LabeledImageDataset } from '@fedclr/data';
+import { fashionMnistProbeSplits, type LabeledImageDataset } from '@fedclr/data';
 import { initBackend, loadExportedModel, type GraphSpec } from '@fedclr/tensor';
 import { defaultWorkers, intOption, nonNegativeOption } from '../common.js';
 import { checkLabeledFolderFlags, folderFlagsHelp, FolderReader, LABELED_FOLDER_OPTIONS, labeledFolderSplits, testFractionOption } from '../folders.js';
@@ -39,16 +39,6 @@ ${folderFlagsHelp(30)}
 /** Representations of every image of a split through the encoder part of a model. */
 export async function encodeSplit(spec: GraphSpec, weights: Float32Array, data: LabeledImageDataset, workers: number): Promise<{ features: Float32Array; dim: number }> {
   return encodeImages(spec, weights, data.images, data.count, { workers });
-}
-
-const VALIDATION_SIZE = 10_000;
-
-/** (fit, score) splits: train/test, or train minus a seeded held-out part of it / that part. */
-async function heldOutSplits(split: 'test' | 'validation', seed: number): Promise<[LabeledImageDataset, LabeledImageDataset]> {
-  const train = (await loadFashionMnist('train')) as LabeledImageDataset;
-  if (split === 'test') return [train, (await loadFashionMnist('test')) as LabeledImageDataset];
-  const order = createRng(seed).shuffle(Array.from({ length: train.count }, (_, i) => i));
-  return [subsetDataset(train, order.slice(VALIDATION_SIZE)), subsetDataset(train, order.slice(0, VALIDATION_SIZE))];
 }
 
 const EVAL_OPTIONS = {
@@ -94,7 +84,7 @@ async function evalSplits(values: EvalValues, input: Input, log: (line: string) 
     const split = values.split ?? 'test';
     if (split !== 'test' && split !== 'validation') throw new UsageError(`--split must be test or validation, got '${split}'`);
     if (input.height !== 28 || input.width !== 28 || input.channels !== 1) throw new UsageError(`Fashion-MNIST images are 28x28x1, the subject takes ${input.height}x${input.width}x${input.channels}; evaluate it on its own images with --data DIR`);
-    const [train, test] = await heldOutSplits(split, splitSeed);
+    const [train, test] = await fashionMnistProbeSplits(split, splitSeed);
     return { train, test, split };
   }
   if (values.split !== undefined) throw new UsageError('--split goes with --dataset; with --data, give --test-data DIR2 or --test-fraction F');
