@@ -4,7 +4,7 @@ import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 // The bare core's node bundle registers no gradients; tfjs-layers' bundle registers them all.
 import '@tensorflow/tfjs-layers';
-import { BackendUnavailableError, BackendUnknownError } from './errors.js';
+import { BackendUnavailableError, BackendUnknownError, NativeSettingError, NativeUnavailableError } from './errors.js';
 import { getLogger } from './log.js';
 import { installFastWasmKernels } from './wasm/register.js';
 
@@ -18,6 +18,8 @@ export interface BackendChoice {
   /** Why this one runs. */
   reason: string;
   simd?: boolean;
+  /** wasm only: which kernels run its convolutions and products (native OpenBLAS, or why not). */
+  kernels?: string;
   /**
    * How training uses the cores: 'native' (tfjs-node: TensorFlow's own thread pool, so training
    * runs in-process and no worker thread loads the native addon), or 'worker-threads' (wasm and
@@ -46,8 +48,9 @@ async function start(name: BackendName): Promise<BackendChoice> {
     case 'wasm': {
       await import('@tensorflow/tfjs-backend-wasm');
       if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend did not initialise');
-      installFastWasmKernels();
-      return { name, tfjsName: 'wasm', reason: '', simd: tf.env().getBool('WASM_HAS_SIMD_SUPPORT') as boolean, parallelism: 'worker-threads' };
+      const kernels = installFastWasmKernels().detail;
+      const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT') as boolean;
+      return { name, tfjsName: 'wasm', reason: '', simd, kernels, parallelism: 'worker-threads' };
     }
     case 'cpu': {
       await import('@tensorflow/tfjs-backend-cpu');
@@ -98,6 +101,8 @@ export async function initBackend(options: { prefer?: BackendName } = {}): Promi
         chosen = choice;
         break;
       } catch (err) {
+        // A wrong or unmet FEDCLR_NATIVE_GEMM is the operator's mistake, not a reason to fall back to cpu.
+        if (err instanceof NativeSettingError || err instanceof NativeUnavailableError) throw err;
         skipped.push(`${name} unavailable: ${describe(err)}`);
       }
     }
@@ -105,8 +110,8 @@ export async function initBackend(options: { prefer?: BackendName } = {}): Promi
   }
   const training = chosen.parallelism === 'native' ? 'training in-process on its native threads' : 'training in worker threads, one backend each';
   getLogger().info(
-    { backend: chosen.name, tfjs: tf.version_core, simd: chosen.simd, parallelism: chosen.parallelism, reason: chosen.reason },
-    `tfjs backend: ${chosen.name} (${training})`,
+    { backend: chosen.name, tfjs: tf.version_core, simd: chosen.simd, kernels: chosen.kernels, parallelism: chosen.parallelism, reason: chosen.reason },
+    `tfjs backend: ${chosen.name} (${training}${chosen.kernels === undefined ? '' : `; ${chosen.kernels}`})`,
   );
   return chosen;
 }

@@ -38,6 +38,16 @@ export const ModelFileError = createError(
 );
 
 // Kernels
+export const NativeSettingError = createError(
+  'FEDCLR_TENSOR_NATIVE_SETTING',
+  "FEDCLR_NATIVE_GEMM='%s' is not a setting; use 1 (require the native kernels), 0 (wasm kernels only) or leave it unset (native when built)",
+  500,
+);
+export const NativeUnavailableError = createError(
+  'FEDCLR_TENSOR_NATIVE_UNAVAILABLE',
+  'FEDCLR_NATIVE_GEMM=1 requires the native kernels, but %s',
+  500,
+);
 export const KernelShapeError = createError(
   'FEDCLR_TENSOR_KERNEL_SHAPE',
   'Kernel %s cannot handle these shapes: %s',
