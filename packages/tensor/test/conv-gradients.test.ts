@@ -41,17 +41,17 @@ interface Case {
   pad: 'same' | 'valid';
 }
 
-function convGradients(backend: string, c: Case, seed: number): { dx: Float32Array; dw: Float32Array } {
+function convGradients(backend: string, c: Case, seed: number): { y: Float32Array; dx: Float32Array; dw: Float32Array } {
   tf.setBackend(backend);
   return tf.tidy(() => {
     const [h, w] = c.size;
     const x = tf.tensor4d(randn(c.batch * h * w * c.inC, seed), [c.batch, h, w, c.inC]);
     const filter = tf.tensor4d(randn(c.kernel * c.kernel * c.inC * c.outC, seed + 1), [c.kernel, c.kernel, c.inC, c.outC]);
-    const outShape = tf.conv2d(x, filter, c.stride, c.pad).shape;
-    const dy = tf.tensor(randn(outShape.reduce((a, b) => a * b, 1), seed + 2), outShape);
+    const y = tf.conv2d(x, filter, c.stride, c.pad);
+    const dy = tf.tensor(randn(y.size, seed + 2), y.shape);
     const grad = tf.grads((xi: tf.Tensor, fi: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xi as tf.Tensor4D, fi as tf.Tensor4D, c.stride, c.pad), dy)));
     const [dx, dw] = grad([x, filter]);
-    return { dx: (dx as tf.Tensor).dataSync() as Float32Array, dw: (dw as tf.Tensor).dataSync() as Float32Array };
+    return { y: y.dataSync() as Float32Array, dx: (dx as tf.Tensor).dataSync() as Float32Array, dw: (dw as tf.Tensor).dataSync() as Float32Array };
   });
 }
 
@@ -69,14 +69,19 @@ cases.push({ batch: 4, size: [28, 28], inC: 1, outC: 32, kernel: 3, stride: 1, p
 cases.push({ batch: 2, size: [14, 14], inC: 64, outC: 128, kernel: 3, stride: 2, pad: 'same' });
 cases.push({ batch: 2, size: [10, 10], inC: 16, outC: 32, kernel: 1, stride: 2, pad: 'valid' });
 cases.push({ batch: 2, size: [11, 11], inC: 8, outC: 8, kernel: 1, stride: 2, pad: 'same' });
+// Pointwise: the native kernels' single-product path.
+cases.push({ batch: 2, size: [5, 6], inC: 16, outC: 32, kernel: 1, stride: 1, pad: 'valid' });
 cases.push({ batch: 2, size: [12, 12], inC: 3, outC: 16, kernel: 7, stride: 2, pad: 'same' });
 cases.push({ batch: 2, size: [9, 9], inC: 4, outC: 6, kernel: 5, stride: 3, pad: 'valid' });
 // A patch matrix over CHUNK_VALUES (360 x 3267 values): dW summed over two chunks, the last one ragged.
 cases.push({ batch: 3, size: [33, 33], inC: 40, outC: 24, kernel: 3, stride: 1, pad: 'same' });
 
-describe('wasm convolution gradients match the cpu backend', () => {
+// Runs on whichever kernels this process has (the native ones when built); native-kernels.test
+// runs this file again with FEDCLR_NATIVE_GEMM=0 for the XNNPACK ones.
+describe(`wasm convolutions and their gradients match the cpu backend (${process.env.FEDCLR_NATIVE_GEMM === '0' ? 'wasm kernels' : 'kernels as installed'})`, () => {
   before(async () => {
-    await initBackend({ prefer: 'wasm' });
+    const choice = await initBackend({ prefer: 'wasm' });
+    console.log(`# conv-gradients: ${choice.kernels ?? 'no kernel detail'}`);
   });
 
   cases.forEach((c, index) => {
@@ -85,6 +90,8 @@ describe('wasm convolution gradients match the cpu backend', () => {
       const expected = convGradients('cpu', c, 100 + index * 7);
       const actual = convGradients('wasm', c, 100 + index * 7);
       tf.setBackend('wasm');
+      const yError = relativeError(actual.y, expected.y);
+      assert.ok(yError <= 1e-4, `y relative error ${yError}`);
       const dxError = relativeError(actual.dx, expected.dx);
       const dwError = relativeError(actual.dw, expected.dw);
       assert.ok(dxError <= 1e-4, `dX relative error ${dxError}`);
