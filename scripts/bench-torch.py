@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """PyTorch's side of `npm run bench:train`, for back-to-back comparisons on one machine.
 
-The same step: convnet-s (3x3 convolutions 32/64/256, strides 1/2/2, BatchNorm, ReLU, global
-average pool), the MLP head 256-256-128, NT-Xent (temperature 0.2) over both views, backward,
+The same step: convnet-s (3x3 convolutions 32/64/512 by default, strides 1/2/2, BatchNorm, ReLU, global
+average pool), the MLP head 512-512-128, NT-Xent (temperature 0.2) over both views, backward,
 Adam; view-size images fed directly (no augmentation), median of the timed steps. Needs Debian's
 python3-torch (`apt-get install python3-torch`; not part of fedclr's set-up). Prints one JSON
 object, with the same names as bench:train's.
@@ -12,8 +12,14 @@ object, with the same names as bench:train's.
 """
 import argparse
 import json
+import os
 import statistics
 import time
+
+# PyTorch's own threads (--threads) do the parallel work; a multi-threaded OpenBLAS under them
+# (Debian's libblas.so.3 when libopenblas is installed) oversubscribes the cores: measured
+# 1156 img/s with one BLAS thread against 1005 with two, at batch 64 / 16 px.
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
 
 import torch
 import torch.nn as nn
@@ -42,8 +48,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument('--batch', type=int, default=64)
     p.add_argument('--view-size', type=int, default=16)
-    p.add_argument('--widths', default='32,64,256')
-    p.add_argument('--head', default='256,128')
+    p.add_argument('--widths', default='32,64,512')
+    p.add_argument('--head', default='512,128')
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--steps', type=int, default=30)
     p.add_argument('--warmup', type=int, default=5)
