@@ -1,5 +1,5 @@
 // npm run bench:train -- [--encoder convnet-s|resnet-s] [--batch 256] [--view-size 28] [--image-size 28]
-//   [--widths 32,64,256] [--head 256,128] [--steps 10] [--warmup 3] [--workers 2] [--loss ntxent|moco] [--skip-augment]
+//   [--widths 32,64,512] [--head 512,128] [--steps 10] [--warmup 3] [--workers 2] [--loss ntxent|moco] [--skip-augment]
 // Times a contrastive training step of the recipe (both views forward + loss + backward +
 // optimiser) and a forward of both views; prints one JSON object as its last line. The plain
 // step feeds view-size images (what the network sees); the augmented one crops image-size images

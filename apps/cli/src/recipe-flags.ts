@@ -54,7 +54,7 @@ export function recipeFlagsHelp(setting: RecipeSetting): string {
   const labelsWhere = setting === 'central' ? '(--labels)' : '(agents opt in with --labels)';
   return `  the recipe (defaults: @fedclr/contrastive's tuned recipe, the same in train, coordinator and simulate):
   --encoder convnet-s|resnet-s  default convnet-s for 1 channel, resnet-s for 3
-  --widths 32,64,256            convnet-s filters per layer (the last is the representation)
+  --widths 32,64,512            convnet-s filters per layer (the last is the representation)
   --batch ${d.batchSize} --lr ${d.learningRates.adam} --temperature ${d.temperature} --weight-decay ${d.weightDecay}
   --loss ${RECIPE_LOSSES.join('|')}
                                 default ${d.loss} (NT-Xent); dcl: decoupled NT-Xent (temperature ${l.dcl.temperature}); moco: MoCo, a

@@ -151,7 +151,7 @@ describe('fedclr coordinator | agent | simulate: argument errors', () => {
     for (const flag of ['--widths', '--crop-min', '--view-size', '--fedprox-mu', '--lr-schedule', '--train-slots']) assert.match(simulate, new RegExp(`^  ${flag} `, 'm'), flag);
     assert.match(simulate, /--lr-schedule cosine\|constant +the learning rate of each round \(default cosine/);
     const coordinator = (await run(['coordinator', '--help'])).out.join('\n');
-    assert.match(coordinator, /--widths 32,64,256[\s\S]*--fedprox-mu MU[\s\S]*--lr-schedule cosine\|constant the learning rate of each round \(default cosine/);
+    assert.match(coordinator, /--widths 32,64,512[\s\S]*--fedprox-mu MU[\s\S]*--lr-schedule cosine\|constant the learning rate of each round \(default cosine/);
     // The agent takes no recipe flag: its help names only its own limits.
     const agent = (await run(['agent', '--help'])).out.join('\n');
     for (const flag of ['--widths', '--crop-min', '--view-size', '--encoder', '--size', '--batch', '--weight-decay']) assert.doesNotMatch(agent, new RegExp(`^ +${flag} `, 'm'), flag);

@@ -51,7 +51,7 @@ describe('the recipe is the default of train, coordinator and simulate', () => {
 
   it('keeps the measured numbers (README: 0.8843 central, 0.8671 federated)', () => {
     const central = trainRecipe(parseTrainArgs([]), GRAY28);
-    assert.deepEqual(central.model, { encoder: 'convnet-s', widths: [32, 64, 256], head: { hidden: 256, out: 128 }, input: GRAY28 });
+    assert.deepEqual(central.model, { encoder: 'convnet-s', widths: [32, 64, 512], head: { hidden: 512, out: 128 }, input: GRAY28 });
     assert.deepEqual(central.augment, { viewSize: 16, cropMin: 0.4, strength: 0.5 });
     assert.deepEqual([central.optimizer, central.learningRate, central.batchSize, central.temperature, central.loss, central.weightDecay], ['adam', 4e-3, 64, 0.2, 'ntxent', 0]);
     assert.deepEqual(RECIPE_DEFAULTS.centralSchedule, { warmupFraction: 0.02, finalFraction: 0 });

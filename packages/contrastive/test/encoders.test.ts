@@ -14,18 +14,18 @@ describe('encoders', () => {
     await initBackend({ prefer: 'wasm' });
   });
 
-  it('convnet-s: 3 convs 32/64/256 with strides 1/2/2, BatchNorm, ReLU, GAP to 256-d', () => {
+  it('convnet-s: 3 convs 32/64/512 with strides 1/2/2, BatchNorm, ReLU, GAP to 512-d', () => {
     const spec = convnetS();
     assert.equal(spec.name, 'convnet-s');
     const shapes = inferShapes(spec);
     assert.deepEqual(shapes.get('conv1'), [28, 28, 32]);
     assert.deepEqual(shapes.get('conv2'), [14, 14, 64]);
-    assert.deepEqual(shapes.get('conv3'), [7, 7, 256]);
-    assert.deepEqual(shapes.get(REPRESENTATION), [256]);
+    assert.deepEqual(shapes.get('conv3'), [7, 7, 512]);
+    assert.deepEqual(shapes.get(REPRESENTATION), [512]);
     assert.equal(spec.nodes.filter((n) => n.op === 'bn' && n.relu).length, 3);
     const net = new Network(spec);
     // 3x3 kernels without bias + BatchNorm (4 vectors each)
-    assert.equal(totalSize(manifestOf(net)), 9 * 32 + 9 * 32 * 64 + 9 * 64 * 256 + 4 * (32 + 64 + 256));
+    assert.equal(totalSize(manifestOf(net)), 9 * 32 + 9 * 32 * 64 + 9 * 64 * 512 + 4 * (32 + 64 + 512));
     net.dispose();
     // Other widths are named by them, so models of different widths never share a name.
     assert.equal(convnetS({ widths: [32, 64, 128] }).name, 'convnet-s-32-64-128');
