@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../src/index.js';
-import { ADDON_PATH, nativeKernels } from '../src/wasm/native.js';
+import { ADDON_PATH, nativeKernels, preferredCoreType } from '../src/wasm/native.js';
 import { uniformArray } from './seeded.js';
 
 const built = existsSync(ADDON_PATH) && process.env.FEDCLR_NATIVE_GEMM !== '0';
@@ -114,5 +114,15 @@ describe('the wasm-only kernels', () => {
     assert.equal(run.status, 0, run.stdout.slice(-2000) + run.stderr.slice(-2000));
     assert.match(run.stdout, /native kernels disabled by FEDCLR_NATIVE_GEMM=0/);
     assert.match(run.stdout, /# fail 0/);
+  });
+});
+
+describe('OpenBLAS core type', () => {
+  const cpu = (vendor: string, flags: string): string => `processor\t: 0\nvendor_id\t: ${vendor}\nflags\t\t: fpu sse2 avx2 fma ${flags}\n\nprocessor\t: 1\n`;
+  it('prefers the AVX-512 kernels on an AMD CPU with AVX-512, and leaves every other CPU to OpenBLAS', () => {
+    assert.equal(preferredCoreType(cpu('AuthenticAMD', 'avx512f avx512dq avx512cd avx512bw avx512vl')), 'SkylakeX');
+    assert.equal(preferredCoreType(cpu('AuthenticAMD', 'avx512f avx512dq avx512cd avx512vl')), undefined);
+    assert.equal(preferredCoreType(cpu('GenuineIntel', 'avx512f avx512dq avx512cd avx512bw avx512vl')), undefined);
+    assert.equal(preferredCoreType(''), undefined);
   });
 });
