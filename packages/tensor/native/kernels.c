@@ -144,7 +144,7 @@ static int isPointwise(const Geometry* g) {
 // Arguments shared by the three convolutions: (heap, aOffset, bOffset, outOffset, geometry).
 typedef struct { Heap h; int64_t a, b, out; Geometry g; size_t M, K; } ConvCall;
 
-static int readConvCall(napi_env env, napi_callback_info info, ConvCall* c, int64_t aValues, int64_t bValues, int64_t outValues, int which) {
+static int readConvCall(napi_env env, napi_callback_info info, ConvCall* c, int which) {
   size_t argc = 5;
   napi_value argv[5];
   int64_t offsets[3];
@@ -161,13 +161,12 @@ static int readConvCall(napi_env env, napi_callback_info info, ConvCall* c, int6
   const int64_t wValues = (int64_t)c->K * g->CO;
   // which: 0 forward (x, w -> y), 1 backprop input (dy, w -> dx), 2 backprop filter (x, dy -> dw)
   const int64_t sizes[3][3] = { { xValues, wValues, yValues }, { yValues, wValues, xValues }, { xValues, yValues, wValues } };
-  (void)aValues; (void)bValues; (void)outValues;
   return inHeap(&c->h, c->a, sizes[which][0]) && inHeap(&c->h, c->b, sizes[which][1]) && inHeap(&c->h, c->out, sizes[which][2]);
 }
 
 static napi_value Conv2d(napi_env env, napi_callback_info info) {
   ConvCall c;
-  if (!readConvCall(env, info, &c, 0, 0, 0, 0)) return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "conv2d(heap, x, filter, y, geometry): bad arguments or offsets outside the heap");
+  if (!readConvCall(env, info, &c, 0)) return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "conv2d(heap, x, filter, y, geometry): bad arguments or offsets outside the heap");
   const Geometry* g = &c.g;
   const float* x = c.h.heap + c.a;
   const float* w = c.h.heap + c.b;
@@ -189,7 +188,7 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
 
 static napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
   ConvCall c;
-  if (!readConvCall(env, info, &c, 0, 0, 0, 1)) return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "conv2dBackpropInput(heap, dy, filter, dx, geometry): bad arguments or offsets outside the heap");
+  if (!readConvCall(env, info, &c, 1)) return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "conv2dBackpropInput(heap, dy, filter, dx, geometry): bad arguments or offsets outside the heap");
   const Geometry* g = &c.g;
   const float* dy = c.h.heap + c.a;
   const float* w = c.h.heap + c.b;
@@ -212,7 +211,7 @@ static napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
 
 static napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
   ConvCall c;
-  if (!readConvCall(env, info, &c, 0, 0, 0, 2)) return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "conv2dBackpropFilter(heap, x, dy, dw, geometry): bad arguments or offsets outside the heap");
+  if (!readConvCall(env, info, &c, 2)) return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "conv2dBackpropFilter(heap, x, dy, dw, geometry): bad arguments or offsets outside the heap");
   const Geometry* g = &c.g;
   const float* x = c.h.heap + c.a;
   const float* dy = c.h.heap + c.b;

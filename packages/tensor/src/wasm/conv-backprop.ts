@@ -3,7 +3,7 @@
 // Conv2DBackpropInput that runs 10x slower than the forward convolution.
 import { backend_util, type Conv2DBackpropFilterAttrs, type Conv2DBackpropInputAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
 import { KernelShapeError } from '../errors.js';
-import { heapView, reshaped, type KernelInvoker, type WasmBackend } from './heap.js';
+import { heapOffset, heapView, reshaped, type KernelInvoker, type WasmBackend } from './heap.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -275,8 +275,8 @@ export function conv2dBackpropInput(
     }
     // Pixel by pixel with the heap's own memmove: ~2x faster than an element loop in JS.
     const heap = backend.wasm.HEAPF32;
-    const O = heapView(backend, out).byteOffset >> 2;
-    const D = heapView(backend, dx).byteOffset >> 2;
+    const O = heapOffset(backend, out);
+    const D = heapOffset(backend, dx);
     const dstStep = SW * CI;
     for (let n = 0; n < N; n++) {
       for (let a = 0; a < p.lh; a++) {

@@ -11,12 +11,20 @@ export interface WasmBackend {
   incRef(dataId: object): void;
 }
 
-/** A live Float32Array view of a tensor's memory. Re-take it after any allocation: the heap may grow. */
-export function heapView(backend: WasmBackend, info: TensorInfo): Float32Array {
+function memoryOffset(backend: WasmBackend, info: TensorInfo): number {
   const entry = backend.dataIdMap.get(info.dataId);
   if (entry === undefined) throw new Error('tensor is not on the wasm backend');
-  const heap = backend.wasm.HEAPF32;
-  return new Float32Array(heap.buffer, entry.memoryOffset, util.sizeFromShape(info.shape));
+  return entry.memoryOffset;
+}
+
+/** Where a tensor's memory starts on the heap, in floats (stable: the heap grows, it never moves data). */
+export function heapOffset(backend: WasmBackend, info: TensorInfo): number {
+  return memoryOffset(backend, info) >> 2;
+}
+
+/** A live Float32Array view of a tensor's memory. Re-take it after any allocation: the heap may grow. */
+export function heapView(backend: WasmBackend, info: TensorInfo): Float32Array {
+  return new Float32Array(backend.wasm.HEAPF32.buffer, memoryOffset(backend, info), util.sizeFromShape(info.shape));
 }
 
 /** A tensor info sharing `info`'s memory with another shape (same element count). */

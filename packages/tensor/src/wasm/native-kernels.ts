@@ -10,17 +10,10 @@ import {
   type Conv2DBackpropInputAttrs,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
-import type { WasmBackend } from './heap.js';
+import { heapOffset, type WasmBackend } from './heap.js';
 import type { ConvGeometry, NativeKernels } from './native.js';
 
 type Shape4 = [number, number, number, number];
-
-/** Float offset of a tensor's memory on the heap. */
-function offsetOf(backend: WasmBackend, info: TensorInfo): number {
-  const entry = backend.dataIdMap.get(info.dataId);
-  if (entry === undefined) throw new Error('tensor is not on the wasm backend');
-  return entry.memoryOffset >> 2;
-}
 
 function geometry(
   xShape: number[],
@@ -45,7 +38,7 @@ export function nativeConv2d(native: NativeKernels, backend: WasmBackend, x: Ten
   const g = geometry(x.shape, filter.shape, attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode, attrs.dataFormat);
   if (g === null || filter.shape[2] !== g.info.inChannels) return null;
   const out = backend.makeOutput([...g.info.outShape], 'float32');
-  native.conv2d(backend.wasm.HEAPF32, offsetOf(backend, x), offsetOf(backend, filter), offsetOf(backend, out), g.geometry);
+  native.conv2d(backend.wasm.HEAPF32, heapOffset(backend, x), heapOffset(backend, filter), heapOffset(backend, out), g.geometry);
   return out;
 }
 
@@ -60,7 +53,7 @@ export function nativeConv2dBackpropInput(
   const g = geometry(attrs.inputShape, filter.shape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, attrs.dataFormat);
   if (g === null || !util.arraysEqual(dy.shape, g.info.outShape)) return null;
   const out = backend.makeOutput([...attrs.inputShape], 'float32');
-  native.conv2dBackpropInput(backend.wasm.HEAPF32, offsetOf(backend, dy), offsetOf(backend, filter), offsetOf(backend, out), g.geometry);
+  native.conv2dBackpropInput(backend.wasm.HEAPF32, heapOffset(backend, dy), heapOffset(backend, filter), heapOffset(backend, out), g.geometry);
   return out;
 }
 
@@ -75,7 +68,7 @@ export function nativeConv2dBackpropFilter(
   const g = geometry(x.shape, attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, attrs.dataFormat);
   if (g === null || !util.arraysEqual(dy.shape, g.info.outShape)) return null;
   const out = backend.makeOutput([...attrs.filterShape], 'float32');
-  native.conv2dBackpropFilter(backend.wasm.HEAPF32, offsetOf(backend, x), offsetOf(backend, dy), offsetOf(backend, out), g.geometry);
+  native.conv2dBackpropFilter(backend.wasm.HEAPF32, heapOffset(backend, x), heapOffset(backend, dy), heapOffset(backend, out), g.geometry);
   return out;
 }
 
@@ -105,9 +98,9 @@ export function nativeBatchMatMul(native: NativeKernels, backend: WasmBackend, a
   const out = backend.makeOutput([...outer, m, n], 'float32');
   native.matMul(
     backend.wasm.HEAPF32,
-    offsetOf(backend, a),
-    offsetOf(backend, b),
-    offsetOf(backend, out),
+    heapOffset(backend, a),
+    heapOffset(backend, b),
+    heapOffset(backend, out),
     batch,
     m,
     n,
