@@ -1,5 +1,5 @@
 // One-core sgemm timings on a convolution's three products (forward, dX, dW), in im2col chunks
-// of 113/256/512/all rows, on the host's OpenBLAS. Not part of the build; for choosing kernels:
+// of 113/256/512/all rows (dW's first row uses kernels.c's FILTER_CHUNK_VALUES), on the host's OpenBLAS. Not part of the build; for choosing kernels:
 //   gcc -O2 scripts/bench-gemm.c -o /tmp/bench-gemm -lopenblas
 //   OPENBLAS_CORETYPE=Haswell /tmp/bench-gemm 1024 576 512; OPENBLAS_CORETYPE=SkylakeX /tmp/bench-gemm 1024 576 512
 #include <cblas.h>
@@ -34,9 +34,11 @@ int main(int argc,char**argv){
   int reps=20; double mac=(double)M*K*N;
   printf("core %s M%d K%d N%d\n",openblas_get_corename(),M,K,N);
   int rs[]={113,256,512,M};
+  int filterRows=(1<<20)/K; // kernels.c: FILTER_CHUNK_VALUES / K
   for(int i=0;i<4;i++){int r=rs[i];
     fwd(M,K,N,r,A,B,C,3);double f=fwd(M,K,N,r,A,B,C,reps);
     dx(M,K,N,r,C,B,col,3);double d=dx(M,K,N,r,C,B,col,reps);
-    double w=dw(M,K,N,i==0?1820:r,A,C,W,reps);
-    printf(" rows %5d fwd %.2f ms (%.1f GMAC/s) dX %.2f ms (%.1f) dW(rows %d) %.2f ms (%.1f)\n",r,f*1e3,mac/f/1e9,d*1e3,mac/d/1e9,i==0?1820:r,w*1e3,mac/w/1e9);}
+    int wr=i==0?filterRows:r;
+    double w=dw(M,K,N,wr,A,C,W,reps);
+    printf(" rows %5d fwd %.2f ms (%.1f GMAC/s) dX %.2f ms (%.1f) dW(rows %d) %.2f ms (%.1f)\n",r,f*1e3,mac/f/1e9,d*1e3,mac/d/1e9,wr,w*1e3,mac/w/1e9);}
 }
