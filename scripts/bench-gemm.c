@@ -1,5 +1,6 @@
 // One-core sgemm timings on a convolution's three products (forward, dX, dW), in im2col chunks
-// of 113/256/512/all rows (dW's first row uses kernels.c's FILTER_CHUNK_VALUES), on the host's OpenBLAS. Not part of the build; for choosing kernels:
+// of 113/256/512/all rows (dW's first row uses kernels.c's FILTER_CHUNK_VALUES), on OpenBLAS (the addon's
+// BLAS until session 14; needs libopenblas-dev, which set-up no longer installs). Not part of the build:
 //   gcc -O2 scripts/bench-gemm.c -o /tmp/bench-gemm -lopenblas
 //   OPENBLAS_CORETYPE=Haswell /tmp/bench-gemm 1024 576 512; OPENBLAS_CORETYPE=SkylakeX /tmp/bench-gemm 1024 576 512
 #include <cblas.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds @fedclr/tensor's native kernel addon (packages/tensor/native) with npm's own node-gyp,
 // against this Node's installed headers: no download, so it works offline. Needs a C compiler,
-// make and libopenblas-dev (scripts/setup.sh installs them).
+// make and libblis-serial-dev (scripts/setup.sh installs them).
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -21,6 +21,6 @@ const nodedir = process.env.npm_config_nodedir ?? (existsSync(join(prefix, 'incl
 const args = [nodeGyp, 'rebuild', '--directory', join(root, 'packages', 'tensor', 'native'), ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
 const result = spawnSync(process.execPath, args, { stdio: 'inherit' });
 if (result.status !== 0) {
-  console.error('build-native: the native kernels did not build (is libopenblas-dev installed?). Training still runs on the wasm kernels, at about half the speed.');
+  console.error('build-native: the native kernels did not build (are gcc, make and libblis-serial-dev installed?). Training still runs on the wasm kernels, at about half the speed.');
   process.exit(result.status ?? 1);
 }

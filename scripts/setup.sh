@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 # openssl: the TLS tests make certificates with it. g++, make, python3: node-gyp builds the native
 # addons from their registry sources (hnswlib-node always; better-sqlite3 when its prebuilt binary
 # cannot be downloaded). python3-numpy: a test reads fedclr's embeddings files with numpy.
-# libopenblas-dev: the native convolution kernels of @fedclr/tensor (about twice the wasm speed).
+# libblis-serial-dev: BLIS (serial), linked statically into @fedclr/tensor's native convolution
+# kernels (several times the wasm speed); nothing else on the machine changes BLAS because of it.
 # chromium: the dashboard's browser test drives Debian's chromium through playwright-core
 # (executablePath /usr/bin/chromium), never a downloaded browser.
-apt_packages=(dataset-fashion-mnist openssl g++ make python3 python3-numpy libopenblas-dev chromium)
+apt_packages=(dataset-fashion-mnist openssl g++ make python3 python3-numpy libblis-serial-dev chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -1,15 +1,12 @@
-// Convolutions and matrix products for the wasm backend on the host's BLAS (OpenBLAS: AVX2 and
-// AVX-512 with FMA, ~2.8x XNNPACK's 128-bit wasm SIMD on the same core). Every function works
-// in place on a worker's wasm heap, passed as a Float32Array over the whole memory; offsets and
-// sizes are in floats. One BLAS thread: fedclr already runs one training worker per core.
+// Convolutions and matrix products for the wasm backend on BLIS (gemm.c: AVX2 or AVX-512 with
+// FMA, several times XNNPACK's 128-bit wasm SIMD on the same core). Every function works in place
+// on a worker's wasm heap, passed as a Float32Array over the whole memory; offsets and sizes are
+// in floats. BLIS's serial build: fedclr already runs one training worker per core.
 #include <node_api.h>
-#include <cblas.h>
+#include "gemm.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-void openblas_set_num_threads(int num_threads);
-char* openblas_get_config(void);
 
 // [N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, padTop, padLeft], NHWC, filter [KH, KW, CI, CO].
 typedef struct { int N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, pt, pl; } Geometry;
@@ -172,7 +169,7 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
   const float* w = c.h.heap + c.b;
   float* y = c.h.heap + c.out;
   if (isPointwise(g)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c.M, g->CO, c.K, 1.0f, x, c.K, w, g->CO, 0.0f, y, g->CO);
+    sgemm(NO_TRANSPOSE, NO_TRANSPOSE, c.M, g->CO, c.K, x, c.K, w, g->CO, 0.0f, y, g->CO);
     return NULL;
   }
   const size_t rows = chunkRows(c.K, CHUNK_VALUES, c.M);
@@ -181,7 +178,7 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
   for (size_t m0 = 0; m0 < c.M; m0 += rows) {
     const size_t r = c.M - m0 < rows ? c.M - m0 : rows;
     im2col(x, col, g, m0, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, g->CO, c.K, 1.0f, col, c.K, w, g->CO, 0.0f, y + m0 * g->CO, g->CO);
+    sgemm(NO_TRANSPOSE, NO_TRANSPOSE, r, g->CO, c.K, col, c.K, w, g->CO, 0.0f, y + m0 * g->CO, g->CO);
   }
   return NULL;
 }
@@ -194,7 +191,7 @@ static napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
   const float* w = c.h.heap + c.b;
   float* dx = c.h.heap + c.out;
   if (isPointwise(g)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c.M, c.K, g->CO, 1.0f, dy, g->CO, w, g->CO, 0.0f, dx, c.K);
+    sgemm(NO_TRANSPOSE, TRANSPOSE, c.M, c.K, g->CO, dy, g->CO, w, g->CO, 0.0f, dx, c.K);
     return NULL;
   }
   const size_t rows = chunkRows(c.K, CHUNK_VALUES, c.M);
@@ -203,7 +200,7 @@ static napi_value Conv2dBackpropInput(napi_env env, napi_callback_info info) {
   memset(dx, 0, sizeof(float) * (size_t)g->N * g->H * g->W * g->CI);
   for (size_t m0 = 0; m0 < c.M; m0 += rows) {
     const size_t r = c.M - m0 < rows ? c.M - m0 : rows;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, r, c.K, g->CO, 1.0f, dy + m0 * g->CO, g->CO, w, g->CO, 0.0f, col, c.K);
+    sgemm(NO_TRANSPOSE, TRANSPOSE, r, c.K, g->CO, dy + m0 * g->CO, g->CO, w, g->CO, 0.0f, col, c.K);
     col2imAdd(col, dx, g, m0, r);
   }
   return NULL;
@@ -217,7 +214,7 @@ static napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
   const float* dy = c.h.heap + c.b;
   float* dw = c.h.heap + c.out;
   if (isPointwise(g)) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c.K, g->CO, c.M, 1.0f, x, c.K, dy, g->CO, 0.0f, dw, g->CO);
+    sgemm(TRANSPOSE, NO_TRANSPOSE, c.K, g->CO, c.M, x, c.K, dy, g->CO, 0.0f, dw, g->CO);
     return NULL;
   }
   const size_t rows = chunkRows(c.K, FILTER_CHUNK_VALUES, c.M);
@@ -226,7 +223,7 @@ static napi_value Conv2dBackpropFilter(napi_env env, napi_callback_info info) {
   for (size_t m0 = 0; m0 < c.M; m0 += rows) {
     const size_t r = c.M - m0 < rows ? c.M - m0 : rows;
     im2col(x, col, g, m0, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c.K, g->CO, r, 1.0f, col, c.K, dy + m0 * g->CO, g->CO, m0 == 0 ? 0.0f : 1.0f, dw, g->CO);
+    sgemm(TRANSPOSE, NO_TRANSPOSE, c.K, g->CO, r, col, c.K, dy + m0 * g->CO, g->CO, m0 == 0 ? 0.0f : 1.0f, dw, g->CO);
   }
   return NULL;
 }
@@ -247,8 +244,7 @@ static napi_value MatMul(napi_env env, napi_callback_info info) {
     return fail(env, "FEDCLR_NATIVE_ARGUMENTS", "matMul: operands outside the heap");
   }
   for (int64_t i = 0; i < batch; i++) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, 1.0f,
-                h.heap + v[0] + i * strideA, ta ? M : K, h.heap + v[1] + i * strideB, tb ? K : N, 0.0f, h.heap + v[2] + i * M * N, N);
+    sgemm(ta, tb, M, N, K, h.heap + v[0] + i * strideA, ta ? M : K, h.heap + v[1] + i * strideB, tb ? K : N, 0.0f, h.heap + v[2] + i * M * N, N);
   }
   return NULL;
 }
@@ -260,7 +256,11 @@ static void define(napi_env env, napi_value exports, const char* name, napi_call
 }
 
 NAPI_MODULE_INIT() {
-  openblas_set_num_threads(1);
+  const char* unavailable = gemmInit();
+  if (unavailable != NULL) {
+    napi_throw_error(env, "FEDCLR_NATIVE_ARCH", unavailable);
+    return NULL;
+  }
   Scratch* s = calloc(1, sizeof(Scratch));
   if (s == NULL || napi_set_instance_data(env, s, freeScratch, NULL) != napi_ok) {
     napi_throw_error(env, "FEDCLR_NATIVE_MEMORY", "fedclr_kernels: cannot allocate its scratch state");
@@ -270,8 +270,8 @@ NAPI_MODULE_INIT() {
   define(env, exports, "conv2dBackpropInput", Conv2dBackpropInput);
   define(env, exports, "conv2dBackpropFilter", Conv2dBackpropFilter);
   define(env, exports, "matMul", MatMul);
-  napi_value config;
-  napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &config);
-  napi_set_named_property(env, exports, "blas", config);
+  napi_value description;
+  napi_create_string_utf8(env, gemmDescription(), NAPI_AUTO_LENGTH, &description);
+  napi_set_named_property(env, exports, "gemm", description);
   return exports;
 }

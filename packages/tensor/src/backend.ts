@@ -18,7 +18,7 @@ export interface BackendChoice {
   /** Why this one runs. */
   reason: string;
   simd?: boolean;
-  /** wasm only: which kernels run its convolutions and products (native OpenBLAS, or why not). */
+  /** wasm only: which kernels run its convolutions and products (native BLIS, or why not). */
   kernels?: string;
   /**
    * How training uses the cores: 'native' (tfjs-node: TensorFlow's own thread pool, so training

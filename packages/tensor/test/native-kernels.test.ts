@@ -1,14 +1,14 @@
-// The native OpenBLAS kernels: products and dilated convolutions against the cpu backend, the
-// addon's own refusal of bad arguments, no leaks, and the wasm-only path still correct.
+// The native BLIS kernels: products and dilated convolutions against the cpu backend, the addon's
+// own refusal of bad arguments, its choice of kernels, no leaks, and the wasm-only path still correct.
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '../src/index.js';
-import { ADDON_PATH, nativeKernels, preferredCoreType } from '../src/wasm/native.js';
+import { ADDON_PATH, nativeKernels } from '../src/wasm/native.js';
 import { uniformArray } from './seeded.js';
 
 const built = existsSync(ADDON_PATH) && process.env.FEDCLR_NATIVE_GEMM !== '0';
@@ -40,7 +40,7 @@ const tensor = (shape: number[], seed: number): tf.Tensor => tf.tensor(uniformAr
 describe('native kernels', { skip }, () => {
   before(async () => {
     const choice = await initBackend({ prefer: 'wasm' });
-    assert.match(choice.kernels ?? '', /^native kernels on OpenBLAS/);
+    assert.match(choice.kernels ?? '', /^native kernels on BLIS \S+ \w+ kernels \(/);
   });
 
   const products: { name: string; a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [
@@ -117,12 +117,45 @@ describe('the wasm-only kernels', () => {
   });
 });
 
-describe('OpenBLAS core type', () => {
-  const cpu = (vendor: string, flags: string): string => `processor\t: 0\nvendor_id\t: ${vendor}\nflags\t\t: fpu sse2 avx2 fma ${flags}\n\nprocessor\t: 1\n`;
-  it('prefers the AVX-512 kernels on an AMD CPU with AVX-512, and leaves every other CPU to OpenBLAS', () => {
-    assert.equal(preferredCoreType(cpu('AuthenticAMD', 'avx512f avx512dq avx512cd avx512bw avx512vl')), 'SkylakeX');
-    assert.equal(preferredCoreType(cpu('AuthenticAMD', 'avx512f avx512dq avx512cd avx512vl')), undefined);
-    assert.equal(preferredCoreType(cpu('GenuineIntel', 'avx512f avx512dq avx512cd avx512bw avx512vl')), undefined);
-    assert.equal(preferredCoreType(''), undefined);
+// Each case loads the addon in a fresh process: the choice is made once per process.
+function loadIn(env: Record<string, string | undefined>): { status: number | null; out: string } {
+  const native = new URL('../src/wasm/native.js', import.meta.url).href;
+  const script = `const { nativeKernels } = await import(${JSON.stringify(native)});
+    try { console.log(nativeKernels().detail); } catch (err) { console.log(err.code + ': ' + err.message); }`;
+  const { NODE_TEST_CONTEXT: _runner, ...inherited } = process.env;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...inherited, ...env }, encoding: 'utf8' });
+  return { status: run.status, out: run.stdout + run.stderr };
+}
+
+const flags = ((): Set<string> => {
+  try {
+    return new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+  } catch {
+    return new Set();
+  }
+})();
+const avx512 = ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl'].every((f) => flags.has(f));
+
+describe('the kernels the addon chooses', { skip }, () => {
+  it('runs the AVX-512 kernels on a CPU that has them, whatever OpenBLAS is told', { skip: avx512 ? false : 'this CPU has no AVX-512' }, () => {
+    const run = loadIn({ BLIS_ARCH_TYPE: undefined, OPENBLAS_CORETYPE: 'Haswell' });
+    assert.equal(run.status, 0, run.out);
+    assert.match(run.out, /native kernels on BLIS \S+ skx kernels \(AVX-512, chosen by fedclr\)/);
+  });
+
+  it('keeps a BLIS_ARCH_TYPE set in the environment, and says so', () => {
+    const run = loadIn({ BLIS_ARCH_TYPE: '25' });
+    assert.equal(run.status, 0, run.out);
+    assert.match(run.out, /native kernels on BLIS \S+ generic kernels \(BLIS_ARCH_TYPE\)/);
+  });
+
+  it('refuses a BLIS_ARCH_TYPE this BLIS cannot run, instead of letting BLIS abort the process', () => {
+    for (const value of ['99', '2', 'skx', '-1']) {
+      const fallback = loadIn({ BLIS_ARCH_TYPE: value });
+      assert.equal(fallback.status, 0, `${value}: ${fallback.out}`);
+      assert.match(fallback.out, /native kernels failed to load: BLIS_ARCH_TYPE names no kernel set of this BLIS build/, value);
+    }
+    const required = loadIn({ BLIS_ARCH_TYPE: '99', FEDCLR_NATIVE_GEMM: '1' });
+    assert.match(required.out, /FEDCLR_TENSOR_NATIVE_UNAVAILABLE: .*BLIS_ARCH_TYPE names no kernel set/);
   });
 });

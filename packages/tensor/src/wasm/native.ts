@@ -1,11 +1,10 @@
 // The optional native kernel addon (packages/tensor/native): convolutions and matrix products on
-// the host's OpenBLAS, working in place on the wasm heap. It is an N-API module, safe to load in
-// every worker thread (one scratch buffer and one BLAS thread each). Missing or disabled, the
-// wasm backend keeps its XNNPACK kernels.
-import { existsSync, readFileSync } from 'node:fs';
+// BLIS kernels it chooses for this CPU (native/gemm.c), working in place on the wasm heap. It is
+// an N-API module, safe to load in every worker thread (one scratch buffer each, serial BLIS).
+// Missing or disabled, the wasm backend keeps its XNNPACK kernels.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { isMainThread } from 'node:worker_threads';
 import { NativeSettingError, NativeUnavailableError } from '../errors.js';
 
 /** Geometry of an NHWC convolution: [N, H, W, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, padTop, padLeft]. */
@@ -29,8 +28,8 @@ export interface NativeKernels {
     broadcastA: number,
     broadcastB: number,
   ): void;
-  /** OpenBLAS's own description: version, kernel family, threading. */
-  readonly blas: string;
+  /** Which kernels run the products and why, e.g. "BLIS 0.9.0 skx kernels (AVX-512, chosen by fedclr)". */
+  readonly gemm: string;
 }
 
 export interface NativeStatus {
@@ -45,48 +44,13 @@ export const SETTING_VARIABLE = 'FEDCLR_NATIVE_GEMM';
 
 let status: NativeStatus | undefined;
 
-const AVX512 = ['avx512f', 'avx512dq', 'avx512bw', 'avx512vl'];
-
-/**
- * OpenBLAS 0.3.21 (Debian 12) does not recognise AMD Zen 4 and runs its AVX2 (Haswell) kernels
- * there; its AVX-512 (SkylakeX) ones are ~20% faster for a whole training step (batch 64, 16 px,
- * 32/64/512: 1447-1554 against 1230-1240 img/s). The core type an AVX-512 AMD CPU should run,
- * from /proc/cpuinfo's text; undefined where OpenBLAS's own choice stands.
- */
-export function preferredCoreType(cpuinfo: string): string | undefined {
-  const vendor = /^vendor_id\s*:\s*(\S+)/m.exec(cpuinfo)?.[1];
-  const flags = new Set((/^flags\s*:(.*)$/m.exec(cpuinfo)?.[1] ?? '').trim().split(/\s+/));
-  return vendor === 'AuthenticAMD' && AVX512.every((f) => flags.has(f)) ? 'SkylakeX' : undefined;
-}
-
-function cpuinfo(): string {
-  try {
-    return readFileSync('/proc/cpuinfo', 'utf8');
-  } catch {
-    return ''; // not Linux: OpenBLAS's own detection stands
-  }
-}
-
-const preferred = preferredCoreType(cpuinfo());
-// OpenBLAS reads OPENBLAS_CORETYPE once, when the library loads, from the real environment, which
-// only the main thread's process.env writes to: so this runs when the main thread imports the
-// package, before any worker loads the addon. An OPENBLAS_CORETYPE already set is kept.
-if (isMainThread && process.env.OPENBLAS_CORETYPE === undefined && preferred !== undefined) process.env.OPENBLAS_CORETYPE = preferred;
-
-/** A hint when the environment pins OpenBLAS below what this CPU runs best. */
-function coreTypeHint(): string {
-  const set = process.env.OPENBLAS_CORETYPE;
-  if (preferred === undefined || set === undefined || set.toLowerCase() === preferred.toLowerCase()) return '';
-  return ` (OPENBLAS_CORETYPE=${set} is set in the environment; this CPU has AVX-512: OPENBLAS_CORETYPE=${preferred} trains ~20% faster)`;
-}
-
 function load(): NativeStatus {
   if (!existsSync(ADDON_PATH)) {
-    return { kernels: null, detail: `native kernels not built (${ADDON_PATH} missing; run \`npm run build:native\`, needs libopenblas-dev)` };
+    return { kernels: null, detail: `native kernels not built (${ADDON_PATH} missing; run \`npm run build:native\`, needs libblis-serial-dev)` };
   }
   try {
     const kernels = createRequire(import.meta.url)(ADDON_PATH) as NativeKernels;
-    return { kernels, detail: `native kernels on ${kernels.blas.trim()}${coreTypeHint()}` };
+    return { kernels, detail: `native kernels on ${kernels.gemm}` };
   } catch (err) {
     const reason = err instanceof Error ? (err.message.split('\n')[0] ?? err.name) : String(err);
     return { kernels: null, detail: `native kernels failed to load: ${reason}` };
