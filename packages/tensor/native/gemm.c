@@ -9,22 +9,29 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static cntx_t* context;
 static const char* failure;
 static char description[160];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static int hasAvx512(void) {
+// fedclr's pick where BLIS's detection would do worse (AVX-512 CPUs it does not know, AVX2 ones it
+// leaves generic); otherwise the set BLIS detected.
+static arch_t preferredArch(arch_t detected, const char** why) {
+#if defined(__x86_64__) && defined(BLIS_CONFIG_SKX) && defined(BLIS_CONFIG_HASWELL)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-}
-
-static int hasAvx2Fma(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl")) {
+    *why = "AVX-512, chosen by fedclr";
+    return BLIS_ARCH_SKX;
+  }
+  if (detected == BLIS_ARCH_GENERIC && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    *why = "AVX2 and FMA, chosen by fedclr";
+    return BLIS_ARCH_HASWELL;
+  }
+#endif
+  *why = "BLIS's detection";
+  return detected;
 }
 
 // The kernel sets this BLIS build holds (its bli_config.h): BLIS aborts on any other BLIS_ARCH_TYPE.
@@ -125,15 +132,9 @@ static void choose(void) {
     return;
   }
   bli_init();
+  const char* why = "BLIS_ARCH_TYPE";
   arch_t arch = bli_arch_query_id(); // BLIS's detection, or BLIS_ARCH_TYPE
-  const char* why = preset != NULL ? "BLIS_ARCH_TYPE" : "BLIS's detection";
-  if (preset == NULL && hasAvx512()) {
-    arch = BLIS_ARCH_SKX;
-    why = "AVX-512, chosen by fedclr";
-  } else if (preset == NULL && arch == BLIS_ARCH_GENERIC && hasAvx2Fma()) {
-    arch = BLIS_ARCH_HASWELL;
-    why = "AVX2 and FMA, chosen by fedclr";
-  }
+  if (preset == NULL) arch = preferredArch(arch, &why);
   cntx_t** contexts = bli_gks_lookup_id(arch);
   context = contexts == NULL ? NULL : contexts[BLIS_NAT];
   if (context == NULL) {
