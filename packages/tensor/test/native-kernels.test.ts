@@ -59,6 +59,24 @@ describe('native kernels', { skip }, () => {
     });
   }
 
+  // BLIS aborts the process on strides it rejects: empty and unit dimensions, under every transpose.
+  it('matMul handles empty and unit dimensions under every transpose, against a plain loop', () => {
+    const native = nativeKernels().kernels;
+    assert.ok(native !== null);
+    const heap = Float32Array.from({ length: 300 }, (_, i) => (i % 7) - 3);
+    for (const m of [0, 1, 3]) for (const n of [0, 1, 3]) for (const k of [0, 1, 3]) for (const ta of [0, 1]) for (const tb of [0, 1]) {
+      const out = heap.slice();
+      native.matMul(out, 0, 100, 200, 1, m, n, k, ta, tb, 0, 0);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let sum = 0;
+          for (let q = 0; q < k; q++) sum += (heap[ta ? q * m + i : i * k + q] as number) * (heap[100 + (tb ? j * k + q : q * n + j)] as number);
+          assert.equal(out[200 + i * n + j], sum, `m ${m} n ${n} k ${k} transposes ${ta}${tb}`);
+        }
+      }
+    }
+  });
+
   it('dilated and strided forward convolutions match the cpu backend', () => {
     for (const [dilation, stride, pad] of [[2, 1, 'same'], [3, 1, 'valid'], [1, 2, 'valid']] as const) {
       const { wasm, cpu } = onBoth(() => tf.conv2d(tensor([2, 11, 9, 5], 3) as tf.Tensor4D, tensor([3, 3, 5, 7], 4) as tf.Tensor4D, stride, pad, 'NHWC', dilation));
