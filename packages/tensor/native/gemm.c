@@ -34,7 +34,7 @@ static arch_t preferredArch(arch_t detected, const char** why) {
   return detected;
 }
 
-// The kernel sets this BLIS build holds (its bli_config.h): BLIS aborts on any other BLIS_ARCH_TYPE.
+// The kernel sets this BLIS build holds (its bli_config.h).
 static const arch_t CONFIGURED[] = {
 #ifdef BLIS_CONFIG_SKX
   BLIS_ARCH_SKX,
@@ -116,7 +116,7 @@ static const arch_t CONFIGURED[] = {
 #endif
 };
 
-// BLIS aborts the whole process on a BLIS_ARCH_TYPE it cannot run: refuse such a value first, with a message.
+// BLIS aborts the whole process on a BLIS_ARCH_TYPE outside those sets: refuse it first, with a message.
 static int presetIsValid(const char* preset) {
   char* end = NULL;
   long id = strtol(preset, &end, 10);
